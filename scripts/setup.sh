@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Idempotent machine setup for k3sprof on Debian/Ubuntu, run as root by `make setup`
+# (and so by `make demo` / `make test`). Safe to run again: every step checks first.
+#   1. OS packages (BCC from python3-bpfcc, kernel headers, the real daemons the tests drive)
+#   2. tracefs/debugfs mounted when empty
+#   3. kernel headers for BCC: the running kernel's, else the nearest distro headers linked in
+#      (safe ONLY because our BPF programs read tracepoint arguments, never kernel structs)
+#   4. .venv made by the Python that python3-bpfcc targets, with system site packages
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: must run as root (try: sudo make setup)" >&2; exit 1
+fi
+
+# --- 1. OS packages ---------------------------------------------------------
+pkgs=(python3-bpfcc python3-venv python3-pip make iproute2 kmod strace
+      etcd-server etcd-client containerd runc containernetworking-plugins iptables
+      chromium bpftrace hyperfine shellcheck ruby)
+kver=$(uname -r)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ! -e "/lib/modules/$kver/build/include" ] && ! dpkg-query -W -f='${Status}' linux-headers-amd64 2>/dev/null | grep -q "ok installed"; then
+  missing+=("__headers__")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing OS packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  real=()
+  for p in "${missing[@]}"; do [ "$p" = "__headers__" ] || real+=("$p"); done
+  if [[ " ${missing[*]} " == *" __headers__ "* ]]; then
+    # Prefer the exact headers; fall back to the distro's generic metapackage.
+    if apt-cache show "linux-headers-$kver" >/dev/null 2>&1; then real+=("linux-headers-$kver");
+    else real+=("linux-headers-$(dpkg --print-architecture)"); fi
+  fi
+  apt-get install -y -q --no-install-recommends "${real[@]}" >/dev/null
+fi
+# etcd-server's package starts a system etcd on 2379: the tests and demo run their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+
+# --- 2. tracefs / debugfs ---------------------------------------------------
+if [ ! -e /sys/kernel/tracing/events ]; then
+  log "mounting tracefs on /sys/kernel/tracing"
+  mount -t tracefs nodev /sys/kernel/tracing
+fi
+if [ -d /sys/kernel/debug ] && [ -z "$(ls -A /sys/kernel/debug 2>/dev/null)" ]; then
+  mount -t debugfs nodev /sys/kernel/debug 2>/dev/null || true
+fi
+
+# --- 3. kernel headers for BCC ----------------------------------------------
+moddir=/lib/modules/$kver
+if [ ! -e "$moddir/build/include" ]; then
+  arch=$(dpkg --print-architecture)
+  best=$(ls -d /usr/src/linux-headers-*-"$arch" 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$best" ]; then
+    echo "setup: no kernel headers found in /usr/src (install linux-headers-$kver)" >&2; exit 1
+  fi
+  common=${best%-"$arch"}-common
+  log "no headers for $kver: linking nearest distro headers $(basename "$best") (see k3sprof doctor)"
+  mkdir -p "$moddir"
+  ln -sfn "$best" "$moddir/build"
+  [ -d "$common" ] && ln -sfn "$common" "$moddir/source"
+fi
+
+# --- 4. virtualenv ----------------------------------------------------------
+# BCC's Python module is built for the distro interpreter: the venv must be made by it.
+py=/usr/bin/python3
+venv=$here/.venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import bcc' 2>/dev/null; then
+  log "creating $venv (system site packages, for bcc)"
+  rm -rf "$venv"
+  "$py" -m venv --system-site-packages "$venv"
+fi
+stamp=$venv/.installed
+if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+  log "installing k3sprof into $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[dev]"
+  touch "$stamp"
+fi
+log "ready: $venv/bin/k3sprof"

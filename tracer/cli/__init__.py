@@ -1,0 +1,76 @@
+"""k3sprof command line: a click group; one module per subcommand, each thin.
+
+A command parses options, calls one library function, and maps TracerError to an exit code.
+Only this package prints to the terminal and exits.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from tracer import __version__
+from tracer._errors import TracerError
+
+EPILOG = """\b
+Example (record a k3s start, then look at it):
+  sudo k3sprof record -o /var/tmp/k3s.trace --until listen:10250 -- k3s server
+  k3sprof analyze /var/tmp/k3s.trace
+  k3sprof report /var/tmp/k3s.trace -o reports/k3s.html
+"""
+
+
+class TracerCommandError(click.ClickException):
+    """A TracerError on its way to the terminal: one line, its own exit code."""
+
+    def __init__(self, err: TracerError) -> None:
+        super().__init__(str(err))
+        self.exit_code = err.exit_code
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(f"k3sprof: error: {self.message}", err=True)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="k3sprof")
+def cli() -> None:
+    """Find what a k3s node's startup waited on, and what would make it faster."""
+
+
+def _register() -> None:
+    # Each subcommand lives in its own module; importing it adds it to the group.
+    from tracer.cli import doctor, info, record  # noqa: F401
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (testable in-process)."""
+    _register()
+    try:
+        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="k3sprof",
+                      standalone_mode=False)
+    except TracerError as e:
+        TracerCommandError(e).show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("k3sprof: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    return rv if isinstance(rv, int) else 0
+
+
+def run_library(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Call a library function from a command, turning TracerError into a clean exit."""
+    try:
+        return fn(*args, **kwargs)
+    except TracerError as e:
+        raise TracerCommandError(e) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The trace format: the only contract between the recorder and everything that reads a trace.
+
+A trace is a directory (root-only, mode 0700) holding:
+
+* ``meta.json``: the metadata below, rewritten atomically (tmp + rename) at start, on every flush
+  and at stop, so a recorder killed with SIGKILL leaves metadata up to its last flush
+  (``complete`` stays false then).
+* one Arrow IPC **stream** file per table (``<table>.arrows``). The stream format (not the file
+  format) is used because it has no footer: every record batch flushed before a crash stays
+  readable; a torn last batch is detected and reported by :func:`read_table`.
+
+Times are ``CLOCK_MONOTONIC`` nanoseconds (what ``bpf_ktime_get_ns()`` and Python's
+``time.monotonic_ns()`` return); ``meta["realtime_offset_ns"]`` converts them to wall time.
+pids are global (root pid namespace) thread-group ids, tids are thread ids.
+
+Bump ``SCHEMA_VERSION`` on any incompatible change; readers refuse a newer major version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from tracer._errors import TraceError
+
+SCHEMA_VERSION = "1.0"
+META_FILE = "meta.json"
+TABLE_SUFFIX = ".arrows"
+
+# Plain strings (not dictionary-encoded): every batch of a stream then has the same type,
+# and pyarrow.compute kernels work on them directly.
+_str = pa.string()
+
+#: One row per process lifecycle event.
+#: kind: "fork" (new process: pid = child tgid, ppid = parent tgid, tid = child tid),
+#:       "thread" (new thread: pid = tgid, tid = new tid, ppid = creating tid),
+#:       "exec" (successful execve: pid = tgid after exec, tid = calling tid before exec,
+#:               enter_ns = syscall entry, ts_ns = the moment the new image runs),
+#:       "exec_failed" (execve returned an error: errno set, ts_ns = syscall return),
+#:       "exit" (the whole thread group died: exit_code from exit_group(), or exit_signal
+#:               when it was killed; both null when unknown).
+PROCESS = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("kind", _str),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("ppid", pa.int32()),
+        ("comm", _str),
+        ("uid", pa.uint32()),
+        ("cgroup_id", pa.uint64()),
+        ("filename", pa.string()),
+        ("argv", pa.list_(pa.string())),
+        ("argv_truncated", pa.bool_()),
+        ("enter_ns", pa.uint64()),
+        ("errno", pa.int32()),
+        ("exit_code", pa.int32()),
+        ("exit_signal", pa.int32()),
+    ]
+)
+
+#: One row per socket syscall of interest.
+#: kind: "connect" | "bind" | "listen" | "accept".
+#: ts_ns = syscall entry, ret_ns/ret = syscall exit and its return value (negative errno;
+#: accept: the new fd).
+#: endpoint: canonical text, "127.0.0.1:6443", "[::1]:2379", "unix:/run/x.sock",
+#: "unix:@abstract", "unix:" (unnamed), "inet:*:PORT" wildcard binds written as "0.0.0.0:PORT".
+#: For connect, outcome is the REAL result, not the syscall's: Go connects are non-blocking
+#: (syscall -> EINPROGRESS) and the answer arrives later as a TCP state change:
+#:   "ok" | "refused" | "timeout" | "unreachable" | "reset" | "enoent" | "error"
+#:   | "closed" (closed by the caller before an answer) | "pending" (no answer when recording stopped)
+#: outcome_ns is when it was known; tcp tells whether a TCP handshake was seen.
+#: For listen on TCP the port/addr come from the CLOSE->LISTEN transition.
+SOCKET = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("kind", _str),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("comm", _str),
+        ("uid", pa.uint32()),
+        ("cgroup_id", pa.uint64()),
+        ("fd", pa.int32()),
+        ("family", _str),  # "inet" | "inet6" | "unix" | "other"
+        ("addr", pa.string()),  # IP text or unix path ("@name" for abstract)
+        ("port", pa.int32()),
+        ("endpoint", pa.string()),
+        ("ret", pa.int64()),
+        ("ret_ns", pa.uint64()),
+        ("tcp", pa.bool_()),
+        ("outcome", _str),
+        ("outcome_errno", pa.int32()),
+        ("outcome_ns", pa.uint64()),
+    ]
+)
+
+#: Kernel module events: kind "load" | "free" (module tracepoints), "init_module" |
+#: "finit_module" (syscalls: ret = syscall return). Empty where the kernel has no modules.
+MODULE = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("kind", _str),
+        ("name", pa.string()),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("comm", _str),
+        ("cgroup_id", pa.uint64()),
+        ("ret", pa.int64()),
+    ]
+)
+
+#: Processes alive when the probes attached (from /proc), so a late attach still has a tree.
+#: start_ns is the process start converted to CLOCK_MONOTONIC (from /proc/PID/stat starttime).
+SNAPSHOT = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("pid", pa.int32()),
+        ("ppid", pa.int32()),
+        ("comm", pa.string()),
+        ("exe", pa.string()),
+        ("argv", pa.list_(pa.string())),
+        ("uid", pa.uint32()),
+        ("start_ns", pa.uint64()),
+        ("cgroup", pa.string()),
+        ("cgroup_id", pa.uint64()),
+    ]
+)
+
+#: Sockets already listening when the probes attached (from /proc/net), with their owner.
+LISTENERS = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("endpoint", pa.string()),
+        ("family", pa.string()),
+        ("pid", pa.int32()),
+        ("comm", pa.string()),
+    ]
+)
+
+#: cgroup id -> path (and what it means), resolved at record time and for cgroups born during it.
+CGROUP = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("cgroup_id", pa.uint64()),
+        ("path", pa.string()),
+        ("unit", pa.string()),  # systemd unit, e.g. "k3s.service"
+        ("pod_uid", pa.string()),
+        ("container_id", pa.string()),
+    ]
+)
+
+#: Network plumbing from netlink: link/address/route changes.
+NETLINK = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("kind", _str),  # "link_new" | "link_del" | "addr_new" | "addr_del" | "route_new" | "route_del"
+        ("ifindex", pa.int32()),
+        ("ifname", pa.string()),
+        ("link_kind", pa.string()),  # bridge, vxlan, veth, ...
+        ("state", pa.string()),  # "up" | "down" | ...
+        ("address", pa.string()),  # "10.42.0.1/24" for addresses, destination for routes
+        ("netns", pa.string()),
+    ]
+)
+
+#: Log lines (command output, journald, ingested files), parsed where the format is known.
+LOG = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("source", _str),  # "stdout" | "stderr" | "journal:UNIT" | "file:NAME"
+        ("level", _str),
+        ("component", _str),
+        ("message", pa.string()),
+        ("pid", pa.int32()),
+        ("raw", pa.string()),
+        ("time_from", _str),  # "arrival" | "journal-monotonic" | "line-realtime"
+    ]
+)
+
+TABLES: Mapping[str, pa.Schema] = {
+    "process": PROCESS,
+    "socket": SOCKET,
+    "module": MODULE,
+    "snapshot": SNAPSHOT,
+    "listeners": LISTENERS,
+    "cgroup": CGROUP,
+    "netlink": NETLINK,
+    "log": LOG,
+}
+
+#: Keys every meta.json has; readers use .get() for everything else (forward compatible).
+REQUIRED_META = ("schema_version", "tracer_version", "start_ns")
+
+
+@dataclass
+class Trace:
+    """A trace read from disk: metadata plus one Arrow table per known table name."""
+
+    path: Path
+    meta: dict[str, Any]
+    tables: dict[str, pa.Table]
+    #: table name -> description of a torn tail (crash mid-write) that was skipped
+    truncated: dict[str, str] = field(default_factory=dict)
+
+    def table(self, name: str) -> pa.Table:
+        """The named table, empty (with its schema) when the trace has none."""
+        t = self.tables.get(name)
+        return t if t is not None else TABLES[name].empty_table()
+
+    @property
+    def lost_events(self) -> int:
+        return int(self.meta.get("lost_events", 0) or 0)
+
+
+def empty(name: str) -> pa.Table:
+    return TABLES[name].empty_table()
+
+
+def write_meta(trace_dir: Path, meta: Mapping[str, Any]) -> None:
+    """Atomically replace meta.json (a crash never leaves a half-written file)."""
+    tmp = trace_dir / (META_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, trace_dir / META_FILE)
+
+
+def read_meta(trace_dir: Path) -> dict[str, Any]:
+    path = trace_dir / META_FILE
+    if not trace_dir.exists():
+        raise TraceError(f"{trace_dir}: no such trace (record one with: sudo k3sprof record -o {trace_dir})")
+    if not trace_dir.is_dir():
+        raise TraceError(f"{trace_dir}: not a trace directory (a trace is the directory `record -o` wrote)")
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise TraceError(f"{trace_dir}: not a k3sprof trace (no {META_FILE})") from None
+    except PermissionError:
+        raise TraceError(f"{path}: permission denied (traces are root-only: use sudo)") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TraceError(f"{path}: corrupt metadata ({e.msg} at line {e.lineno})") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED_META):
+        raise TraceError(f"{path}: not k3sprof trace metadata (missing {', '.join(REQUIRED_META)})")
+    major = str(meta["schema_version"]).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise TraceError(
+            f"{trace_dir}: trace schema {meta['schema_version']} is not readable by this "
+            f"k3sprof (schema {SCHEMA_VERSION}); use the k3sprof version that recorded it"
+        )
+    return meta
+
+
+def iter_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """Record batches of one stream file; raises TraceError(torn=True) at a torn tail."""
+    with pa.OSFile(str(path), "rb") as f:
+        try:
+            reader = ipc.open_stream(f)
+        except pa.ArrowInvalid as e:
+            raise TornTail(f"unreadable stream header ({e})") from None
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, OSError) as e:
+                raise TornTail(str(e)) from None
+            yield batch
+
+
+class TornTail(TraceError):
+    """A stream file ends in an incomplete message (the writer died mid-flush)."""
+
+
+def read_table(path: Path, schema: pa.Schema) -> tuple[pa.Table, str | None]:
+    """Read every complete batch of a stream file; return (table, torn-tail note or None)."""
+    batches: list[pa.RecordBatch] = []
+    note = None
+    if path.stat().st_size == 0:
+        return schema.empty_table(), "empty file (recorder stopped before its first flush)"
+    try:
+        for b in iter_batches(path):
+            batches.append(b)
+    except TornTail as e:
+        note = f"torn tail after {len(batches)} complete batches: {e}"
+    if not batches:
+        return schema.empty_table(), note
+    if not batches[0].schema.equals(schema, check_metadata=False):
+        # tolerate extra/missing optional columns from other minor versions
+        table = pa.Table.from_batches(batches)
+        return _conform(table, schema, path), note
+    return pa.Table.from_batches(batches, schema=schema), note
+
+
+def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
+    cols = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            try:
+                cols.append(col.cast(f.type) if not col.type.equals(f.type) else col)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise TraceError(f"{path}: column {f.name} has type {col.type}, expected {f.type}") from None
+        else:
+            cols.append(pa.nulls(len(table), f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def load(trace_dir: str | os.PathLike[str]) -> Trace:
+    """Read a whole trace directory. Missing tables read as empty; torn tails are noted."""
+    d = Path(trace_dir)
+    meta = read_meta(d)
+    tables: dict[str, pa.Table] = {}
+    truncated: dict[str, str] = {}
+    for name, schema in TABLES.items():
+        p = d / (name + TABLE_SUFFIX)
+        if not p.exists():
+            continue
+        try:
+            t, note = read_table(p, schema)
+        except PermissionError:
+            raise TraceError(f"{p}: permission denied (traces are root-only: use sudo)") from None
+        except OSError as e:
+            raise TraceError(f"{p}: cannot read ({e})") from None
+        tables[name] = t
+        if note:
+            truncated[name] = note
+    return Trace(path=d, meta=meta, tables=tables, truncated=truncated)
+
+
+class StreamWriter:
+    """Appends record batches to one table's stream file; each write is flushed to the OS."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._sink = pa.OSFile(str(path), "wb")
+        os.close(fd)  # created with the right mode; OSFile reopens it
+        self._writer = ipc.new_stream(self._sink, schema)
+        self.schema = schema
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self._writer.write_table(table)
+        self._sink.flush()
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        self._sink.close()
