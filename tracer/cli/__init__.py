@@ -41,7 +41,7 @@ def cli() -> None:
 
 def _register() -> None:
     # Each subcommand lives in its own module; importing it adds it to the group.
-    from tracer.cli import doctor, info, record  # noqa: F401
+    from tracer.cli import boot, doctor, info, record  # noqa: F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,394 @@
+"""Boot unit: text checked by systemd's own tools, install/uninstall into a temp root, naming,
+rotation, sd_notify, and the CLI's one-line errors. No root, no BPF, no running systemd."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tracer.cli
+import tracer.cli.boot
+from tracer import boot
+from tracer._errors import UsageError
+
+VENV_K3SPROF = Path(sys.executable).with_name("k3sprof")
+BOOT_ID = "0123456789abcdef0123456789abcdef"
+
+# The unit k3s's install.sh writes (trimmed to what matters for ordering), with ExecStart
+# pointed at an executable that exists so `systemd-analyze verify` can check it.
+K3S_UNIT = """\
+[Unit]
+Description=Lightweight Kubernetes
+Documentation=https://k3s.io
+Wants=network-online.target
+After=network-online.target
+
+[Install]
+WantedBy=multi-user.target
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/%N
+EnvironmentFile=-/etc/sysconfig/%N
+EnvironmentFile=-/etc/systemd/system/k3s.service.env
+KillMode=process
+Delegate=yes
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+ExecStartPre=-/sbin/modprobe br_netfilter
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart={k3s} {role}
+"""
+
+
+def main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    # Only `boot` is registered: these tests must not depend on other subcommands' modules.
+    monkeypatch.setattr(tracer.cli, "_register", lambda: None)
+    return tracer.cli.main(argv)
+
+
+def unit_entries(text: str) -> dict[str, list[str]]:
+    """Key -> values of a unit file (keys repeat in units; values are space-separated lists)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            k, _, v = line.partition("=")
+            out.setdefault(k, []).append(v)
+    return out
+
+
+def exe() -> list[str]:
+    return [str(VENV_K3SPROF)] if VENV_K3SPROF.exists() else [sys.executable, "-m", "tracer"]
+
+
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze not installed (package systemd)",
+)
+needs_systemctl = pytest.mark.skipif(
+    shutil.which("systemctl") is None, reason="systemctl not installed (package systemd)"
+)
+
+
+def verify(*units: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SYSTEMD_LOG_COLOR": "0"}
+    return subprocess.run(
+        ["systemd-analyze", "verify", *map(str, units)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+# --- the unit text ---------------------------------------------------------------------------
+
+
+@needs_analyze
+@pytest.mark.parametrize("with_k3s", [True, False], ids=["k3s-installed", "k3s-not-yet"])
+def test_unit_verifies_clean_with_and_without_k3s_units(tmp_path: Path, with_k3s: bool) -> None:
+    # GIVEN the generated unit (ExecStart = this venv's k3sprof) and, maybe, k3s's own units
+    ours = tmp_path / boot.UNIT_NAME
+    ours.write_text(boot.render_unit(boot.BootOptions(end="listen:10250"), exe()))
+    units = [ours]
+    if with_k3s:
+        fake_k3s = tmp_path / "k3s"
+        fake_k3s.write_text("#!/bin/sh\n")
+        fake_k3s.chmod(0o755)
+        for name, role in (("k3s.service", "server"), ("k3s-agent.service", "agent")):
+            (tmp_path / name).write_text(K3S_UNIT.format(k3s=fake_k3s, role=role))
+            units.append(tmp_path / name)
+    # WHEN systemd checks them together (this also builds start transactions: ordering cycles fail)
+    r = verify(*units)
+    # THEN no error and not even a warning
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == ""
+
+
+@needs_analyze
+def test_verify_rejects_a_unit_whose_recorder_is_missing(tmp_path: Path) -> None:
+    # The check above can fail: a unit pointing at a k3sprof that is not there is an error.
+    ours = tmp_path / boot.UNIT_NAME
+    ours.write_text(boot.render_unit(boot.BootOptions(), [str(tmp_path / "no-such-k3sprof")]))
+    r = verify(ours)
+    assert r.returncode != 0
+    assert "no-such-k3sprof" in r.stderr
+
+
+def test_unit_semantics() -> None:
+    text = boot.render_unit(boot.BootOptions(end="listen:10250", attach_timeout_s=45), exe())
+    e = unit_entries(text)
+    assert e["Type"] == ["notify"]
+    assert e["NotifyAccess"] == ["all"]  # READY=1 is sent by the recorder, a child
+    before = " ".join(e["Before"]).split()
+    assert {"k3s.service", "k3s-agent.service"} <= set(before)
+    # ordering only: nothing that would stop k3s, or this unit, when the other fails
+    for strong in ("Requires", "Requisite", "BindsTo", "PartOf", "RequiredBy"):
+        assert strong not in e
+    assert e["DefaultDependencies"] == ["no"]
+    assert "sysinit.target" in " ".join(e["After"]).split()
+    assert "network-online.target" not in text and "basic.target" not in " ".join(e["After"])
+    assert e["TimeoutStartSec"] == ["45"]
+    assert e["KillMode"] == ["mixed"]
+    assert e["WantedBy"] == ["multi-user.target"]
+    assert e["UMask"] == ["0077"]
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        "listen:10250",
+        "connect-ok:/run/k3s/containerd/containerd.sock",
+        "exec:k3s-server",
+        r'log:Node "?\S+"? ready \(\d+%\) costs \$5; a\\b',
+        "log:has  two  spaces",
+        "log:it's",
+    ],
+)
+def test_exec_start_round_trips(end: str) -> None:
+    opts = boot.BootOptions(Path("/var/lib/k3s prof"), end, 120, 3)
+    argv = boot.run_argv(opts, ["/opt/k3sprof/.venv/bin/k3sprof"])
+    line = boot.exec_line(argv)
+    # % and $ are systemd specifiers/variables: every one must be doubled in the unit
+    assert line.count("%") == 2 * end.count("%") and line.count("$") == 2 * end.count("$")
+    assert boot.parse_exec_line(line) == argv
+    assert boot.options_from_argv(argv) == opts
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"end": "ready"}, "unknown condition"),
+        ({"end": "listen:99999"}, "TCP port"),
+        ({"timeout_s": 0}, "--timeout"),
+        ({"keep": 0}, "--keep"),
+        ({"output_dir": Path("var/lib/k3sprof")}, "absolute"),
+    ],
+)
+def test_bad_options_are_usage_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        boot.BootOptions(**kwargs).validate()  # type: ignore[arg-type]
+
+
+# --- install / uninstall / status ------------------------------------------------------------
+
+
+@needs_systemctl
+def test_install_enables_like_systemctl_and_uninstall_disables(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    opts = boot.BootOptions(Path("/var/lib/k3sprof"), "listen:10250", 200, 3)
+    # WHEN installed into an empty root (no k3s yet)
+    res = boot.install(opts, root=root, exe=exe())
+    # THEN systemd's own offline tool agrees it is enabled
+    r = subprocess.run(
+        ["systemctl", "--root", str(root), "is-enabled", boot.UNIT_NAME],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.stdout.strip() == "enabled", r.stderr
+    assert res.k3s_units_found == [] and not res.replaced and not res.reloaded
+    assert (root / "etc/systemd/system" / boot.UNIT_NAME).stat().st_mode & 0o777 == 0o644
+    out = root / "var/lib/k3sprof"
+    assert out.stat().st_mode & 0o777 == 0o700
+    # and the link is exactly what `systemctl enable` makes
+    ours = os.readlink(boot.wants_link(root))
+    boot.wants_link(root).unlink()
+    subprocess.run(
+        ["systemctl", "--root", str(root), "enable", boot.UNIT_NAME],
+        check=True,
+        capture_output=True,
+    )
+    assert os.readlink(boot.wants_link(root)) == ours
+
+    # WHEN a run exists and the unit is uninstalled
+    run_dir = boot.new_run_dir(out, BOOT_ID, dt.datetime(2025, 4, 1, tzinfo=dt.timezone.utc))
+    removed = boot.uninstall(root=root).removed
+    # THEN systemd sees no unit, and the recorded run is still there
+    r = subprocess.run(
+        ["systemctl", "--root", str(root), "is-enabled", boot.UNIT_NAME],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode != 0
+    assert set(removed) == {boot.unit_path(root), boot.wants_link(root)}
+    assert run_dir.is_dir()
+    assert boot.uninstall(root=root).removed == []  # idempotent
+
+
+def test_reinstall_replaces_options_and_tightens_output_dir(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/k3s-agent.service").write_text("[Service]\nExecStart=/bin/true\n")
+    (root / "srv/traces").mkdir(parents=True, mode=0o755)
+    (root / "srv/traces").chmod(0o755)
+    boot.install(boot.BootOptions(Path("/srv/traces"), None, 100, 2), root=root, exe=exe())
+    res = boot.install(
+        boot.BootOptions(Path("/srv/traces"), "exec:kubelet", 50, 7, 30), root=root, exe=exe()
+    )
+    assert res.replaced and res.k3s_units_found == ["k3s-agent.service"]
+    assert (root / "srv/traces").stat().st_mode & 0o777 == 0o700
+    st = boot.status(root=root)
+    assert st.installed and st.enabled
+    assert st.options == boot.BootOptions(Path("/srv/traces"), "exec:kubelet", 50, 7, 30)
+    assert st.exec_start == boot.run_argv(st.options, exe())
+    assert st.runs == []
+
+
+def test_status_not_installed(tmp_path: Path) -> None:
+    st = boot.status(root=tmp_path)
+    assert not st.installed and not st.enabled and st.options is None and st.runs == []
+
+
+# --- naming and rotation ---------------------------------------------------------------------
+
+
+def test_current_boot_id_is_the_kernels() -> None:
+    kernel = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert boot.current_boot_id() == kernel.replace("-", "")
+    assert boot.RUN_NAME.match(
+        boot.run_name(1, boot.current_boot_id(), dt.datetime.now(dt.timezone.utc))
+    )
+
+
+def test_run_dirs_are_named_by_sequence_time_and_boot_id(tmp_path: Path) -> None:
+    when = dt.datetime(2025, 4, 23, 10, 11, 12, tzinfo=dt.timezone.utc)
+    a = boot.new_run_dir(tmp_path, BOOT_ID, when)
+    b = boot.new_run_dir(tmp_path, BOOT_ID, when)  # same boot, same second: still distinct
+    assert a.name == f"0001-20250423T101112Z-{BOOT_ID}"
+    assert b.name == f"0002-20250423T101112Z-{BOOT_ID}"
+    assert a.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(ValueError):
+        boot.run_name(1, "not-a-boot-id", when)
+
+
+def test_rotation_keeps_newest_by_sequence_not_clock_and_ignores_other_files(
+    tmp_path: Path,
+) -> None:
+    # GIVEN 5 runs whose wall clocks go BACKWARDS (early-boot clocks before NTP can do that)
+    years = [2030, 2029, 2028, 1970, 1970]
+    runs = [
+        boot.new_run_dir(tmp_path, f"{i:032x}", dt.datetime(y, 1, 1, tzinfo=dt.timezone.utc))
+        for i, y in enumerate(years, 1)
+    ]
+    foreign = [
+        tmp_path / "notes.txt",
+        tmp_path / "0001-bad",
+        tmp_path / f"0000-20250101T000000Z-{BOOT_ID}",
+    ]
+    foreign[0].write_text("mine")
+    foreign[1].mkdir()
+    foreign[2].symlink_to(runs[0])
+    # WHEN keeping 2, with the oldest-numbered one marked as the current run
+    removed = boot.rotate(tmp_path, 2, current=runs[0])
+    # THEN the newest by sequence survive, the current one too, and nothing foreign is touched
+    assert sorted(removed) == sorted(runs[1:3])
+    assert [r.path for r in boot.list_runs(tmp_path)] == [runs[0], runs[3], runs[4]]
+    assert all(p.is_symlink() or p.exists() for p in foreign)
+
+
+# --- sd_notify -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
+def test_notify_sends_one_datagram(tmp_path: Path, abstract: bool) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        if abstract:
+            name = f"k3sprof-test-{os.getpid()}-{tmp_path.name}"
+            s.bind("\0" + name)
+            addr = "@" + name
+        else:
+            addr = str(tmp_path / "notify")
+            s.bind(addr)
+        s.settimeout(5)
+        assert boot.notify("STATUS=attaching probes", env={"NOTIFY_SOCKET": addr})
+        assert s.recv(4096) == b"STATUS=attaching probes"
+    assert not boot.notify("READY=1", env={})
+    assert not boot.notify("READY=1", env={"NOTIFY_SOCKET": str(tmp_path / "gone")})
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--end", "ready"], 2, "unknown condition 'ready'"),
+        (["--keep", "0"], 2, "--keep must be at least 1"),
+        (["--output-dir", "relative/dir"], 2, "must be an absolute path"),
+    ],
+)
+def test_install_cli_errors_are_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    assert main(["boot", "install", "--root", str(tmp_path), *args], monkeypatch) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("k3sprof: error: ") and message in err
+    assert not boot.unit_path(tmp_path).exists()
+
+
+def test_cli_install_status_uninstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = ["--root", str(tmp_path)]
+    assert (
+        main(["boot", "install", *root, "--end", "listen:10250", "--keep", "2"], monkeypatch) == 0
+    )
+    out = capsys.readouterr().out
+    assert "installed" in out and "neither k3s.service nor k3s-agent.service" in out
+    boot.new_run_dir(tmp_path / "var/lib/k3sprof", BOOT_ID, dt.datetime.now(dt.timezone.utc))
+    assert main(["boot", "status", *root, "--json"], monkeypatch) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["installed"] and st["enabled"] and st["options"]["end"] == "listen:10250"
+    assert [r["boot_id"] for r in st["runs"]] == [BOOT_ID]
+    assert main(["boot", "status", *root], monkeypatch) == 0
+    text = capsys.readouterr().out
+    assert "enabled" in text and "stops at: listen:10250" in text and "NO TRACE" in text
+    assert main(["boot", "uninstall", *root], monkeypatch) == 0
+    assert "removed" in capsys.readouterr().out
+    assert main(["boot", "uninstall", *root], monkeypatch) == 0
+    assert "nothing to remove" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root to drop to an unprivileged user with setpriv",
+)
+def test_install_as_non_root_says_use_sudo() -> None:
+    # A real unprivileged process (setpriv drops to nobody) installing into the real /.
+    code = (
+        "import sys, tracer.cli as c, tracer.cli.boot; c._register = lambda: None; "
+        "sys.exit(c.main(['boot', 'install']))"
+    )
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd="/",
+    )
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "run it as root" in r.stderr
