@@ -51,9 +51,10 @@ def parse(text: str) -> Condition:
     kind, sep, value = text.partition(":")
     if not sep or kind not in KINDS or not value:
         raise UsageError(f"unknown condition {text!r}: expected one of {SYNTAX}")
-    if kind in ("listen", "connect-ok"):
-        if not (value.isdigit() and 0 < int(value) < 65536) and not value.startswith(("/", "@")):
-            raise UsageError(
+    if kind in ("listen", "connect-ok") and not (
+        (value.isdigit() and 0 < int(value) < 65536) or value.startswith(("/", "@"))
+    ):
+        raise UsageError(
                 f"condition {text!r}: {kind} takes a TCP port (1-65535) or a unix socket path"
             )
     if kind == "log":

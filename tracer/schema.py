@@ -75,9 +75,11 @@ PROCESS = pa.schema(
 #: For connect, outcome is the REAL result, not the syscall's: Go connects are non-blocking
 #: (syscall -> EINPROGRESS) and the answer arrives later as a TCP state change:
 #:   "ok" | "refused" | "timeout" | "unreachable" | "reset" | "enoent" | "error"
-#:   | "closed" (closed by the caller before an answer) | "pending" (no answer when recording stopped)
+#:   | "closed" (closed by the caller before an answer)
+#:   | "pending" (no answer when recording stopped)
 #: outcome_ns is when it was known; tcp tells whether a TCP handshake was seen.
 #: For listen on TCP the port/addr come from the CLOSE->LISTEN transition.
+#: For accept, endpoint is the listening socket it came in on and addr/port the peer.
 SOCKET = pa.schema(
     [
         ("ts_ns", pa.uint64()),
@@ -160,7 +162,8 @@ CGROUP = pa.schema(
 NETLINK = pa.schema(
     [
         ("ts_ns", pa.uint64()),
-        ("kind", _str),  # "link_new" | "link_del" | "addr_new" | "addr_del" | "route_new" | "route_del"
+        # "link_new" | "link_del" | "addr_new" | "addr_del" | "route_new" | "route_del"
+        ("kind", _str),
         ("ifindex", pa.int32()),
         ("ifname", pa.string()),
         ("link_kind", pa.string()),  # bridge, vxlan, veth, ...
@@ -237,9 +240,13 @@ def write_meta(trace_dir: Path, meta: Mapping[str, Any]) -> None:
 def read_meta(trace_dir: Path) -> dict[str, Any]:
     path = trace_dir / META_FILE
     if not trace_dir.exists():
-        raise TraceError(f"{trace_dir}: no such trace (record one with: sudo k3sprof record -o {trace_dir})")
+        raise TraceError(
+            f"{trace_dir}: no such trace (record one with: sudo k3sprof record -o {trace_dir})"
+        )
     if not trace_dir.is_dir():
-        raise TraceError(f"{trace_dir}: not a trace directory (a trace is the directory `record -o` wrote)")
+        raise TraceError(
+            f"{trace_dir}: not a trace directory (a trace is the directory `record -o` wrote)"
+        )
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -310,7 +317,9 @@ def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
             try:
                 cols.append(col.cast(f.type) if not col.type.equals(f.type) else col)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise TraceError(f"{path}: column {f.name} has type {col.type}, expected {f.type}") from None
+                raise TraceError(
+                    f"{path}: column {f.name} has type {col.type}, expected {f.type}"
+                ) from None
         else:
             cols.append(pa.nulls(len(table), f.type))
     return pa.Table.from_arrays(cols, schema=schema)

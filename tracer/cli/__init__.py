@@ -6,8 +6,10 @@ Only this package prints to the terminal and exits.
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 import click
 
@@ -27,7 +29,7 @@ class TracerCommandError(click.ClickException):
 
     def __init__(self, err: TracerError) -> None:
         super().__init__(str(err))
-        self.exit_code = err.exit_code
+        self.exit_code = err.exit_code  # type: ignore[misc]  # click types it as a ClassVar
 
     def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
         click.echo(f"k3sprof: error: {self.message}", err=True)
@@ -39,9 +41,14 @@ def cli() -> None:
     """Find what a k3s node's startup waited on, and what would make it faster."""
 
 
+# Each subcommand lives in its own module tracer/cli/<name>.py; importing it adds it to the
+# group. Add new commands here.
+COMMANDS = ("record", "info", "doctor", "boot")
+
+
 def _register() -> None:
-    # Each subcommand lives in its own module; importing it adds it to the group.
-    from tracer.cli import boot, doctor, info, record  # noqa: F401
+    for name in COMMANDS:
+        importlib.import_module(f"tracer.cli.{name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
-def run_library(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def run_library(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Call a library function from a command, turning TracerError into a clean exit."""
     try:
         return fn(*args, **kwargs)

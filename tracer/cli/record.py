@@ -1,0 +1,86 @@
+"""k3sprof record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tracer import conditions
+from tracer.cli import cli, run_library
+
+
+def _summary(s) -> str:  # type: ignore[no-untyped-def]
+    lines = [f"k3sprof: recorded {s.duration_s:.2f}s to {s.output} (stopped: {s.stop_reason})"]
+    rows = ", ".join(f"{n} {c}" for n, c in sorted(s.rows.items()) if c) or "no events"
+    lines.append(f"  rows: {rows}")
+    if s.lost_events:
+        lines.append(f"  WARNING: {s.lost_events} events LOST (ring buffer full): "
+                     "raise --buffer-pages or trace less")
+    else:
+        lines.append("  lost events: 0")
+    for concern, why in sorted(s.unavailable.items()):
+        lines.append(f"  unavailable: {concern} ({why})")
+    if s.command_exit is not None:
+        lines.append(f"  command exit status: {s.command_exit}")
+    lines.append(f"  next: k3sprof info {s.output}   |   k3sprof analyze {s.output}")
+    return "\n".join(lines)
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  sudo k3sprof record -o /var/tmp/k3s.trace -- k3s server
+  sudo k3sprof record -o t --until listen:6443 --duration 120
+  sudo k3sprof record -o t -- sh -c 'curl -s localhost:8080'
+
+\b
+COND: exec:NAME  exit:NAME  listen:PORT|PATH  connect-ok:PORT|PATH  log:REGEX
+Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
+(a second Ctrl-C stops immediately). The trace directory is root-only."""
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Trace directory to write (must not exist unless --force).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Stop after S seconds.")
+@click.option("--until", "until", metavar="COND", help="Stop at the first event matching COND.")
+@click.option("--force", is_flag=True, help="Overwrite an existing trace directory.")
+@click.option("--user", metavar="USER", help="Run CMD as USER (the recorder stays root).")
+@click.option("--buffer-pages", type=int, default=4096, show_default=True,
+              help="Ring buffer size in 4 KiB pages (power of two).")
+@click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,
+              show_default=True, help="Seconds between writes to disk (at most 1).")
+@click.option("--wakeup", is_flag=True, hidden=True,
+              help="Wake the collector on every event (benchmarks only).")
+@click.option("--print-bpf", is_flag=True, hidden=True,
+              help="Print the BPF program and cflags, then exit.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD ARGS...]")
+def record(output: Path, duration: float | None, until: str | None, force: bool,
+           user: str | None, buffer_pages: int, flush_interval: float, wakeup: bool,
+           print_bpf: bool, command: tuple[str, ...]) -> int:
+    """Record process, socket and module events system-wide (root)."""
+    from tracer.collector import probes
+    from tracer.collector.record import RecordOptions
+    from tracer.collector.record import record as do_record
+
+    if print_bpf:
+        plan = run_library(probes.plan, ring_pages=buffer_pages)
+        click.echo(probes.source())
+        click.echo("// cflags: " + " ".join(plan.cflags))
+        return 0
+    cond = run_library(conditions.parse, until) if until else None
+    opts = RecordOptions(
+        output=output,
+        command=command,
+        duration=duration,
+        until=cond,
+        user=user,
+        force=force,
+        ring_pages=buffer_pages,
+        flush_interval=flush_interval,
+        wakeup=wakeup,
+        notify=lambda msg: click.echo(f"k3sprof: {msg}", err=True),
+    )
+    summary = run_library(do_record, opts)
+    click.echo(_summary(summary), err=True)
+    return 0

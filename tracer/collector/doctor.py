@@ -1,0 +1,103 @@
+"""What this machine can record, check by check, each failure with its fix. No BPF loaded
+unless every prerequisite is there (then one real compile proves it)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tracer.collector import probes
+
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _caps() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def run_checks(compile_probe: bool = True) -> list[Check]:
+    checks: list[Check] = []
+    root = os.geteuid() == 0
+    checks.append(Check("root", root, f"euid {os.geteuid()}", "run with sudo"))
+    caps = _caps()
+    have = [n for n, b in (("BPF", CAP_BPF), ("PERFMON", CAP_PERFMON),
+                           ("SYS_ADMIN", CAP_SYS_ADMIN)) if caps >> b & 1]
+    cap_ok = "SYS_ADMIN" in have or {"BPF", "PERFMON"} <= set(have)
+    checks.append(Check("capabilities", cap_ok, "effective: " + (", ".join(have) or "none"),
+                        "run as root; in a container use --privileged (or CAP_BPF+CAP_PERFMON)"))
+    checks.append(Check("btf", Path("/sys/kernel/btf/vmlinux").exists(),
+                        "/sys/kernel/btf/vmlinux", "not needed by k3sprof (informational)",
+                        required=False))
+    tfs = probes.tracefs()
+    checks.append(Check("tracefs", tfs is not None, str(tfs) if tfs else "not mounted",
+                        "sudo mount -t tracefs nodev /sys/kernel/tracing"))
+    try:
+        import bcc  # noqa: F401
+
+        checks.append(Check("bcc", True, "python module importable"))
+    except ImportError:
+        checks.append(Check("bcc", False, "python module not importable",
+                            "apt install python3-bpfcc (Debian/Ubuntu), dnf install "
+                            "python3-bcc (Fedora/RHEL), zypper in python3-bcc (SUSE); use "
+                            "a venv with --system-site-packages"))
+    rel = platform.release()
+    build = Path("/lib/modules") / rel / "build"
+    if build.exists():
+        target = os.path.realpath(build)
+        exact = rel in os.path.basename(target) or not build.is_symlink()
+        detail = f"{build} -> {target}"
+        if not exact:
+            detail += (" (NOT this kernel's headers: fine for k3sprof, whose programs read "
+                       "only tracepoint arguments, never kernel structs)")
+        checks.append(Check("headers", True, detail, required=True))
+    else:
+        checks.append(Check("headers", False, f"{build} missing",
+                            f"install linux-headers-{rel} (Debian/Ubuntu), kernel-devel "
+                            "(Fedora/RHEL), kernel-default-devel (SUSE); or `sudo make setup`"))
+    if tfs is not None:
+        for concern, tps in probes.REQUIRED.items():
+            for tp in tps:
+                ok = probes.tracepoint_format(tfs, tp) is not None
+                checks.append(Check(f"tracepoint {tp}", ok, "present" if ok else "missing",
+                                    f"{concern} events will be unavailable",
+                                    required=concern in ("process", "socket")))
+        for flag, tps in probes.OPTIONAL.items():
+            ok = all(probes.tracepoint_format(tfs, t) for t in tps)
+            checks.append(Check(f"optional {flag}", ok, ", ".join(tps) + (" present" if ok else
+                                " missing"), "", required=False))
+        if not Path("/proc/modules").exists():
+            checks.append(Check("modules", False, "kernel has no loadable modules "
+                                "(CONFIG_MODULES off): module events unavailable", "",
+                                required=False))
+    if compile_probe and all(c.ok for c in checks if c.required):
+        try:
+            bpf, secs = probes.load(probes.plan())
+            n = bpf.num_open_tracepoints()
+            bpf.cleanup()
+            checks.append(Check("compile+attach", True, f"{n} tracepoints in {secs:.2f}s"))
+        except Exception as e:
+            checks.append(Check("compile+attach", False, str(e), "see the message above"))
+    return checks
+
+
+def report(checks: list[Check]) -> dict[str, Any]:
+    return {
+        "ok": all(c.ok for c in checks if c.required),
+        "checks": [asdict(c) for c in checks],
+        "kernel": platform.release(),
+    }

@@ -1,0 +1,351 @@
+"""The recorder: attach the probes, drain the ring buffer, stream Arrow batches to a trace.
+
+Hot path (per event): the ring-buffer callback appends the record's bytes to a list chosen
+by record size. Everything else runs per batch: decode (numpy views), pair (assemble),
+write (Arrow IPC stream, flushed at least every second so SIGKILL loses at most that).
+
+Probes submit with BPF_RB_NO_WAKEUP and we consume on a timer: on startup-like bursts a
+wakeup per event costs far more than the probes themselves (PLATFORM.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pyarrow as pa
+
+from tracer import __version__, conditions, schema
+from tracer._errors import ProbeError, TracerError, UsageError
+from tracer.collector import decode, probes, procfs
+from tracer.collector.assemble import Assembler
+
+
+@dataclass
+class RecordOptions:
+    output: Path
+    command: Sequence[str] = ()
+    duration: float | None = None
+    until: conditions.Condition | None = None
+    user: str | None = None
+    force: bool = False
+    ring_pages: int = 4096
+    flush_interval: float = 1.0
+    poll_interval: float = 0.05
+    wakeup: bool = False
+    max_args: int = 20
+    arg_len: int = 256
+    #: called with progress messages (the CLI prints them); the first is the "recording" line
+    notify: Callable[[str], None] = lambda msg: None
+    argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RecordSummary:
+    output: Path
+    duration_s: float
+    rows: dict[str, int]
+    lost_events: int
+    attach_s: float
+    stop_reason: str
+    command_exit: int | None
+    unavailable: dict[str, str]
+
+
+class _Stop:
+    """SIGINT/SIGTERM: the first asks for a clean stop, a second Ctrl-C stops now."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.now = False
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.reason is not None and signum == signal.SIGINT:
+            self.now = True
+        self.reason = self.reason or signal.Signals(signum).name
+
+
+def sd_notify(state: str) -> bool:
+    """Tell systemd (Type=notify units) our state; no-op without NOTIFY_SOCKET."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(addr)
+            s.sendall(state.encode())
+        return True
+    except OSError:
+        return False
+
+
+def prepare_output(path: Path, force: bool) -> None:
+    """Create the trace directory (0700); refuse to clobber unless force."""
+    if path.exists():
+        if not force:
+            raise UsageError(f"{path} already exists (use --force to overwrite)")
+        if path.is_dir() and (path / schema.META_FILE).exists():
+            shutil.rmtree(path)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        else:
+            raise UsageError(f"{path} exists and is not a k3sprof trace: refusing to delete it")
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {path}: {e.strerror}") from None
+    os.chmod(path, 0o700)  # mkdir honours umask
+
+
+def _lost(bpf: Any) -> list[int]:
+    try:
+        vals = bpf["lost_events"][ctypes.c_int(0)]
+        return [int(v) for v in vals]
+    except Exception:
+        return []
+
+
+class Recorder:
+    """One recording. Use record() unless you need the pieces."""
+
+    def __init__(self, opts: RecordOptions) -> None:
+        self.opts = opts
+        self.chunks: defaultdict[int, list[bytes]] = defaultdict(list)
+        self.buffered = 0
+        self.writers: dict[str, schema.StreamWriter] = {}
+        self.types = decode.dtypes(opts.max_args, opts.arg_len)
+        describe = None
+        try:
+            from tracer.context import cgroups
+
+            describe = cgroups.describe
+        except ImportError:
+            pass
+        self.assembler = Assembler(describe_cgroup=describe)
+        self.meta: dict[str, Any] = {}
+        self.stop = _Stop()
+        self.until_ns: int | None = None
+
+    # -- ring buffer ------------------------------------------------------------------------
+    def _callback(self, ctx: Any, data: Any, size: int) -> None:
+        self.chunks[size].append(ctypes.string_at(data, size))
+
+    def _write(self, tables: dict[str, pa.Table]) -> None:
+        for name, t in tables.items():
+            w = self.writers.get(name)
+            if w is None:
+                w = schema.StreamWriter(self.opts.output / (name + schema.TABLE_SUFFIX),
+                                        schema.TABLES[name])
+                self.writers[name] = w
+            w.write(t)
+
+    def _process_batch(self, final: bool = False) -> None:
+        chunks, self.chunks = self.chunks, defaultdict(list)
+        typed = decode.split(chunks, self.types)
+        tables = self.assembler.feed(typed)
+        if final:
+            for name, t in self.assembler.finish().items():
+                tables[name] = pa.concat_tables([tables[name], t]) if name in tables else t
+        self._write(tables)
+        if self.opts.until is not None and self.until_ns is None:
+            hit = conditions.when(self.opts.until, tables)
+            if hit is not None:
+                self.until_ns = hit
+
+    def _update_meta(self, bpf: Any, **extra: Any) -> None:
+        lost = _lost(bpf)
+        self.meta.update(
+            lost_events=sum(lost),
+            lost_per_cpu=lost,
+            rows={n: w.rows for n, w in self.writers.items()},
+            **extra,
+        )
+        schema.write_meta(self.opts.output, self.meta)
+
+    # -- main -------------------------------------------------------------------------------
+    def run(self) -> RecordSummary:
+        o = self.opts
+        t_start = time.monotonic()
+        probes.require_root()
+        prepare_output(o.output, o.force)
+        if o.command and shutil.which(o.command[0]) is None:
+            raise UsageError(f"command not found: {o.command[0]}")
+        plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
+                           arg_len=o.arg_len)
+        bpf, compile_s = probes.load(plan)
+        try:
+            return self._record(bpf, plan, t_start, compile_s)
+        finally:
+            bpf.cleanup()
+
+    def _record(self, bpf: Any, plan: probes.ProbePlan, t_start: float,
+                compile_s: float) -> RecordSummary:
+        o = self.opts
+        bpf["events"].open_ring_buffer(self._callback)
+        live_ns = time.monotonic_ns()
+        attach_s = time.monotonic() - t_start
+        self.meta = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "tracer_version": __version__,
+            "start_ns": live_ns,
+            "end_ns": None,
+            "complete": False,
+            "probes": plan.concerns,
+            "probes_unavailable": plan.unavailable,
+            "tracepoints": plan.tracepoints,
+            "cflags": plan.cflags,
+            "attach_s": round(attach_s, 4),
+            "compile_s": round(compile_s, 4),
+            "ring_pages": o.ring_pages,
+            "target_command": list(o.command) or None,
+            "until": str(o.until) if o.until else None,
+            "duration_limit_s": o.duration,
+            "recorder_argv": list(o.argv),
+            "recorder_pid": os.getpid(),
+            **procfs.machine_facts(),
+        }
+        self._update_meta(bpf)
+        self.stop.install()
+        try:
+            o.notify(f"recording to {o.output} (probes live in {attach_s:.2f}s; Ctrl-C to stop)")
+            sd_notify("READY=1\nSTATUS=recording")
+            self._write({"snapshot": procfs.process_snapshot(live_ns),
+                         "listeners": procfs.listener_snapshot(live_ns)})
+            self._write_cgroup_snapshot(live_ns)
+            child = self._start_command()
+            if child is not None:
+                self.meta["command_pid"] = child.pid
+            reason, exit_code = self._loop(bpf, child, live_ns)
+            if not self.stop.now:
+                # events already in the buffer belong to the trace: drain them
+                time.sleep(o.poll_interval)
+                bpf.ring_buffer_consume()
+            self._process_batch(final=True)
+        except BaseException:
+            self._close(bpf, complete=False, stop_reason="error")
+            raise
+        finally:
+            self.stop.restore()
+        end_ns = self._close(bpf, complete=True, stop_reason=reason, command_exit=exit_code)
+        return RecordSummary(
+            output=o.output,
+            duration_s=(end_ns - live_ns) / 1e9,
+            rows={n: w.rows for n, w in self.writers.items()},
+            lost_events=int(self.meta.get("lost_events", 0)),
+            attach_s=attach_s,
+            stop_reason=reason,
+            command_exit=exit_code,
+            unavailable=plan.unavailable,
+        )
+
+    def _write_cgroup_snapshot(self, ts_ns: int) -> None:
+        try:
+            from tracer.context import cgroups
+        except ImportError:
+            return
+        self._write({"cgroup": cgroups.snapshot(ts_ns)})
+
+    def _start_command(self) -> subprocess.Popen[bytes] | None:
+        o = self.opts
+        if not o.command:
+            return None
+        try:
+            return subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
+                                    extra_groups=[] if o.user else None)
+        except (OSError, KeyError, ValueError) as e:
+            raise UsageError(f"cannot run {o.command[0]}: {e}") from None
+
+    def _loop(self, bpf: Any, child: subprocess.Popen[bytes] | None,
+              live_ns: int) -> tuple[str, int | None]:
+        o = self.opts
+        next_flush = time.monotonic() + o.flush_interval
+        deadline = time.monotonic() + o.duration if o.duration else None
+        exit_code: int | None = None
+        while True:
+            time.sleep(o.poll_interval)
+            bpf.ring_buffer_consume()
+            now = time.monotonic()
+            if now >= next_flush:
+                self._process_batch()
+                self._update_meta(bpf)
+                next_flush = now + o.flush_interval
+            if self.stop.reason:
+                reason = self.stop.reason
+                break
+            if self.until_ns is not None:
+                reason = f"until {o.until}"
+                break
+            if deadline is not None and now >= deadline:
+                reason = f"duration {o.duration:g}s"
+                break
+            if child is not None and child.poll() is not None:
+                exit_code = child.returncode
+                reason = "command exited"
+                break
+        if child is not None and child.poll() is None:
+            exit_code = _stop_child(child, grace=0.5 if self.stop.now else 5.0)
+        return reason, exit_code
+
+    def _close(self, bpf: Any, *, complete: bool, stop_reason: str,
+               command_exit: int | None = None) -> int:
+        end_ns = time.monotonic_ns()
+        for w in self.writers.values():
+            with contextlib.suppress(OSError):
+                w.close()
+        self._update_meta(bpf, end_ns=end_ns, complete=complete, stop_reason=stop_reason,
+                          command_exit=command_exit, until_ns=self.until_ns)
+        return end_ns
+
+
+def _group_of(user: str | None) -> int | None:
+    if user is None:
+        return None
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
+def _stop_child(child: subprocess.Popen[bytes], grace: float) -> int | None:
+    """The recording is over: ask the command to stop (SIGTERM), then insist (SIGKILL)."""
+    try:
+        child.send_signal(signal.SIGTERM)
+        return child.wait(grace)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait()
+
+
+def record(opts: RecordOptions) -> RecordSummary:
+    """Record until the command exits, --until matches, --duration passes, or a signal."""
+    if opts.ring_pages < 1:
+        raise UsageError("--buffer-pages must be positive")
+    try:
+        return Recorder(opts).run()
+    except TracerError:
+        raise
+    except decode.UnknownRecord as e:
+        raise ProbeError(f"the BPF programs and the decoder disagree ({e}): reinstall") from None
