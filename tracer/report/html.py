@@ -1,0 +1,1057 @@
+"""The shareable HTML report: one self-contained, offline, deterministic file.
+
+Layout: a small HTML shell (below), plotly.js inlined exactly once, three plotly figures rendered
+with ``fig.to_html(full_html=False, include_plotlyjs=False)`` and fixed div ids, and one JSON
+payload (sorted keys; ``<``, ``>``, ``&`` escaped) from which a few lines of JS build the fact
+header, warnings and tables with ``textContent`` (never innerHTML), so no recorded string can
+become markup. Text inside figures is HTML-escaped before plotly sees it, because plotly's labels
+understand a subset of HTML.
+
+Same trace + same analysis -> same bytes: no wall clock, no random ids, sorted keys, rounded
+floats.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+import plotly.graph_objects as go
+import plotly.offline
+
+from tracer import __version__
+from tracer.report import model
+from tracer.report._output import write_output
+from tracer.schema import Trace
+
+OUTPUT_SUFFIX = ".html"
+
+#: Caps that keep a big trace's report small and fast to open (what is left out is said).
+MAX_TIMELINE_ROWS = 90
+MAX_ENDPOINT_ROWS = 40
+MAX_POINTS_PER_SERIES = 400
+MAX_EVENT_ROWS = 45
+MAX_TABLE_ROWS = 300
+
+SEGMENT_COLORS = {
+    "run": "#1f4e9c",
+    "wait:listener": "#d62728",
+    "wait:poll": "#ff7f0e",
+    "wait:poll-lag": "#ff7f0e",
+    "wait:child": "#9467bd",
+    "wait:module": "#8c564b",
+    "wait:unknown": "#7f7f7f",
+}
+OUTCOME_COLORS = {
+    "ok": "#2ca02c",
+    "refused": "#d62728",
+    "enoent": "#e377c2",
+    "timeout": "#8c564b",
+    "unreachable": "#9467bd",
+    "reset": "#bcbd22",
+    "error": "#7f7f7f",
+    "closed": "#17becf",
+    "pending": "#c7c7c7",
+}
+# Soft tones for components, so that the strong critical-path colors above stand out.
+COMPONENT_PALETTE = (
+    "#9ecae9",
+    "#a1d99b",
+    "#fdd0a2",
+    "#cbc9e2",
+    "#c7e9c0",
+    "#fdae6b",
+    "#bcbddc",
+    "#9ebcda",
+    "#d9d9d9",
+    "#f4cae4",
+)
+
+
+class TableDict(TypedDict):
+    columns: list[str]
+    align: str  # one letter per column: "l" text, "r" number
+    rows: list[list[str]]
+    note: str
+
+
+class ReportPayload(TypedDict):
+    title: str
+    tracer_version: str
+    headline: list[str]
+    facts: list[list[str]]
+    warnings: list[str]
+    tables: dict[str, TableDict]
+    analysis: dict[str, Any]
+
+
+def _esc(s: object) -> str:
+    """Text for a plotly label (plotly renders a subset of HTML in labels and hovers)."""
+    return html.escape(str(s), quote=True)
+
+
+def _s(ts_ns: int | None, t0: int) -> float | None:
+    """Trace ns -> seconds since the recording started, rounded to 1 µs (stable bytes)."""
+    return None if ts_ns is None else round((ts_ns - t0) / 1e9, 6)
+
+
+def _dur_s(ns: int) -> float:
+    return round(ns / 1e9, 6)
+
+
+def _wrap(words: Sequence[str], width: int = 100, limit: int = 600) -> str:
+    """An argv for a hover label: escaped, wrapped at word boundaries, bounded."""
+    text = " ".join(words)
+    if len(text) > limit:
+        text = text[:limit] + " …"
+    lines: list[str] = []
+    line = ""
+    for w in text.split(" "):
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    lines.append(line)
+    return "<br>".join(_esc(x) for x in lines)
+
+
+def _sample(indices: Sequence[int], limit: int) -> list[int]:
+    """At most `limit` evenly spaced items, always keeping the first and the last."""
+    n = len(indices)
+    if n <= limit:
+        return list(indices)
+    step = (n - 1) / (limit - 1)
+    return [indices[round(i * step)] for i in range(limit)]
+
+
+def _table(columns: list[str], align: str, rows: list[list[str]], what: str) -> TableDict:
+    note = ""
+    if len(rows) > MAX_TABLE_ROWS:
+        note = f"showing the first {MAX_TABLE_ROWS} of {len(rows)} {what}"
+        rows = rows[:MAX_TABLE_ROWS]
+    return TableDict(columns=columns, align=align, rows=rows, note=note)
+
+
+def _pct(part: int, total: int) -> str:
+    return f"{100 * part / total:.1f}%" if total > 0 else "–"
+
+
+def _who(pid: int | None, comm: str) -> str:
+    if pid is None and not comm:
+        return "–"
+    return f"{comm} [{pid}]" if pid is not None else comm
+
+
+class HtmlReport:
+    """The HTML report: build with from_analysis(), write with render()."""
+
+    output_suffix = OUTPUT_SUFFIX
+
+    def __init__(self, payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> None:
+        self.payload = payload
+        #: (anchor, title, help text, figure html) in page order
+        self.figures = figures
+
+    @classmethod
+    def from_analysis(
+        cls, trace: Trace, result: Mapping[str, Any], *, redact: bool = True
+    ) -> HtmlReport:
+        f = model.facts(trace, result, redact)
+        t0 = f["start_ns"]
+        procs = model.processes(result, redact)
+        segs = model.segments(result, redact)
+        waits = model.waits(result, redact)
+        phases = model.phases(result, redact)
+        miles = model.milestones(result, redact)
+        conns = model.connects(trace)
+        lists = model.listens(trace)
+        execs = model.execs(trace, redact)
+        mods = model.module_loads(trace)
+
+        payload = ReportPayload(
+            title=f"k3sprof report: {f['name']}",
+            tracer_version=__version__,
+            headline=_headline(f, segs, waits),
+            facts=_facts_rows(f),
+            warnings=model.warnings(f),
+            tables={
+                "critical_path": _critical_path_table(segs, f),
+                "composition": _composition_table(segs, f),
+                "waits": _waits_table(waits, t0),
+                "phases": _phases_table(phases, t0),
+                "milestones": _milestones_table(miles, t0),
+            },
+            analysis={
+                "critical_path": list(segs),
+                "waits": list(waits),
+                "phases": list(phases),
+                "milestones": list(miles),
+                "counts": result.get("counts") or {},
+                "start_ns": f["analysis_start_ns"],
+                "end_ns": f["analysis_end_ns"],
+                "total_ns": f["total_ns"],
+                "end_reached": f["end_reached"],
+                "recording_start_ns": t0,
+            },
+        )
+        figures = [
+            (
+                "timeline",
+                "Timeline",
+                "Processes grouped by component (bands), one row each, colored by component; "
+                "rows outlined in red are on the critical path. The top row is the critical path "
+                "itself: blue is a process running, other colors are waits. Hover for pid, argv, "
+                "times. Drag to zoom, double-click to reset.",
+                _timeline_figure(procs, segs, f),
+            ),
+            (
+                "connects",
+                "Connect attempts per endpoint",
+                "Every connect() by its real outcome (Go connects are non-blocking: the outcome is "
+                "the TCP answer, not the syscall's EINPROGRESS). Black diamonds mark the moment "
+                "the endpoint started listening; a thick orange bar is polling lag: the time "
+                "between the listen and the client's first successful connect, lost to the "
+                "client's retry interval.",
+                _connects_figure(conns, lists, waits, t0),
+            ),
+            (
+                "events",
+                "Milestones, module loads and execs",
+                "Milestones the analyzer found, kernel module loads, and every exec grouped by "
+                "program (helpers such as modprobe and iptables show up here even when they live "
+                "only a few milliseconds).",
+                _events_figure(miles, mods, execs, t0),
+            ),
+        ]
+        return cls(payload, figures)
+
+    def render_bytes(self) -> bytes:
+        return _page(self.payload, self.figures).encode("utf-8")
+
+    def render(self, path: Path, *, force: bool = False) -> None:
+        write_output(path, self.render_bytes(), force)
+
+
+# ----------------------------------------------------------------------------- text parts
+
+
+def _headline(
+    f: model.Facts, segs: list[model.SegmentRow], waits: list[model.WaitRow]
+) -> list[str]:
+    out = []
+    if not f["end_reached"] or not segs:
+        out.append(
+            f"Recorded {model.fmt_ns(f['duration_ns'])}; the end milestone was not reached, "
+            "so there is no critical path."
+        )
+    else:
+        total = f["total_ns"] or sum(s["end_ns"] - s["start_ns"] for s in segs)
+        comp = model.composition(segs)
+        waited = sum(v for k, v in comp.items() if k != "run")
+        out.append(
+            f"Startup took {model.fmt_ns(total)} on the critical path "
+            f"(+{(f['analysis_start_ns'] - f['start_ns']) / 1e9:.3f} s → "
+            f"+{(f['analysis_end_ns'] - f['start_ns']) / 1e9:.3f} s since recording started): "
+            f"{_pct(waited, total)} of it waiting, {_pct(comp.get('run', 0), total)} running."
+        )
+        top = sorted(
+            (s for s in segs if s["kind"] != "run"),
+            key=lambda s: (s["start_ns"] - s["end_ns"], s["start_ns"]),
+        )[:3]
+        for s in top:
+            d = s["end_ns"] - s["start_ns"]
+            out.append(
+                f"{s['kind']}: {s['label'] or s['comm']} cost {model.fmt_ns(d)} "
+                f"({_pct(d, total)} of startup)."
+            )
+    lags = [w for w in waits if w["lag_ns"]]
+    if lags:
+        lost = sum(w["lag_ns"] or 0 for w in lags)
+        out.append(
+            f"Polling lag: {len(lags)} wait(s) lost {model.fmt_ns(lost)} in total between an "
+            "endpoint becoming ready and its client noticing."
+        )
+    return out
+
+
+def _facts_rows(f: model.Facts) -> list[list[str]]:
+    rows = [
+        ["trace", f["name"]],
+        ["host", f["hostname"] or "unknown"],
+        ["kernel", f["kernel"] or "unknown"],
+        ["k3s version", f["k3s_version"] or "unknown (not seen in the trace)"],
+        ["recorded", model.fmt_ns(f["duration_ns"])],
+        ["command", f["command"] or "– (system-wide)"],
+        ["profile", f["profile"] or "–"],
+        ["lost events", str(f["lost_events"])],
+        [
+            "probes unavailable",
+            "; ".join(f["probes_unavailable"]) if f["probes_unavailable"] else "none",
+        ],
+    ]
+    return rows
+
+
+def _critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDict:
+    total = f["total_ns"] or sum(s["end_ns"] - s["start_ns"] for s in segs)
+    rows = [
+        [
+            s["kind"],
+            s["label"],
+            _who(s["pid"], s["comm"]),
+            model.fmt_t(s["start_ns"], f["start_ns"]),
+            model.fmt_ns(s["end_ns"] - s["start_ns"]),
+            _pct(s["end_ns"] - s["start_ns"], total),
+        ]
+        for s in segs
+    ]
+    return _table(
+        ["kind", "what", "process", "start", "duration", "% of total"], "lllrrr", rows, "segments"
+    )
+
+
+def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDict:
+    comp = model.composition(segs)
+    total = f["total_ns"] or sum(comp.values())
+    order = [k for k in model.SEGMENT_KINDS if k in comp] + sorted(
+        k for k in comp if k not in model.SEGMENT_KINDS
+    )
+    rows = [[k, model.fmt_ns(comp[k]), _pct(comp[k], total)] for k in order]
+    return _table(["kind", "time on the critical path", "% of total"], "lrr", rows, "kinds")
+
+
+def _waits_table(waits: list[model.WaitRow], t0: int) -> TableDict:
+    def key(w: model.WaitRow) -> tuple[int, int]:
+        span = model.wait_span(w)
+        return (-(span[1] - span[0]) if span else 0, w["first_attempt_ns"] or 0)
+
+    rows = []
+    for w in sorted(waits, key=key):
+        span = model.wait_span(w)
+        rows.append(
+            [
+                w["kind"],
+                w["endpoint"] or "–",
+                _who(w["waiter_pid"], w["waiter_comm"]),
+                _who(w["target_pid"], w["target_comm"]),
+                model.fmt_t(w["first_attempt_ns"], t0),
+                model.fmt_t(w["ready_ns"], t0),
+                model.fmt_t(w["first_ok_ns"], t0),
+                model.fmt_ns(span[1] - span[0]) if span else "–",
+                "–" if w["attempts"] is None else str(w["attempts"]),
+                model.fmt_ns(w["interval_ns"]),
+                model.fmt_ns(w["lag_ns"]),
+            ]
+        )
+    return _table(
+        [
+            "kind",
+            "endpoint",
+            "waiter",
+            "target",
+            "first attempt",
+            "ready",
+            "first ok",
+            "waited",
+            "attempts",
+            "interval",
+            "polling lag",
+        ],
+        "llllrrrrrrr",
+        rows,
+        "waits",
+    )
+
+
+def _phases_table(phases: list[model.PhaseRow], t0: int) -> TableDict:
+    rows = [
+        [
+            p["name"],
+            model.fmt_t(p["start_ns"], t0),
+            model.fmt_t(p["end_ns"], t0),
+            model.fmt_ns(p["duration_ns"]),
+            p["defined_by"] or "–",
+        ]
+        for p in phases
+    ]
+    return _table(["phase", "start", "end", "duration", "defined by"], "lrrrl", rows, "phases")
+
+
+def _milestones_table(miles: list[model.MilestoneRow], t0: int) -> TableDict:
+    rows = [[model.fmt_t(m["ts_ns"], t0), m["name"], m["detail"]] for m in miles]
+    return _table(["time", "milestone", "detail"], "rll", rows, "milestones")
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _layout(height: int, **extra: Any) -> dict[str, Any]:
+    layout: dict[str, Any] = {
+        "template": "plotly_white",
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
+        "hoverlabel": {"align": "left", "font": {"family": "monospace", "size": 11}},
+        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
+        "xaxis": {"title": {"text": "seconds since recording started"}, "zeroline": False},
+        "font": {"size": 11},
+    }
+    layout.update(extra)
+    return layout
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> str:
+    return str(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=div_id,
+            config={"displaylogo": False, "responsive": True},
+        )
+    )
+
+
+def _empty_figure(div_id: str, message: str) -> str:
+    fig = go.Figure(
+        layout=_layout(
+            120,
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            annotations=[
+                {
+                    "text": _esc(message),
+                    "showarrow": False,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                }
+            ],
+        )
+    )
+    return _figure_html(fig, div_id)
+
+
+def _proc_hover(p: model.ProcessRow, t0: int) -> str:
+    end = "still running at trace end" if p["end_ns"] is None else model.fmt_t(p["end_ns"], t0)
+    status = ""
+    if p["exit_signal"]:
+        status = f" · killed by signal {p['exit_signal']}"
+    elif p["exit_code"] is not None:
+        status = f" · exit {p['exit_code']}"
+    unit = f" · unit {_esc(p['unit'])}" if p["unit"] else ""
+    return (
+        f"<b>{_esc(p['comm'])}</b> pid {p['pid']} · {_esc(p['component'])}{unit}"
+        f"{' · ON CRITICAL PATH' if p['on_critical_path'] else ''}<br>"
+        f"{_wrap(p['argv'] or [p['exe'] or p['comm']])}<br>"
+        f"start {model.fmt_t(p['start_ns'], t0)} · end {end}{status}"
+    )
+
+
+def _pick_timeline(procs: list[model.ProcessRow]) -> list[model.ProcessRow]:
+    """The rows worth a line: on the critical path first, then the longest-lived."""
+
+    def rank(p: model.ProcessRow) -> tuple[int, int, int]:
+        start = p["start_ns"] or 0
+        end = p["end_ns"] if p["end_ns"] is not None else 2**62
+        return (0 if p["on_critical_path"] else 1, -(end - start), p["pid"])
+
+    return sorted(procs, key=rank)[:MAX_TIMELINE_ROWS]
+
+
+def _timeline_figure(
+    procs: list[model.ProcessRow], segs: list[model.SegmentRow], f: model.Facts
+) -> str:
+    t0, t_end = f["start_ns"], max(f["end_ns"], f["analysis_end_ns"])
+    shown = _pick_timeline(procs)
+    if not shown and not segs:
+        return _empty_figure("fig-timeline", "No processes in this trace.")
+    components = sorted({p["component"] for p in shown})
+    color = {c: COMPONENT_PALETTE[i % len(COMPONENT_PALETTE)] for i, c in enumerate(components)}
+    # group by component (by its first start), then by start time within it
+    first_start: dict[str, int] = {}
+    for p in shown:
+        s = p["start_ns"] if p["start_ns"] is not None else t0
+        first_start[p["component"]] = min(first_start.get(p["component"], s), s)
+    shown.sort(
+        key=lambda p: (first_start[p["component"]], p["component"], p["start_ns"] or t0, p["pid"])
+    )
+    labels: list[str] = []
+    seen: dict[str, int] = {}
+    for p in shown:
+        label = f"{_esc(p['comm'] or '?')} [{p['pid']}]"
+        seen[label] = seen.get(label, 0) + 1
+        labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    cp_label = "<b>critical path</b>"
+    categories = ([cp_label] if segs else []) + labels
+
+    fig = go.Figure()
+    for kind in [k for k in model.SEGMENT_KINDS if any(s["kind"] == k for s in segs)] + sorted(
+        {s["kind"] for s in segs} - set(model.SEGMENT_KINDS)
+    ):
+        ks = [s for s in segs if s["kind"] == kind]
+        fig.add_trace(
+            go.Bar(
+                name=f"path: {kind}",
+                legendgroup="path",
+                orientation="h",
+                y=[cp_label] * len(ks),
+                base=[_s(s["start_ns"], t0) for s in ks],
+                x=[_dur_s(s["end_ns"] - s["start_ns"]) for s in ks],
+                marker={"color": SEGMENT_COLORS.get(kind, "#7f7f7f")},
+                customdata=[
+                    [
+                        f"<b>{_esc(kind)}</b> {_esc(s['label'])}<br>"
+                        f"{_esc(s['comm'])} [{s['pid']}]<br>"
+                        f"{model.fmt_t(s['start_ns'], t0)} → {model.fmt_t(s['end_ns'], t0)} · "
+                        f"{model.fmt_ns(s['end_ns'] - s['start_ns'])}"
+                    ]
+                    for s in ks
+                ],
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    for comp in components:
+        idx = [i for i, p in enumerate(shown) if p["component"] == comp]
+        rows = [shown[i] for i in idx]
+        starts = [p["start_ns"] if p["start_ns"] is not None else t0 for p in rows]
+        ends = [p["end_ns"] if p["end_ns"] is not None else t_end for p in rows]
+        fig.add_trace(
+            go.Bar(
+                name=_esc(comp),
+                orientation="h",
+                y=[labels[i] for i in idx],
+                base=[_s(s, t0) for s in starts],
+                # a 1 ms floor so that a 200 µs helper is still a visible (hoverable) sliver
+                x=[max(_dur_s(e - s), 0.001) for s, e in zip(starts, ends)],
+                marker={
+                    "color": color[comp],
+                    "line": {
+                        "color": [
+                            "#d62728" if p["on_critical_path"] else color[comp] for p in rows
+                        ],
+                        "width": [2 if p["on_critical_path"] else 0 for p in rows],
+                    },
+                },
+                customdata=[[_proc_hover(p, t0)] for p in rows],
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    shapes: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    offset = 1 if segs else 0
+    band = 0
+    i = 0
+    while i < len(shown):
+        comp = shown[i]["component"]
+        j = i
+        while j < len(shown) and shown[j]["component"] == comp:
+            j += 1
+        if band % 2 == 0:
+            shapes.append(
+                {
+                    "type": "rect",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "yref": "y",
+                    "y0": i + offset - 0.5,
+                    "y1": j + offset - 0.5,
+                    "layer": "below",
+                    "line": {"width": 0},
+                    "fillcolor": "rgba(0,0,0,0.04)",
+                }
+            )
+        annotations.append(
+            {
+                "text": f"<i>{_esc(comp)}</i>",
+                "xref": "paper",
+                "x": 1,
+                "xanchor": "left",
+                "yref": "y",
+                "y": i + offset - 0.5,
+                "yanchor": "top",
+                "showarrow": False,
+                "font": {"size": 10, "color": "#555"},
+            }
+        )
+        band += 1
+        i = j
+    for ts, name in ((f["analysis_start_ns"], "start"), (f["analysis_end_ns"], "end")):
+        if segs:
+            x = _s(ts, t0)
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": "x",
+                    "x0": x,
+                    "x1": x,
+                    "yref": "paper",
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"color": "#d62728", "width": 1, "dash": "dot"},
+                }
+            )
+            annotations.append(
+                {
+                    "text": name,
+                    "xref": "x",
+                    "x": x,
+                    "xanchor": "left",
+                    "yref": "paper",
+                    "y": 1,
+                    "yanchor": "bottom",
+                    "showarrow": False,
+                    "font": {"size": 10, "color": "#d62728"},
+                }
+            )
+    if len(procs) > len(shown):
+        annotations.append(
+            {
+                "text": f"{len(procs) - len(shown)} more processes not shown (short-lived ones are "
+                "in the execs chart below)",
+                "xref": "paper",
+                "x": 0,
+                "xanchor": "left",
+                "yref": "paper",
+                "y": 0,
+                "yanchor": "top",
+                "yshift": -22,
+                "showarrow": False,
+                "font": {"size": 10},
+            }
+        )
+    height = 110 + 20 * len(categories)
+    fig.update_layout(
+        _layout(
+            height,
+            barmode="overlay",
+            margin={"l": 10, "r": 100, "t": 30, "b": 40},
+            bargap=0.25,
+            shapes=shapes,
+            annotations=annotations,
+            yaxis={
+                "categoryorder": "array",
+                "categoryarray": categories,
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"family": "monospace", "size": 10},
+            },
+        )
+    )
+    return _figure_html(fig, "fig-timeline")
+
+
+def _connects_figure(
+    conns: dict[str, list[Any]],
+    lists: dict[str, list[Any]],
+    waits: list[model.WaitRow],
+    t0: int,
+) -> str:
+    n = len(conns["ts_ns"])
+    if n == 0 and not lists["ts_ns"]:
+        return _empty_figure("fig-connects", "No connect() or listen() in this trace.")
+    # endpoints: those in waits first, then by number of attempts
+    attempts: dict[str, int] = {}
+    for ep in conns["endpoint"]:
+        attempts[ep or "?"] = attempts.get(ep or "?", 0) + 1
+    waited = {w["endpoint"] for w in waits if w["endpoint"]}
+    for ep in lists["endpoint"]:
+        attempts.setdefault(ep or "?", 0)
+    ranked = sorted(attempts, key=lambda e: (e not in waited, -attempts[e], e))
+    endpoints = sorted(ranked[:MAX_ENDPOINT_ROWS])
+    keep = set(endpoints)
+
+    fig = go.Figure()
+    by_outcome: dict[str, list[int]] = {}
+    for i in range(n):
+        ep = conns["endpoint"][i] or "?"
+        if ep in keep:
+            by_outcome.setdefault(conns["outcome"][i] or "unknown", []).append(i)
+    dropped = 0
+    outcome_order = [o for o in OUTCOME_COLORS if o in by_outcome] + sorted(
+        o for o in by_outcome if o not in OUTCOME_COLORS
+    )
+    for outcome in outcome_order:
+        # sample per endpoint so that a chatty endpoint cannot hide a quiet one
+        per_ep: dict[str, list[int]] = {}
+        for i in by_outcome[outcome]:
+            per_ep.setdefault(conns["endpoint"][i] or "?", []).append(i)
+        idx: list[int] = []
+        for ep in sorted(per_ep):
+            chosen = _sample(per_ep[ep], MAX_POINTS_PER_SERIES)
+            dropped += len(per_ep[ep]) - len(chosen)
+            idx.extend(chosen)
+        idx.sort()
+        hover = []
+        for i in idx:
+            ts, ons = conns["ts_ns"][i], conns["outcome_ns"][i]
+            took = f" after {model.fmt_ns(ons - ts)}" if ons is not None and ons >= ts else ""
+            errno = f" (errno {conns['outcome_errno'][i]})" if conns["outcome_errno"][i] else ""
+            hover.append(
+                [
+                    f"<b>{_esc(conns['endpoint'][i] or '?')}</b> {_esc(outcome)}{errno}{took}<br>"
+                    f"{_esc(conns['comm'][i] or '?')} [{conns['pid'][i]}] at "
+                    f"{model.fmt_t(ts, t0)}"
+                ]
+            )
+        fig.add_trace(
+            go.Scatter(
+                name=_esc(outcome),
+                mode="markers",
+                x=[_s(conns["ts_ns"][i], t0) for i in idx],
+                y=[_esc(conns["endpoint"][i] or "?") for i in idx],
+                marker={
+                    "color": OUTCOME_COLORS.get(outcome, "#333"),
+                    "size": 7,
+                    "symbol": "circle" if outcome == "ok" else "x",
+                },
+                customdata=hover,
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    li = [i for i, ep in enumerate(lists["endpoint"]) if (ep or "?") in keep]
+    if li:
+        fig.add_trace(
+            go.Scatter(
+                name="listen",
+                mode="markers",
+                x=[_s(lists["ts_ns"][i], t0) for i in li],
+                y=[_esc(lists["endpoint"][i] or "?") for i in li],
+                marker={
+                    "color": "#000",
+                    "size": 11,
+                    "symbol": "diamond-open",
+                    "line": {"width": 2},
+                },
+                customdata=[
+                    [
+                        f"<b>listen</b> {_esc(lists['endpoint'][i] or '?')}<br>"
+                        f"{_esc(lists['comm'][i] or '?')} [{lists['pid'][i]}] at "
+                        f"{model.fmt_t(lists['ts_ns'][i], t0)}"
+                    ]
+                    for i in li
+                ],
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    lag_x: list[float | None] = []
+    lag_y: list[str | None] = []
+    lag_hover: list[list[str] | None] = []
+    for w in waits:
+        if (
+            w["lag_ns"]
+            and w["ready_ns"] is not None
+            and w["first_ok_ns"] is not None
+            and (w["endpoint"] or "?") in keep
+        ):
+            y = _esc(w["endpoint"] or "?")
+            text = (
+                f"<b>polling lag {model.fmt_ns(w['lag_ns'])}</b> on {y}<br>"
+                f"ready {model.fmt_t(w['ready_ns'], t0)} → first ok "
+                f"{model.fmt_t(w['first_ok_ns'], t0)}<br>"
+                f"{w['attempts']} attempts every {model.fmt_ns(w['interval_ns'])} by "
+                f"{_esc(w['waiter_comm'])} [{w['waiter_pid']}]"
+            )
+            lag_x += [_s(w["ready_ns"], t0), _s(w["first_ok_ns"], t0), None]
+            lag_y += [y, y, None]
+            lag_hover += [[text], [text], None]
+    if lag_x:
+        fig.add_trace(
+            go.Scatter(
+                name="polling lag",
+                mode="lines",
+                x=lag_x,
+                y=lag_y,
+                line={"color": "rgba(255,127,14,0.55)", "width": 9},
+                customdata=lag_hover,
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    annotations = []
+    if dropped or len(attempts) > len(endpoints):
+        annotations.append(
+            {
+                "text": f"sampled: {dropped} attempts and "
+                f"{len(attempts) - len(endpoints)} endpoints not drawn "
+                "(all are counted in the analysis)",
+                "xref": "paper",
+                "x": 0,
+                "xanchor": "left",
+                "yref": "paper",
+                "y": 0,
+                "yanchor": "top",
+                "yshift": -22,
+                "showarrow": False,
+                "font": {"size": 10},
+            }
+        )
+    fig.update_layout(
+        _layout(
+            120 + 26 * len(endpoints),
+            annotations=annotations,
+            yaxis={
+                "categoryorder": "array",
+                "categoryarray": [_esc(e) for e in endpoints],
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"family": "monospace", "size": 10},
+            },
+        )
+    )
+    return _figure_html(fig, "fig-connects")
+
+
+def _events_figure(
+    miles: list[model.MilestoneRow],
+    mods: dict[str, list[Any]],
+    execs: dict[str, list[Any]],
+    t0: int,
+) -> str:
+    if not miles and not mods["ts_ns"] and not execs["ts_ns"]:
+        return _empty_figure("fig-events", "No milestones, module loads or execs in this trace.")
+    fig = go.Figure()
+    rows: list[str] = []
+    if miles:
+        y = [f"★ {_esc(m['name'])}" for m in miles]
+        rows += list(dict.fromkeys(y))
+        fig.add_trace(
+            go.Scatter(
+                name="milestone",
+                mode="markers",
+                x=[_s(m["ts_ns"], t0) for m in miles],
+                y=y,
+                marker={"color": "#d62728", "size": 11, "symbol": "star"},
+                customdata=[
+                    [
+                        f"<b>{_esc(m['name'])}</b> at {model.fmt_t(m['ts_ns'], t0)}<br>"
+                        f"{_esc(m['detail'])}"
+                    ]
+                    for m in miles
+                ],
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    if mods["ts_ns"]:
+        y = ["module loads"] * len(mods["ts_ns"])
+        rows.append("module loads")
+        fig.add_trace(
+            go.Scatter(
+                name="module load",
+                mode="markers+text",
+                x=[_s(t, t0) for t in mods["ts_ns"]],
+                y=y,
+                text=[_esc(n or "?") for n in mods["name"]],
+                textposition="top center",
+                marker={"color": "#8c564b", "size": 9, "symbol": "square"},
+                customdata=[
+                    [
+                        f"<b>module {_esc(mods['name'][i] or '?')}</b> "
+                        f"({_esc(mods['kind'][i])})<br>"
+                        f"by {_esc(mods['comm'][i] or '?')} [{mods['pid'][i]}] at "
+                        f"{model.fmt_t(mods['ts_ns'][i], t0)}"
+                    ]
+                    for i in range(len(mods["ts_ns"]))
+                ],
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    if execs["ts_ns"]:
+        counts: dict[str, int] = {}
+        for prog in execs["program"]:
+            counts[prog] = counts.get(prog, 0) + 1
+        room = max(1, MAX_EVENT_ROWS - len(rows))
+        progs = sorted(counts, key=lambda p: (-counts[p], p))[:room]
+        keep = set(progs)
+        per_prog: dict[str, list[int]] = {}
+        for i, prog in enumerate(execs["program"]):
+            if prog in keep:
+                per_prog.setdefault(prog, []).append(i)
+        idx = sorted(
+            i for p in sorted(per_prog) for i in _sample(per_prog[p], MAX_POINTS_PER_SERIES)
+        )
+        rows += [f"exec {_esc(p)} ×{counts[p]}" for p in sorted(progs)]
+        fig.add_trace(
+            go.Scatter(
+                name="exec",
+                mode="markers",
+                x=[_s(execs["ts_ns"][i], t0) for i in idx],
+                y=[f"exec {_esc(execs['program'][i])} ×{counts[execs['program'][i]]}" for i in idx],
+                marker={"color": "#1f77b4", "size": 7, "symbol": "triangle-right"},
+                customdata=[
+                    [
+                        f"<b>exec {_esc(execs['program'][i])}</b> pid {execs['pid'][i]} "
+                        f"(parent {execs['ppid'][i]}) at {model.fmt_t(execs['ts_ns'][i], t0)}<br>"
+                        f"{_wrap(execs['argv'][i] or [execs['filename'][i] or '?'])}"
+                    ]
+                    for i in idx
+                ],
+                hovertemplate="%{customdata[0]}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        _layout(
+            120 + 24 * len(rows),
+            yaxis={
+                "categoryorder": "array",
+                "categoryarray": rows,
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"family": "monospace", "size": 10},
+            },
+        )
+    )
+    return _figure_html(fig, "fig-events")
+
+
+# ----------------------------------------------------------------------------- page
+
+
+def payload_json(payload: Mapping[str, Any]) -> str:
+    """JSON safe inside <script>: sorted keys, and no '<', '>' or '&' that HTML could parse."""
+    text = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_CSS = """
+:root{--fg:#1d1d1f;--muted:#5f6368;--line:#e3e3e3;--warn-bg:#fff4e5;--warn:#8a4b00}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
+margin:0;background:#fafafa}
+main{max-width:1340px;margin:0 auto;padding:12px 16px 40px}
+h1{font-size:20px;margin:4px 0 8px}h2{font-size:16px;margin:0 0 4px}
+section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:12px 14px;
+margin:12px 0}
+nav a{margin-right:14px;color:#1f4e9c;text-decoration:none}
+.help{color:var(--muted);margin:0 0 8px;font-size:13px}
+#facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:2px 18px;
+font-size:13px}
+#facts div{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+#facts b{color:var(--muted);font-weight:500;margin-right:6px}
+#warnings div{background:var(--warn-bg);color:var(--warn);border-left:4px solid #f0a030;
+padding:6px 10px;margin:6px 0;font-weight:600}
+#headline p{margin:2px 0}#headline p:first-child{font-size:16px;font-weight:600}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;font-size:12.5px;width:100%}
+[data-table=composition] table{width:auto;min-width:420px}
+th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:#f3f3f3;position:sticky;top:0}td.r,th.r{text-align:right;white-space:nowrap}
+td{word-break:break-word}
+.note{color:var(--muted);font-size:12px}
+footer{color:var(--muted);font-size:12px;margin-top:20px}
+"""
+
+# Builds the header and tables from the JSON payload. textContent only: recorded strings
+# (process names, argv, endpoints) can never become markup.
+_JS = """
+(function(){
+"use strict";
+var data=JSON.parse(document.getElementById("k3sprof-data").textContent);
+function el(tag,cls,text){var e=document.createElement(tag);if(cls){e.className=cls;}
+if(text!==undefined){e.textContent=text;}return e;}
+document.title=data.title;
+document.getElementById("title").textContent=data.title;
+var facts=document.getElementById("facts");
+data.facts.forEach(function(f){var d=el("div");d.appendChild(el("b","",f[0]));
+d.appendChild(document.createTextNode(f[1]));d.title=f[0]+": "+f[1];facts.appendChild(d);});
+var warn=document.getElementById("warnings");
+data.warnings.forEach(function(w){warn.appendChild(el("div","","\\u26a0 "+w));});
+var head=document.getElementById("headline");
+data.headline.forEach(function(h){head.appendChild(el("p","",h));});
+document.querySelectorAll("[data-table]").forEach(function(box){
+  var t=data.tables[box.getAttribute("data-table")];
+  if(!t.rows.length){box.appendChild(el("p","note","none found"));return;}
+  var table=el("table"),tr=el("tr");
+  t.columns.forEach(function(c,i){tr.appendChild(el("th",t.align[i]==="r"?"r":"",c));});
+  var thead=el("thead");thead.appendChild(tr);table.appendChild(thead);
+  var tbody=el("tbody");
+  t.rows.forEach(function(r){var row=el("tr");
+    r.forEach(function(c,i){row.appendChild(el("td",t.align[i]==="r"?"r":"",c));});
+    tbody.appendChild(row);});
+  table.appendChild(tbody);box.appendChild(table);
+  if(t.note){box.appendChild(el("p","note",t.note));}
+});
+})();
+"""
+
+
+def _section(anchor: str, title: str, help_text: str, body: str) -> str:
+    return (
+        f'<section id="{anchor}"><h2>{html.escape(title)}</h2>'
+        f'<p class="help">{html.escape(help_text)}</p>{body}</section>\n'
+    )
+
+
+def _table_box(name: str) -> str:
+    return f'<div class="scroll" data-table="{name}"></div>'
+
+
+def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> str:
+    fig = {anchor: (title, help_text, body) for anchor, title, help_text, body in figures}
+    sections = [
+        _section("timeline", *fig["timeline"]),
+        _section(
+            "critical-path",
+            "Critical path",
+            "The chain of work and waits that decided when the end milestone happened; "
+            "segments are contiguous and sum to the total. Shortening anything else does not "
+            "make startup faster.",
+            _table_box("composition") + "<br>" + _table_box("critical_path"),
+        ),
+        _section("connects", *fig["connects"]),
+        _section(
+            "waits",
+            "Waits",
+            "Who waited for whom: listener waits (connects failing until a listen), poll loops "
+            "(regular connects until an answer), helpers a parent waited for, module loads. "
+            "Polling lag is time lost between the target being ready and the waiter noticing.",
+            _table_box("waits"),
+        ),
+        _section(
+            "phases",
+            "Phases",
+            "Startup phases as the k3s startup work measures them; each names the events that "
+            "define it. A phase whose events are not in the trace is absent, never guessed.",
+            _table_box("phases"),
+        ),
+        _section("events", *fig["events"]),
+        _section(
+            "milestones", "Milestones", "Moments the analyzer recognized.", _table_box("milestones")
+        ),
+    ]
+    nav = " ".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("timeline", "Timeline"),
+            ("critical-path", "Critical path"),
+            ("connects", "Connects"),
+            ("waits", "Waits"),
+            ("phases", "Phases"),
+            ("events", "Execs &amp; modules"),
+            ("milestones", "Milestones"),
+        )
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>k3sprof report</title>\n"
+        f"<style>{_CSS}</style>\n"
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
+        f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
+        "</head><body><main>\n"
+        '<header><h1 id="title">k3sprof report</h1>'
+        '<div id="warnings"></div><div id="facts"></div></header>\n'
+        f'<section id="headline"></section>\n<nav>{nav}</nav>\n'
+        + "".join(sections)
+        + f"<footer>k3sprof {html.escape(__version__)} · self-contained: opens offline · "
+        "argv and secrets redacted unless --no-redact was given</footer>\n"
+        "</main>\n"
+        f'<script type="application/json" id="k3sprof-data">{payload_json(payload)}</script>\n'
+        f"<script>{_JS}</script>\n"
+        "</body></html>\n"
+    )
