@@ -511,13 +511,15 @@ def tracer_argv() -> list[str]:
 
 def _write_run_file(run_dir: Path, data: dict[str, Any]) -> None:
     tmp = run_dir / (RUN_FILE + ".tmp")
+    tmp.touch(mode=0o600)
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
     os.replace(tmp, run_dir / RUN_FILE)
 
 
-def _tail(text: str, lines: int = 3) -> str:
-    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
-    return " | ".join(kept)[:500]
+def _last_line(text: str) -> str:
+    # click and k3sprof both end a failure with the one line that says what went wrong
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 @contextmanager
@@ -549,9 +551,8 @@ def _run_step(
             )
         step.rc = r.returncode
         if r.returncode != 0:
-            step.error = (
-                f"exit {r.returncode}: {_tail(r.stderr.decode(errors='replace')) or 'no message'}"
-            )
+            why = _last_line(r.stderr.decode(errors="replace")) or "no message"
+            step.error = f"exit {r.returncode}: {why}"
     except subprocess.TimeoutExpired:
         step.error = f"did not finish in {timeout_s:.0f} s"
     except OSError as e:

@@ -1,0 +1,312 @@
+"""`boot run` end to end, the way systemd runs it: the installed unit's ExecStart by hand, with
+NOTIFY_SOCKET on a datagram socket this test listens on (PID 1 here is not systemd).
+
+The bpf tests run the real recorder. The root tests put small stand-in commands where the
+recorder/report would be, for failures the real ones cannot be made to produce on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tracer import boot, schema
+
+STANDIN = r"""
+import json, os, sys, time
+cmd, args = sys.argv[1], sys.argv[2:]
+mode = os.environ["STANDIN_" + cmd.upper()]
+if cmd == "record":
+    out = args[args.index("-o") + 1]
+    if mode == "fail":
+        print("k3sprof: error: cannot attach probes: boom", file=sys.stderr); sys.exit(5)
+    if mode == "hang":
+        import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)
+    os.makedirs(out, mode=0o700)
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump({"schema_version": "1.0", "tracer_version": "standin", "start_ns": 1}, f)
+    print("recording (stand-in)", flush=True)
+elif mode == "fail":
+    print("Usage: k3sprof [OPTIONS]\nError: No such command '%s'." % cmd, file=sys.stderr)
+    sys.exit(2)
+else:
+    print(json.dumps({"standin": cmd}))
+"""
+
+
+@dataclass
+class Logged:
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, level: str, message: str) -> None:
+        self.lines.append((level, message))
+
+    def text(self, level: str) -> str:
+        return "\n".join(m for lv, m in self.lines if lv == level)
+
+
+def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modes: str) -> list[str]:
+    script = tmp_path / "standin.py"
+    script.write_text(STANDIN)
+    for cmd in ("record", "report", "analyze"):
+        monkeypatch.setenv("STANDIN_" + cmd.upper(), modes.get(cmd, "ok"))
+    return [sys.executable, str(script)]
+
+
+# --- failure handling (root: `boot run` refuses to run unprivileged) ---------------------------
+
+
+@pytest.mark.root
+def test_recorder_failure_is_logged_and_nothing_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = Logged()
+    opts = boot.BootOptions(tmp_path / "out", None, 30, 3)
+    res = boot.run(opts, log=log, tracer_cmd=standin(tmp_path, monkeypatch, record="fail"))
+    assert not res.ok and res.record.rc == 5
+    assert "exited with status 5" in log.text("error") and "no trace was written" in log.text(
+        "error"
+    )
+    assert res.report is None and res.analysis is None
+    run = json.loads((res.run_dir / boot.RUN_FILE).read_text())
+    assert run["state"] == "failed" and run["record"]["rc"] == 5 and run["trace"] is None
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.root
+def test_failing_report_keeps_the_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = Logged()
+    opts = boot.BootOptions(tmp_path / "out", "listen:10250", 30, 3)
+    cmd = standin(tmp_path, monkeypatch, report="fail")
+    res = boot.run(opts, log=log, tracer_cmd=cmd, boot_id="f" * 32)
+    assert res.ok and res.stopped_by == "recorder"
+    assert res.record.argv[-2:] == ["--until", "listen:10250"]
+    assert (res.trace_dir / "meta.json").exists()
+    assert not (res.run_dir / boot.REPORT_FILE).exists()
+    assert res.report is not None and "No such command 'report'" in (res.report.error or "")
+    assert "report failed" in log.text("warning") and "trace is kept" in log.text("warning")
+    # the analysis step is independent of the report's failure
+    assert json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text()) == {"standin": "analyze"}
+    run = json.loads((res.run_dir / boot.RUN_FILE).read_text())
+    assert run["state"] == "done" and run["report"]["rc"] == 2 and run["boot_id"] == "f" * 32
+
+
+@pytest.mark.root
+def test_a_recorder_that_ignores_its_timeout_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(boot, "GRACE_S", 1)
+    log = Logged()
+    opts = boot.BootOptions(tmp_path / "out", None, 1, 3)
+    res = boot.run(opts, log=log, tracer_cmd=standin(tmp_path, monkeypatch, record="hang"))
+    assert res.stopped_by == "backstop" and res.record.rc == -signal.SIGKILL and not res.ok
+    assert "did not stop" in log.text("error")
+
+
+@pytest.mark.root
+def test_runs_rotate_to_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd = standin(tmp_path, monkeypatch)
+    opts = boot.BootOptions(tmp_path / "out", None, 30, 2)
+    dirs = [boot.run(opts, log=Logged(), tracer_cmd=cmd).run_dir for _ in range(3)]
+    assert [r.path for r in boot.list_runs(tmp_path / "out")] == dirs[1:]
+
+
+# --- the real recorder, the way systemd runs the unit ------------------------------------------
+
+
+def _recorder_present() -> bool:
+    try:
+        import tracer.cli.record  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _has_command(name: str) -> bool:
+    r = subprocess.run(
+        [sys.executable, "-m", "tracer", name, "--help"], capture_output=True, check=False
+    )
+    return r.returncode == 0
+
+
+needs_recorder = pytest.mark.skipif(
+    not _recorder_present(), reason="k3sprof record not in the tree yet"
+)
+
+
+@dataclass
+class Notified:
+    message: str
+    pid: int
+    stdout_before: bytes
+
+
+class FakeSystemd:
+    """Runs ExecStart like systemd does for Type=notify: NOTIFY_SOCKET, stdout captured."""
+
+    def __init__(self, tmp_path: Path, argv: list[str]) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        path = tmp_path / "notify.sock"
+        self.sock.bind(str(path))
+        # like systemd: learn the sender's pid from its credentials
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "NOTIFY_SOCKET")}
+        env.update(NOTIFY_SOCKET=str(path), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd="/"
+        )
+        assert self.proc.stdout is not None
+        self.out_fd = self.proc.stdout.fileno()
+        os.set_blocking(self.out_fd, False)
+        self.stdout = b""
+        self.notified: list[Notified] = []
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.out_fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self.stdout += chunk
+
+    def _recv(self) -> None:
+        msg, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("3i")))
+        pid = -1
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("3i", data[: struct.calcsize("3i")])[0]
+        # Everything the sender wrote before notifying is in the pipe already: read it first.
+        self._drain()
+        for line in msg.decode().splitlines():
+            self.notified.append(Notified(line, pid, self.stdout))
+
+    def wait_for(self, message: str, timeout_s: float = 90) -> Notified:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for n in self.notified:
+                if n.message == message:
+                    return n
+            if self.proc.poll() is not None:
+                self._drain()
+                break
+            ready, _, _ = select.select([self.sock, self.out_fd], [], [], 0.5)
+            if self.sock in ready:
+                self._recv()
+            if self.out_fd in ready:
+                self._drain()
+        raise AssertionError(
+            f"no {message} (exit {self.proc.poll()}):\n{self.stdout.decode()[-3000:]}"
+        )
+
+    def wait_exit(self, timeout_s: float = 120) -> int:
+        deadline = time.monotonic() + timeout_s
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.sock, self.out_fd], [], [], 0.5)
+            if self.sock in ready:
+                self._recv()
+            if self.out_fd in ready:
+                self._drain()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        rc = self.proc.wait()
+        self._drain()
+        return rc
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Path:
+    """A uniquely named executable: its exec is the end milestone and proves tracing was live."""
+    name = "kb" + uuid.uuid4().hex[:10]
+    path = tmp_path / "bin" / name
+    path.parent.mkdir()
+    shutil.copy("/bin/true", path)
+    return path
+
+
+@pytest.mark.bpf
+@needs_recorder
+def test_exec_start_by_hand_notifies_after_probes_are_live_and_rotates(
+    tmp_path: Path, planted: Path
+) -> None:
+    # GIVEN the unit installed (into a temp root) to stop at the planted exec, keeping 1 run
+    root, out = tmp_path / "root", tmp_path / "out"
+    opts = boot.BootOptions(out, f"exec:{planted.name}", 60, 1)
+    boot.install(opts, root=root)
+    unit = boot.read_unit(root)
+    assert unit is not None
+    argv, installed = unit
+    assert installed.end == opts.end
+    unit_text = boot.unit_path(root).read_text()
+
+    # WHEN systemd would start it: ExecStart with NOTIFY_SOCKET
+    sd = FakeSystemd(tmp_path, argv)
+    try:
+        ready = sd.wait_for("READY=1")
+        # THEN READY=1 came only after the recorder said its probes are live
+        assert b"recording" in ready.stdout_before, ready.stdout_before.decode()
+        if ready.pid not in (-1, sd.proc.pid):
+            # sent by a child of the main process: only NotifyAccess=all lets systemd accept it
+            assert "NotifyAccess=all" in unit_text
+        # and what starts after READY (k3s, here the planted exec) is in the trace
+        started = subprocess.Popen([str(planted)])
+        started.wait()
+        assert sd.wait_exit() == 0, sd.stdout.decode()[-3000:]
+    finally:
+        sd.close()
+
+    runs = boot.list_runs(out)
+    assert len(runs) == 1
+    first = runs[0]
+    assert first.boot_id == boot.current_boot_id() and first.boot_id in first.name
+    assert out.stat().st_mode & 0o777 == 0o700 and first.path.stat().st_mode & 0o777 == 0o700
+    trace = schema.load(first.path / boot.TRACE_SUBDIR)
+    proc = trace.table("process").to_pylist()
+    mine = [r for r in proc if r["kind"] == "exec" and r["pid"] == started.pid]
+    assert mine and mine[0]["filename"].endswith(planted.name)
+    result = json.loads((first.path / boot.RUN_FILE).read_text())
+    assert result["state"] == "done" and result["stopped_by"] == "recorder"
+    if _has_command("report"):
+        assert first.has_report and result["report"]["error"] is None
+    else:
+        assert not first.has_report and "report" in (result["report"]["error"] or "")
+
+    # WHEN the next run is stopped like `systemctl stop` does (KillMode=mixed: SIGTERM to main)
+    sd = FakeSystemd(_fresh(tmp_path), argv)
+    try:
+        sd.wait_for("READY=1")
+        sd.proc.send_signal(signal.SIGTERM)
+        assert sd.wait_exit() == 0, sd.stdout.decode()[-3000:]
+    finally:
+        sd.close()
+    # THEN its trace is kept and, with --keep 1, the first run is rotated away
+    runs = boot.list_runs(out)
+    assert [r.seq for r in runs] == [first.seq + 1]
+    assert runs[0].has_trace and schema.load(runs[0].path / boot.TRACE_SUBDIR).meta
+    assert json.loads((runs[0].path / boot.RUN_FILE).read_text())["stopped_by"] == "signal"
+
+
+def _fresh(tmp_path: Path) -> Path:
+    d = tmp_path / f"sd{uuid.uuid4().hex[:6]}"
+    d.mkdir()
+    return d
