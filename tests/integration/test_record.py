@@ -1,0 +1,212 @@
+"""The recorder against ground truth: real BPF, real processes, independent witnesses
+(the workload's own CLOCK_MONOTONIC log, known counts, strace -f, the real exit status)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.recording import (
+    K3SPROF, ROOT, WORKLOADS, descendants, free_port, record, rows_of,
+)
+from tracer import schema
+
+pytestmark = pytest.mark.bpf
+
+
+def test_exact_exec_fork_exit_counts_and_exit_codes(tmp_path: Path) -> None:
+    # GIVEN a workload with a known number of execs (a prime, so no coincidence),
+    # one failing exec and known exit statuses
+    n = 37
+    script = (f"i=0; while [ $i -lt {n} ]; do /bin/true; i=$((i+1)); done; "
+              "/nonexistent/helper 2>/dev/null; "
+              "sh -c 'exit 7'; sh -c 'kill -9 $$'; exit 3")
+    out = tmp_path / "t"
+    # WHEN it is recorded
+    record(out, ["/bin/sh", "-c", script])
+    trace = schema.load(out)
+    pids = descendants(trace, trace.meta["command_pid"])
+    # THEN every exec, the failed one with its errno, and every exit status are there
+    execs = rows_of(trace, "process", pids, kind="exec")
+    trues = [r for r in execs if r["filename"] == "/bin/true"]
+    assert len(trues) == n
+    assert all(r["argv"] == ["/bin/true"] for r in trues)
+    failed = rows_of(trace, "process", pids, kind="exec_failed")
+    assert [(r["filename"], r["errno"]) for r in failed
+            if r["filename"] == "/nonexistent/helper"] == [("/nonexistent/helper", 2)]
+    exits = {r["pid"]: r for r in rows_of(trace, "process", pids, kind="exit")}
+    root = exits[trace.meta["command_pid"]]
+    assert root["exit_code"] == 3 and trace.meta["command_exit"] == 3
+    codes = {(r["exit_code"], r["exit_signal"]) for r in exits.values()
+                   if r["comm"] == "sh" and r["pid"] != root["pid"]}
+    assert (7, None) in codes and (None, 9) in codes
+    forks = rows_of(trace, "process", pids, kind="fork")
+    assert len(forks) == n + 3  # n trues, the failing helper, two `sh -c`
+    assert trace.lost_events == 0 and trace.meta["complete"] is True
+
+
+def test_argv_capture_bounds(tmp_path: Path) -> None:
+    # GIVEN an exec with 25 args, one of them 300 bytes long
+    long_arg = "x" * 300
+    args = [f"a{i}" for i in range(23)] + [long_arg]
+    out = tmp_path / "t"
+    record(out, ["/bin/echo", *args])
+    trace = schema.load(out)
+    (ex,) = rows_of(trace, "process", {trace.meta["command_pid"]}, kind="exec")
+    # THEN the first 20 are kept, each up to 255 bytes, and truncation is flagged
+    assert ex["argv"][:20] == ["/bin/echo", *args][:20]
+    assert ex["argv_truncated"] is True
+    short = subprocess.run([*K3SPROF, "info", str(out), "--json"], capture_output=True,
+                           text=True, check=True)
+    assert json.loads(short.stdout)["tables"]["process"] >= 2
+
+
+def test_socket_outcomes_match_the_workloads_own_log(tmp_path: Path) -> None:
+    # GIVEN a workload that logs what it does and what must happen (refused/ok, blocking
+    # and non-blocking like Go, IPv6, unix missing/listening/abstract)
+    port = free_port()
+    truth_file, unix_dir = tmp_path / "truth.jsonl", tmp_path / "u"
+    unix_dir.mkdir()
+    out = tmp_path / "t"
+    record(out, ["/usr/bin/python3", str(WORKLOADS / "sockets.py"), str(truth_file), str(port),
+                 str(unix_dir)])
+    trace = schema.load(out)
+    truth = [json.loads(line) for line in truth_file.read_text().splitlines()]
+    pid = truth[0]["pid"]
+    ops = rows_of(trace, "socket", {pid})
+    # THEN each logged operation appears, in order, right after the workload logged it,
+    # with the real outcome
+    cursor = 0
+    for i, t in enumerate(truth):
+        nxt = truth[i + 1]["t_ns"] if i + 1 < len(truth) else float("inf")
+        kind = "connect" if t["op"] == "connect" else "listen"
+        while cursor < len(ops) and not (ops[cursor]["kind"] == kind and
+                                         ops[cursor]["endpoint"] == t["endpoint"]):
+            cursor += 1
+        assert cursor < len(ops), f"missing {t}"
+        row = ops[cursor]
+        assert t["t_ns"] <= row["ts_ns"] < nxt
+        if kind == "connect":
+            assert row["outcome"] == t["expect"], (t, row)
+            assert row["ts_ns"] <= row["outcome_ns"] < nxt
+            assert row["tcp"] == (not t["endpoint"].startswith("unix:"))
+        else:
+            assert row["ret"] == 0
+        cursor += 1
+    nonblocking = [r for r in ops if r["kind"] == "connect" and r["ret"] == -115]
+    assert {r["outcome"] for r in nonblocking} == {"refused", "ok"}
+    accepts = [r for r in ops if r["kind"] == "accept"]
+    assert len(accepts) == 2 and all(r["endpoint"] == f"127.0.0.1:{port + 1}" for r in accepts)
+
+
+def _strace_events(log: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(execve path, ret) and (connect target, ret) as strace -f saw them."""
+    execs, connects = [], []
+    for line in log.read_text().splitlines():
+        m = re.search(r'execve\("([^"]+)".*= (-?\d+)', line)
+        if m:
+            execs.append((m.group(1), int(m.group(2))))
+        m = re.search(r"connect\(\d+, \{sa_family=AF_INET, sin_port=htons\((\d+)\), "
+                      r'sin_addr=inet_addr\("([^"]+)"\).*= (-?\d+)', line)
+        if m:
+            connects.append((f"{m.group(2)}:{m.group(1)}", int(m.group(3))))
+        m = re.search(r'connect\(\d+, \{sa_family=AF_UNIX, sun_path="([^"]+)"\}.*= (-?\d+)',
+                      line)
+        if m:
+            connects.append((f"unix:{m.group(1)}", int(m.group(2))))
+    return execs, connects
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
+def test_every_execve_and_connect_strace_sees_is_in_the_trace(tmp_path: Path) -> None:
+    # GIVEN a workload (shell, helpers, socket clients) run under strace -f
+    port = free_port()
+    truth, unix_dir = tmp_path / "truth.jsonl", tmp_path / "u"
+    unix_dir.mkdir()
+    slog = tmp_path / "strace.log"
+    work = (f"/bin/true; /usr/bin/env true; /no/such/bin 2>/dev/null; "
+            f"/usr/bin/python3 {WORKLOADS / 'sockets.py'} {truth} {port} {unix_dir}")
+    out = tmp_path / "t"
+    record(out, ["strace", "-f", "-qq", "-e", "trace=execve,connect", "-e", "signal=none",
+                 "-o", str(slog), "/bin/sh", "-c", work])
+    trace = schema.load(out)
+    s_execs, s_connects = _strace_events(slog)
+    pids = descendants(trace, trace.meta["command_pid"])
+    t_execs = [(r["filename"], 0) for r in rows_of(trace, "process", pids, kind="exec")]
+    t_execs += [(r["filename"], -1) for r in rows_of(trace, "process", pids,
+                                                      kind="exec_failed")]
+    # THEN every execve strace saw (success or failure) is in the trace
+    for path, ret in s_execs:
+        want = (path, 0 if ret == 0 else -1)
+        assert want in t_execs, f"strace saw execve {path} = {ret}; trace has {t_execs}"
+        t_execs.remove(want)
+    # and every connect, with the same target and the same syscall return
+    t_conn = [(r["endpoint"], int(r["ret"])) for r in rows_of(trace, "socket", pids,
+                                                              kind="connect")]
+    assert s_connects, "strace saw no connect: the workload did not run"
+    for target, ret in s_connects:
+        match = [c for c in t_conn if c[0] == target and (c[1] == 0) == (ret == 0)]
+        assert match, f"strace saw connect {target} = {ret}; trace has {t_conn}"
+        t_conn.remove(match[0])
+
+
+def test_recorder_killed_with_sigkill_leaves_a_readable_trace(tmp_path: Path) -> None:
+    # GIVEN a recording of a workload that keeps exec'ing
+    out = tmp_path / "t"
+    p = subprocess.Popen([*K3SPROF, "record", "-o", str(out), "--", "/bin/sh", "-c",
+                          "while :; do /bin/true; sleep 0.01; done"],
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    assert "recording" in line
+    time.sleep(2.5)  # at least two flushes
+    # WHEN the recorder is killed without warning
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    subprocess.run(["pkill", "-f", "while :; do /bin/true; sleep 0.01"], check=False)
+    # THEN info reads what was flushed and says the recording did not finish
+    info = subprocess.run([*K3SPROF, "info", str(out), "--json"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert info.returncode == 0, info.stderr
+    d = json.loads(info.stdout)
+    assert d["complete"] is False
+    assert d["tables"]["process"] > 10
+    assert oct(out.stat().st_mode & 0o777) == "0o700"
+
+
+def test_tiny_buffer_counts_and_shows_lost_events(tmp_path: Path) -> None:
+    # GIVEN a ring buffer of one page (a few records) and a burst of execs
+    out = tmp_path / "t"
+    p = record(out, ["/bin/sh", "-c", "for i in $(seq 300); do /bin/true; done"],
+               "--buffer-pages", "1", "--flush-interval", "1")
+    trace = schema.load(out)
+    # THEN losses are counted in the trace, the summary and info: never silent
+    assert trace.lost_events > 0
+    assert f"{trace.lost_events} events LOST" in p.stderr
+    info = subprocess.run([*K3SPROF, "info", str(out)], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert f"lost      {trace.lost_events} events" in info.stdout
+
+
+def test_until_condition_stops_the_recording(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "t"
+    srv = ("import socket,time; s=socket.socket(); "
+           "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); time.sleep(0.5); "
+           f"s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(60)")
+    t0 = time.monotonic()
+    p = record(out, ["/usr/bin/python3", "-c", srv], "--until", f"listen:{port}")
+    assert time.monotonic() - t0 < 30
+    trace = schema.load(out)
+    assert trace.meta["stop_reason"] == f"until listen:{port}"
+    assert trace.meta["until_ns"] is not None
+    assert "stopped: until" in p.stderr
+
