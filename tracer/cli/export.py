@@ -1,0 +1,69 @@
+"""k3sprof export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tracer import schema
+from tracer.cli import cli, run_library
+from tracer.report._analysis import analyze_trace
+from tracer.report._output import check_output, default_output
+from tracer.report.perfetto import OUTPUT_SUFFIX, PerfettoExport
+
+EPILOG = """\b
+Example:
+  k3sprof export /var/tmp/k3s.trace --format perfetto -o k3s.json
+  then open k3s.json in https://ui.perfetto.dev or chrome://tracing
+"""
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("trace", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["perfetto"]),
+    default="perfetto",
+    show_default=True,
+    help="Output format (Chrome trace-event JSON).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="File to write (default: reports/<trace name>.perfetto.json).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option(
+    "--no-redact",
+    is_flag=True,
+    help="Keep tokens and passwords found in command lines (do not share the result).",
+)
+@click.option(
+    "--profile",
+    default="auto",
+    show_default=True,
+    help="Component profile: k3s, generic, or a profile file.",
+)
+@click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
+def export(
+    trace: Path,
+    fmt: str,
+    output: Path | None,
+    force: bool,
+    no_redact: bool,
+    profile: str,
+    end: str | None,
+) -> int:
+    """Export a trace for Perfetto UI / chrome://tracing (processes as tracks, waits as flows)."""
+    out = output or default_output(trace, OUTPUT_SUFFIX)
+    run_library(check_output, out, force)
+    t = run_library(schema.load, trace)
+    redact = not no_redact
+    result = run_library(analyze_trace, t, profile=profile, end=end, redact=redact)
+    exp = PerfettoExport.from_analysis(t, result, redact=redact)
+    run_library(exp.render, out, force=force)
+    click.echo(f"wrote {out} ({len(exp.doc['traceEvents'])} events, {fmt})")
+    return 0

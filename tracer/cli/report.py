@@ -1,0 +1,65 @@
+"""k3sprof report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tracer import schema
+from tracer.cli import cli, run_library
+from tracer.report._analysis import analyze_trace
+from tracer.report._output import check_output, default_output
+from tracer.report.html import OUTPUT_SUFFIX, HtmlReport
+
+EPILOG = """\b
+Example:
+  k3sprof report /var/tmp/k3s.trace                 # writes reports/k3s.trace.html
+  k3sprof report /var/tmp/k3s.trace -o k3s.html --force
+"""
+
+
+@cli.command(epilog=EPILOG)
+@click.argument("trace", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="HTML file to write (default: reports/<trace name>.html).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option(
+    "--no-redact",
+    is_flag=True,
+    help="Keep tokens and passwords found in command lines (do not share the result).",
+)
+@click.option(
+    "--profile",
+    default="auto",
+    show_default=True,
+    help="Component profile: k3s, generic, or a profile file.",
+)
+@click.option(
+    "--start", "start", metavar="COND", help="Critical path start (default: trace start)."
+)
+@click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
+def report(
+    trace: Path,
+    output: Path | None,
+    force: bool,
+    no_redact: bool,
+    profile: str,
+    start: str | None,
+    end: str | None,
+) -> int:
+    """Write one self-contained HTML report of a trace (opens offline, safe to share)."""
+    out = output or default_output(trace, OUTPUT_SUFFIX)
+    run_library(check_output, out, force)
+    t = run_library(schema.load, trace)
+    redact = not no_redact
+    result = run_library(analyze_trace, t, profile=profile, start=start, end=end, redact=redact)
+    rep = HtmlReport.from_analysis(t, result, redact=redact)
+    run_library(rep.render, out, force=force)
+    size = out.stat().st_size
+    click.echo(f"wrote {out} ({size / 1e6:.1f} MB){'' if redact else ' (NOT redacted)'}")
+    return 0

@@ -1,0 +1,284 @@
+"""Chrome trace-event JSON (what ui.perfetto.dev and chrome://tracing open) from a trace.
+
+Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
+* one process track per process (pid = the real pid; metadata events name it "comm pid"),
+  one complete event ("X") for its lifetime with its redacted argv as args;
+* instant events ("i") on the process's track for each connect (with its real outcome), listen,
+  exec and module load;
+* waits as slices on the waiter's track ("wait: ENDPOINT") plus a flow ("s" -> "f") from the
+  moment the target became ready (its listen, or the helper's exit) to the waiter's slice end;
+* the critical path on its own track (pid 0, "k3sprof critical path"), one slice per segment.
+
+``ts`` and ``dur`` are microseconds since the recording started (floats keep ns precision).
+Deterministic: events are sorted and the JSON has sorted keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+from tracer import __version__
+from tracer.report import model
+from tracer.report._output import write_output
+from tracer.schema import Trace
+
+OUTPUT_SUFFIX = ".perfetto.json"
+CRITICAL_PATH_PID = 0
+
+
+class TraceEventDoc(TypedDict):
+    traceEvents: list[dict[str, Any]]
+    displayTimeUnit: str
+    otherData: dict[str, Any]
+
+
+def _us(ts_ns: int, t0: int) -> float:
+    return round((ts_ns - t0) / 1000, 3)
+
+
+class PerfettoExport:
+    """Chrome trace-event JSON: build with from_analysis(), write with render()."""
+
+    output_suffix = OUTPUT_SUFFIX
+
+    def __init__(self, doc: TraceEventDoc) -> None:
+        self.doc = doc
+
+    @classmethod
+    def from_analysis(
+        cls, trace: Trace, result: Mapping[str, Any], *, redact: bool = True
+    ) -> PerfettoExport:
+        f = model.facts(trace, result, redact)
+        t0 = f["start_ns"]
+        t_end = max(f["end_ns"], f["analysis_end_ns"])
+        events: list[dict[str, Any]] = []
+        named: set[int] = set()
+
+        def name_track(pid: int, name: str, sort_index: int | None = None) -> None:
+            if pid in named:
+                return
+            named.add(pid)
+            events.append(
+                {
+                    "ph": "M",
+                    "name": "process_name",
+                    "pid": pid,
+                    "tid": pid,
+                    "ts": 0,
+                    "args": {"name": name},
+                }
+            )
+            events.append(
+                {
+                    "ph": "M",
+                    "name": "thread_name",
+                    "pid": pid,
+                    "tid": pid,
+                    "ts": 0,
+                    "args": {"name": name},
+                }
+            )
+            if sort_index is not None:
+                events.append(
+                    {
+                        "ph": "M",
+                        "name": "process_sort_index",
+                        "pid": pid,
+                        "tid": pid,
+                        "ts": 0,
+                        "args": {"sort_index": sort_index},
+                    }
+                )
+
+        procs = model.processes(result, redact)
+        for p in procs:
+            name_track(p["pid"], f"{p['comm']} {p['pid']} ({p['component']})")
+            start = p["start_ns"] if p["start_ns"] is not None else t0
+            end = p["end_ns"] if p["end_ns"] is not None else t_end
+            events.append(
+                {
+                    "ph": "X",
+                    "name": p["comm"] or str(p["pid"]),
+                    "cat": "process",
+                    "pid": p["pid"],
+                    "tid": p["pid"],
+                    "ts": _us(start, t0),
+                    "dur": max(0.0, _us(end, t0) - _us(start, t0)),
+                    "args": {
+                        "argv": p["argv"],
+                        "component": p["component"],
+                        "unit": p["unit"],
+                        "exit_code": p["exit_code"],
+                        "exit_signal": p["exit_signal"],
+                        "still_running_at_end": p["end_ns"] is None,
+                        "on_critical_path": p["on_critical_path"],
+                    },
+                }
+            )
+
+        def instant(
+            pid: int, comm: str, ts_ns: int, name: str, cat: str, args: dict[str, Any]
+        ) -> None:
+            name_track(pid, f"{comm} {pid}")
+            events.append(
+                {
+                    "ph": "i",
+                    "s": "t",
+                    "name": name,
+                    "cat": cat,
+                    "pid": pid,
+                    "tid": pid,
+                    "ts": _us(ts_ns, t0),
+                    "args": args,
+                }
+            )
+
+        c = model.connects(trace)
+        for i, ts in enumerate(c["ts_ns"]):
+            ep = c["endpoint"][i] or "?"
+            outcome = c["outcome"][i] or "unknown"
+            ons = c["outcome_ns"][i]
+            instant(
+                c["pid"][i],
+                c["comm"][i] or "?",
+                ts,
+                f"connect {ep} {outcome}",
+                "connect",
+                {
+                    "endpoint": ep,
+                    "outcome": outcome,
+                    "errno": c["outcome_errno"][i],
+                    "outcome_after_us": None if ons is None else round((ons - ts) / 1000, 3),
+                },
+            )
+        ls = model.listens(trace)
+        for i, ts in enumerate(ls["ts_ns"]):
+            ep = ls["endpoint"][i] or "?"
+            instant(
+                ls["pid"][i], ls["comm"][i] or "?", ts, f"listen {ep}", "listen", {"endpoint": ep}
+            )
+        ex = model.execs(trace, redact)
+        for i, ts in enumerate(ex["ts_ns"]):
+            instant(
+                ex["pid"][i],
+                ex["comm"][i] or "?",
+                ts,
+                f"exec {ex['program'][i]}",
+                "exec",
+                {"argv": ex["argv"][i], "ppid": ex["ppid"][i]},
+            )
+        mods = model.module_loads(trace)
+        for i, ts in enumerate(mods["ts_ns"]):
+            instant(
+                mods["pid"][i],
+                mods["comm"][i] or "?",
+                ts,
+                f"module {mods['name'][i] or '?'}",
+                "module",
+                {"kind": mods["kind"][i], "ret": mods["ret"][i]},
+            )
+
+        for n, w in enumerate(
+            sorted(
+                model.waits(result, redact), key=lambda w: (w["first_attempt_ns"] or 0, w["kind"])
+            )
+        ):
+            span = model.wait_span(w)
+            if span is None or w["waiter_pid"] is None:
+                continue
+            name_track(w["waiter_pid"], f"{w['waiter_comm']} {w['waiter_pid']}")
+            label = f"wait {w['kind']}: {w['endpoint'] or w['target_comm'] or '?'}"
+            events.append(
+                {
+                    "ph": "X",
+                    "name": label,
+                    "cat": f"wait:{w['kind']}",
+                    "pid": w["waiter_pid"],
+                    "tid": w["waiter_pid"],
+                    "ts": _us(span[0], t0),
+                    "dur": max(0.0, _us(span[1], t0) - _us(span[0], t0)),
+                    "args": {
+                        "attempts": w["attempts"],
+                        "interval_us": _opt_us(w["interval_ns"]),
+                        "lag_us": _opt_us(w["lag_ns"]),
+                        "target_pid": w["target_pid"],
+                        "target_comm": w["target_comm"],
+                    },
+                }
+            )
+            # the flow starts where the target became ready: its listen, or its exit (child)
+            ready = w["ready_ns"] if w["ready_ns"] is not None else span[1]
+            if w["target_pid"] is not None and span[0] <= ready <= span[1]:
+                name_track(w["target_pid"], f"{w['target_comm']} {w['target_pid']}")
+                flow = {"name": label, "cat": "wait", "id": n + 1}
+                events.append(
+                    {
+                        **flow,
+                        "ph": "s",
+                        "pid": w["target_pid"],
+                        "tid": w["target_pid"],
+                        "ts": _us(ready, t0),
+                    }
+                )
+                events.append(
+                    {
+                        **flow,
+                        "ph": "f",
+                        "bp": "e",
+                        "pid": w["waiter_pid"],
+                        "tid": w["waiter_pid"],
+                        "ts": _us(span[1], t0),
+                    }
+                )
+
+        segs = model.segments(result, redact)
+        if segs:
+            name_track(CRITICAL_PATH_PID, "k3sprof critical path", sort_index=-1)
+            for s in segs:
+                events.append(
+                    {
+                        "ph": "X",
+                        "name": f"{s['kind']}: {s['label'] or s['comm']}",
+                        "cat": "critical_path",
+                        "pid": CRITICAL_PATH_PID,
+                        "tid": CRITICAL_PATH_PID,
+                        "ts": _us(s["start_ns"], t0),
+                        "dur": max(0.0, _us(s["end_ns"], t0) - _us(s["start_ns"], t0)),
+                        "args": {"pid": s["pid"], "comm": s["comm"], "kind": s["kind"]},
+                    }
+                )
+
+        # metadata first, then by time; ties broken by the full event for stable bytes
+        events.sort(
+            key=lambda e: (e["ph"] != "M", e["ts"], e["pid"], json.dumps(e, sort_keys=True))
+        )
+        doc = TraceEventDoc(
+            traceEvents=events,
+            displayTimeUnit="ms",
+            otherData={
+                "k3sprof_version": __version__,
+                "trace": f["name"],
+                "host": f["hostname"],
+                "kernel": f["kernel"],
+                "recording_start_monotonic_ns": t0,
+                "lost_events": f["lost_events"],
+                "probes_unavailable": f["probes_unavailable"],
+                "redacted": redact,
+            },
+        )
+        return cls(doc)
+
+    def render_bytes(self) -> bytes:
+        return (
+            json.dumps(self.doc, sort_keys=True, separators=(",", ":"), allow_nan=False) + "\n"
+        ).encode()
+
+    def render(self, path: Path, *, force: bool = False) -> None:
+        write_output(path, self.render_bytes(), force)
+
+
+def _opt_us(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1000, 3)
