@@ -273,7 +273,7 @@ def iter_batches(path: Path) -> Iterator[pa.RecordBatch]:
     with pa.OSFile(str(path), "rb") as f:
         try:
             reader = ipc.open_stream(f)
-        except pa.ArrowInvalid as e:
+        except (pa.ArrowInvalid, OSError) as e:
             raise TornTail(f"unreadable stream header ({e})") from None
         while True:
             try:

@@ -1,0 +1,34 @@
+# k3sprof developer tasks. Everything that records needs root: `sudo make <target>`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+OUT   ?= reports/demo
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install OS packages, mount tracefs, link headers, create .venv (root, idempotent)
+	@bash scripts/setup.sh
+
+demo: setup ## The main job: record a control-plane-style startup, analyze it, write reports/demo/demo.html
+	$(VENV)/bin/k3sprof demo -o $(OUT)
+
+test: setup ## Run the whole test suite (unit + integration with real BPF; root)
+	$(PY) -m pytest -q tests
+
+test-unit: ## Unit tests only (no root needed once .venv exists)
+	$(PY) -m pytest -q tests/unit
+
+lint: ## ruff + mypy (strict on tracer/)
+	$(VENV)/bin/ruff check tracer tests bench
+	$(VENV)/bin/mypy
+
+bench: setup ## Benchmarks (overhead, throughput, attach latency, analysis scale)
+	$(PY) -m bench.run
+
+clean: ## Remove generated reports and caches (keeps .venv)
+	rm -rf reports/*.html reports/demo .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help setup demo test test-unit lint bench clean
