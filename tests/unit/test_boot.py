@@ -392,3 +392,88 @@ def test_install_as_non_root_says_use_sudo() -> None:
     )
     assert r.returncode == 4, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "run it as root" in r.stderr
+
+
+# --- the Vagrant lab: what can be checked without a VM -----------------------------------------
+
+LAB = Path(__file__).resolve().parents[2] / "vagrant"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:  # setup installs it: missing in CI means a broken setup
+            pytest.fail(f"{name} not installed (package {package}; run: sudo make setup)")
+        pytest.skip(f"{name} not installed (package {package}; run: sudo make setup)")
+    return path
+
+
+def test_lab_scripts_pass_shellcheck() -> None:
+    scripts = sorted(LAB.rglob("*.sh"))
+    assert {p.relative_to(LAB).as_posix() for p in scripts} >= {
+        "provision.sh",
+        "collect.sh",
+        "lib.sh",
+        "single/run.sh",
+        "compare/run.sh",
+        "server-agent/run.sh",
+    }
+    r = subprocess.run(
+        [_tool("shellcheck", "shellcheck"), "-x", *map(str, scripts)],
+        capture_output=True,
+        text=True,
+        cwd=LAB,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout
+    for p in scripts:
+        if p.name != "lib.sh":  # sourced, not run
+            assert os.access(p, os.X_OK), f"{p} is not executable"
+
+
+def vagrantfiles() -> list[Path]:
+    return sorted(LAB.glob("*/Vagrantfile"))
+
+
+def test_vagrantfiles_parse_as_ruby() -> None:
+    ruby = _tool("ruby", "ruby")
+    assert [p.parent.name for p in vagrantfiles()] == ["compare", "server-agent", "single"]
+    for p in vagrantfiles():
+        r = subprocess.run([ruby, "-c", str(p)], capture_output=True, text=True, check=False)
+        assert r.returncode == 0 and "Syntax OK" in r.stdout, r.stderr
+
+
+def _vagrant_validate(where: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "VAGRANT_DOTFILE_PATH": str(tmp_path / f"dot-{where.name}"),
+        "VAGRANT_HOME": str(tmp_path / "vagrant-home"),
+        "VAGRANT_CHECKPOINT_DISABLE": "1",
+    }
+    return subprocess.Popen(
+        ["vagrant", "validate", "--ignore-provider", "--no-color"],
+        cwd=where,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("vagrant") is None, reason="vagrant not installed (Debian package vagrant)"
+)
+def test_vagrantfiles_validate(tmp_path: Path) -> None:
+    # vagrant validate needs neither a provider nor the box; it checks the config and that
+    # the provisioning script each Vagrantfile points at exists. In parallel: ~2 s each.
+    runs = {p.parent.name: _vagrant_validate(p.parent, tmp_path) for p in vagrantfiles()}
+    # the same check fails for a copy whose relative path to provision.sh is broken
+    broken = tmp_path / "elsewhere" / "single"
+    broken.mkdir(parents=True)
+    shutil.copy(LAB / "single" / "Vagrantfile", broken)
+    runs["broken"] = _vagrant_validate(broken, tmp_path)
+    out = {name: (p.wait(timeout=120), p.communicate()[0]) for name, p in runs.items()}
+    for name in ("compare", "server-agent", "single"):
+        assert out[name][0] == 0, out[name][1]
+    assert out["broken"][0] != 0 and "provision.sh" in out["broken"][1]
