@@ -366,6 +366,7 @@ class Supervisor:
     def load_modules(self) -> None:
         with self.step("kernel modules: modprobe " + ", ".join(MODULES)) as st:
             results = []
+            last_reason = ""
             for mod in MODULES:
                 r = self.run(["modprobe", "--", mod])
                 builtin = Path("/sys/module", mod).exists()
@@ -374,11 +375,14 @@ class Supervisor:
                 else:
                     # k3s logs "Failed to load kernel module" and goes on: so do we
                     why = r.stderr.decode(errors="replace").strip().splitlines()
+                    reason = why[-1].replace("modprobe: ", "") if why else ""
                     results.append(
                         f"{mod} failed (status {r.returncode}"
-                        f"{', built into the kernel' if builtin else ''}"
-                        f"{': ' + why[-1] if why else ''})"
+                        f"{', built into the kernel' if builtin else ''})"
                     )
+                    last_reason = reason or last_reason
+            if last_reason:
+                results.append(f"modprobe said: {last_reason}")
             st.detail = "; ".join(results)
 
     def start_containerd(self) -> None:

@@ -1,0 +1,53 @@
+"""k3sprof demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tracer.cli import cli, run_library
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  sudo k3sprof demo                 # writes reports/demo/demo.html
+  sudo k3sprof demo -o /tmp/demo
+  sudo k3sprof demo --k3s           # record `k3s server` itself (where k3s is installed)
+
+\b
+The demo starts real etcd and containerd, runs modprobe, iptables and CNI plugins in private
+network namespaces, records it all, and tears everything down (nothing is left running or
+changed on the host). Outputs: OUT/demo.html, OUT/analysis.json, OUT/analysis.txt,
+OUT/trace/, OUT/demo.log."""
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("reports/demo"),
+    show_default=True,
+    help="Directory for the trace, analysis and report.",
+)
+@click.option(
+    "--k3s",
+    "k3s",
+    is_flag=True,
+    help="Record `k3s server` instead of the embedded demo (needs k3s installed).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01, max=5.0),
+    default=0.25,
+    show_default=True,
+    help="Readiness poll interval of the demo supervisor, seconds.",
+)
+def demo(output: Path, k3s: bool, poll_interval: float) -> int:
+    """Record a real control-plane-style startup, analyze it and write the report (root)."""
+    from tracer.demo.run import run_demo
+
+    result = run_library(run_demo, output, click.echo, k3s=k3s, poll_interval_s=poll_interval)
+    for note in result.notes:
+        click.echo(f"k3sprof: note: {note}", err=True)
+    return 0

@@ -1,0 +1,428 @@
+"""`k3sprof demo`: record the demo supervisor (or `k3s server`), analyze, write the report.
+
+The recorder runs as a subprocess (`python -m tracer record -- python -m tracer.demo.supervisor`)
+so its probes, signal handling and output are exactly what a user gets from `k3sprof record`;
+we read its output line by line to show progress and keep everything in ``OUT/demo.log``.
+
+Outputs in ``OUT``: ``trace/`` (the trace), ``analysis.json``, ``analysis.txt``, ``demo.html``,
+``demo.log`` (all output of the recorder, the supervisor, etcd and containerd).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracer._errors import PrivilegeError, TracerError, UsageError
+from tracer.demo import supervisor
+
+Progress = Callable[[str], None]
+
+#: where the k3s-mode recording stops: the scheduler's listen is the last of the control-plane
+#: listens (it waits for an untainted node), with a hard cap in case the node never gets there
+K3S_UNTIL = "listen:10259"
+K3S_MAX_S = 300.0
+
+EXPLANATION = """\
+What you are looking at
+  A real control-plane-style startup was just recorded with eBPF: a supervisor (like k3s) started
+  etcd (Go) and polled its /health with a fresh connection every {interval} ms, exec'd modprobe for
+  overlay/br_netfilter/nf_conntrack, started containerd (Go) and polled connect() on its unix
+  socket, ran iptables in a private network namespace, and set up a CNI bridge network for a pod
+  namespace with the real CNI plugins, before declaring itself ready. Nothing was simulated.
+  The analysis below is what startup WAITED on, from the kernel's view of every exec and connect:
+  - waits: "listener" = connects refused (or ENOENT for a unix socket) until the daemon listened;
+    "poll" = a fixed-cadence retry loop; lag = time between "ready" and the poller noticing it,
+    lost purely to the polling interval (k3s polls its API server every 2 s; here {interval} ms);
+  - critical path: the chain of run / wait segments from the start to "{ready}"; its segments sum
+    exactly to the total, so each one's share is what removing it could gain.
+  The HTML report shows the same on a timeline: {html}
+"""
+
+
+class DemoError(TracerError):
+    """The demo could not run or complete (one line: what failed and where to look)."""
+
+    exit_code = 1
+
+
+class DemoInterrupted(DemoError):
+    exit_code = 130
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    trace_dir: Path
+    wall_s: float = 0.0
+    record_s: float = 0.0
+    analysis: dict[str, Any] | None = None
+    html: Path | None = None
+    #: what the demo's own output says about its workload (ports, pids, socket path)
+    facts: dict[str, Any] = field(default_factory=dict)
+    #: things the user should know (missing pieces)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Clock:
+    def __init__(self, progress: Progress) -> None:
+        self.t0 = time.monotonic()
+        self.progress = progress
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def say(self, text: str) -> None:
+        self.progress(f"[{self.elapsed():6.1f}s] {text}")
+
+
+def preflight(*, k3s: bool) -> None:
+    """Fail fast, with one line, on what would make the demo fail later."""
+    if k3s and shutil.which("k3s") is None:
+        raise DemoError(
+            "k3s is not installed (no `k3s` on PATH): `k3sprof demo --k3s` records `k3s server` "
+            "where k3s is installed (see vagrant/); run `k3sprof demo` for the embedded demo"
+        )
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            "k3sprof demo records with eBPF and makes network namespaces: "
+            "run it as root (sudo k3sprof demo)"
+        )
+    if importlib.util.find_spec("tracer.collector.record") is None:
+        raise DemoError("the recorder (tracer.collector.record) is not in this checkout")
+    if not k3s:
+        missing = supervisor.missing_programs()
+        if missing:
+            raise DemoError(f"missing {', '.join(missing)} (run: sudo make setup)")
+
+
+def run_demo(
+    out_dir: Path, progress: Progress, *, k3s: bool = False, poll_interval_s: float = 0.25
+) -> DemoResult:
+    """Record, analyze and report; progress() receives one line per step (with elapsed time)."""
+    preflight(k3s=k3s)
+    clock = _Clock(progress)
+    out_dir = out_dir.resolve()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {out_dir}: {e.strerror}") from None
+    result = DemoResult(out_dir=out_dir, trace_dir=out_dir / "trace")
+    with _scratch_dir() as scratch:
+        if k3s:
+            end_cond = None  # the k3s profile knows where a k3s start ends
+            command = ["k3s", "server"]
+            until: list[str] = ["--until", K3S_UNTIL, "--duration", f"{K3S_MAX_S:g}"]
+            clock.say(f"recording `k3s server` until {K3S_UNTIL} (at most {K3S_MAX_S:.0f}s)")
+        else:
+            for line in sweep_stale_runs():
+                clock.say(f"cleanup of an earlier run: {line}")
+            ready_sock = scratch / "ready.sock"
+            end_cond = f"connect-ok:{ready_sock}"
+            command = [
+                sys.executable,
+                "-m",
+                "tracer.demo.supervisor",
+                "--workdir",
+                str(scratch),
+                "--notify-socket",
+                str(ready_sock),
+                "--poll-interval",
+                f"{poll_interval_s:g}",
+            ]
+            until = []
+            clock.say("recording the demo startup (etcd, modprobe, containerd, iptables, CNI)")
+        with _notify_listener(scratch / "ready.sock") as notify:
+            _record(result, command, until, clock)
+            if not k3s and not _got_ready(notify):
+                result.notes.append("the supervisor never signalled READY=1")
+        result.record_s = clock.elapsed()
+        if not k3s:
+            for line in supervisor.sweep_stale(scratch):  # belt and braces
+                clock.say(f"cleanup: {line}")
+    _analyze_and_report(result, end_cond, clock, k3s=k3s, interval_ms=poll_interval_s * 1000)
+    result.wall_s = clock.elapsed()
+    clock.say(f"done in {result.wall_s:.1f}s: {result.html or 'no report'}")
+    return result
+
+
+SCRATCH_PARENT = Path("/tmp")
+SCRATCH_PREFIX = "k3sprof-run-"
+
+
+@contextlib.contextmanager
+def _scratch_dir() -> Iterator[Path]:
+    # short and private: containerd's socket path inside must fit in 108 bytes
+    d = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=SCRATCH_PARENT))
+    (d / "owner").write_text(str(os.getpid()))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def sweep_stale_runs() -> list[str]:
+    """Scratch dirs of demo runs that were SIGKILLed, and whatever their supervisor left."""
+    done = []
+    for d in sorted(SCRATCH_PARENT.glob(SCRATCH_PREFIX + "*")):
+        try:
+            owner = int((d / "owner").read_text())
+            alive = b"demo" in Path(f"/proc/{owner}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            alive = False
+        if not alive and d.is_dir():
+            done += supervisor.sweep_stale(d)
+            shutil.rmtree(d, ignore_errors=True)
+            done.append(f"removed leftover dir {d}")
+    return done + supervisor.sweep_stale(SCRATCH_PARENT)
+
+
+@contextlib.contextmanager
+def _notify_listener(path: Path) -> Iterator[socket.socket]:
+    """The READY=1 receiver (what systemd is for k3s): a unix datagram socket."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        s.bind(str(path))
+        s.setblocking(False)
+        yield s
+    finally:
+        s.close()
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _got_ready(s: socket.socket) -> bool:
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            if b"READY=1" in s.recv(4096):
+                return True
+    return False
+
+
+_SUP_LINE = re.compile(r"^" + re.escape(supervisor.LINE_PREFIX) + r"\s*[\d.]+s\] (.*)$")
+
+
+def _record(result: DemoResult, command: list[str], until: list[str], clock: _Clock) -> None:
+    """Run `k3sprof record ... -- COMMAND`, echoing progress lines; raise if it failed."""
+    argv = [
+        sys.executable,
+        "-m",
+        "tracer",
+        "record",
+        "-o",
+        str(result.trace_dir),
+        "--force",
+        *until,
+        "--",
+        *command,
+    ]
+    log_path = result.out_dir / "demo.log"
+    tail: list[str] = []
+    interrupted: list[int] = []
+    in_summary = False
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("NOTIFY_SOCKET", None)  # ours is passed explicitly; never confuse a systemd parent
+    with log_path.open("w") as log:
+        rec = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            errors="replace",
+        )
+
+        def forward(signum: int, _frame: Any) -> None:
+            # Ctrl-C reached the recorder and the supervisor too (same process group): they stop
+            # and tear down themselves; a SIGTERM sent to us alone is passed on.
+            interrupted.append(signum)
+            if signum != signal.SIGINT:
+                with contextlib.suppress(ProcessLookupError):
+                    rec.send_signal(signal.SIGTERM)
+
+        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            assert rec.stdout is not None
+            for line in rec.stdout:
+                log.write(line)
+                line = line.rstrip("\n")
+                tail = [*tail, line][-8:]
+                _note_fact(result.facts, line)
+                m = _SUP_LINE.match(line)
+                if m:
+                    clock.say("  " + m[1])
+                elif line.startswith(("k3sprof:", "k3sprof-demo:")):
+                    clock.say("  " + line)
+                    in_summary = in_summary or line.startswith("k3sprof: recorded")
+                elif in_summary and line.startswith("  "):
+                    clock.say("  " + line)  # the recorder's summary: rows, lost events, probes
+            rc = rec.wait()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+    if interrupted:
+        raise DemoInterrupted(
+            f"interrupted ({signal.Signals(interrupted[0]).name}); the workload was "
+            f"torn down; partial trace in {result.trace_dir}"
+        )
+    if rc != 0:
+        raise DemoError(
+            f"recording failed (exit {rc}): {tail[-1] if tail else 'no output'} "
+            f"(full output: {log_path})"
+        )
+    exit_line = next((t for t in tail if "command exit status:" in t), "")
+    status = exit_line.rsplit(":", 1)[-1].strip()
+    if status not in ("", "0"):
+        why = next((t for t in reversed(tail) if "error" in t), f"exit status {status}")
+        raise DemoError(f"the recorded startup failed: {why} (full output: {log_path})")
+
+
+def _note_fact(facts: dict[str, Any], line: str) -> None:
+    """Pull the workload's identity out of its own output (for the summary and the tests)."""
+    if m := re.search(r"supervisor pid (\d+)", line):
+        facts["supervisor_pid"] = int(m[1])
+    elif m := re.search(r"etcd pid (\d+): client http://([\d.]+):(\d+)", line):
+        facts["etcd_pid"], facts["etcd_endpoint"] = int(m[1]), f"{m[2]}:{m[3]}"
+    elif m := re.search(r"containerd pid (\d+): socket (\S+)", line):
+        facts["containerd_pid"], facts["containerd_endpoint"] = int(m[1]), f"unix:{m[2]}"
+    elif m := re.search(re.escape(supervisor.READY_TEXT) + r" \(monotonic_ns=(\d+)\)", line):
+        facts["ready_ns"] = int(m[1])
+
+
+def _analyze_and_report(
+    result: DemoResult, end_cond: str | None, clock: _Clock, *, k3s: bool, interval_ms: float
+) -> None:
+    from tracer import schema
+
+    # looked up at run time: the analyzer is written in parallel and may not be here yet
+    analyze = getattr(_import("tracer.analyzer"), "analyze", None)
+    if analyze is None:
+        raise DemoError(
+            f"recorded {result.trace_dir}, but the analyzer is not in this checkout yet "
+            "(tracer.analyzer.analyze): no analysis or report written"
+        )
+    clock.say("analyzing the trace")
+    trace = schema.load(result.trace_dir)
+    kwargs: dict[str, Any] = {"profile": "k3s" if k3s else "auto"}
+    if end_cond:
+        kwargs["end"] = end_cond
+    analysis = analyze(trace, **kwargs)
+    result.analysis = analysis
+    (result.out_dir / "analysis.json").write_text(
+        json.dumps(analysis, indent=1, sort_keys=True, default=str)
+    )
+    html = result.out_dir / "demo.html"
+    explanation = EXPLANATION.format(
+        interval=f"{interval_ms:.0f}",
+        ready=supervisor.READY_TEXT if not k3s else "ready",
+        html=html,
+    )
+    clock.progress("")
+    clock.progress(explanation)
+    text = _analysis_text(result.trace_dir, end_cond, k3s)
+    if text is not None:
+        (result.out_dir / "analysis.txt").write_text(text)
+        clock.progress(text.rstrip("\n"))
+    else:
+        result.notes.append(
+            "`k3sprof analyze` (text) is not in this checkout yet: "
+            f"see {result.out_dir / 'analysis.json'}"
+        )
+    for line in summary_lines(analysis, result.facts):
+        clock.progress(line)
+    clock.progress("")
+    try:
+        from tracer.report.html import HtmlReport
+    except ImportError:
+        raise DemoError(
+            f"analysis written to {result.out_dir / 'analysis.json'}, but the HTML "
+            "report (tracer.report.html) is not in this checkout yet"
+        ) from None
+    clock.say(f"writing the report {html}")
+    HtmlReport.from_analysis(trace, analysis).render(html, force=True)
+    result.html = html
+
+
+def _import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _analysis_text(trace_dir: Path, end_cond: str | None, k3s: bool) -> str | None:
+    """`k3sprof analyze` text, exactly as a user would see it (None if that command is missing)."""
+    if importlib.util.find_spec("tracer.cli.analyze") is None:
+        return None
+    argv = [sys.executable, "-m", "tracer", "analyze", str(trace_dir)]
+    argv += ["--profile", "k3s"] if k3s else []
+    argv += ["--end", end_cond] if end_cond else []
+    r = subprocess.run(argv, capture_output=True, text=True, errors="replace")
+    if r.returncode != 0:
+        return f"(k3sprof analyze failed: {r.stderr.strip() or r.stdout.strip()})\n"
+    return r.stdout
+
+
+def _ms(ns: Any) -> str:
+    return f"{ns / 1e6:.0f} ms" if isinstance(ns, (int, float)) else "n/a"
+
+
+def demo_waits(analysis: dict[str, Any], facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The supervisor's waits on etcd and containerd (the trace is system-wide: pick ours)."""
+    pid = facts.get("supervisor_pid")
+    found: dict[str, dict[str, Any]] = {}
+    for name in ("etcd", "containerd"):
+        ep = facts.get(f"{name}_endpoint")
+        for w in analysis.get("waits") or []:
+            waiter = (w.get("waiter") or {}).get("pid")
+            ours = w.get("endpoint") == ep and waiter == pid
+            # prefer the listener wait (refused/ENOENT until listen) when a poll wait exists too
+            if ours and (
+                w.get("kind") == "listener" or (w.get("kind") == "poll" and name not in found)
+            ):
+                found[name] = w
+    return found
+
+
+def summary_lines(analysis: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+    """A few lines tying the analysis to what the demo did."""
+    lines = ["In this run:"]
+    waits = demo_waits(analysis, facts)
+    for name, what in (("etcd", "etcd's client port"), ("containerd", "containerd's socket")):
+        w = waits.get(name)
+        if w is None:
+            lines.append(f"  - no wait on {what} found ({facts.get(f'{name}_endpoint', '?')})")
+            continue
+        ready_after = _minus(w.get("ready_ns"), w.get("first_attempt_ns"))
+        lines.append(
+            f"  - waited on {what} ({w.get('endpoint')}): {w.get('attempts')} attempts every "
+            f"{_ms(w.get('interval_ns'))}, ready {_ms(ready_after)} after the first, "
+            f"noticed {_ms(w.get('lag_ns'))} later (polling lag)"
+        )
+    total = analysis.get("total_ns")
+    path = analysis.get("critical_path") or []
+    if total:
+        lines.append(
+            f"  - critical path: {len(path)} segments, {_ms(total)} in total "
+            f"(end {'reached' if analysis.get('end_reached') else 'NOT reached'})"
+        )
+    return lines
+
+
+def _minus(a: Any, b: Any) -> int | None:
+    return a - b if isinstance(a, int) and isinstance(b, int) else None
