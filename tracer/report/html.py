@@ -33,6 +33,9 @@ OUTPUT_SUFFIX = ".html"
 MAX_TIMELINE_ROWS = 90
 MAX_ENDPOINT_ROWS = 40
 MAX_POINTS_PER_SERIES = 400
+#: total points budget of the connects and execs charts, shared by their series
+MAX_CONNECT_POINTS = 4000
+MAX_EXEC_POINTS = 2500
 MAX_EVENT_ROWS = 45
 MAX_TABLE_ROWS = 300
 
@@ -126,6 +129,11 @@ def _sample(indices: Sequence[int], limit: int) -> list[int]:
         return list(indices)
     step = (n - 1) / (limit - 1)
     return [indices[round(i * step)] for i in range(limit)]
+
+
+def _series_limit(budget: int, n_series: int) -> int:
+    """Points per series: the budget shared out, within [30, MAX_POINTS_PER_SERIES]."""
+    return max(30, min(MAX_POINTS_PER_SERIES, budget // max(1, n_series)))
 
 
 def _table(columns: list[str], align: str, rows: list[list[str]], what: str) -> TableDict:
@@ -675,6 +683,8 @@ def _connects_figure(
     outcome_order = [o for o in OUTCOME_COLORS if o in by_outcome] + sorted(
         o for o in by_outcome if o not in OUTCOME_COLORS
     )
+    series = {(conns["endpoint"][i] or "?", o) for o, ids in by_outcome.items() for i in ids}
+    limit = _series_limit(MAX_CONNECT_POINTS, len(series))
     for outcome in outcome_order:
         # sample per endpoint so that a chatty endpoint cannot hide a quiet one
         per_ep: dict[str, list[int]] = {}
@@ -682,7 +692,7 @@ def _connects_figure(
             per_ep.setdefault(conns["endpoint"][i] or "?", []).append(i)
         idx: list[int] = []
         for ep in sorted(per_ep):
-            chosen = _sample(per_ep[ep], MAX_POINTS_PER_SERIES)
+            chosen = _sample(per_ep[ep], limit)
             dropped += len(per_ep[ep]) - len(chosen)
             idx.extend(chosen)
         idx.sort()
@@ -691,13 +701,7 @@ def _connects_figure(
             ts, ons = conns["ts_ns"][i], conns["outcome_ns"][i]
             took = f" after {model.fmt_ns(ons - ts)}" if ons is not None and ons >= ts else ""
             errno = f" (errno {conns['outcome_errno'][i]})" if conns["outcome_errno"][i] else ""
-            hover.append(
-                [
-                    f"<b>{_esc(conns['endpoint'][i] or '?')}</b> {_esc(outcome)}{errno}{took}<br>"
-                    f"{_esc(conns['comm'][i] or '?')} [{conns['pid'][i]}] at "
-                    f"{model.fmt_t(ts, t0)}"
-                ]
-            )
+            hover.append([f"{errno}{took}", f"{_esc(conns['comm'][i] or '?')} [{conns['pid'][i]}]"])
         fig.add_trace(
             go.Scatter(
                 name=_esc(outcome),
@@ -710,7 +714,8 @@ def _connects_figure(
                     "symbol": "circle" if outcome == "ok" else "x",
                 },
                 customdata=hover,
-                hovertemplate="%{customdata[0]}<extra></extra>",
+                hovertemplate=f"<b>%{{y}}</b> {_esc(outcome)}%{{customdata[0]}}<br>"
+                "%{customdata[1]} at +%{x:.6f} s<extra></extra>",
             )
         )
     li = [i for i, ep in enumerate(lists["endpoint"]) if (ep or "?") in keep]
@@ -870,9 +875,8 @@ def _events_figure(
         for i, prog in enumerate(execs["program"]):
             if prog in keep:
                 per_prog.setdefault(prog, []).append(i)
-        idx = sorted(
-            i for p in sorted(per_prog) for i in _sample(per_prog[p], MAX_POINTS_PER_SERIES)
-        )
+        limit = _series_limit(MAX_EXEC_POINTS, len(per_prog))
+        idx = sorted(i for p in sorted(per_prog) for i in _sample(per_prog[p], limit))
         rows += [f"exec {_esc(p)} ×{counts[p]}" for p in sorted(progs)]
         fig.add_trace(
             go.Scatter(
