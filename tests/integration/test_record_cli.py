@@ -56,7 +56,25 @@ def test_existing_output_needs_force_and_is_not_touched(tmp_path: Path) -> None:
     assert (out / "meta.json").read_text() != before
 
 
+def _readable_by_nobody(path: Path) -> bool:
+    """Can an unprivileged user reach the checkout (CI may clone into a 0700 temp dir)?"""
+    return all(p.stat().st_mode & 0o005 == 0o005 for p in [path, *path.parents])
+
+
+def test_non_root_gets_told_to_use_sudo_in_process(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from tracer.cli import main
+
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert main(["record", "-o", str(tmp_path / "t"), "--", "true"]) == 4
+    err = capsys.readouterr().err
+    assert err.strip() == "k3sprof: error: recording needs root (BPF + tracefs): run with sudo"
+    assert not (tmp_path / "t").exists()
+
+
 @pytest.mark.root
+@pytest.mark.skipif(not _readable_by_nobody(ROOT), reason="checkout not readable by nobody")
 def test_non_root_gets_told_to_use_sudo(tmp_path: Path) -> None:
     tmp_path.chmod(0o777)
     p = run("record", "-o", str(tmp_path / "t"), "--", "true",
