@@ -36,6 +36,7 @@ if [ "$ROLE" = agent ] && [ -z "${K3S_URL:-}" ]; then die "an agent needs K3S_UR
 # shellcheck disable=SC1091
 . /etc/os-release
 kver=$(uname -r)
+NEW_KERNEL=no
 
 # --- 1. OS packages ---------------------------------------------------------------------------
 # The venv must be made by the Python that the distro's BCC module is built for (Debian/Ubuntu),
@@ -45,8 +46,16 @@ case "${ID_LIKE:-} $ID" in
     export DEBIAN_FRONTEND=noninteractive
     log "installing BCC and kernel headers for $kver (apt)"
     apt-get update -q >/dev/null
+    headers=("linux-headers-$kver")
+    if ! apt-cache show "linux-headers-$kver" >/dev/null 2>&1; then
+      # The box's kernel is older than the archive: take the current kernel and its headers;
+      # the reboot that run.sh does next boots into it (doctor is checked after that boot).
+      log "no headers for $kver in the archive: installing the current kernel + headers"
+      headers=(linux-image-generic linux-headers-generic)
+      NEW_KERNEL=yes
+    fi
     apt-get install -y -q --no-install-recommends python3-bpfcc python3-venv python3-pip \
-      "linux-headers-$kver" rsync curl ca-certificates >/dev/null
+      "${headers[@]}" rsync curl ca-certificates >/dev/null
     PY=/usr/bin/python3
     BCC_DIR=
     ;;
@@ -82,7 +91,9 @@ fi
 ln -sfn "$venv/bin/k3sprof" /usr/local/bin/k3sprof
 chmod 0755 "$PREFIX/src/vagrant/"*.sh
 [ -e /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing
-if ! k3sprof doctor; then
+if [ "$NEW_KERNEL" = yes ]; then
+  log "skipping k3sprof doctor until the new kernel runs (the boot unit's journal will tell)"
+elif ! k3sprof doctor; then
   die "k3sprof doctor says this VM cannot record (see above)"
 fi
 

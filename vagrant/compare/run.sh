@@ -30,22 +30,23 @@ out=$(lab_report_dir "compare-$K3S_VERSION_A-vs-$K3S_VERSION_B")
 k3sprof=$(lab_host_k3sprof)
 if [ -n "$k3sprof" ]; then
   lab_log "comparing on the host with $k3sprof"
-  "$k3sprof" compare "$run_a/trace" "$run_b/trace" -o "$out/compare.html"
-  "$k3sprof" compare "$run_a/trace" "$run_b/trace" --json > "$out/compare.json"
+  "$k3sprof" compare "$run_a/trace" "$run_b/trace" --json -o "$out/compare.html" > "$out/compare.json"
 else
   # No k3sprof on the host: compare inside VM b, which has it.
   lab_log "comparing inside VM b (no k3sprof on the host)"
   vagrant up b --no-provision
   cfg=$(mktemp)
   vagrant ssh-config b > "$cfg"
-  tar -C "$run_a" -czf - trace | vagrant ssh b -c 'rm -rf /tmp/cmp && mkdir -p /tmp/cmp/a && tar -C /tmp/cmp/a -xzf -'
-  tar -C "$run_b" -czf - trace | vagrant ssh b -c 'mkdir -p /tmp/cmp/b && tar -C /tmp/cmp/b -xzf -'
-  # shellcheck disable=SC2016  # $(id -u) expands in the VM, not here
-  vagrant ssh b -c 'sudo k3sprof compare /tmp/cmp/a/trace /tmp/cmp/b/trace -o /tmp/cmp/compare.html &&
-    sudo k3sprof compare /tmp/cmp/a/trace /tmp/cmp/b/trace --json > /tmp/cmp/compare.json &&
-    sudo chown -R "$(id -u)" /tmp/cmp'
-  scp -q -F "$cfg" "b:/tmp/cmp/compare.html" "b:/tmp/cmp/compare.json" "$out/"
-  rm -f "$cfg"
+  tmp=$(mktemp -d)
+  tar -C "$run_a" -czf "$tmp/a.tar.gz" trace
+  tar -C "$run_b" -czf "$tmp/b.tar.gz" trace
+  scp -q -F "$cfg" "$tmp/a.tar.gz" "$tmp/b.tar.gz" b:/tmp/
+  vagrant ssh b -c 'set -e; sudo rm -rf /tmp/cmp; mkdir -p /tmp/cmp/a /tmp/cmp/b
+    tar -C /tmp/cmp/a -xzf /tmp/a.tar.gz; tar -C /tmp/cmp/b -xzf /tmp/b.tar.gz
+    sudo k3sprof compare /tmp/cmp/a/trace /tmp/cmp/b/trace --json -o /tmp/cmp/compare.html > /tmp/cmp/compare.json
+    sudo chmod a+r /tmp/cmp/compare.html'
+  scp -q -F "$cfg" b:/tmp/cmp/compare.html b:/tmp/cmp/compare.json "$out/"
+  rm -rf "$cfg" "$tmp"
   vagrant halt b
 fi
 printf '%s\n%s\n' "$run_a" "$run_b" > "$out/inputs.txt"
