@@ -210,3 +210,24 @@ def test_until_condition_stops_the_recording(tmp_path: Path) -> None:
     assert trace.meta["until_ns"] is not None
     assert "stopped: until" in p.stderr
 
+
+
+def test_100k_events_are_all_recorded_with_zero_lost(tmp_path: Path) -> None:
+    # GIVEN a burst of exactly 100,000 socket syscalls (unix connects to a missing path: one
+    # record each), issued as fast as one core allows (faster than the 10k/s the goal asks)
+    n = 100_000
+    path = tmp_path / "missing.sock"
+    burst = ("import socket\n"
+             f"for _ in range({n}):\n"
+             "    s = socket.socket(socket.AF_UNIX)\n"
+             f"    try: s.connect({str(path)!r})\n"
+             "    except FileNotFoundError: pass\n"
+             "    s.close()\n")
+    out = tmp_path / "t"
+    record(out, ["/usr/bin/python3", "-c", burst])
+    trace = schema.load(out)
+    conns = rows_of(trace, "socket", {trace.meta["command_pid"]}, kind="connect")
+    # THEN every one is in the trace, with its outcome, and nothing was lost
+    assert trace.lost_events == 0
+    assert len([r for r in conns if r["endpoint"] == f"unix:{path}"]) == n
+    assert {r["outcome"] for r in conns} == {"enoent"}
