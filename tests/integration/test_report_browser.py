@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_report_html import result_for
-from tests.unit.test_report_scenario import k3s_trace
+from tests.unit.test_report_scenario import best_result, k3s_trace
 from tracer.report.html import HtmlReport
 
 pytestmark = pytest.mark.browser
@@ -51,7 +50,7 @@ def chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProc
 def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tr = k3s_trace()
     path = tmp_path_factory.mktemp("report") / "k3s.html"
-    HtmlReport.from_analysis(tr, result_for(tr, redact=False)).render(path)
+    HtmlReport.from_analysis(tr, best_result(tr, redact=False)).render(path)
     return path
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_report_html import result_for
 from tests.unit.test_report_scenario import EVIL, SECRETS, analysis, k3s_trace
 from tracer.report.perfetto import CRITICAL_PATH_PID, PerfettoExport
 
@@ -17,7 +16,7 @@ PHASES = {"X", "i", "M", "s", "f", "B", "E"}
 def export(redact: bool = True) -> dict[str, Any]:
     tr = k3s_trace()
     doc: dict[str, Any] = json.loads(
-        PerfettoExport.from_analysis(tr, result_for(tr, redact=False), redact=redact).render_bytes()
+        PerfettoExport.from_analysis(tr, analysis(redact=False), redact=redact).render_bytes()
     )
     return doc
 
@@ -86,7 +85,7 @@ def test_critical_path_track_sums_to_total(doc: dict[str, Any]) -> None:
 
 def test_redacted_and_escaped_as_json() -> None:
     tr = k3s_trace()
-    raw = PerfettoExport.from_analysis(tr, result_for(tr, redact=False)).render_bytes().decode()
+    raw = PerfettoExport.from_analysis(tr, analysis(redact=False)).render_bytes().decode()
     for secret in SECRETS:
         assert secret not in raw
     # JSON keeps the odd process name as data; the consumer (Perfetto UI) never runs it
@@ -94,7 +93,7 @@ def test_redacted_and_escaped_as_json() -> None:
         EVIL in json.dumps(e, ensure_ascii=False) or EVIL[:15] in e.get("name", "")
         for e in json.loads(raw)["traceEvents"]
     )
-    unredacted = PerfettoExport.from_analysis(tr, result_for(tr, redact=False), redact=False)
+    unredacted = PerfettoExport.from_analysis(tr, analysis(redact=False), redact=False)
     assert all(s in unredacted.render_bytes().decode() for s in SECRETS)
 
 

@@ -26,21 +26,10 @@ from tracer.report import html as report_html
 from tracer.report.html import HtmlReport
 
 
-def result_for(trace: Any, redact: bool = True) -> dict[str, Any]:
-    """The real analyzer's answer once it exists, else the hand-computed one."""
-    if real_analyzer_available():
-        from tracer.analyzer import analyze
-
-        return analyze(trace, redact=redact)  # type: ignore[no-any-return]
-    return analysis(redact=redact)
-
-
 def render(redact: bool = True, **meta: Any) -> str:
     tr = k3s_trace(meta=meta)
     return (
-        HtmlReport.from_analysis(tr, result_for(tr, redact=False), redact=redact)
-        .render_bytes()
-        .decode()
+        HtmlReport.from_analysis(tr, analysis(redact=False), redact=redact).render_bytes().decode()
     )
 
 
@@ -186,3 +175,29 @@ def test_render_refuses_to_overwrite(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="already exists"):
         rep.render(out)
     rep.render(out, force=True)
+
+
+@pytest.mark.skipif(not real_analyzer_available(), reason="tracer.analyzer.analyze not in tree yet")
+def test_real_analyzer_result_renders_what_it_found() -> None:
+    from tracer.analyzer import analyze
+
+    tr = k3s_trace()
+    result = analyze(tr, redact=False)
+    page = HtmlReport.from_analysis(tr, result).render_bytes().decode()
+    data = payload(page)
+    assert len(data["tables"]["critical_path"]["rows"]) == len(result["critical_path"])
+    assert data["analysis"]["total_ns"] == result["total_ns"]
+    assert (
+        sum(s["end_ns"] - s["start_ns"] for s in data["analysis"]["critical_path"])
+        == (result["total_ns"])
+    )
+    assert {r[1] for r in data["tables"]["milestones"]["rows"]} >= {
+        m["name"] for m in result["milestones"]
+    }
+    phase_rows = {r[0]: r for r in data["tables"]["phases"]["rows"]}
+    for p in result["phases"]:
+        assert p["name"] in phase_rows
+        if p["duration_ns"] is None:
+            assert phase_rows[p["name"]][3] == "–"
+    for secret in SECRETS:
+        assert secret not in page

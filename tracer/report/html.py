@@ -273,8 +273,7 @@ def _headline(
         for s in top:
             d = s["end_ns"] - s["start_ns"]
             out.append(
-                f"{s['kind']}: {s['label'] or s['comm']} cost {model.fmt_ns(d)} "
-                f"({_pct(d, total)} of startup)."
+                f"{model.fmt_ns(d)} ({_pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
             )
     lags = [w for w in waits if w["lag_ns"]]
     if lags:
@@ -504,7 +503,6 @@ def _timeline_figure(
         fig.add_trace(
             go.Bar(
                 name=f"path: {kind}",
-                legendgroup="path",
                 orientation="h",
                 y=[cp_label] * len(ks),
                 base=[_s(s["start_ns"], t0) for s in ks],
@@ -945,7 +943,7 @@ table{border-collapse:collapse;font-size:12.5px;width:100%}
 [data-table=composition] table{width:auto;min-width:420px}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#f3f3f3;position:sticky;top:0}td.r,th.r{text-align:right;white-space:nowrap}
-td{word-break:break-word}
+td{word-break:break-word}td:first-child{white-space:nowrap}
 .note{color:var(--muted);font-size:12px}
 footer{color:var(--muted);font-size:12px;margin-top:20px}
 """

@@ -72,6 +72,9 @@ class WaitRow(TypedDict):
     attempts: int | None
     interval_ns: int | None
     lag_ns: int | None
+    start_ns: int | None
+    end_ns: int | None
+    reason: str
 
 
 class PhaseRow(TypedDict):
@@ -126,6 +129,15 @@ def _text(v: Any, redact: bool) -> str:
     return redact_text(s) if redact else s
 
 
+def _first_int(m: Mapping[str, Any], *keys: str) -> int | None:
+    """The first of keys that holds a number (a key present with null does not count)."""
+    for k in keys:
+        v = _int(m.get(k))
+        if v is not None:
+            return v
+    return None
+
+
 def _who(v: Any) -> tuple[int | None, str]:
     """A waiter/target as (pid, comm); the analyzer writes {pid, comm} or null."""
     if isinstance(v, Mapping):
@@ -170,30 +182,46 @@ def waits(result: Mapping[str, Any], redact: bool = True) -> list[WaitRow]:
                 first_attempt_ns=_int(w.get("first_attempt_ns")),
                 ready_ns=_int(w.get("ready_ns")),
                 first_ok_ns=_int(w.get("first_ok_ns")),
-                last_ns=_int(w.get("ended_ns", w.get("last_attempt_ns", w.get("end_ns")))),
+                last_ns=_first_int(w, "ended_ns", "last_attempt_ns"),
                 attempts=_int(w.get("attempts")),
                 interval_ns=_int(w.get("interval_ns")),
                 lag_ns=_int(w.get("lag_ns")),
+                start_ns=_int(w.get("start_ns")),
+                end_ns=_int(w.get("end_ns")),
+                reason=_text(w.get("reason"), redact),
             )
         )
     return out
 
 
 def wait_span(w: WaitRow) -> tuple[int, int] | None:
-    """The interval a wait blocked its waiter: first attempt to first ok (or its last attempt)."""
-    start = w["first_attempt_ns"]
-    end = w["first_ok_ns"] if w["first_ok_ns"] is not None else w["last_ns"]
+    """The interval a wait blocked its waiter: the analyzer's own span where it gives one, else
+    first attempt to first ok (or to its last attempt)."""
+    start = w["start_ns"] if w["start_ns"] is not None else w["first_attempt_ns"]
+    end = w["end_ns"]
+    if end is None:
+        end = w["first_ok_ns"] if w["first_ok_ns"] is not None else w["last_ns"]
     if start is None or end is None or end < start:
         return None
     return start, end
 
 
 def _event_text(v: Any) -> str:
+    """An event reference for humans: "listen:6444 (k3s-server [100])"."""
     if isinstance(v, Mapping):
-        for key in ("label", "name", "description", "cond", "condition"):
+        for key in ("spec", "label", "name", "description", "cond", "condition"):
             if v.get(key):
-                return _str(v[key])
+                who = ""
+                if v.get("comm") or v.get("pid") is not None:
+                    who = f" ({_who(v)[1] or '?'} [{v.get('pid')}])"
+                return _str(v[key]) + who
+        if "start" in v or "end" in v:  # {"start": [specs], "end": [specs]}: the definition
+            return " → ".join(
+                " | ".join(_str(x) for x in (v.get(k) or [])) or "?" for k in ("start", "end")
+            )
         return ", ".join(f"{k}={v[k]}" for k in sorted(v) if not k.endswith("_ns"))
+    if isinstance(v, list):
+        return " | ".join(_str(x) for x in v)
     return _str(v)
 
 
@@ -213,7 +241,14 @@ def phases(result: Mapping[str, Any], redact: bool = True) -> list[PhaseRow]:
         if dur is None and start is not None and end is not None:
             dur = end - start
         parts = [_event_text(p.get(k)) for k in ("start_event", "end_event") if p.get(k)]
-        defined = " → ".join(parts) or _event_text(p.get("defined_by") or p.get("events") or "")
+        defined = " → ".join(parts) if len(parts) == 2 else ""
+        if not defined:
+            defined = _event_text(p.get("defined_by") or p.get("events") or "")
+        if p.get("missing"):
+            # an absent phase says why, and how it would have been measured
+            defined = f"absent: {_str(p['missing'])}" + (
+                f" (defined as {defined})" if defined else ""
+            )
         out.append(
             PhaseRow(
                 name=_text(name, redact),
@@ -240,12 +275,16 @@ def milestones(result: Mapping[str, Any], redact: bool = True) -> list[Milestone
             continue
         detail = ""
         if isinstance(m, Mapping):
-            bits = [
-                f"{k}={m[k]}"
-                for k in sorted(m)
-                if k not in ("name", "label", "ts_ns", "t_ns") and m[k] not in (None, "", [])
-            ]
-            detail = ", ".join(bits)
+            if m.get("spec"):
+                detail = _event_text(m)
+            else:
+                bits = [
+                    f"{k}={m[k]}"
+                    for k in sorted(m)
+                    if k not in ("name", "label", "ts_ns", "t_ns", "key")
+                    and m[k] not in (None, "", [])
+                ]
+                detail = ", ".join(bits)
         out.append(MilestoneRow(name=_text(name, redact), ts_ns=ts, detail=_text(detail, redact)))
     out.sort(key=lambda r: (r["ts_ns"], r["name"]))
     return out
