@@ -627,7 +627,10 @@ def run(
     t0 = time.monotonic()
     with _forward_signals(on_signal):
         try:
-            proc = subprocess.Popen(record_argv)  # stdout/stderr: straight to the journal
+            # stdout/stderr go straight to the journal. Own session: a Ctrl-C at a terminal
+            # reaches only us, and the recorder gets exactly one SIGTERM (a second signal
+            # would make it stop without finishing the trace).
+            proc = subprocess.Popen(record_argv, start_new_session=True)
         except OSError as e:
             record.error = f"cannot run the recorder: {e}"
         if proc is not None:
