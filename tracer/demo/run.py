@@ -37,19 +37,26 @@ Progress = Callable[[str], None]
 K3S_UNTIL = "listen:10259"
 K3S_MAX_S = 300.0
 
-EXPLANATION = """\
+K3S_WHAT = """\
+What you are looking at
+  `k3s server` was just recorded with eBPF from its exec until the scheduler listened, with every
+  exec (modprobe, containerd, iptables, CNI plugins) and connect (readiness polls, listener
+  waits) it and its children made, as the kernel saw them."""
+DEMO_WHAT = """\
 What you are looking at
   A real control-plane-style startup was just recorded with eBPF: a supervisor (like k3s) started
   etcd (Go) and polled its /health with a fresh connection every {interval} ms, exec'd modprobe for
   overlay/br_netfilter/nf_conntrack, started containerd (Go) and polled connect() on its unix
   socket, ran iptables in a private network namespace, and set up a CNI bridge network for a pod
-  namespace with the real CNI plugins, before declaring itself ready. Nothing was simulated.
+  namespace with the real CNI plugins, before declaring itself ready. Nothing was simulated."""
+EXPLANATION = """\
+{what}
   The analysis below is what startup WAITED on, from the kernel's view of every exec and connect:
   - waits: "listener" = connects refused (or ENOENT for a unix socket) until the daemon listened;
     "poll" = a fixed-cadence retry loop; lag = time between "ready" and the poller noticing it,
-    lost purely to the polling interval (k3s polls its API server every 2 s; here {interval} ms);
-  - critical path: the chain of run / wait segments from the start to "{ready}"; its segments sum
-    exactly to the total, so each one's share is what removing it could gain.
+    lost purely to the polling interval (k3s polls its API server every 2 s{poll_note});
+  - critical path: the chain of run / wait segments from the start to {ready};
+    its segments sum exactly to the total, so each one's share is what removing it could gain.
   The HTML report shows the same on a timeline: {html}
 """
 
@@ -327,9 +334,11 @@ def _analyze_and_report(
         json.dumps(analysis, indent=1, sort_keys=True, default=str)
     )
     html = result.out_dir / "demo.html"
+    what = (K3S_WHAT if k3s else DEMO_WHAT).format(interval=f"{interval_ms:.0f}")
     explanation = EXPLANATION.format(
-        interval=f"{interval_ms:.0f}",
-        ready=supervisor.READY_TEXT if not k3s else "ready",
+        what=what,
+        poll_note="" if k3s else f"; this demo every {interval_ms:.0f} ms",
+        ready='READY=1 ("demo node is ready")' if not k3s else "the end milestone",
         html=html,
     )
     clock.progress("")
@@ -343,7 +352,7 @@ def _analyze_and_report(
             "`k3sprof analyze` (text) is not in this checkout yet: "
             f"see {result.out_dir / 'analysis.json'}"
         )
-    for line in summary_lines(analysis, result.facts):
+    for line in [] if k3s else summary_lines(analysis, result.facts):
         clock.progress(line)
     clock.progress("")
     try:

@@ -725,6 +725,7 @@ def sweep_stale(workdir: Path) -> list[str]:
 
 
 _OWNER_PID = os.getpid()
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _raise_interrupted(signum: int, _frame: Any) -> None:
@@ -734,6 +735,10 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
+    # the first stop signal wins: later ones (the recorder's SIGTERM after a Ctrl-C) must not
+    # interrupt the teardown this one starts
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signum)
 
 
@@ -789,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     global _OWNER_PID
     _OWNER_PID = os.getpid()
     sup = Supervisor(opts)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _raise_interrupted)
     rc = 0
     try:
@@ -816,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.getpid() != _OWNER_PID:  # a forked helper unwinding: not ours to tear down
             os._exit(1)
         # a second signal must not cut the teardown short
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         t = time.monotonic()
         problems = sup.teardown()
