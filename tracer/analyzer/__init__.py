@@ -1,0 +1,438 @@
+"""The analyzer: what a startup WAITED on, and its exact critical path.
+
+``analyze(trace)`` runs named passes over the trace's Arrow tables (no BCC, no root, no clock):
+
+  tree       process instances (pid-reuse safe) with exec chains        (tree.py)
+  profile    components, endpoints, milestones, phases as data          (profiles.py)
+  waits      listener / poll / child / module wait-for edges            (waits.py, polls.py)
+  path       critical path from the start to the end milestone          (critical_path.py)
+  phases     milestones and phase metrics                               (phases.py)
+
+The result is the stable JSON documented in docs/analyze.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow.compute as pc
+
+from tracer.analyzer import critical_path, phases, profiles, tree, waits
+from tracer.analyzer.profiles import Profile
+from tracer.analyzer.tree import Processes
+from tracer.schema import Trace
+
+ANALYSIS_VERSION = "1"
+__all__ = ["ANALYSIS_VERSION", "analyze"]
+
+
+def _redactor(redact: bool) -> tuple[Callable[[list[str]], list[str]], Callable[[str], str]]:
+    if not redact:
+        return (lambda a: list(a)), (lambda s: s)
+    from tracer.redact import redact_argv, redact_text
+
+    return redact_argv, redact_text
+
+
+def _trace_end(trace: Trace) -> int:
+    for k in ("stop_ns", "end_ns"):
+        v = trace.meta.get(k)
+        if isinstance(v, int) and v > 0:
+            return v
+    last = int(trace.meta.get("start_ns") or 0)
+    for name in ("process", "socket", "module", "log", "netlink"):
+        t = trace.table(name)
+        if t.num_rows:
+            m = pc.max(t["ts_ns"]).as_py()
+            if m is not None:
+                last = max(last, int(m))
+    return last
+
+
+def _root_pid(meta: dict[str, Any]) -> int | None:
+    """The pid of the command `record -- CMD` ran, when the metadata says."""
+    for k in ("command_pid", "target_pid", "cmd_pid", "child_pid"):
+        v = meta.get(k)
+        if isinstance(v, int):
+            return v
+    for k in ("target", "command"):
+        v = meta.get(k)
+        if isinstance(v, dict) and isinstance(v.get("pid"), int):
+            return int(v["pid"])
+    return None
+
+
+def _root_proc(procs: Processes, meta: dict[str, Any]) -> int | None:
+    pid = _root_pid(meta)
+    if pid is None:
+        return None
+    cands = [p for p in procs.procs if p.pid == pid and p.start_ns is not None]
+    cands = cands or [p for p in procs.procs if p.pid == pid]
+    return cands[0].idx if cands else None
+
+
+def _cgroups(trace: Trace) -> dict[int, tuple[str | None, str | None]]:
+    ct = trace.table("cgroup")
+    out: dict[int, tuple[str | None, str | None]] = {}
+    for r in ct.select(["cgroup_id", "path", "unit"]).to_pylist():
+        if r["cgroup_id"] is not None:
+            out[int(r["cgroup_id"])] = (r["path"], r["unit"])
+    return out
+
+
+def analyze(
+    trace: Trace,
+    *,
+    profile: str = "auto",
+    start: str | None = None,
+    end: str | None = None,
+    redact: bool = True,
+) -> dict[str, Any]:
+    """Analyze a loaded trace; returns the JSON-able result documented in docs/analyze.md."""
+    for spec in (start, end):
+        if spec is not None:
+            phases.validate(spec)
+    argv_r, text_r = _redactor(redact)
+    procs = tree.build(trace)
+    trace_start = int(trace.meta.get("start_ns") or 0)
+    trace_end = max(_trace_end(trace), trace_start)
+
+    if profile == "auto":
+        names: set[str] = set()
+        for p in procs.procs:
+            names.update(p.names)
+        prof = profiles.detect(names)
+    else:
+        prof = profiles.load(profile)
+
+    all_waits = waits.find(trace, procs, prof, trace_end)
+    events = phases.Events(trace, procs, all_waits)
+    cgroups = _cgroups(trace)
+
+    def comm(idx: int | None) -> str | None:
+        return None if idx is None or idx < 0 else procs.procs[idx].comm
+
+    def pid(idx: int | None) -> int | None:
+        return None if idx is None or idx < 0 else procs.procs[idx].pid
+
+    def proc_label(idx: int) -> str:
+        p = procs.procs[idx]
+        args = argv_r(p.argv)[1:4] if p.argv else []
+        tail = (" " + " ".join(args)) if args else ""
+        return text_r(f"{p.comm or '?'}{tail}")[:120]
+
+    def helper_kind(idx: int) -> str:
+        return "wait:module" if prof.is_module_helper(procs.procs[idx].names) else "wait:child"
+
+    def describe(occ: tuple[str, int, int | None]) -> dict[str, Any]:
+        spec, ts, pr = occ
+        return {
+            "spec": text_r(spec),
+            "ts_ns": ts,
+            "pid": pid(pr),
+            "comm": comm(pr),
+            "key": procs.procs[pr].key if pr is not None and pr >= 0 else None,
+        }
+
+    # --- start and end milestones -------------------------------------------------------
+    root = _root_proc(procs, trace.meta)
+    start_ns, start_reached, start_by = trace_start, True, "trace start"
+    if start is not None:
+        s = events.first([start])
+        start_reached = s is not None
+        if s is not None:
+            start_ns, start_by = s[1], start
+    else:
+        s = events.first([str(x) for x in prof.entries("start")])
+        if s is not None:
+            start_ns, start_by = s[1], s[0]
+        elif root is not None and procs.procs[root].execs:
+            start_ns = int(procs.procs[root].execs[0]["ts_ns"])
+            start_by = "first exec of the recorded command"
+
+    end_ns: int | None = None
+    end_proc: int | None = None
+    end_by = ""
+    if end is not None:
+        e = events.first([end], at_or_after=start_ns)
+        end_by = end
+        if e is not None:
+            end_ns, end_proc = e[1], e[2]
+    elif prof.entries("end"):
+        found = [events.first([str(c)], at_or_after=start_ns) for c in prof.entries("end")]
+        present = [f for f in found if f is not None]
+        end_by = " / ".join(str(c) for c in prof.entries("end")) + (
+            " (last present)" if prof.data.get("end_mode") == "last" else " (first)"
+        )
+        if present:
+            pick = (max if prof.data.get("end_mode") == "last" else min)(
+                present, key=lambda f: f[1]
+            )
+            end_ns, end_proc = pick[1], pick[2]
+    else:
+        end_proc, end_ns, end_by = _default_end(procs, root, trace_end)
+    end_reached = start_reached and end_ns is not None and end_ns >= start_ns
+
+    # --- critical path ------------------------------------------------------------------
+    segments: list[critical_path.Segment] = []
+    if end_reached:
+        assert end_ns is not None
+        segments = critical_path.walk(
+            procs, all_waits, start_ns, end_ns, end_proc, proc_label, helper_kind
+        )
+    total = (end_ns - start_ns) if end_reached and end_ns is not None else None
+
+    # --- output -------------------------------------------------------------------------
+    keys = {p.idx: p.key for p in procs.procs}
+    wait_list = [_wait_json(w, procs, prof, text_r) for w in all_waits]
+    path_json = [
+        {
+            "start_ns": s.start_ns,
+            "end_ns": s.end_ns,
+            "duration_ns": s.end_ns - s.start_ns,
+            "kind": s.kind,
+            "label": s.label,
+            "pid": pid(s.proc),
+            "comm": comm(s.proc),
+            "key": keys.get(s.proc) if s.proc is not None else None,
+            "wait": s.wait,
+            "pct": round(100.0 * (s.end_ns - s.start_ns) / total, 2) if total else None,
+        }
+        for s in segments
+    ]
+
+    milestones = []
+    if start_reached:
+        milestones.append(
+            {
+                "name": "start",
+                "spec": text_r(start_by),
+                "ts_ns": start_ns,
+                "pid": None,
+                "comm": None,
+            }
+        )
+    for m in prof.entries("milestones"):
+        occ = events.first([str(m["cond"])])
+        if occ is not None:
+            d = describe(occ)
+            milestones.append({"name": text_r(str(m["name"])), **d})
+    if prof.data.get("listen_milestones"):
+        for ep, ts, _row in phases.first_listens(trace):
+            occ = events.first([f"listen-endpoint:{ep}"])
+            pr = occ[2] if occ else None
+            milestones.append(
+                {
+                    "name": text_r(f"listening {ep}"),
+                    "spec": text_r(f"listen {ep}"),
+                    "ts_ns": ts,
+                    "pid": pid(pr),
+                    "comm": comm(pr),
+                    "key": keys.get(pr) if pr is not None else None,
+                }
+            )
+    if end_reached:
+        milestones.append(
+            {
+                "name": "end",
+                "spec": text_r(end_by),
+                "ts_ns": end_ns,
+                "pid": pid(end_proc),
+                "comm": comm(end_proc),
+                "key": keys.get(end_proc) if end_proc is not None else None,
+            }
+        )
+    milestones.sort(key=lambda m: (m["ts_ns"], m["name"]))
+
+    return {
+        "analysis_version": ANALYSIS_VERSION,
+        "profile": prof.name,
+        "start_ns": start_ns,
+        "end_ns": end_ns if end_reached else None,
+        "total_ns": total,
+        "start_reached": start_reached,
+        "end_reached": end_reached,
+        "start_by": text_r(start_by),
+        "end_by": text_r(end_by),
+        "critical_path": path_json,
+        "waits": wait_list,
+        "milestones": milestones,
+        "phases": phases.phase_list(events, prof.entries("phases"), describe),
+        "counts": _counts(trace, procs, all_waits),
+        "lost_events": trace.lost_events,
+        "processes": [_proc_json(p, keys, prof, cgroups, argv_r, text_r) for p in procs.procs],
+        "trace": _facts(trace, trace_start, trace_end, argv_r, text_r),
+    }
+
+
+def _default_end(
+    procs: Processes, root: int | None, trace_end: int
+) -> tuple[int | None, int | None, str]:
+    """generic: the recorded command's exit, else the last process exit, else the trace end."""
+    if root is not None:
+        r = procs.procs[root]
+        if r.end_ns is not None:
+            return root, r.end_ns, "exit of the recorded command"
+        return root, trace_end, "trace end (the recorded command was still running)"
+    exited = [p for p in procs.procs if p.end_ns is not None]
+    if exited:
+        last = max(exited, key=lambda p: p.end_ns or 0)
+        return last.idx, last.end_ns, "last process exit in the trace"
+    return None, trace_end, "trace end"
+
+
+def _party(idx: int | None, procs: Processes) -> dict[str, Any] | None:
+    if idx is None or idx < 0:
+        return None
+    p = procs.procs[idx]
+    return {"pid": p.pid, "comm": p.comm, "key": p.key}
+
+
+def _wait_json(
+    w: waits.Wait, procs: Processes, prof: Profile, text_r: Callable[[str], str]
+) -> dict[str, Any]:
+    info = prof.endpoint_info(w.endpoint) if w.kind in ("listener", "poll") else None
+    return {
+        "kind": w.kind,
+        "endpoint": w.endpoint,
+        "component": info.get("component") if info else None,
+        "waiter": _party(w.waiter, procs),
+        "target": _party(w.target, procs),
+        "start_ns": w.start_ns,
+        "end_ns": w.end_ns,
+        "duration_ns": (w.end_ns - w.start_ns) if w.end_ns is not None else None,
+        "first_attempt_ns": w.first_attempt_ns,
+        "ready_ns": w.ready_ns,
+        "first_ok_ns": w.first_ok_ns,
+        "last_attempt_ns": w.last_attempt_ns,
+        "ended_ns": w.ended_ns,
+        "attempts": w.attempts,
+        "interval_ns": w.interval_ns,
+        "lag_ns": w.lag_ns,
+        "outcomes": w.outcomes,
+        "confidence": w.confidence,
+        "reason": text_r(w.reason),
+        "evidence": w.evidence,
+    }
+
+
+def _proc_json(
+    p: tree.Proc,
+    keys: dict[int, str],
+    prof: Profile,
+    cgroups: dict[int, tuple[str | None, str | None]],
+    argv_r: Callable[[list[str]], list[str]],
+    text_r: Callable[[str], str],
+) -> dict[str, Any]:
+    path, unit = cgroups.get(p.cgroup_id or -1, (None, None))
+    component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
+    return {
+        "key": p.key,
+        "pid": p.pid,
+        "parent_key": keys.get(p.parent) if p.parent is not None else None,
+        "comm": p.comm,
+        "exe": p.exe,
+        "argv": argv_r(p.argv),
+        "start_ns": p.start_ns,
+        "first_seen_ns": p.first_seen_ns,
+        "end_ns": p.end_ns,
+        "exit_code": p.exit_code,
+        "exit_signal": p.exit_signal,
+        "component": component,
+        "unit": unit,
+        "cgroup": path,
+        "threads": p.threads,
+        "from_snapshot": p.from_snapshot,
+        "execs": [
+            {
+                "ts_ns": e["ts_ns"],
+                "filename": e["filename"],
+                "comm": e["comm"],
+                "argv": argv_r(e["argv"]),
+            }
+            for e in p.execs
+        ],
+    }
+
+
+def _count(t: Any, col: str, value: str) -> int:
+    if t.num_rows == 0:
+        return 0
+    return int(pc.sum(pc.fill_null(pc.equal(t[col], value), False).cast("int64")).as_py() or 0)
+
+
+def _counts(trace: Trace, procs: Processes, all_waits: list[waits.Wait]) -> dict[str, Any]:
+    pt, st = trace.table("process"), trace.table("socket")
+    connect = pc.fill_null(pc.equal(st["kind"], "connect"), False) if st.num_rows else None
+    ok = failed = 0
+    if connect is not None:
+        oc = st.filter(connect)["outcome"]
+        ok = int(pc.sum(pc.fill_null(pc.equal(oc, "ok"), False).cast("int64")).as_py() or 0)
+        failed = int(
+            pc.sum(pc.fill_null(pc.is_in(oc, value_set=_failed()), False).cast("int64")).as_py()
+            or 0
+        )
+    by_kind: dict[str, int] = {}
+    for w in all_waits:
+        by_kind[w.kind] = by_kind.get(w.kind, 0) + 1
+    return {
+        "events": sum(
+            trace.table(n).num_rows for n in ("process", "socket", "module", "log", "netlink")
+        ),
+        "processes": len(procs.procs),
+        "forks": _count(pt, "kind", "fork"),
+        "threads": _count(pt, "kind", "thread"),
+        "execs": _count(pt, "kind", "exec"),
+        "exec_failed": _count(pt, "kind", "exec_failed"),
+        "exits": _count(pt, "kind", "exit"),
+        "connects": _count(st, "kind", "connect"),
+        "connects_ok": ok,
+        "connects_failed": failed,
+        "listens": _count(st, "kind", "listen"),
+        "module_events": trace.table("module").num_rows,
+        "log_lines": trace.table("log").num_rows,
+        "waits": dict(sorted(by_kind.items())),
+    }
+
+
+def _failed() -> Any:
+    import pyarrow as pa
+
+    return pa.array(sorted(waits.FAILED))
+
+
+def _facts(
+    trace: Trace,
+    start: int,
+    end: int,
+    argv_r: Callable[[list[str]], list[str]],
+    text_r: Callable[[str], str],
+) -> dict[str, Any]:
+    m = trace.meta
+    probes = m.get("probes") or {}
+    unavailable = m.get("probes_unavailable")
+    if unavailable is None and isinstance(probes, dict):
+        unavailable = {
+            k: v for k, v in probes.items() if isinstance(v, dict) and v.get("attached") is False
+        } or None
+    cmd = m.get("command") or m.get("target_command")
+    return {
+        "path": os.fspath(trace.path),
+        "hostname": m.get("hostname"),
+        "kernel": m.get("kernel"),
+        "k3s_version": m.get("k3s_version"),
+        "schema_version": m.get("schema_version"),
+        "tracer_version": m.get("tracer_version"),
+        "start_ns": start,
+        "end_ns": end,
+        "duration_ns": end - start,
+        "complete": m.get("complete"),
+        "lost_events": trace.lost_events,
+        "probes_unavailable": unavailable,
+        "truncated_tables": dict(trace.truncated),
+        "command": " ".join(argv_r([str(c) for c in cmd]))
+        if isinstance(cmd, list)
+        else (text_r(cmd) if isinstance(cmd, str) else None),
+    }

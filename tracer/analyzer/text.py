@@ -1,0 +1,124 @@
+"""Readable text of an analysis result (what `k3sprof analyze` prints without --json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOP_WAITS = 10
+
+
+def _ms(ns: int | None, base: int | None = None) -> str:
+    if ns is None:
+        return "-"
+    v = (ns - base) if base is not None else ns
+    return f"{v / 1e6:,.1f} ms"
+
+
+def _at(ns: int | None, base: int) -> str:
+    return "-" if ns is None else f"+{(ns - base) / 1e6:,.1f}"
+
+
+def _who(p: dict[str, Any] | None) -> str:
+    return "?" if not p else f"{p['comm']}[{p['pid']}]"
+
+
+def render(r: dict[str, Any]) -> str:
+    base = r["start_ns"]
+    lines: list[str] = []
+    t = r["trace"]
+    lines.append(
+        f"trace   {t['path']}  host {t.get('hostname') or '?'}  kernel {t.get('kernel') or '?'}"
+        + (f"  k3s {t['k3s_version']}" if t.get("k3s_version") else "")
+    )
+    lines.append(f"profile {r['profile']}   start: {r['start_by']}   end: {r['end_by'] or '-'}")
+    if r["lost_events"]:
+        lines.append(
+            f"WARNING: {r['lost_events']} events were lost while recording: waits and the "
+            "critical path may be incomplete (record with a bigger buffer)"
+        )
+    if t.get("truncated_tables"):
+        lines.append(
+            f"WARNING: truncated tables (recorder killed?): {', '.join(t['truncated_tables'])}"
+        )
+    if t.get("probes_unavailable"):
+        lines.append(f"note: probes unavailable: {', '.join(map(str, t['probes_unavailable']))}")
+    lines.append("")
+    if not r["start_reached"]:
+        lines.append(
+            f"START NOT REACHED: {r['start_by']} never happened in this trace; no critical path."
+        )
+    elif not r["end_reached"]:
+        lines.append(
+            f"END NOT REACHED: {r['end_by']} never happened after the start; "
+            "no critical path (nothing is made up)."
+        )
+    else:
+        lines.append(
+            f"Critical path: {_ms(r['total_ns'])} from start to end (times are ms after the start)"
+        )
+        lines.append(f"  {'at':>10} {'duration':>12} {'%':>6}  {'kind':<14} {'process':<22} what")
+        for s in r["critical_path"]:
+            lines.append(
+                f"  {_at(s['start_ns'], base):>10} {_ms(s['duration_ns']):>12} "
+                f"{s['pct']:>5.1f}%  {s['kind']:<14} "
+                f"{(s['comm'] or '-') + ('[' + str(s['pid']) + ']' if s['pid'] else ''):<22} "
+                f"{s['label']}"
+            )
+        by_kind: dict[str, int] = {}
+        for s in r["critical_path"]:
+            by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + s["duration_ns"]
+        total = r["total_ns"] or 1
+        lines.append(
+            "  composition: "
+            + ", ".join(
+                f"{k} {100 * v / total:.1f}%"
+                for k, v in sorted(by_kind.items(), key=lambda x: -x[1])
+            )
+        )
+    lines.append("")
+    net = [w for w in r["waits"] if w["kind"] in ("listener", "poll")]
+    net.sort(key=lambda w: -(w["duration_ns"] or 0))
+    lines.append(
+        f"Top waits ({len(net)} listener/poll waits, "
+        f"{sum(1 for w in r['waits'] if w['kind'] == 'child')} child waits)"
+    )
+    if net:
+        lines.append(
+            f"  {'kind':<9} {'waiter':<20} {'endpoint':<28} {'attempts':>8} "
+            f"{'every':>10} {'waited':>12} {'lag':>10}  target"
+        )
+    for w in net[:TOP_WAITS]:
+        waited = _ms(w["duration_ns"]) if w["duration_ns"] is not None else "never ok"
+        extra = ""
+        if w["kind"] == "poll":
+            extra = f"  conf {w['confidence']:.2f}" + (
+                "" if w["ended_ns"] is not None else "  (still polling at trace end)"
+            )
+        lines.append(
+            f"  {w['kind']:<9} {_who(w['waiter']):<20} {w['endpoint'] or '-':<28} "
+            f"{w['attempts'] or '-':>8} {_ms(w['interval_ns']):>10} {waited:>12} "
+            f"{_ms(w['lag_ns']):>10}  {_who(w['target']) if w['target'] else '-'}{extra}"
+        )
+    lines.append("")
+    if r["phases"]:
+        lines.append("Phases")
+        for p in r["phases"]:
+            if p["duration_ns"] is None:
+                lines.append(f"  {p['name']:<62} absent: {p['missing']}")
+            else:
+                lines.append(f"  {p['name']:<62} {_ms(p['duration_ns']):>12}")
+        lines.append("")
+    if r["milestones"]:
+        lines.append("Milestones")
+        for m in r["milestones"][:40]:
+            who = f"{m['comm']}[{m['pid']}]" if m.get("pid") else ""
+            lines.append(f"  {_at(m['ts_ns'], base):>10}  {m['name']:<44} {who}")
+        if len(r["milestones"]) > 40:
+            lines.append(f"  ... {len(r['milestones']) - 40} more (see --json)")
+    c = r["counts"]
+    lines.append("")
+    lines.append(
+        f"{c['processes']} processes, {c['execs']} execs, {c['connects']} connects "
+        f"({c['connects_failed']} failed), {c['listens']} listens, {c['events']} events"
+    )
+    return "\n".join(lines) + "\n"

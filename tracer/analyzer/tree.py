@@ -1,0 +1,235 @@
+"""Process tree pass: process/snapshot tables -> process instances, and event -> instance mapping.
+
+Contract: ``build(trace) -> Processes``. A process *instance* is one thread group from its start
+(fork, or the /proc snapshot for processes alive at attach) to its exit; a pid that is reused is a
+new instance, so instances are keyed ``"PID@START_NS"`` (``"PID@~FIRST_SEEN_NS"`` when the start
+was not seen: the process predates the trace and the snapshot does not have it). An exec keeps the
+instance (k3s -> k3s-server is one process with a two-entry exec chain). Threads are counted, not
+made into instances.
+
+``Processes.assign(pids, ts)`` maps events (socket, module, log rows) to the instance alive at
+their time, vectorized: events whose pid has no instance get an implied one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracer.schema import Trace
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class Proc:
+    """One process instance (see module docstring)."""
+
+    idx: int
+    pid: int
+    start_ns: int | None  # None: started before the trace, start unknown
+    first_seen_ns: int
+    ppid: int | None = None
+    parent: int | None = None  # index of the parent instance
+    comm: str = ""
+    exe: str | None = None
+    argv: list[str] = field(default_factory=list)
+    end_ns: int | None = None
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    threads: int = 1
+    from_snapshot: bool = False
+    cgroup_id: int | None = None
+    execs: list[dict[str, Any]] = field(default_factory=list)  # the exec chain, in order
+
+    @property
+    def key(self) -> str:
+        if self.start_ns is None:
+            return f"{self.pid}@~{self.first_seen_ns}"
+        return f"{self.pid}@{self.start_ns}"
+
+    @property
+    def names(self) -> list[str]:
+        """Every name this process went by (comm and exec basenames), for profile matching."""
+        out = [self.comm]
+        for e in self.execs:
+            if e.get("filename"):
+                out.append(str(e["filename"]).rsplit("/", 1)[-1])
+            if e.get("comm"):
+                out.append(str(e["comm"]))
+        if self.exe:
+            out.append(self.exe.rsplit("/", 1)[-1])
+        return [n for n in dict.fromkeys(out) if n]
+
+
+@dataclass
+class Processes:
+    procs: list[Proc]
+    # sorted lookup arrays for assign(): instance pid and effective start (0 when unknown)
+    _pid: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    _lo: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    _order: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def reindex(self) -> None:
+        pid = np.array([p.pid for p in self.procs], dtype=np.int64)
+        lo = np.array([p.start_ns or 0 for p in self.procs], dtype=np.int64)
+        order = np.lexsort((lo, pid)).astype(np.int64)
+        self._pid, self._lo, self._order = pid[order], lo[order], order
+
+    def _lookup(self, pids: I64, ts: I64) -> I64:
+        """Instance index alive at ts for each (pid, ts), -1 where there is none."""
+        n = len(pids)
+        if n == 0 or len(self._pid) == 0:
+            return np.full(n, -1, np.int64)
+        # Compose (pid, time-rank) into one sortable int64 so one searchsorted does the join.
+        times = np.unique(np.concatenate([self._lo, ts]))
+        r_inst = np.searchsorted(times, self._lo)
+        r_ev = np.searchsorted(times, ts)
+        k_inst = (self._pid << 32) | r_inst
+        k_ev = (pids << 32) | r_ev
+        pos = np.searchsorted(k_inst, k_ev, side="right") - 1
+        ok = pos >= 0
+        pos_c = np.where(ok, pos, 0)
+        ok &= self._pid[pos_c] == pids
+        return np.where(ok, self._order[pos_c], -1)
+
+    def assign(self, pids: Any, ts: Any) -> I64:
+        """Instance index for each event (pid, ts); implied instances are added for unknown pids."""
+        p = _np(pids)
+        t = _np(ts)
+        idx = self._lookup(p, t)
+        missing = idx < 0
+        if missing.any():
+            mp, mt = p[missing], t[missing]
+            order = np.lexsort((mt, mp))
+            upid, first = np.unique(mp[order], return_index=True)
+            for pid, t0 in zip(upid.tolist(), mt[order][first].tolist()):
+                self.procs.append(
+                    Proc(idx=len(self.procs), pid=pid, start_ns=None, first_seen_ns=t0)
+                )
+            self.reindex()
+            idx[missing] = self._lookup(mp, mt)
+            # an event before its pid's first known instance: give it the implied one
+            still = idx < 0
+            if still.any():
+                by_pid = {p.pid: p.idx for p in self.procs if p.start_ns is None}
+                idx[still] = [by_pid.get(int(x), -1) for x in p[still]]
+        return idx
+
+
+def _np(col: Any) -> I64:
+    if isinstance(col, (pa.Array, pa.ChunkedArray)):
+        return np.asarray(pc.fill_null(col, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(col, dtype=np.int64)
+
+
+def build(trace: Trace) -> Processes:
+    """Process instances from the snapshot and the process table (see module docstring)."""
+    procs: list[Proc] = []
+    alive: dict[int, Proc] = {}
+
+    snap = trace.table("snapshot")
+    if snap.num_rows:
+        for r in snap.sort_by("start_ns").to_pylist():
+            start = r["start_ns"]
+            p = Proc(
+                idx=len(procs),
+                pid=int(r["pid"]),
+                start_ns=int(start) if start is not None else None,
+                first_seen_ns=int(r["ts_ns"] or 0),
+                ppid=r["ppid"],
+                comm=r["comm"] or "",
+                exe=r["exe"],
+                argv=list(r["argv"] or []),
+                from_snapshot=True,
+                cgroup_id=r["cgroup_id"],
+            )
+            procs.append(p)
+            alive[p.pid] = p
+        for p in procs:
+            if p.ppid is not None and p.ppid in alive and alive[p.ppid] is not p:
+                p.parent = alive[p.ppid].idx
+
+    def implied(pid: int, ts: int) -> Proc:
+        p = Proc(idx=len(procs), pid=pid, start_ns=None, first_seen_ns=ts)
+        procs.append(p)
+        alive[pid] = p
+        return p
+
+    pt = trace.table("process")
+    if pt.num_rows:
+        pt = pt.sort_by([("ts_ns", "ascending")])
+        cols = {
+            c: pt.column(c).to_pylist()
+            for c in (
+                "ts_ns",
+                "kind",
+                "pid",
+                "ppid",
+                "comm",
+                "filename",
+                "argv",
+                "exit_code",
+                "exit_signal",
+                "cgroup_id",
+                "tid",
+            )
+        }
+        for i in range(pt.num_rows):
+            kind = cols["kind"][i]
+            pid = cols["pid"][i]
+            ts = cols["ts_ns"][i] or 0
+            if pid is None:
+                continue
+            if kind == "fork":
+                prev = alive.get(pid)
+                if prev is not None and prev.end_ns is None:
+                    prev.end_ns = ts  # its exit was lost: pid reuse proves it ended
+                parent = alive.get(cols["ppid"][i]) if cols["ppid"][i] is not None else None
+                p = Proc(
+                    idx=len(procs),
+                    pid=pid,
+                    start_ns=ts,
+                    first_seen_ns=ts,
+                    ppid=cols["ppid"][i],
+                    parent=parent.idx if parent else None,
+                    comm=cols["comm"][i] or (parent.comm if parent else ""),
+                    exe=parent.exe if parent else None,
+                    argv=list(parent.argv) if parent else [],
+                    cgroup_id=cols["cgroup_id"][i],
+                )
+                procs.append(p)
+                alive[pid] = p
+                continue
+            p = alive.get(pid) or implied(pid, ts)
+            if kind == "thread":
+                p.threads += 1
+            elif kind == "exec":
+                entry = {
+                    "ts_ns": ts,
+                    "filename": cols["filename"][i],
+                    "argv": list(cols["argv"][i] or []),
+                    "comm": cols["comm"][i],
+                }
+                p.execs.append(entry)
+                p.exe = cols["filename"][i] or p.exe
+                p.argv = entry["argv"]
+                p.comm = cols["comm"][i] or p.comm
+                if cols["cgroup_id"][i] is not None:
+                    p.cgroup_id = cols["cgroup_id"][i]
+            elif kind == "exit":
+                p.end_ns = ts
+                p.exit_code = cols["exit_code"][i]
+                p.exit_signal = cols["exit_signal"][i]
+                if cols["comm"][i]:
+                    p.comm = cols["comm"][i]
+                del alive[pid]
+            # exec_failed: the process keeps its image; nothing to record on the instance
+    out = Processes(procs)
+    out.reindex()
+    return out

@@ -1,0 +1,514 @@
+"""Wait-for edges: who waited for what, from when to when, and the evidence.
+
+Contract: ``find(trace, procs, profile, trace_end) -> list[Wait]`` (pure; times are trace ns).
+
+* ``listener``: one waiter's connects to one endpoint fail (refused, enoent, ...) until the
+  endpoint is listened on; from the first failed attempt to the first ok connect. A TCP connect
+  to ADDR:P is served by a listen on ADDR:P, 0.0.0.0:P (IPv4 connects) or [::]:P; a unix connect
+  by a listen on the same path. The listen must come at or after the first failure (a failure
+  while something already listened is not waiting for a listener).
+* ``poll``: a regular cadence of connects from one waiter to one endpoint, whatever their
+  outcome (see polls.py). A listener wait whose attempts continue at the same cadence after the
+  first ok connect (refused, refused, ok-but-not-ready, ok...) is ONE poll wait carrying the
+  listener part (ready_ns = the listen, first_ok_ns, lag_ns = first_ok - listen).
+* ``child``: a parent that showed no activity (no connect/listen/fork/exec) while a child it
+  started ran to its exit: it was presumably waiting for it (modprobe, iptables, sh -c ...).
+* ``module``: a kernel module load, charged to the process that asked (modprobe's parent).
+
+Spawn edges are not listed: every process's ``parent_key``/``start_ns`` is one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracer.analyzer import polls
+from tracer.analyzer.profiles import Profile, split_endpoint
+from tracer.analyzer.tree import Processes
+from tracer.schema import Trace
+
+#: connect outcomes that mean "nobody answered yet" (the client will retry)
+FAILED = frozenset({"refused", "timeout", "unreachable", "reset", "enoent", "error", "closed"})
+MAX_EVIDENCE = 200
+_WILDCARD_V4 = ("0.0.0.0", "")
+_WILDCARD_V6 = ("::",)
+
+
+@dataclass
+class Wait:
+    kind: str  # listener | poll | child | module
+    waiter: int | None  # process index
+    start_ns: int
+    end_ns: int | None  # when the waiter stopped waiting (None: still waiting at trace end)
+    endpoint: str | None = None
+    target: int | None = None
+    first_attempt_ns: int | None = None
+    ready_ns: int | None = None
+    first_ok_ns: int | None = None
+    last_attempt_ns: int | None = None
+    ended_ns: int | None = None
+    attempts: int | None = None
+    interval_ns: int | None = None
+    lag_ns: int | None = None
+    outcomes: dict[str, int] | None = None
+    confidence: float | None = None
+    reason: str = ""
+    evidence: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class _Listen:
+    ts: int
+    proc: int
+    family: str
+    addr: str
+    port: int | None
+    endpoint: str
+    row: int | None  # socket table row, None for the pre-existing listeners table
+
+
+def _serves(listen: _Listen, family: str, addr: str, port: int | None, endpoint: str) -> bool:
+    """Would a connect to (family, addr, port) reach this listen?"""
+    if endpoint.startswith("unix:") or family == "unix":
+        return listen.endpoint == endpoint
+    if port is None or listen.port != port:
+        return False
+    if listen.addr == addr:
+        return True
+    if listen.family == "inet6" and listen.addr in _WILDCARD_V6:
+        return True  # dual-stack [::] also takes IPv4 connects
+    return listen.family == "inet" and family == "inet" and listen.addr in _WILDCARD_V4
+
+
+def _listens(trace: Trace, procs: Processes) -> dict[Any, list[_Listen]]:
+    """Successful listens by port (TCP) or endpoint text (unix), each list sorted by time."""
+    out: dict[Any, list[_Listen]] = defaultdict(list)
+    st = trace.table("socket")
+    if st.num_rows:
+        rows = pc.indices_nonzero(
+            pc.fill_null(
+                pc.and_kleene(
+                    pc.equal(st["kind"], "listen"), pc.equal(pc.fill_null(st["ret"], 0), 0)
+                ),
+                False,
+            )
+        )
+        if len(rows):
+            sel = st.take(rows)
+            pidx = procs.assign(sel["pid"], sel["ts_ns"])
+            for k, r in enumerate(
+                sel.select(["ts_ns", "family", "addr", "port", "endpoint"]).to_pylist()
+            ):
+                ep = r["endpoint"] or ""
+                addr, port = (r["addr"] or "", r["port"])
+                if port is None and not ep.startswith("unix:"):
+                    addr, port = split_endpoint(ep)
+                lst = _Listen(
+                    int(r["ts_ns"] or 0),
+                    int(pidx[k]),
+                    r["family"] or "",
+                    addr,
+                    port,
+                    ep,
+                    int(rows[k].as_py()),
+                )
+                out[port if port is not None and not ep.startswith("unix:") else ep].append(lst)
+    lt = trace.table("listeners")
+    if lt.num_rows:
+        pidx = procs.assign(lt["pid"], lt["ts_ns"])
+        for k, r in enumerate(lt.to_pylist()):
+            ep = r["endpoint"] or ""
+            addr, port = split_endpoint(ep)
+            lst = _Listen(
+                int(r["ts_ns"] or 0), int(pidx[k]), r["family"] or "", addr, port, ep, None
+            )
+            out[port if port is not None else ep].append(lst)
+    for v in out.values():
+        v.sort(key=lambda x: x.ts)
+    return out
+
+
+def _matching(
+    listens: dict[Any, list[_Listen]], family: str, addr: str, port: int | None, endpoint: str
+) -> list[_Listen]:
+    key = endpoint if (endpoint.startswith("unix:") or port is None) else port
+    return [lst for lst in listens.get(key, []) if _serves(lst, family, addr, port, endpoint)]
+
+
+def _median_gap(t: np.ndarray[Any, Any]) -> int | None:
+    return int(np.median(np.diff(t))) if len(t) >= 2 else None
+
+
+def _connect_waits(trace: Trace, procs: Processes, profile: Profile, trace_end: int) -> list[Wait]:
+    st = trace.table("socket")
+    if st.num_rows == 0:
+        return []
+    is_connect = pc.fill_null(pc.equal(st["kind"], "connect"), False)
+    rows = pc.indices_nonzero(is_connect).to_numpy().astype(np.int64)
+    if len(rows) == 0:
+        return []
+    ct = st.take(pa.array(rows))
+    ts = np.asarray(pc.fill_null(ct["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
+    pidx = procs.assign(ct["pid"], ct["ts_ns"])
+    ep_enc = pc.fill_null(ct["endpoint"], "").combine_chunks().dictionary_encode()
+    ep_codes = np.asarray(ep_enc.indices.to_numpy(zero_copy_only=False), np.int64)
+    ep_names = ep_enc.dictionary.to_pylist()
+    oc_enc = pc.fill_null(ct["outcome"], "").combine_chunks().dictionary_encode()
+    oc_codes = np.asarray(oc_enc.indices.to_numpy(zero_copy_only=False), np.int64)
+    oc_names: list[str] = oc_enc.dictionary.to_pylist()
+    failed_code = np.array([n in FAILED for n in oc_names] + [False], bool)
+    ok_code = np.array([n == "ok" for n in oc_names] + [False], bool)
+
+    order = np.lexsort((ts, pidx, ep_codes))
+    g_ep, g_proc = ep_codes[order], pidx[order]
+    starts = np.flatnonzero(np.r_[True, (np.diff(g_ep) != 0) | (np.diff(g_proc) != 0)])
+    ends = np.r_[starts[1:], len(order)]
+    n_failed = np.add.reduceat(failed_code[oc_codes[order]].astype(np.int64), starts)
+    sizes = ends - starts
+    interesting = np.flatnonzero((n_failed > 0) | (sizes >= polls.MIN_ATTEMPTS))
+
+    listens = _listens(trace, procs)
+    fam = pc.fill_null(ct["family"], "").to_numpy(zero_copy_only=False)
+    addr = pc.fill_null(ct["addr"], "").to_numpy(zero_copy_only=False)
+    port = pc.fill_null(ct["port"], -1).to_numpy(zero_copy_only=False)
+    logs = trace.table("log")
+    out: list[Wait] = []
+    for g in interesting.tolist():
+        sel = order[starts[g] : ends[g]]
+        first = int(sel[0])
+        endpoint = ep_names[int(ep_codes[first])]
+        waiter = int(pidx[first])
+        p = int(port[first])
+        matching = _matching(
+            listens, str(fam[first]), str(addr[first]), p if p >= 0 else None, endpoint
+        )
+        out.extend(
+            _group_waits(
+                t=ts[sel],
+                rows=rows[sel],
+                failed=failed_code[oc_codes[sel]],
+                ok=ok_code[oc_codes[sel]],
+                outcome_names=[oc_names[c] or "unknown" for c in oc_codes[sel]],
+                endpoint=endpoint,
+                waiter=waiter,
+                listens=matching,
+                procs=procs,
+                profile=profile,
+                trace_end=trace_end,
+                logs=logs,
+            )
+        )
+    return out
+
+
+def _group_waits(
+    *,
+    t: Any,
+    rows: Any,
+    failed: Any,
+    ok: Any,
+    outcome_names: list[str],
+    endpoint: str,
+    waiter: int,
+    listens: list[_Listen],
+    procs: Processes,
+    profile: Profile,
+    trace_end: int,
+    logs: pa.Table,
+) -> list[Wait]:
+    """Listener episodes and poll series of one (waiter, endpoint) group."""
+    n = len(t)
+    episodes: list[tuple[int, int | None, _Listen | None]] = []  # (first fail, first ok, listen)
+    pos = 0
+    while pos < n:
+        fails = np.flatnonzero(failed[pos:])
+        if len(fails) == 0:
+            break
+        i = pos + int(fails[0])
+        oks = np.flatnonzero(ok[i + 1 :])
+        j = i + 1 + int(oks[0]) if len(oks) else None
+        hi = int(t[j]) if j is not None else trace_end
+        before = [x for x in listens if x.ts < t[i]]
+        during = [x for x in listens if t[i] <= x.ts <= hi]
+        if during:
+            episodes.append((i, j, during[0]))
+        elif not before:
+            # nothing listened before the first failure and no listen is in the trace (another
+            # host, a missed event): still a wait for a listener, with an unknown target
+            episodes.append((i, j, None))
+        if j is None:
+            break
+        pos = j + 1
+
+    series = polls.find_series(t)
+    out: list[Wait] = []
+    used_series: set[int] = set()
+    for i, j, lst in episodes:
+        last = j if j is not None else n - 1
+        idx = list(range(i, last + 1))
+        merged = None
+        for k, s in enumerate(series):
+            if k in used_series:
+                continue
+            if s.indices[0] <= last and s.indices[-1] >= i:  # overlaps the episode
+                # the episode's own retries are part of it; a cadence that goes on after the
+                # first ok connect makes the whole thing one poll wait with a listener part
+                used_series.add(k)
+                if j is not None and s.indices[-1] > j:
+                    merged = s
+        if merged is not None:
+            out.append(
+                _poll_wait(
+                    t,
+                    rows,
+                    outcome_names,
+                    sorted(set(idx) | set(merged.indices)),
+                    merged,
+                    endpoint,
+                    waiter,
+                    listens,
+                    procs,
+                    profile,
+                    trace_end,
+                    logs,
+                    listener=(i, j, lst),
+                )
+            )
+            continue
+        w = Wait(
+            kind="listener",
+            waiter=waiter,
+            endpoint=endpoint,
+            start_ns=int(t[i]),
+            end_ns=int(t[j]) if j is not None else None,
+            first_attempt_ns=int(t[i]),
+            first_ok_ns=int(t[j]) if j is not None else None,
+            attempts=len(idx),
+            interval_ns=_median_gap(t[idx]),
+            outcomes=_counts([outcome_names[x] for x in idx]),
+            evidence={"socket": [int(rows[x]) for x in idx[:MAX_EVIDENCE]]},
+        )
+        if lst is not None:
+            w.ready_ns, w.target = lst.ts, lst.proc
+            if lst.row is not None:
+                w.evidence["socket"].append(lst.row)
+            if j is not None:
+                w.lag_ns = int(t[j]) - lst.ts
+            w.reason = "connects failed until the endpoint was listened on"
+        else:
+            w.reason = (
+                "connects failed until the endpoint answered (its listen is not in the trace)"
+            )
+        if j is None:
+            w.reason = "connects failed and never succeeded before the trace ended"
+        out.append(w)
+    for k, s in enumerate(series):
+        if k in used_series:
+            continue
+        out.append(
+            _poll_wait(
+                t,
+                rows,
+                outcome_names,
+                s.indices,
+                s,
+                endpoint,
+                waiter,
+                listens,
+                procs,
+                profile,
+                trace_end,
+                logs,
+                listener=None,
+            )
+        )
+    return out
+
+
+def _counts(names: list[str]) -> dict[str, int]:
+    c: dict[str, int] = {}
+    for x in names:
+        c[x] = c.get(x, 0) + 1
+    return dict(sorted(c.items()))
+
+
+def _poll_wait(
+    t: Any,
+    rows: Any,
+    outcome_names: list[str],
+    idx: list[int],
+    s: polls.Series,
+    endpoint: str,
+    waiter: int,
+    listens: list[_Listen],
+    procs: Processes,
+    profile: Profile,
+    trace_end: int,
+    logs: pa.Table,
+    listener: tuple[int, int | None, _Listen | None] | None,
+) -> Wait:
+    first, last = int(t[idx[0]]), int(t[idx[-1]])
+    proc = procs.procs[waiter]
+    stopped = (proc.end_ns is not None and proc.end_ns >= last) or (
+        trace_end - last >= 1.5 * s.interval_ns
+    )
+    w = Wait(
+        kind="poll",
+        waiter=waiter,
+        endpoint=endpoint,
+        start_ns=first,
+        end_ns=last if stopped else None,
+        first_attempt_ns=first,
+        last_attempt_ns=last,
+        ended_ns=last if stopped else None,
+        attempts=len(idx),
+        interval_ns=s.interval_ns,
+        outcomes=_counts([outcome_names[x] for x in idx]),
+        confidence=s.confidence,
+        evidence={"socket": [int(rows[x]) for x in idx[:MAX_EVIDENCE]]},
+    )
+    w.reason = f"{len(idx)} connects every {s.interval_ns / 1e6:.0f} ms" + (
+        "" if stopped else ", still polling when the trace ended"
+    )
+    before = [x for x in listens if x.ts <= last]
+    if before:
+        w.target = before[-1].proc
+    if listener is not None:
+        _first_fail, j, lst = listener
+        w.first_ok_ns = int(t[j]) if j is not None else None
+        if lst is not None:
+            w.ready_ns, w.target = lst.ts, lst.proc
+            if j is not None:
+                w.lag_ns = int(t[j]) - lst.ts
+        w.reason += "; refused until the endpoint was listened on, then polled until it was ready"
+    else:
+        during = [x for x in listens if first < x.ts <= last]
+        if during:  # the endpoint appeared during the loop: that is when it became ready
+            w.ready_ns, w.target = during[0].ts, during[0].proc
+    rule = profile.poll_rule(endpoint)
+    if rule and logs.num_rows:
+        _log_evidence(w, rule, logs, first, last, s.interval_ns)
+    if w.ready_ns is not None and w.ended_ns is not None and w.first_ok_ns is None:
+        w.lag_ns = w.ended_ns - w.ready_ns
+    return w
+
+
+def _log_evidence(
+    w: Wait, rule: dict[str, Any], logs: pa.Table, first: int, last: int, interval: int
+) -> None:
+    """Log lines that corroborate a poll loop (and a log-defined ready moment)."""
+    ts = pc.fill_null(logs["ts_ns"], 0)
+    window = pc.and_(pc.greater_equal(ts, first), pc.less_equal(ts, last + 2 * interval))
+    msg = pc.fill_null(logs["message"], "")
+    hits: list[int] = []
+    for rx in rule.get("evidence_log") or []:
+        m = pc.and_(window, pc.match_substring_regex(msg, rx))
+        hits.extend(pc.indices_nonzero(m).to_pylist())
+    if hits:
+        w.evidence["log"] = sorted(set(hits))[:MAX_EVIDENCE]
+    for cond in rule.get("ready") or []:
+        rx = str(cond).partition(":")[2] if str(cond).startswith("log:") else None
+        if rx is None:
+            continue
+        m = pc.and_(
+            pc.and_(pc.greater_equal(ts, first), pc.less_equal(ts, last)),
+            pc.match_substring_regex(msg, rx),
+        )
+        idx = pc.indices_nonzero(m).to_pylist()
+        if idx:
+            w.ready_ns = int(logs["ts_ns"][idx[0]].as_py())
+            w.evidence.setdefault("log", []).append(idx[0])
+            break
+
+
+def _child_waits(trace: Trace, procs: Processes, profile: Profile) -> list[Wait]:
+    """A parent idle (nothing visible) while its child ran to exit was waiting for it."""
+    activity: dict[int, list[int]] = defaultdict(list)
+    st = trace.table("socket")
+    if st.num_rows:
+        sidx = procs.assign(st["pid"], st["ts_ns"])
+        sts = np.asarray(pc.fill_null(st["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
+        order = np.lexsort((sts, sidx))
+        sp, stt = sidx[order], sts[order]
+        bounds = np.flatnonzero(np.r_[True, np.diff(sp) != 0])
+        ends = np.r_[bounds[1:], len(sp)]
+        for b, e in zip(bounds.tolist(), ends.tolist()):
+            activity[int(sp[b])].extend(stt[b:e].tolist())
+    for p in procs.procs:
+        if p.parent is not None and p.start_ns is not None:
+            activity[p.parent].append(p.start_ns)  # forking a child is activity
+        for e in p.execs:
+            activity[p.idx].append(int(e["ts_ns"]))
+    sorted_act = {k: np.sort(np.asarray(v, np.int64)) for k, v in activity.items()}
+    out: list[Wait] = []
+    for c in procs.procs:
+        if c.parent is None or c.start_ns is None or c.end_ns is None:
+            continue
+        parent = procs.procs[c.parent]
+        if parent.end_ns is not None and parent.end_ns < c.end_ns:
+            continue
+        act = sorted_act.get(c.parent)
+        if act is not None:
+            lo = int(np.searchsorted(act, c.start_ns, "right"))
+            hi = int(np.searchsorted(act, c.end_ns, "left"))
+            if hi > lo:
+                continue  # the parent did something else meanwhile
+        names = c.names
+        kind = "child"
+        w = Wait(
+            kind=kind,
+            waiter=c.parent,
+            target=c.idx,
+            start_ns=c.start_ns,
+            end_ns=c.end_ns,
+            reason=(
+                "ran a kernel-module helper"
+                if profile.is_module_helper(names)
+                else "ran a helper and waited for it to exit"
+            ),
+        )
+        out.append(w)
+    return out
+
+
+def _module_waits(trace: Trace, procs: Processes, profile: Profile) -> list[Wait]:
+    mt = trace.table("module")
+    if mt.num_rows == 0:
+        return []
+    pidx = procs.assign(mt["pid"], mt["ts_ns"])
+    out = []
+    for k, r in enumerate(mt.select(["ts_ns", "kind", "name", "ret"]).to_pylist()):
+        if r["kind"] == "free":
+            continue
+        p = procs.procs[int(pidx[k])]
+        asker = p.parent if (p.parent is not None and profile.is_module_helper(p.names)) else p.idx
+        ts = int(r["ts_ns"] or 0)
+        out.append(
+            Wait(
+                kind="module",
+                waiter=asker,
+                target=p.idx,
+                endpoint=r["name"],
+                start_ns=ts,
+                end_ns=ts,
+                reason=f"{r['kind']} {r['name'] or '?'}"
+                + (f" (ret {r['ret']})" if r["ret"] not in (None, 0) else ""),
+                evidence={"module": [k]},
+            )
+        )
+    return out
+
+
+def find(trace: Trace, procs: Processes, profile: Profile, trace_end: int) -> list[Wait]:
+    """Every wait-for edge in the trace (see module docstring), sorted by start time."""
+    waits = _connect_waits(trace, procs, profile, trace_end)
+    waits += _child_waits(trace, procs, profile)
+    waits += _module_waits(trace, procs, profile)
+    waits.sort(key=lambda w: (w.start_ns, w.kind))
+    return waits
