@@ -7,6 +7,7 @@ because other demos may run on the same machine at the same time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -243,7 +244,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list
         if "not in this checkout" not in str(e):
             raise
         # the analyzer/report land in parallel: the recording is still checkable
-        result = DemoResult(out_dir=out, trace_dir=out / "trace")
+        result = DemoResult(out_dir=out, trace_dir=out / "demo.trace")
         for line in lines:
             run._note_fact(result.facts, line)
         missing = str(e)
@@ -401,6 +402,58 @@ def test_ctrl_c_during_the_demo_leaves_nothing_behind(tmp_path: Path, marker: st
         else []
     )
     assert leftover_ns == []
+
+
+FAKE_K3S = """#!{python}
+# A stand-in for `k3s server` (no k3s binary exists here): starts, listens late, runs until stopped.
+import signal, socket, sys, time
+assert sys.argv[1:] == ["server"], sys.argv
+time.sleep(0.3)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", {port}))
+s.listen()
+signal.sigwait({{signal.SIGTERM}})
+"""
+
+
+@pytest.mark.bpf
+def test_demo_k3s_records_k3s_server_until_it_is_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a `k3s` on PATH (a stand-in that listens late, like the scheduler's 10259)
+    port = sup.free_port()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "k3s"
+    fake.write_text(FAKE_K3S.format(python=PY, port=port))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    lines: list[str] = []
+    # WHEN the demo runs in k3s mode
+    try:
+        result = run_demo(tmp_path / "out", lines.append, k3s=True, k3s_until=f"listen:{port}")
+    except DemoError as e:
+        if "not in this checkout" in str(e):
+            pytest.skip(str(e))
+        raise
+    # THEN it recorded `k3s server` until the listen, and analyzed it with the k3s profile
+    text = "\n".join(lines)
+    assert f"stopped: until listen:{port}" in text, text
+    trace = schema.load(result.trace_dir)
+    assert result.trace_dir.name == "k3s-server.trace"
+    execs = [
+        r
+        for r in trace.table("process").to_pylist()
+        if r["kind"] == "exec" and r["filename"] == str(fake)
+    ]
+    assert len(execs) == 1 and execs[0]["argv"][-1] == "server"
+    listens = [
+        r for r in trace.table("socket").to_pylist() if r["kind"] == "listen" and r["port"] == port
+    ]
+    assert [r["pid"] for r in listens] == [execs[0]["pid"]]
+    assert result.analysis is not None and "k3s" in json.dumps(result.analysis.get("profile"))
+    assert result.html is not None and result.html.exists()
 
 
 # --- the CLI --------------------------------------------------------------------------------

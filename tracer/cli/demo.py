@@ -20,7 +20,7 @@ Examples:
 The demo starts real etcd and containerd, runs modprobe, iptables and CNI plugins in private
 network namespaces, records it all, and tears everything down (nothing is left running or
 changed on the host). Outputs: OUT/demo.html, OUT/analysis.json, OUT/analysis.txt,
-OUT/trace/, OUT/demo.log."""
+OUT/demo.trace/, OUT/demo.log."""
 )
 @click.option(
     "-o",
