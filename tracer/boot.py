@@ -540,19 +540,23 @@ def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
 
 
 def _run_step(
-    argv: list[str], timeout_s: float, log: Log, what: str, stdout_to: Path | None = None
+    argv: list[str], timeout_s: float, log: Log, what: str, json_to: Path | None = None
 ) -> Step:
+    """Run one post-recording step; with json_to, its stdout is kept there when it is JSON."""
     step = Step(argv)
     t0 = time.monotonic()
+    why = ""
     try:
-        with open(stdout_to, "wb") if stdout_to else open(os.devnull, "wb") as out:
+        with open(json_to, "wb") if json_to else open(os.devnull, "wb") as out:
             r = subprocess.run(
                 argv, stdout=out, stderr=subprocess.PIPE, timeout=timeout_s, check=False
             )
         step.rc = r.returncode
-        if r.returncode != 0:
-            why = _last_line(r.stderr.decode(errors="replace")) or "no message"
-            step.error = f"exit {r.returncode}: {why}"
+        why = _last_line(r.stderr.decode(errors="replace"))
+        # analyze says "end milestone not reached" with a non-zero status AND a full answer
+        # (end_reached: false): a boot stopped early still gets its analysis.
+        if r.returncode != 0 and not (json_to is not None and _is_json(json_to)):
+            step.error = f"exit {r.returncode}: {why or 'no message'}"
     except subprocess.TimeoutExpired:
         step.error = f"did not finish in {timeout_s:.0f} s"
     except OSError as e:
@@ -560,11 +564,20 @@ def _run_step(
     step.seconds = round(time.monotonic() - t0, 3)
     if step.error:
         log("warning", f"{what} failed ({step.error}); the trace is kept")
-        if stdout_to is not None:
-            stdout_to.unlink(missing_ok=True)
+        if json_to is not None:
+            json_to.unlink(missing_ok=True)
     else:
-        log("info", f"{what} written in {step.seconds:.1f} s")
+        note = f" (exit {step.rc}: {why})" if step.rc else ""
+        log("info", f"{what} written in {step.seconds:.1f} s{note}")
     return step
+
+
+def _is_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def run(
@@ -673,7 +686,7 @@ def run(
                 REPORT_TIMEOUT_S,
                 log,
                 "analysis",
-                stdout_to=run_dir / ANALYSIS_FILE,
+                json_to=run_dir / ANALYSIS_FILE,
             )
         else:
             log("error", f"no trace was written to {trace_dir}")

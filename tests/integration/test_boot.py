@@ -39,6 +39,9 @@ if cmd == "record":
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump({"schema_version": "1.0", "tracer_version": "standin", "start_ns": 1}, f)
     print("recording (stand-in)", flush=True)
+elif mode == "partial":
+    print(json.dumps({"end_reached": False}))
+    print("k3sprof: end milestone not reached (listen:10250)", file=sys.stderr); sys.exit(6)
 elif mode == "fail":
     print("Usage: k3sprof [OPTIONS]\nError: No such command '%s'." % cmd, file=sys.stderr)
     sys.exit(2)
@@ -279,25 +282,28 @@ def test_exec_start_by_hand_notifies_after_probes_are_live_and_rotates(
     assert mine and mine[0]["filename"].endswith(planted.name)
     result = json.loads((first.path / boot.RUN_FILE).read_text())
     assert result["state"] == "done" and result["stopped_by"] == "recorder"
-    # the report is there exactly when `k3sprof report` works on this trace when run by hand
-    by_hand = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tracer",
-            "report",
-            str(first.path / boot.TRACE_SUBDIR),
-            "-o",
-            str(tmp_path / "by-hand.html"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if by_hand.returncode == 0:
-        assert first.has_report and result["report"]["error"] is None
+    # the report is there exactly when the report step succeeded ...
+    if first.has_report:
+        assert result["report"]["error"] is None
+        assert "<html" in (first.path / boot.REPORT_FILE).read_text(errors="replace")[:2000].lower()
     else:
-        assert not first.has_report and result["report"]["error"]
+        # ... and a failure is the report's own: it fails the same way when run by hand
+        assert result["report"]["error"]
+        by_hand = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracer",
+                "report",
+                str(first.path / boot.TRACE_SUBDIR),
+                "-o",
+                str(tmp_path / "by-hand.html"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert by_hand.returncode != 0
         assert by_hand.stderr.strip().splitlines()[-1] in result["report"]["error"]
 
     # WHEN the next run is stopped like `systemctl stop` does (KillMode=mixed: SIGTERM to main)
@@ -319,3 +325,16 @@ def _fresh(tmp_path: Path) -> Path:
     d = tmp_path / f"sd{uuid.uuid4().hex[:6]}"
     d.mkdir()
     return d
+
+
+@pytest.mark.root
+def test_an_analysis_that_did_not_reach_the_end_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # analyze exits non-zero with a full answer (end_reached: false) for a boot stopped early
+    log = Logged()
+    opts = boot.BootOptions(tmp_path / "out", None, 30, 3)
+    res = boot.run(opts, log=log, tracer_cmd=standin(tmp_path, monkeypatch, analyze="partial"))
+    assert res.analysis is not None and res.analysis.rc == 6 and res.analysis.error is None
+    assert json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text()) == {"end_reached": False}
+    assert "end milestone not reached" in log.text("info")
