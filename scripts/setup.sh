@@ -17,7 +17,7 @@ fi
 # --- 1. OS packages ---------------------------------------------------------
 pkgs=(python3-bpfcc python3-venv python3-pip make iproute2 kmod strace
       etcd-server etcd-client containerd runc containernetworking-plugins iptables
-      chromium bpftrace hyperfine shellcheck ruby)
+      chromium bpftrace hyperfine shellcheck ruby vagrant)
 kver=$(uname -r)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
