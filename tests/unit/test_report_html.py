@@ -201,3 +201,35 @@ def test_real_analyzer_result_renders_what_it_found() -> None:
             assert phase_rows[p["name"]][3] == "–"
     for secret in SECRETS:
         assert secret not in page
+
+
+def test_long_critical_path_lists_what_matters() -> None:
+    result = analysis()
+    t0 = result["start_ns"]
+    path = [
+        dict(
+            start_ns=t0 + i * ms(1),
+            end_ns=t0 + (i + 1) * ms(1),
+            kind="wait:child",
+            label=f"helper {i}",
+            pid=500 + i,
+            comm="helper",
+        )
+        for i in range(100)
+    ]
+    path.append(
+        dict(
+            start_ns=t0 + ms(100),
+            end_ns=t0 + ms(3990),
+            kind="run",
+            label="k3s-server",
+            pid=100,
+            comm="k3s-server",
+        )
+    )
+    result["critical_path"] = path
+    data = payload(HtmlReport.from_analysis(k3s_trace(), result).render_bytes().decode())
+    table = data["tables"]["critical_path"]
+    assert [r[1] for r in table["rows"]] == ["k3s-server"]
+    assert table["note"].startswith("100 segments under 1% of the total each (100.0 ms, 2.5%")
+    assert len(data["analysis"]["critical_path"]) == 101

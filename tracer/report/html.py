@@ -38,6 +38,8 @@ MAX_CONNECT_POINTS = 4000
 MAX_EXEC_POINTS = 2500
 MAX_EVENT_ROWS = 45
 MAX_TABLE_ROWS = 300
+#: beyond this many critical-path segments, the table lists only those of >= 1% of the total
+CRITICAL_PATH_ROWS = 40
 
 SEGMENT_COLORS = {
     "run": "#1f4e9c",
@@ -305,6 +307,19 @@ def _facts_rows(f: model.Facts) -> list[list[str]]:
 
 def _critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDict:
     total = f["total_ns"] or sum(s["end_ns"] - s["start_ns"] for s in segs)
+    shown = segs
+    note = ""
+    if len(segs) > CRITICAL_PATH_ROWS:
+        # a path of hundreds of tiny helper waits: list what matters, count the rest
+        floor = total / 100
+        shown = [s for s in segs if s["end_ns"] - s["start_ns"] >= floor]
+        rest = [s for s in segs if s["end_ns"] - s["start_ns"] < floor]
+        rest_ns = sum(s["end_ns"] - s["start_ns"] for s in rest)
+        note = (
+            f"{len(rest)} segments under 1% of the total each ({model.fmt_ns(rest_ns)}, "
+            f"{_pct(rest_ns, total)} together) are not listed; the timeline and the JSON "
+            "data in this page have them all"
+        )
     rows = [
         [
             s["kind"],
@@ -314,11 +329,14 @@ def _critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableD
             model.fmt_ns(s["end_ns"] - s["start_ns"]),
             _pct(s["end_ns"] - s["start_ns"], total),
         ]
-        for s in segs
+        for s in shown
     ]
-    return _table(
+    table = _table(
         ["kind", "what", "process", "start", "duration", "% of total"], "lllrrr", rows, "segments"
     )
+    if note:
+        table["note"] = note
+    return table
 
 
 def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDict:
