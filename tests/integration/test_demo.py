@@ -468,3 +468,42 @@ def test_demo_k3s_without_k3s_says_so_in_one_line(
     assert rc != 0
     assert len(err) == 1 and "k3s is not installed" in err[0], err
     assert not Path("/nonexistent/out").exists()
+
+
+def test_demo_waits_picks_the_supervisors_own_waits() -> None:
+    # the trace is system-wide: a stranger's wait on the same endpoint must not be reported
+    facts = {
+        "supervisor_pid": 10,
+        "etcd_endpoint": "127.0.0.1:2379",
+        "containerd_endpoint": "unix:/tmp/x/containerd.sock",
+    }
+    ms = 1_000_000
+
+    def wait(kind: str, pid: int, ep: str, attempts: int) -> dict[str, object]:
+        return {
+            "kind": kind,
+            "endpoint": ep,
+            "waiter": {"pid": pid, "comm": "x"},
+            "attempts": attempts,
+            "interval_ns": 250 * ms,
+            "first_attempt_ns": 0,
+            "ready_ns": 10 * ms,
+            "lag_ns": 240 * ms,
+        }
+
+    analysis = {
+        "waits": [
+            wait("listener", 99, "127.0.0.1:2379", 7),  # someone else
+            wait("poll", 10, "127.0.0.1:2379", 4),
+            wait("listener", 10, "unix:/tmp/x/containerd.sock", 2),
+            wait("child", 10, "", 0),
+        ],
+        "total_ns": 900 * ms,
+        "critical_path": [{}],
+        "end_reached": True,
+    }
+    found = run.demo_waits(analysis, facts)
+    assert found["etcd"]["attempts"] == 4 and found["containerd"]["attempts"] == 2
+    text = "\n".join(run.summary_lines(analysis, facts))
+    assert "4 connects every 250 ms (poll wait); it listened 10 ms after the first" in text
+    assert "240 ms later: polling lag" in text and "900 ms in total (end reached)" in text

@@ -432,9 +432,10 @@ def summary_lines(analysis: dict[str, Any], facts: dict[str, Any]) -> list[str]:
             continue
         ready_after = _minus(w.get("ready_ns"), w.get("first_attempt_ns"))
         lines.append(
-            f"  - waited on {what} ({w.get('endpoint')}): {w.get('attempts')} attempts every "
-            f"{_ms(w.get('interval_ns'))}, ready {_ms(ready_after)} after the first, "
-            f"noticed {_ms(w.get('lag_ns'))} later (polling lag)"
+            f"  - {what} ({w.get('endpoint')}): {w.get('attempts')} connects every "
+            f"{_ms(w.get('interval_ns'))} ({w.get('kind')} wait); it listened "
+            f"{_ms(ready_after)} after the first, the first accepted connect came "
+            f"{_ms(w.get('lag_ns'))} later: polling lag"
         )
     total = analysis.get("total_ns")
     path = analysis.get("critical_path") or []

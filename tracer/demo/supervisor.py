@@ -436,7 +436,7 @@ class Supervisor:
             assert self.state_dir is not None
             # remembered on disk too, so a sweep after SIGKILL can undo it
             (self.state_dir / "netns-dir-created").touch()
-        netns.create(name)
+        netns.create(name, libc=_libc)  # our libc: else pyroute2 execs ldconfig to find one
         self.netns_names.append(name)
         return name
 
