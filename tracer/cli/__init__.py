@@ -43,7 +43,8 @@ def cli() -> None:
 
 # Each subcommand lives in its own module tracer/cli/<name>.py; importing it adds it to the
 # group. Add new commands here.
-COMMANDS = ("record", "info", "doctor", "analyze", "boot", "report", "compare", "export", "demo")
+COMMANDS = ("record", "info", "doctor", "analyze", "boot", "report", "compare", "export", "demo",
+            "ingest_log")
 
 
 def _register() -> None:
