@@ -273,9 +273,11 @@ class Recorder:
         o = self.opts
         if not o.command:
             return None
+        # NOTIFY_SOCKET is ours (the boot unit's READY=1); a traced k3s must not answer it
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         try:
             return subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
-                                    extra_groups=[] if o.user else None)
+                                    extra_groups=[] if o.user else None, env=env)
         except (OSError, KeyError, ValueError) as e:
             raise UsageError(f"cannot run {o.command[0]}: {e}") from None
 
