@@ -323,7 +323,10 @@ def test_command_output_passthrough_is_byte_exact_and_lines_are_stamped() -> Non
     src = logs.CommandOutputSource(proc.stdout, "stdout", copy)
     before = time.monotonic_ns()
     src.start()
-    proc.communicate(payload)
+    assert proc.stdin is not None
+    proc.stdin.write(payload)  # not communicate(): that would read the pipe the source reads
+    proc.stdin.close()
+    proc.wait()
     src.stop()
     after = time.monotonic_ns()
     copy.close()
