@@ -1,0 +1,246 @@
+"""Tracing overhead on a startup-like burst: untraced vs k3sprof vs bpftrace vs strace -f.
+
+    sudo .venv/bin/python -m bench.overhead [--rounds 7] [--scale 1.0]
+
+Each traced run is paired with an untraced run right before it (A B A C A D, the order of
+the tracers rotating every round), and the ratio traced/untraced is taken per pair: the box
+is shared and noisy, and a neighbour's test run shifts both halves of a pair alike.
+
+The burst times itself (bench/workload_burst.py, first to last operation), and every
+tracer is live before the burst starts (k3sprof: its `recording` line; bpftrace: the
+`READY` line of its BEGIN probe, which runs once every probe is attached; strace starts the
+burst itself, before its timer),
+so attach time is never counted as overhead: attach is measured on its own (bench.attach).
+
+Each tracer must also SEE the burst (ground truth, not self-agreement): k3sprof's trace and
+bpftrace's output are checked for every connect of the burst's pid, strace's for the connect
+lines. A run that missed events is flagged in the results, not silently averaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import BENCH, Recorder, foreign_tracers, load_avg, log, run_json, summary
+
+WORKLOAD = BENCH / "workload_burst.py"
+TRACERS = ("k3sprof", "bpftrace", "strace")
+STRACE_SYSCALLS = "execve,connect,bind,listen,accept4"
+
+#: The same tracepoints the recorder uses, each printing what a bpftrace user would print
+#: for it (per-event printf, the usual one-liner style). Not a straw man: enter/exit pairs are
+#: joined in maps like the recorder does, and the TCP state changes are filtered to TCP.
+BPFTRACE_SCRIPT = r"""
+BEGIN { printf("READY\n"); }
+tracepoint:task:task_newtask {
+  printf("fork %d %d %s %d %x\n", pid, tid, comm, args->pid, args->clone_flags); }
+tracepoint:syscalls:sys_enter_execve {
+  printf("execve %d %s %s ", pid, comm, str(args->filename)); join(args->argv); }
+tracepoint:syscalls:sys_exit_execve /args->ret < 0/ {
+  printf("execfail %d %d\n", pid, args->ret); }
+tracepoint:sched:sched_process_exec {
+  printf("exec %d %d %s\n", pid, args->old_pid, str(args->filename)); }
+tracepoint:sched:sched_process_exit {
+  printf("exit %d %d %s %d\n", pid, tid, comm, @code[pid]); delete(@code[pid]); }
+tracepoint:syscalls:sys_enter_exit_group { @code[pid] = args->error_code; }
+tracepoint:syscalls:sys_enter_connect {
+  @t[tid] = nsecs; @sa[tid] = buf(args->uservaddr, 28); }
+tracepoint:syscalls:sys_exit_connect /@t[tid]/ {
+  printf("connect %d %d %s %d %d %r\n", pid, tid, comm, args->ret, @t[tid], @sa[tid]);
+  delete(@t[tid]); delete(@sa[tid]); }
+tracepoint:syscalls:sys_enter_bind { @t[tid] = nsecs; @sa[tid] = buf(args->umyaddr, 28); }
+tracepoint:syscalls:sys_exit_bind /@t[tid]/ {
+  printf("bind %d %d %s %d %r\n", pid, tid, comm, args->ret, @sa[tid]);
+  delete(@t[tid]); delete(@sa[tid]); }
+tracepoint:syscalls:sys_exit_listen { printf("listen %d %d %s %d\n", pid, tid, comm, args->ret); }
+tracepoint:syscalls:sys_exit_accept4 /args->ret >= 0/ {
+  printf("accept %d %d %s %d\n", pid, tid, comm, args->ret); }
+tracepoint:sock:inet_sock_set_state /args->protocol == 6/ {
+  printf("tcpstate %d %llx %d %d %d %d\n", pid, args->skaddr, args->oldstate, args->newstate,
+         args->sport, args->dport); }
+tracepoint:sock:inet_sk_error_report /args->protocol == 6/ {
+  printf("tcperr %d %d %d\n", args->error, args->sport, args->dport); }
+"""
+
+
+#: bpftrace's default perf buffer (64 pages per CPU) drops events on this burst; give it the
+#: recorder's default ring size (4096 pages = 16 MiB), split over the CPUs, for a fair fight
+BPFTRACE_ENV = {**os.environ,
+                "BPFTRACE_PERF_RB_PAGES": str(4096 // max(1, os.cpu_count() or 1))}
+
+
+def burst_cmd(scale: float) -> list[str]:
+    return [sys.executable, str(WORKLOAD), "--scale", str(scale)]
+
+
+def run_untraced(tmp: Path, scale: float) -> dict[str, Any]:
+    return run_json(burst_cmd(scale))
+
+
+def run_k3sprof(tmp: Path, scale: float) -> dict[str, Any]:
+    import pyarrow.compute as pc
+
+    from tracer import schema
+
+    out = tmp / "k3sprof.trace"
+    rec = Recorder.start(out)
+    try:
+        res = run_json(burst_cmd(scale))
+    finally:
+        rec.stop()
+    trace = schema.load(out)
+    sock = trace.table("socket")
+    mine = sock.filter(pc.equal(sock["pid"], res["pid"]))
+    seen = {k: int(pc.sum(pc.equal(mine["kind"], k)).as_py() or 0)
+            for k in ("connect", "accept", "bind", "listen")}
+    proc = trace.table("process")
+    forks = proc.filter(pc.and_(pc.equal(proc["kind"], "fork"),
+                                pc.equal(proc["ppid"], res["pid"])))
+    execs = proc.filter(pc.and_(pc.equal(proc["kind"], "exec"),
+                                pc.is_in(proc["pid"], forks["pid"])))
+    seen["execve"] = execs.num_rows
+    res["tracer_seen"] = seen
+    res["tracer_lost"] = trace.lost_events
+    return res
+
+
+def run_bpftrace(tmp: Path, scale: float) -> dict[str, Any]:
+    script = tmp / "k3sprof-equiv.bt"
+    script.write_text(BPFTRACE_SCRIPT)
+    out = tmp / "bpftrace.out"
+    err = tmp / "bpftrace.err"
+    out.unlink(missing_ok=True)  # a previous run's READY line must not count
+    with err.open("w") as ef:
+        bt = subprocess.Popen(["bpftrace", "-o", str(out), str(script)],
+                              stdout=subprocess.DEVNULL, stderr=ef, env=BPFTRACE_ENV)
+    try:
+        deadline = time.monotonic() + 60
+        # BEGIN runs once every probe is attached: its READY line means live
+        while not (out.exists() and "READY" in out.read_text(errors="replace")[:200]):
+            if bt.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bpftrace did not attach: {err.read_text()[-500:]}")
+            time.sleep(0.02)
+        res = run_json(burst_cmd(scale))
+        time.sleep(0.5)  # let it print what is still in its buffers (k3sprof drains on stop too)
+    finally:
+        bt.send_signal(signal.SIGINT)
+        bt.wait(60)
+    text = out.read_text(errors="replace")
+    pid = res["pid"]
+    seen = {k: len(re.findall(rf"^{k} {pid} ", text, re.M))
+            for k in ("connect", "accept", "bind", "listen")}
+    seen["execve"] = len(re.findall(r"^execve \d+ \S+ /bin/true /bin/true --burst-helper", text,
+                                    re.M))
+    res["tracer_seen"] = seen
+    lost = re.findall(r"Lost (\d+) events", text)
+    res["tracer_lost"] = sum(int(n) for n in lost)
+    return res
+
+
+def run_strace(tmp: Path, scale: float) -> dict[str, Any]:
+    out = tmp / "strace.out"
+    res = run_json(["strace", "-f", "-qq", "-o", str(out), "-e", f"trace={STRACE_SYSCALLS}",
+                    *burst_cmd(scale)])
+    text = out.read_text(errors="replace")
+    pid = res["pid"]
+    seen = {k: len(re.findall(rf"^{pid} +{k}4?\(", text, re.M))
+            for k in ("connect", "accept", "bind", "listen")}
+    seen["execve"] = len(re.findall(r'execve\("/bin/true"', text))
+    res["tracer_seen"] = seen
+    res["tracer_lost"] = 0
+    return res
+
+
+RUNNERS = {"untraced": run_untraced, "k3sprof": run_k3sprof, "bpftrace": run_bpftrace,
+           "strace": run_strace}
+
+
+def complete(res: dict[str, Any]) -> bool:
+    """Did the tracer see every syscall of the burst that it is meant to see?"""
+    exp = res["expected_syscalls"]
+    seen = res.get("tracer_seen", {})
+    return all(seen.get(k, 0) >= exp[k] for k in ("connect", "accept", "bind", "listen", "execve"))
+
+
+def available(tracer: str) -> str | None:
+    """None if the tracer can run here, else why not."""
+    if tracer == "k3sprof":
+        return None
+    return None if shutil.which(tracer) else f"{tracer} not installed"
+
+
+def measure(rounds: int = 7, scale: float = 1.0,
+            tracers: tuple[str, ...] = TRACERS) -> dict[str, Any]:
+    log(f"overhead: {rounds} rounds, burst scale {scale}, load {load_avg()}")
+    skipped = {t: why for t in tracers if (why := available(t))}
+    active = [t for t in tracers if t not in skipped]
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-") as tmpd:
+        tmp = Path(tmpd)
+        run_json(burst_cmd(scale))  # warm the page cache and the interpreter's .pyc
+        for r in range(rounds):
+            order = active[r % len(active):] + active[: r % len(active)]
+            for tracer in order:
+                foreign = foreign_tracers()
+                base = RUNNERS["untraced"](tmp, scale)
+                traced = RUNNERS[tracer](tmp, scale)
+                foreign += foreign_tracers()
+                ratio = traced["elapsed_s"] / base["elapsed_s"]
+                runs.append({
+                    "round": r, "tracer": tracer, "load": load_avg(),
+                    "untraced_s": base["elapsed_s"], "traced_s": traced["elapsed_s"],
+                    "ratio": ratio, "complete": complete(traced),
+                    "cpu_ratio": traced["cpu_s"] / base["cpu_s"],
+                    "seen": traced.get("tracer_seen"), "lost": traced.get("tracer_lost"),
+                    "foreign_tracers": sorted(set(foreign)),
+                })
+                log(f"  round {r} {tracer:8} {base['elapsed_s']:.3f}s -> "
+                    f"{traced['elapsed_s']:.3f}s  x{ratio:.3f} (cpu x{runs[-1]['cpu_ratio']:.3f})"
+                    + ("" if runs[-1]["complete"] else f"  MISSED EVENTS {traced['tracer_seen']}")
+                    + (f"  (another tracer was running: {foreign[0]})" if foreign else ""))
+        expected = base["expected_syscalls"]
+    result: dict[str, Any] = {"rounds": rounds, "scale": scale, "expected_syscalls": expected,
+                              "skipped": skipped, "runs": runs, "tracers": {}}
+    for t in active:
+        every = [x for x in runs if x["tracer"] == t]
+        clean = [x for x in every if not x["foreign_tracers"]]
+        # pairs during which someone else's tracer was attached are not "untraced" vs
+        # "traced": summarise the clean pairs when there are enough of them
+        mine = clean if len(clean) >= 3 else every
+        result["tracers"][t] = {
+            "pairs_used": "clean" if mine is clean else "all (too few clean pairs)",
+            "clean_pairs": len(clean),
+            "ratio": summary([x["ratio"] for x in mine]),
+            "cpu_ratio": summary([x["cpu_ratio"] for x in mine]),
+            "traced_s": summary([x["traced_s"] for x in mine]),
+            "untraced_s": summary([x["untraced_s"] for x in mine]),
+            "complete_runs": sum(x["complete"] for x in mine),
+            "lost": sum(x["lost"] or 0 for x in mine),
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--tracers", default=",".join(TRACERS))
+    args = ap.parse_args(argv)
+    res = measure(args.rounds, args.scale, tuple(args.tracers.split(",")))
+    print(json.dumps({k: v for k, v in res.items() if k != "runs"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

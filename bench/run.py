@@ -1,0 +1,248 @@
+"""Run every benchmark and print one markdown table (plus the machine it ran on).
+
+    sudo .venv/bin/python -m bench.run [--quick] [--only overhead,throughput,attach,scale]
+
+`make bench` calls this. It takes about 5-8 minutes on a 2-core box; --quick is a
+one-minute sanity pass (fewer rounds, smaller traces), not a measurement. Results go to
+bench/results/latest.md and latest.json (git-ignored; docs/bench.md holds a copy).
+Phases that need root (everything that records) are skipped, with the reason, without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import RESULTS, is_root, load_avg, log
+
+PHASES = ("overhead", "throughput", "attach", "scale")
+
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (p.stdout or p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "not installed"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    distro = "unknown"
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("PRETTY_NAME="):
+            distro = line.split("=", 1)[1].strip('"')
+    try:
+        import bcc
+
+        bcc_version = getattr(bcc, "__version__", "present")
+    except ImportError:
+        bcc_version = "missing"
+    import os
+
+    return {
+        "cpu": cpu, "cpus": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(), "distro": distro,
+        "python": platform.python_version(), "bcc": bcc_version,
+        "bpftrace": _first_line(["bpftrace", "--version"]),
+        "strace": _first_line(["strace", "--version"]),
+        "load_at_start": load_avg(),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def _r(s: dict[str, float], fmt: str = "{:.3f}", suffix: str = "") -> str:
+    """'median (min-max)' of a summary()."""
+    if not s or not s.get("n"):
+        return "n/a"
+    return (f"{fmt.format(s['median'])}{suffix} "
+            f"({fmt.format(s['min'])}-{fmt.format(s['max'])}, n={s['n']})")
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def table(res: dict[str, Any]) -> str:
+    """One markdown table: measure | goal | measured (median (min-max)) | goal met."""
+    rows: list[tuple[str, str, str, str]] = []
+    ov = res.get("overhead")
+    if isinstance(ov, dict) and "tracers" in ov:
+        tr = ov["tracers"]
+        exp = ov["expected_syscalls"]
+        events = f"{exp['connect']} connects, {exp['execve']} execs, {exp['listen']} listens"
+        k = tr.get("k3sprof", {})
+        b = tr.get("bpftrace", {})
+        for name, t in tr.items():
+            goal = "<= 1.05x" if name == "k3sprof" else "-"
+            met = (k["ratio"]["median"] <= 1.05) if name == "k3sprof" else None
+            seen = f"{t['complete_runs']}/{t['ratio']['n']} runs saw every event"
+            if t["pairs_used"] != "clean":
+                seen += f"; only {t['clean_pairs']} pairs free of other tracers, all used"
+            if t.get("lost"):
+                seen += f", {t['lost']} lost"
+            rows.append((f"overhead: burst wall time under {name} / untraced ({events})", goal,
+                         f"x{_r(t['ratio'])}; burst CPU x{_r(t['cpu_ratio'])}; {seen}",
+                         _met(met)))
+        if k and b:
+            rows.append(("overhead: k3sprof no worse than bpftrace (median wall ratio)",
+                         "k3sprof <= bpftrace",
+                         f"{k['ratio']['median']:.3f} vs {b['ratio']['median']:.3f}",
+                         _met(k["ratio"]["median"] <= b["ratio"]["median"])))
+        for name, why in ov.get("skipped", {}).items():
+            rows.append((f"overhead: {name}", "-", f"skipped: {why}", "n/a"))
+    elif ov:
+        rows.append(("overhead", "-", f"skipped: {ov}", "n/a"))
+    tp = res.get("throughput")
+    if isinstance(tp, dict) and "steps" in tp:
+        rate = tp["max_lossless_rate"]
+        rows.append(("throughput: highest rate with 0 lost (default buffer)", ">= 200k/s",
+                     f"{rate:,.0f} events/s (generator ceiling untraced "
+                     f"{tp['generator_ceiling']:,.0f}/s)", _met(rate >= 200_000)))
+        rows.append(("throughput: lost events at 20k/s", "0", str(tp["lost_at_20k"]),
+                     _met(tp["lost_at_20k"] == 0 if tp["lost_at_20k"] is not None else None)))
+        cpu = tp["cpu_per_100k_at_max_s"]
+        rows.append(("throughput: collector CPU per 100k events (at max lossless rate)", "-",
+                     f"{cpu:.2f} s" if cpu is not None else "n/a", "n/a"))
+        steps = "; ".join(f"{(s['target_rate'] or 0) // 1000 or 'max'}k: "
+                          f"{s['achieved_rate'] / 1000:.0f}k/s lost {s['lost']}"
+                          for s in tp["steps"])
+        rows.append(("throughput: ramp (target: achieved, lost)", "-", steps, "n/a"))
+    elif tp:
+        rows.append(("throughput", "-", f"skipped: {tp}", "n/a"))
+    at = res.get("attach")
+    if isinstance(at, dict) and "line_s" in at:
+        line = at["line_s"]
+        rows.append(("attach: `record` start -> `recording` line", "<= 1.5 s",
+                     _r(line, "{:.2f}", " s"), _met(line["median"] <= 1.5)))
+        first = at["first_event_s"]
+        rows.append(("attach: `record` start -> first event recorded", "<= 1.5 s",
+                     _r(first, "{:.2f}", " s"),
+                     _met(first["median"] <= 1.5 if first.get("n") else None)))
+        rows.append(("attach breakdown: interpreter + imports + CLI (before Recorder.run)", "-",
+                     f"{_r(at['before_run_s'], '{:.2f}', ' s')}; `python -c pass` "
+                     f"{at['python_start_s']:.2f} s, `k3sprof --version` "
+                     f"{at['cli_start_s']:.2f} s, `import bcc` {at['import_bcc_s']:.2f} s",
+                     "n/a"))
+        rows.append(("attach breakdown: BCC compile + load + attach (meta compile_s)", "-",
+                     _r(at["compile_s"], "{:.2f}", " s"), "n/a"))
+        rows.append(("stop: SIGINT -> recorder exited (idle recording)", "-",
+                     _r(at["stop_s"], "{:.2f}", " s"), "n/a"))
+    elif at:
+        rows.append(("attach", "-", f"skipped: {at}", "n/a"))
+    sc = res.get("scale")
+    if isinstance(sc, dict) and "sizes" in sc:
+        for name in ("info", "analyze", "report"):
+            if name in sc["missing"]:
+                rows.append((f"scale: {name}", "-", "command not in this tree yet", "n/a"))
+                continue
+            cells = []
+            for row in sc["sizes"]:
+                r = row.get(name)
+                if r is None:
+                    continue
+                cell = (f"{row['events'] // 1000}k: {r['wall_s']:.1f} s, "
+                        f"{r['peak_rss_mb']:.0f} MiB")
+                if r.get("output_mb") is not None:
+                    cell += f", {r['output_mb']:.1f} MB html"
+                if r["exit"]:
+                    cell += f" FAILED ({r['error']})"
+                cells.append(cell)
+            g = sc["growth_exponent"].get(name)
+            cells.append(f"time ~ events^{g:.2f}" if g is not None else "growth n/a")
+            goal = "report 100k < 10 s, < 10 MB" if name == "report" else "near-linear"
+            met = None
+            if name == "report":
+                r100 = next((row["report"] for row in sc["sizes"]
+                             if row["events"] == 100_000 and row.get("report")), None)
+                if r100:
+                    met = (r100["exit"] == 0 and r100["wall_s"] < 10
+                           and r100.get("output_mb", 99) < 10)
+            elif g is not None:
+                met = g <= 1.15
+            rows.append((f"scale: `k3sprof {name}` (wall, peak RSS)", goal, "; ".join(cells),
+                         _met(met)))
+    elif sc:
+        rows.append(("scale", "-", f"skipped: {sc}", "n/a"))
+    out = ["| measure | goal | measured: median (min-max, n) | met |",
+           "| --- | --- | --- | --- |"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(out)
+
+
+def machine_text(m: dict[str, Any]) -> str:
+    return (f"Machine: {m['cpus']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, "
+            f"{m['distro']}, Python {m['python']}, BCC {m['bcc']}, {m['bpftrace']}, "
+            f"{m['strace']}. Load average at start {m['load_at_start']} (shared box: other "
+            f"test suites were running; ratios are per interleaved pair). {m['date']}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="a fast sanity pass, not a measurement")
+    ap.add_argument("--only", default=",".join(PHASES), help="comma-separated phases")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    phases = [p for p in args.only.split(",") if p]
+    bad = [p for p in phases if p not in PHASES]
+    if bad:
+        print(f"bench: unknown phase(s) {', '.join(bad)} (choose from {', '.join(PHASES)})",
+              file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    res: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    root = is_root()
+    for phase in phases:
+        if phase != "scale" and not root:
+            res[phase] = "needs root (it records): run with sudo"
+            log(f"{phase}: skipped, needs root")
+            continue
+        log(f"{phase}: load average {load_avg()}")
+        try:
+            if phase == "overhead":
+                from bench import overhead
+
+                res[phase] = overhead.measure(rounds=3 if args.quick else 7,
+                                              scale=0.3 if args.quick else 1.0)
+            elif phase == "throughput":
+                from bench import throughput
+
+                res[phase] = throughput.measure(
+                    seconds=1.0 if args.quick else 3.0,
+                    rates=(20_000, 100_000) if args.quick else throughput.DEFAULT_RATES)
+            elif phase == "attach":
+                from bench import attach
+
+                res[phase] = attach.measure(runs=2 if args.quick else 5)
+            elif phase == "scale":
+                from bench import scale
+
+                res[phase] = scale.measure((10_000, 50_000) if args.quick
+                                           else scale.DEFAULT_SIZES)
+        except Exception as e:  # one broken phase must not lose the others' numbers
+            res[phase] = f"failed: {type(e).__name__}: {e}"
+            log(f"{phase}: FAILED: {e}")
+    res["total_s"] = time.monotonic() - t0
+    md = (f"{table(res)}\n\n{machine_text(res['machine'])} "
+          f"Bench wall time {res['total_s'] / 60:.1f} min.\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(json.dumps(res, indent=1, sort_keys=True,
+                                                         default=str))
+    (args.results / "latest.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
