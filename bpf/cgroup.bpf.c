@@ -4,6 +4,10 @@
  * /sys/fs/cgroup at attach. */
 TRACEPOINT_PROBE(cgroup, cgroup_mkdir)
 {
+    /* Only the cgroup v2 (default) hierarchy, id 0: bpf_get_current_cgroup_id() returns v2
+     * ids, and v1 hierarchies (hybrid hosts) reuse the same directory names. */
+    if (args->root != 0)
+        return 0;
     struct cgroup_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_lost();

@@ -46,6 +46,12 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 @click.option("--until", "until", metavar="COND", help="Stop at the first event matching COND.")
 @click.option("--force", is_flag=True, help="Overwrite an existing trace directory.")
 @click.option("--user", metavar="USER", help="Run CMD as USER (the recorder stays root).")
+@click.option("--journal-unit", "journal_units", multiple=True, metavar="UNIT",
+              help="Follow UNIT's journal into the log table (repeatable).")
+@click.option("--no-capture", is_flag=True,
+              help="Let CMD write straight to the terminal (no log table from its output).")
+@click.option("--no-netlink", is_flag=True,
+              help="Do not record netlink link/address/route changes.")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,
@@ -56,7 +62,8 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Print the BPF program and cflags, then exit.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD ARGS...]")
 def record(output: Path, duration: float | None, until: str | None, force: bool,
-           user: str | None, buffer_pages: int, flush_interval: float, wakeup: bool,
+           user: str | None, journal_units: tuple[str, ...], no_capture: bool,
+           no_netlink: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
            print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
     from tracer.collector import probes
@@ -75,6 +82,9 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
         duration=duration,
         until=cond,
         user=user,
+        journal_units=journal_units,
+        capture_output=not no_capture,
+        netlink=not no_netlink,
         force=force,
         ring_pages=buffer_pages,
         flush_interval=flush_interval,

@@ -17,7 +17,6 @@ import pyarrow as pa
 from tracer import schema
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def boot_id() -> str:
@@ -65,11 +64,24 @@ def _cgroup_path(pid: str) -> str | None:
     return None
 
 
-def cgroup_id(path: str | None) -> int | None:
-    if path is None:
+def cgroup_v2_mount() -> tuple[Path, str] | None:
+    """(where cgroup v2 is mounted, the mount's root inside the hierarchy), or None."""
+    from tracer.context import cgroups
+
+    for h in cgroups.hierarchies():
+        if not h.name:
+            return h.mount, h.root
+    return None
+
+
+def cgroup_id(path: str | None, mount: tuple[Path, str] | None) -> int | None:
+    """The v2 cgroup id (= directory inode, what bpf_get_current_cgroup_id() returns)."""
+    if path is None or mount is None:
         return None
+    where, root = mount
+    rel = path[len(root.rstrip("/")):] if path.startswith(root.rstrip("/")) else path
     try:
-        return (CGROUP_ROOT / path.lstrip("/")).stat().st_ino
+        return (where / rel.lstrip("/")).stat().st_ino
     except OSError:
         return None
 
@@ -77,6 +89,7 @@ def cgroup_id(path: str | None) -> int | None:
 def process_snapshot(ts_ns: int) -> pa.Table:
     """One row per live process (thread groups only)."""
     off = _boottime_minus_monotonic_ns()
+    mount = cgroup_v2_mount()
     rows: dict[str, list[Any]] = {f.name: [] for f in schema.SNAPSHOT}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -112,7 +125,7 @@ def process_snapshot(ts_ns: int) -> pa.Table:
         rows["uid"].append(uid)
         rows["start_ns"].append(max(0, start_ticks * 1_000_000_000 // CLK_TCK - off))
         rows["cgroup"].append(cg)
-        rows["cgroup_id"].append(cgroup_id(cg))
+        rows["cgroup_id"].append(cgroup_id(cg, mount))
     return pa.Table.from_pydict(rows, schema=schema.SNAPSHOT)
 
 

@@ -48,6 +48,12 @@ class RecordOptions:
     wakeup: bool = False
     max_args: int = 20
     arg_len: int = 256
+    #: capture CMD's stdout/stderr into the log table (still shown on the terminal)
+    capture_output: bool = True
+    #: systemd units whose journal is followed into the log table
+    journal_units: Sequence[str] = ()
+    #: record link/address/route changes from netlink
+    netlink: bool = True
     #: called with progress messages (the CLI prints them); the first is the "recording" line
     notify: Callable[[str], None] = lambda msg: None
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
@@ -149,6 +155,7 @@ class Recorder:
         self.meta: dict[str, Any] = {}
         self.stop = _Stop()
         self.until_ns: int | None = None
+        self.sources: list[Any] = []  # tracer.context.ContextSource
 
     # -- ring buffer ------------------------------------------------------------------------
     def _callback(self, ctx: Any, data: Any, size: int) -> None:
@@ -167,8 +174,15 @@ class Recorder:
         chunks, self.chunks = self.chunks, defaultdict(list)
         typed = decode.split(chunks, self.types)
         tables = self.assembler.feed(typed)
-        if final:
-            for name, t in self.assembler.finish().items():
+        extra = [self.assembler.finish()] if final else []
+        for src in self.sources:
+            if final:
+                src.stop()
+            t = src.drain()
+            if t is not None and t.num_rows:
+                extra.append({src.table: t})
+        for more in extra:
+            for name, t in more.items():
                 tables[name] = pa.concat_tables([tables[name], t]) if name in tables else t
         self._write(tables)
         if self.opts.until is not None and self.until_ns is None:
@@ -182,6 +196,7 @@ class Recorder:
             lost_events=sum(lost),
             lost_per_cpu=lost,
             rows={n: w.rows for n, w in self.writers.items()},
+            context=self._context_health(),
             **extra,
         )
         schema.write_meta(self.opts.output, self.meta)
@@ -236,6 +251,7 @@ class Recorder:
             self._write({"snapshot": procfs.process_snapshot(live_ns),
                          "listeners": procfs.listener_snapshot(live_ns)})
             self._write_cgroup_snapshot(live_ns)
+            self._start_sources()
             child = self._start_command()
             if child is not None:
                 self.meta["command_pid"] = child.pid
@@ -263,23 +279,55 @@ class Recorder:
         )
 
     def _write_cgroup_snapshot(self, ts_ns: int) -> None:
-        try:
-            from tracer.context import cgroups
-        except ImportError:
-            return
+        from tracer.context import cgroups
+
         self._write({"cgroup": cgroups.snapshot(ts_ns)})
+
+    def _start_sources(self) -> None:
+        """Context on the same clock: netlink changes, followed journals."""
+        from tracer.context import logs, netlink
+
+        if self.opts.netlink:
+            self.sources.append(netlink.NetlinkSource())
+        for unit in self.opts.journal_units:
+            self.sources.append(logs.JournalSource(
+                unit, realtime_offset_ns=self.meta["realtime_offset_ns"]))
+        for src in self.sources:
+            src.start()
+
+    def _context_health(self) -> dict[str, Any]:
+        health: dict[str, Any] = {}
+        for src in self.sources:
+            name = getattr(src, "unit", None) or type(src).__name__
+            info = {k: getattr(src, k) for k in ("problem", "overruns", "decode_errors")
+                    if getattr(src, k, None)}
+            if info:
+                health[str(name)] = info
+        return health
 
     def _start_command(self) -> subprocess.Popen[bytes] | None:
         o = self.opts
         if not o.command:
             return None
+        from tracer.context import logs
+
         # NOTIFY_SOCKET is ours (the boot unit's READY=1); a traced k3s must not answer it
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        pipe = subprocess.PIPE if o.capture_output else None
         try:
-            return subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
-                                    extra_groups=[] if o.user else None, env=env)
+            child = subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
+                                     extra_groups=[] if o.user else None, env=env,
+                                     stdout=pipe, stderr=pipe)
         except (OSError, KeyError, ValueError) as e:
             raise UsageError(f"cannot run {o.command[0]}: {e}") from None
+        if o.capture_output:
+            # each line is stamped on arrival and still reaches the terminal unchanged
+            for stream, name in ((child.stdout, "stdout"), (child.stderr, "stderr")):
+                assert stream is not None
+                src = logs.CommandOutputSource(stream, name, True)
+                src.start()
+                self.sources.append(src)
+        return child
 
     def _loop(self, bpf: Any, child: subprocess.Popen[bytes] | None,
               live_ns: int) -> tuple[str, int | None]:
