@@ -30,7 +30,9 @@ def table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=sch)
 
 
-def trace(tmp_path: Any = None, meta: dict[str, Any] | None = None, **tables: list[dict[str, Any]]) -> schema.Trace:
+def trace(
+    tmp_path: Any = None, meta: dict[str, Any] | None = None, **tables: list[dict[str, Any]]
+) -> schema.Trace:
     """An in-memory Trace from rows per table (no files)."""
     from pathlib import Path
 

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.recording import (
-    K3SPROF, ROOT, WORKLOADS, descendants, free_port, record, rows_of,
+    K3SPROF,
+    ROOT,
+    WORKLOADS,
+    descendants,
+    free_port,
+    record,
+    rows_of,
 )
 from tracer import schema
 

@@ -53,7 +53,7 @@ def test_process_in_a_cgroup_born_during_the_trace_is_attributed(tmp_path: Path)
     mount = procfs.cgroup_v2_mount()
     if mount is None:
         pytest.skip("no cgroup v2 hierarchy mounted")
-    where, root = mount
+    where, _root = mount
     unit = f"k3sprof-test-{uuid.uuid4().hex[:6]}.service"
     cg = where / unit
     script = (f"mkdir {cg} && sh -c 'echo $$ > {cg}/cgroup.procs && exec /bin/sleep 0.1'; "

@@ -4,6 +4,7 @@ the ones that happened."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.bpf
 @pytest.fixture
 def netns() -> Iterator[tuple[str, str, str]]:
     """A namespace reachable over a veth pair: (ns name, host ip, ns ip)."""
-    from pyroute2 import IPRoute, NetNS, netns as nsmod
+    from pyroute2 import IPRoute, NetNS
+    from pyroute2 import netns as nsmod
 
     name = f"k3sprof-t-{uuid.uuid4().hex[:6]}"
     host_if, ns_if = f"kp{name[-6:]}h", f"kp{name[-6:]}n"
@@ -44,10 +46,8 @@ def netns() -> Iterator[tuple[str, str, str]]:
             ns.link("set", index=lo, state="up")
         yield name, "10.213.7.1", "10.213.7.2"
     finally:
-        try:
+        with contextlib.suppress(Exception):
             ipr.link("del", ifname=host_if)
-        except Exception:  # noqa: BLE001 - gone with the namespace already
-            pass
         ipr.close()
         nsmod.remove(name)
 

@@ -4,6 +4,7 @@ Usage: python sockets.py TRUTH_JSON BASE_PORT UNIX_DIR
 Each line of TRUTH_JSON: {"op", "endpoint", "expect", "t_ns", "pid"}.
 """
 
+import contextlib
 import errno
 import json
 import os
@@ -14,7 +15,7 @@ import time
 
 truth_path, base_port, unix_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 closed_port, open_port = base_port, base_port + 1
-log = open(truth_path, "w")
+log = open(truth_path, "w")  # noqa: SIM115 - a log kept open for the whole run
 
 
 def note(op, endpoint, expect, **kw):
@@ -33,10 +34,8 @@ srv.listen(16)
 for _ in range(3):
     c = socket.socket()
     note("connect", f"127.0.0.1:{closed_port}", "refused", mode="blocking")
-    try:
+    with contextlib.suppress(ConnectionRefusedError):
         c.connect(("127.0.0.1", closed_port))
-    except ConnectionRefusedError:
-        pass
     c.close()
 c = socket.socket()
 note("connect", f"127.0.0.1:{open_port}", "ok", mode="blocking")
@@ -61,20 +60,16 @@ for port, expect in ((closed_port, "refused"), (closed_port, "refused"), (open_p
 # IPv6 loopback refused
 c6 = socket.socket(socket.AF_INET6)
 note("connect", f"[::1]:{closed_port}", "refused", mode="blocking")
-try:
+with contextlib.suppress(OSError):
     c6.connect(("::1", closed_port))
-except OSError:
-    pass
 c6.close()
 
 # AF_UNIX: missing path (ENOENT), then a real listener, then an abstract name
 missing = os.path.join(unix_dir, "missing.sock")
 u = socket.socket(socket.AF_UNIX)
 note("connect", "unix:" + missing, "enoent")
-try:
+with contextlib.suppress(FileNotFoundError):
     u.connect(missing)
-except FileNotFoundError:
-    pass
 u.close()
 path = os.path.join(unix_dir, "srv.sock")
 us = socket.socket(socket.AF_UNIX)
@@ -86,13 +81,11 @@ note("connect", "unix:" + path, "ok")
 u.connect(path)
 u.close()
 us.close()
-abstract = "\0k3sprof-test-%d" % os.getpid()
+abstract = f"\0k3sprof-test-{os.getpid()}"
 ua = socket.socket(socket.AF_UNIX)
 note("connect", "unix:@" + abstract[1:], "refused")
-try:
+with contextlib.suppress(ConnectionRefusedError):
     ua.connect(abstract)
-except ConnectionRefusedError:
-    pass
 ua.close()
 srv.close()
 log.close()
