@@ -33,7 +33,16 @@ def _redactor(redact: bool) -> tuple[Callable[[list[str]], list[str]], Callable[
         return (lambda a: list(a)), (lambda s: s)
     from tracer.redact import redact_argv, redact_text
 
-    return redact_argv, redact_text
+    cache: dict[tuple[str, ...], list[str]] = {}
+
+    def argv_r(argv: list[str]) -> list[str]:
+        # thousands of helpers share a few command lines: redact each distinct one once
+        key = tuple(argv)
+        if key not in cache:
+            cache[key] = redact_argv(list(argv))
+        return list(cache[key])
+
+    return argv_r, redact_text
 
 
 def _trace_end(trace: Trace) -> int:

@@ -103,6 +103,12 @@ class Events:
             want = "connect" if kind == "connect" else "listen"
             kind_eq = pc.fill_null(pc.equal(st["kind"], want), False)
             sel = st.filter(kind_eq)
+            if kind == "connect" and value.isdigit():  # vectorized: the common case
+                return self._rows(sel, pc.fill_null(pc.equal(sel["port"], int(value)), False))
+            if kind == "connect" and value.startswith(("/", "@")):
+                return self._rows(
+                    sel, pc.fill_null(pc.equal(sel["endpoint"], "unix:" + value), False)
+                )
             eps = pc.fill_null(sel["endpoint"], "").to_pylist()
             if kind == "connect":
                 keep = [_ep_match(value, e) for e in eps]

@@ -20,6 +20,8 @@ Large groups (> ``MAX_CHAIN_GROUP`` attempts) are only checked for consecutive r
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,11 +33,13 @@ ABS_TOL_NS = 2_000_000
 MIN_INTERVAL_NS = 5_000_000  # faster than 5 ms is a burst, not a poll loop
 MIN_PURITY = 0.6
 MAX_CHANCE = 0.01
-MAX_TYPICAL_ERROR = 0.03
+MAX_TYPICAL_ERROR = 0.02
 JITTER_FLOOR_NS = 200_000
 JITTER_FLOOR_REL = 0.002
 SECOND_CANDIDATES = 3  # how far to look for the second attempt past interleaved connects
-MAX_CHAIN_GROUP = 2000
+MAX_CHAIN_GROUP = 20_000
+LARGE_GROUP = 200  # above this, a loop needs PREFILTER_STEPS attempts to be considered
+PREFILTER_STEPS = 5
 
 
 @dataclass
@@ -53,92 +57,130 @@ def _tol(p: float) -> float:
     return max(REL_TOL * p, ABS_TOL_NS)
 
 
-def _score(t: npt.NDArray[np.int64], chain: list[int]) -> Series:
-    gaps = np.diff(t[chain]).astype(np.float64)
-    med = float(np.median(gaps))
-    mad = float(np.median(np.abs(gaps - med)))
+def _median(sorted_vals: list[float]) -> float:
+    n = len(sorted_vals)
+    m = n // 2
+    return sorted_vals[m] if n % 2 else (sorted_vals[m - 1] + sorted_vals[m]) / 2
+
+
+def _score(t: list[int], chain: list[int]) -> Series:
+    gaps = [float(t[b] - t[a]) for a, b in zip(chain, chain[1:])]
+    med = _median(sorted(gaps))
+    mad = _median(sorted(abs(g - med) for g in gaps))
     regularity = max(0.0, 1.0 - (mad / med) / REL_TOL) if med > 0 else 0.0
-    lo = int(np.searchsorted(t, t[chain[0]]))
-    hi = int(np.searchsorted(t, t[chain[-1]], "right"))
-    span_count = hi - lo
+    span_count = bisect_right(t, t[chain[-1]]) - bisect_left(t, t[chain[0]])
     purity = len(chain) / max(span_count, 1)
     # Chance of this chain in random traffic of the same local density (module docstring).
     span = float(t[chain[-1]] - t[chain[0]]) or 1.0
     density = span_count / span
     floor = max(JITTER_FLOOR_NS, JITTER_FLOOR_REL * med)
-    # Each attempt after the second was predicted from the gaps before it: the chance that
-    # random traffic puts a point that close to the prediction is 1 - exp(-2 * density * error).
     # Multiple testing: a chain this long could have started at any of `starts` attempts.
     starts = len(t) - len(chain) + 1
     chance = float(starts * min(SECOND_CANDIDATES, starts))
+    # Each attempt after the second was predicted from the gaps before it: the chance that
+    # random traffic puts a point that close to the prediction is 1 - exp(-2 * density * error).
     errors = []
-    for k in range(1, len(gaps)):
-        predicted = float(np.median(gaps[:k]))
-        err = max(abs(float(gaps[k]) - predicted), floor)
+    seen = [gaps[0]]
+    for g in gaps[1:]:
+        predicted = _median(seen)
+        err = max(abs(g - predicted), floor)
         errors.append(err / predicted)
         chance *= 1.0 - math.exp(-2.0 * density * err)
-    typical_error = float(np.median(errors)) if errors else 0.0
+        insort(seen, g)
+    typical_error = _median(sorted(errors)) if errors else 0.0
     confidence = round(max(0.0, 1.0 - chance) * purity, 3)
-    return Series(
-        list(chain), round(med), purity, regularity, confidence, chance, typical_error
-    )
+    return Series(list(chain), round(med), purity, regularity, confidence, chance, typical_error)
 
 
-def _accept(t: npt.NDArray[np.int64], s: Series) -> bool:
+def _accept(t: list[int], s: Series) -> bool:
     if len(s.indices) < MIN_ATTEMPTS or s.interval_ns < MIN_INTERVAL_NS:
         return False
-    gaps = np.diff(t[s.indices])
-    if np.any(np.abs(gaps - s.interval_ns) > _tol(s.interval_ns)):
+    tol = _tol(s.interval_ns)
+    c = s.indices
+    if any(abs(t[b] - t[a] - s.interval_ns) > tol for a, b in zip(c, c[1:])):
         return False
     return (
         s.purity >= MIN_PURITY and s.chance <= MAX_CHANCE and s.typical_error <= MAX_TYPICAL_ERROR
     )
 
 
-def _follow(t: npt.NDArray[np.int64], used: npt.NDArray[np.bool_], i: int, j: int) -> list[int]:
+def _follow(t: list[int], used: bytearray, i: int, j: int) -> list[int]:
     chain = [i, j]
     gaps = [float(t[j] - t[i])]
     p = gaps[0]
     while True:
         expected = t[chain[-1]] + p
         tol = _tol(p)
-        lo = int(np.searchsorted(t, expected - tol, "left"))
-        hi = int(np.searchsorted(t, expected + tol, "right"))
+        lo = max(bisect_left(t, expected - tol), chain[-1] + 1)
+        hi = bisect_right(t, expected + tol)
         best, best_d = -1, 0.0
-        for k in range(max(lo, chain[-1] + 1), hi):
+        for k in range(lo, hi):
             if used[k]:
                 continue
-            d = abs(float(t[k]) - expected)
+            d = abs(t[k] - expected)
             if best < 0 or d < best_d:
                 best, best_d = k, d
         if best < 0:
             return chain
-        gaps.append(float(t[best] - t[chain[-1]]))
+        insort(gaps, float(t[best] - t[chain[-1]]))
         chain.append(best)
-        p = float(np.median(gaps))
+        p = _median(gaps)
+        if len(chain) >= 5:  # hopeless once interleaved traffic dominates the span
+            span_count = best - chain[0] + 1
+            if len(chain) / span_count < MIN_PURITY / 2:
+                return chain
 
 
-def _consecutive_runs(t: npt.NDArray[np.int64]) -> list[list[int]]:
+def _consecutive_runs(t: list[int]) -> list[list[int]]:
     """Maximal runs of consecutive attempts whose gaps stay within tolerance of the first gap."""
-    gaps = np.diff(t).astype(np.float64)
     runs: list[list[int]] = []
     i = 0
     n = len(t)
     while i < n - 1:
-        ref = gaps[i]
+        ref = t[i + 1] - t[i]
         if ref < MIN_INTERVAL_NS:
             i += 1
             continue
-        ok = np.abs(gaps[i:] - ref) <= _tol(ref)
-        stop = int(np.argmin(ok)) if not ok.all() else len(ok)
-        runs.append(list(range(i, i + stop + 1)))
-        i += max(stop, 1)
-    return [r for r in runs if len(r) >= MIN_ATTEMPTS]
+        tol = _tol(ref)
+        k = i + 1
+        while k < n - 1 and abs(t[k + 1] - t[k] - ref) <= tol:
+            k += 1
+        if k - i + 1 >= MIN_ATTEMPTS:
+            runs.append(list(range(i, k + 1)))
+        i = max(k, i + 1)
+    return runs
 
 
-def find_series(times: npt.NDArray[np.int64]) -> list[Series]:
+def _prefilter(t: list[int]) -> dict[int, list[int]]:
+    """(first, second) attempt pairs whose cadence predicts the next PREFILTER_STEPS - 2
+    attempts too (vectorized): in a large group only these are worth following."""
+    arr = np.asarray(t, dtype=np.int64)
+    n = len(arr)
+    out: dict[int, list[int]] = {}
+    for d in range(1, SECOND_CANDIDATES + 1):
+        i = np.arange(n - d)
+        p = (arr[i + d] - arr[i]).astype(np.float64)
+        ok = p >= MIN_INTERVAL_NS
+        tol = np.maximum(REL_TOL * p, ABS_TOL_NS)
+        for step in range(2, PREFILTER_STEPS):
+            expected = arr[i] + step * p
+            slack = tol * (1 + 0.5 * (step - 2))  # sliding pollers drift: allow it to add up
+            pos = np.searchsorted(arr, expected - slack)
+            hit = pos < n
+            hit[hit] &= arr[pos[hit]] <= (expected + slack)[hit]
+            ok &= hit
+        # purity: a chain through these points cannot be pure if its span is crowded
+        span_end = arr[i] + (PREFILTER_STEPS - 1) * p
+        crowd = np.searchsorted(arr, span_end, "right") - i
+        ok &= crowd <= PREFILTER_STEPS / MIN_PURITY
+        for a in np.flatnonzero(ok).tolist():
+            out.setdefault(a, []).append(a + d)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
     """Regular poll series in one group's sorted attempt times (see module docstring)."""
-    t = np.asarray(times, dtype=np.int64)
+    t = [int(x) for x in times]
     n = len(t)
     if n < MIN_ATTEMPTS:
         return []
@@ -149,13 +191,17 @@ def find_series(times: npt.NDArray[np.int64]) -> list[Series]:
             if _accept(t, s):
                 out.append(s)
         return out
-    used = np.zeros(n, dtype=bool)
+    used = bytearray(n)
+    seconds_of = _prefilter(t) if n > LARGE_GROUP else None
     for i in range(n - MIN_ATTEMPTS + 1):
         if used[i]:
             continue
         best: Series | None = None
         seconds = 0
-        for j in range(i + 1, n):
+        cands: Sequence[int] = (
+            seconds_of.get(i, []) if seconds_of is not None else range(i + 1, n)
+        )
+        for j in cands:
             if seconds >= SECOND_CANDIDATES:
                 break
             if used[j] or t[j] - t[i] < MIN_INTERVAL_NS:
@@ -164,6 +210,11 @@ def find_series(times: npt.NDArray[np.int64]) -> list[Series]:
             chain = _follow(t, used, i, j)
             if len(chain) < MIN_ATTEMPTS:
                 continue
+            if best is not None and len(chain) < len(best.indices):
+                continue
+            span_count = bisect_right(t, t[chain[-1]]) - bisect_left(t, t[chain[0]])
+            if len(chain) / span_count < MIN_PURITY:
+                continue
             s = _score(t, chain)
             if _accept(t, s) and (
                 best is None
@@ -171,6 +222,7 @@ def find_series(times: npt.NDArray[np.int64]) -> list[Series]:
             ):
                 best = s
         if best is not None:
-            used[best.indices] = True
+            for k in best.indices:
+                used[k] = 1
             out.append(best)
     return out

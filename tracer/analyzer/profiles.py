@@ -38,6 +38,7 @@ _LIST_KEYS = (
 class Profile:
     name: str
     data: dict[str, Any] = field(default_factory=dict)
+    _component_cache: dict[tuple[str, ...], str | None] = field(default_factory=dict, repr=False)
 
     def entries(self, key: str) -> list[Any]:
         v = self.data.get(key) or []
@@ -45,6 +46,12 @@ class Profile:
 
     def component_for(self, names: list[str]) -> str | None:
         """The component of a process that went by these names (comm, exec basenames)."""
+        key = tuple(names)
+        if key not in self._component_cache:
+            self._component_cache[key] = self._component_for(names)
+        return self._component_cache[key]
+
+    def _component_for(self, names: list[str]) -> str | None:
         for c in self.entries("components"):
             for pat in c.get("exe") or []:
                 if any(fnmatchcase(n, pat) for n in names):

@@ -86,7 +86,7 @@ def _serves(listen: _Listen, family: str, addr: str, port: int | None, endpoint:
     return listen.family == "inet" and family == "inet" and listen.addr in _WILDCARD_V4
 
 
-def _listens(trace: Trace, procs: Processes) -> dict[Any, list[_Listen]]:
+def _listens(trace: Trace, procs: Processes, sock_idx: Any) -> dict[Any, list[_Listen]]:
     """Successful listens by port (TCP) or endpoint text (unix), each list sorted by time."""
     out: dict[Any, list[_Listen]] = defaultdict(list)
     st = trace.table("socket")
@@ -101,7 +101,7 @@ def _listens(trace: Trace, procs: Processes) -> dict[Any, list[_Listen]]:
         )
         if len(rows):
             sel = st.take(rows)
-            pidx = procs.assign(sel["pid"], sel["ts_ns"])
+            pidx = sock_idx[rows.to_numpy()]
             for k, r in enumerate(
                 sel.select(["ts_ns", "family", "addr", "port", "endpoint"]).to_pylist()
             ):
@@ -145,7 +145,9 @@ def _median_gap(t: np.ndarray[Any, Any]) -> int | None:
     return int(np.median(np.diff(t))) if len(t) >= 2 else None
 
 
-def _connect_waits(trace: Trace, procs: Processes, profile: Profile, trace_end: int) -> list[Wait]:
+def _connect_waits(
+    trace: Trace, procs: Processes, profile: Profile, trace_end: int, sock_idx: Any
+) -> list[Wait]:
     st = trace.table("socket")
     if st.num_rows == 0:
         return []
@@ -155,7 +157,7 @@ def _connect_waits(trace: Trace, procs: Processes, profile: Profile, trace_end: 
         return []
     ct = st.take(pa.array(rows))
     ts = np.asarray(pc.fill_null(ct["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
-    pidx = procs.assign(ct["pid"], ct["ts_ns"])
+    pidx = sock_idx[rows]
     ep_enc = pc.fill_null(ct["endpoint"], "").combine_chunks().dictionary_encode()
     ep_codes = np.asarray(ep_enc.indices.to_numpy(zero_copy_only=False), np.int64)
     ep_names = ep_enc.dictionary.to_pylist()
@@ -173,20 +175,18 @@ def _connect_waits(trace: Trace, procs: Processes, profile: Profile, trace_end: 
     sizes = ends - starts
     interesting = np.flatnonzero((n_failed > 0) | (sizes >= polls.MIN_ATTEMPTS))
 
-    listens = _listens(trace, procs)
-    fam = pc.fill_null(ct["family"], "").to_numpy(zero_copy_only=False)
-    addr = pc.fill_null(ct["addr"], "").to_numpy(zero_copy_only=False)
-    port = pc.fill_null(ct["port"], -1).to_numpy(zero_copy_only=False)
+    listens = _listens(trace, procs, sock_idx)
+    firsts = order[starts[interesting]]
+    heads = ct.select(["family", "addr", "port"]).take(pa.array(firsts)).to_pylist()
     logs = trace.table("log")
     out: list[Wait] = []
-    for g in interesting.tolist():
+    for g, head in zip(interesting.tolist(), heads):
         sel = order[starts[g] : ends[g]]
         first = int(sel[0])
         endpoint = ep_names[int(ep_codes[first])]
         waiter = int(pidx[first])
-        p = int(port[first])
         matching = _matching(
-            listens, str(fam[first]), str(addr[first]), p if p >= 0 else None, endpoint
+            listens, head["family"] or "", head["addr"] or "", head["port"], endpoint
         )
         out.extend(
             _group_waits(
@@ -427,53 +427,70 @@ def _log_evidence(
             break
 
 
-def _child_waits(trace: Trace, procs: Processes, profile: Profile) -> list[Wait]:
+def _child_waits(trace: Trace, procs: Processes, profile: Profile, sock_idx: Any) -> list[Wait]:
     """A parent idle (nothing visible) while its child ran to exit was waiting for it."""
-    activity: dict[int, list[int]] = defaultdict(list)
+    act_proc: list[Any] = []
+    act_ts: list[Any] = []
     st = trace.table("socket")
     if st.num_rows:
-        sidx = procs.assign(st["pid"], st["ts_ns"])
-        sts = np.asarray(pc.fill_null(st["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
-        order = np.lexsort((sts, sidx))
-        sp, stt = sidx[order], sts[order]
-        bounds = np.flatnonzero(np.r_[True, np.diff(sp) != 0])
-        ends = np.r_[bounds[1:], len(sp)]
-        for b, e in zip(bounds.tolist(), ends.tolist()):
-            activity[int(sp[b])].extend(stt[b:e].tolist())
-    for p in procs.procs:
-        if p.parent is not None and p.start_ns is not None:
-            activity[p.parent].append(p.start_ns)  # forking a child is activity
-        for e in p.execs:
-            activity[p.idx].append(int(e["ts_ns"]))
-    sorted_act = {k: np.sort(np.asarray(v, np.int64)) for k, v in activity.items()}
-    out: list[Wait] = []
-    for c in procs.procs:
-        if c.parent is None or c.start_ns is None or c.end_ns is None:
-            continue
-        parent = procs.procs[c.parent]
-        if parent.end_ns is not None and parent.end_ns < c.end_ns:
-            continue
-        act = sorted_act.get(c.parent)
-        if act is not None:
-            lo = int(np.searchsorted(act, c.start_ns, "right"))
-            hi = int(np.searchsorted(act, c.end_ns, "left"))
-            if hi > lo:
-                continue  # the parent did something else meanwhile
-        names = c.names
-        kind = "child"
-        w = Wait(
-            kind=kind,
-            waiter=c.parent,
-            target=c.idx,
-            start_ns=c.start_ns,
-            end_ns=c.end_ns,
-            reason=(
-                "ran a kernel-module helper"
-                if profile.is_module_helper(names)
-                else "ran a helper and waited for it to exit"
-            ),
+        act_proc.append(sock_idx)
+        act_ts.append(
+            np.asarray(pc.fill_null(st["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
         )
-        out.append(w)
+    fork_par = [
+        (p.parent, p.start_ns)
+        for p in procs.procs
+        if p.parent is not None and p.start_ns is not None
+    ]  # forking is activity
+    execs = [(p.idx, int(e["ts_ns"])) for p in procs.procs for e in p.execs]
+    for pairs in (fork_par, execs):
+        if pairs:
+            a = np.asarray(pairs, np.int64)
+            act_proc.append(a[:, 0])
+            act_ts.append(a[:, 1])
+    kids = [
+        c
+        for c in procs.procs
+        if c.parent is not None
+        and c.start_ns is not None
+        and c.end_ns is not None
+        and (
+            procs.procs[c.parent].end_ns is None or (procs.procs[c.parent].end_ns or 0) >= c.end_ns
+        )
+    ]
+    if not kids:
+        return []
+    k_par = np.asarray([c.parent for c in kids], np.int64)
+    k_start = np.asarray([c.start_ns for c in kids], np.int64)
+    k_end = np.asarray([c.end_ns for c in kids], np.int64)
+    if act_proc:
+        ap, at = np.concatenate(act_proc), np.concatenate(act_ts)
+        # one sorted int64 key (process, time rank) answers "any activity in (start, end)?"
+        times = np.unique(np.concatenate([at, k_start, k_end]))
+        keys = np.sort((ap << 32) | np.searchsorted(times, at))
+        lo = np.searchsorted(keys, (k_par << 32) | np.searchsorted(times, k_start), "right")
+        hi = np.searchsorted(keys, (k_par << 32) | np.searchsorted(times, k_end), "left")
+        idle = hi <= lo
+    else:
+        idle = np.ones(len(kids), bool)
+    out: list[Wait] = []
+    for c, ok in zip(kids, idle.tolist()):
+        if not ok:
+            continue  # the parent did something else meanwhile
+        out.append(
+            Wait(
+                kind="child",
+                waiter=c.parent,
+                target=c.idx,
+                start_ns=c.start_ns or 0,
+                end_ns=c.end_ns,
+                reason=(
+                    "ran a kernel-module helper"
+                    if profile.is_module_helper(c.names)
+                    else "ran a helper and waited for it to exit"
+                ),
+            )
+        )
     return out
 
 
@@ -507,8 +524,11 @@ def _module_waits(trace: Trace, procs: Processes, profile: Profile) -> list[Wait
 
 def find(trace: Trace, procs: Processes, profile: Profile, trace_end: int) -> list[Wait]:
     """Every wait-for edge in the trace (see module docstring), sorted by start time."""
-    waits = _connect_waits(trace, procs, profile, trace_end)
-    waits += _child_waits(trace, procs, profile)
+    st = trace.table("socket")
+    # every socket event's process instance, computed once for all passes
+    sock_idx = procs.assign(st["pid"], st["ts_ns"]) if st.num_rows else np.zeros(0, np.int64)
+    waits = _connect_waits(trace, procs, profile, trace_end, sock_idx)
+    waits += _child_waits(trace, procs, profile, sock_idx)
     waits += _module_waits(trace, procs, profile)
     waits.sort(key=lambda w: (w.start_ns, w.kind))
     return waits
