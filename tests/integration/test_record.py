@@ -173,7 +173,13 @@ def test_recorder_killed_with_sigkill_leaves_a_readable_trace(tmp_path: Path) ->
     assert p.stderr is not None
     line = p.stderr.readline()
     assert "recording" in line
-    time.sleep(2.5)  # at least two flushes
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until at least two flushes of process rows landed
+        time.sleep(0.5)
+        meta = json.loads((out / "meta.json").read_text())
+        if meta.get("rows", {}).get("process", 0) > 10:
+            time.sleep(1.2)
+            break
     # WHEN the recorder is killed without warning
     os.kill(p.pid, signal.SIGKILL)
     p.wait()

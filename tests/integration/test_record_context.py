@@ -72,3 +72,13 @@ def test_process_in_a_cgroup_born_during_the_trace_is_attributed(tmp_path: Path)
     sleeps = [r for r in rows_of(trace, "process", descendants(trace,
               trace.meta["command_pid"]), kind="exec") if r["filename"] == "/bin/sleep"]
     assert len(sleeps) == 1 and sleeps[0]["cgroup_id"] == born[0]["cgroup_id"]
+
+
+def test_recorded_command_runs_at_its_own_priority_not_the_recorders(tmp_path: Path) -> None:
+    # the collector raises its own priority so draining is not starved; CMD must not inherit it
+    out = tmp_path / "t"
+    p = record(out, ["/usr/bin/nice"])
+    assert p.stdout.strip() == str(os.getpriority(os.PRIO_PROCESS, 0))
+    rows = [r["message"] for r in schema.load(out).table("log").to_pylist()
+            if r["source"] == "stdout"]
+    assert rows == [p.stdout.strip()]

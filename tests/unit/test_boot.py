@@ -365,9 +365,16 @@ def test_cli_install_status_uninstall(
     assert "nothing to remove" in capsys.readouterr().out
 
 
+def _reachable_by_nobody(path: Path) -> bool:
+    """Can an unprivileged user import the checkout (CI may clone into a 0700 temp dir)?"""
+    return all(p.stat().st_mode & 0o005 == 0o005 for p in [path, *path.parents])
+
+
 @pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="needs root to drop to an unprivileged user with setpriv",
+    os.geteuid() != 0 or shutil.which("setpriv") is None
+    or not _reachable_by_nobody(Path(__file__).resolve().parents[2]),
+    reason="needs root to drop to an unprivileged user with setpriv, and a checkout nobody "
+    "can read",
 )
 def test_install_as_non_root_says_use_sudo() -> None:
     # A real unprivileged process (setpriv drops to nobody) installing into the real /.
@@ -477,3 +484,14 @@ def test_vagrantfiles_validate(tmp_path: Path) -> None:
     for name in ("compare", "server-agent", "single"):
         assert out[name][0] == 0, out[name][1]
     assert out["broken"][0] != 0 and "provision.sh" in out["broken"][1]
+
+
+def test_install_as_non_root_says_use_sudo_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracer.cli import main as cli_main
+
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli_main(["boot", "install"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run it as root" in err

@@ -156,6 +156,7 @@ class Recorder:
         self.stop = _Stop()
         self.until_ns: int | None = None
         self.sources: list[Any] = []  # tracer.context.ContextSource
+        self._nice = 0
 
     # -- ring buffer ------------------------------------------------------------------------
     def _callback(self, ctx: Any, data: Any, size: int) -> None:
@@ -220,6 +221,7 @@ class Recorder:
     def _record(self, bpf: Any, plan: probes.ProbePlan, t_start: float,
                 compile_s: float) -> RecordSummary:
         o = self.opts
+        self._nice = _raise_priority()
         bpf["events"].open_ring_buffer(self._callback)
         live_ns = time.monotonic_ns()
         attach_s = time.monotonic() - t_start
@@ -314,10 +316,15 @@ class Recorder:
         # NOTIFY_SOCKET is ours (the boot unit's READY=1); a traced k3s must not answer it
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         pipe = subprocess.PIPE if o.capture_output else None
+        nice = self._nice
+
+        def restore_priority() -> None:  # in the child: run CMD at the priority we were given
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
         try:
             child = subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
                                      extra_groups=[] if o.user else None, env=env,
-                                     stdout=pipe, stderr=pipe)
+                                     stdout=pipe, stderr=pipe, preexec_fn=restore_priority)
         except (OSError, KeyError, ValueError) as e:
             raise UsageError(f"cannot run {o.command[0]}: {e}") from None
         if o.capture_output:
@@ -369,6 +376,19 @@ class Recorder:
         self._update_meta(bpf, end_ns=end_ns, complete=complete, stop_reason=stop_reason,
                           command_exit=command_exit, until_ns=self.until_ns)
         return end_ns
+
+
+#: the collector's niceness while recording: draining the ring buffer must not starve when the
+#: traced startup saturates the CPUs (a starved drain = a full buffer = lost events)
+RECORDER_NICE = -10
+
+
+def _raise_priority() -> int:
+    """Raise our CPU priority; return the niceness we had (for the recorded command)."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, min(before, RECORDER_NICE))
+    return before
 
 
 def _group_of(user: str | None) -> int | None:

@@ -198,9 +198,16 @@ def sweep_stale_runs() -> list[str]:
     for d in sorted(SCRATCH_PARENT.glob(SCRATCH_PREFIX + "*")):
         try:
             owner = int((d / "owner").read_text())
-            alive = b"demo" in Path(f"/proc/{owner}/cmdline").read_bytes()
-        except (OSError, ValueError):
+            os.kill(owner, 0)  # the run's process still exists: not stale
+            alive = True
+        except ProcessLookupError:
             alive = False
+        except (OSError, ValueError):
+            # no owner file yet: a run that is just starting (mkdtemp, then the owner file)
+            try:
+                alive = time.time() - d.stat().st_mtime < 60
+            except OSError:
+                alive = True
         if not alive and d.is_dir():
             done += supervisor.sweep_stale(d)
             shutil.rmtree(d, ignore_errors=True)
