@@ -3,6 +3,7 @@
 ``analyze(trace)`` runs named passes over the trace's Arrow tables (no BCC, no root, no clock):
 
   tree       process instances (pid-reuse safe) with exec chains        (tree.py)
+  scope      the recorded command's process tree, or everything        (scope.py)
   profile    components, endpoints, milestones, phases as data          (profiles.py)
   waits      listener / poll / child / module wait-for edges            (waits.py, polls.py)
   path       critical path from the start to the end milestone          (critical_path.py)
@@ -19,7 +20,9 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from tracer._errors import UsageError
 from tracer.analyzer import critical_path, phases, profiles, tree, waits
+from tracer.analyzer import scope as scoping
 from tracer.analyzer.profiles import Profile
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
@@ -98,25 +101,49 @@ def analyze(
     start: str | None = None,
     end: str | None = None,
     redact: bool = True,
+    scope: str = "auto",
 ) -> dict[str, Any]:
-    """Analyze a loaded trace; returns the JSON-able result documented in docs/analyze.md."""
+    """Analyze a loaded trace; returns the JSON-able result documented in docs/analyze.md.
+
+    scope: "tree" (the recorded command's process tree), "all" (every process in the trace) or
+    "auto" (tree when the trace has the recorded command's pid, else all)."""
     for spec in (start, end):
         if spec is not None:
             phases.validate(spec)
+    if scope not in ("auto", *scoping.MODES):
+        raise UsageError(f"unknown scope {scope!r}: use tree or all")
     argv_r, text_r = _redactor(redact)
-    procs = tree.build(trace)
-    trace_start = int(trace.meta.get("start_ns") or 0)
-    trace_end = max(_trace_end(trace), trace_start)
+    full = trace
+    procs = tree.build(full)
+    trace_start = int(full.meta.get("start_ns") or 0)
+    trace_end = max(_trace_end(full), trace_start)
+    root = _root_proc(procs, full.meta)
+    mode = scope if scope != "auto" else ("tree" if root is not None else "all")
+    in_scope: set[int] | None = None
+    wait_view = full
+    row_maps: dict[str, Any] = {}
+    if mode == "tree":
+        if root is None:
+            raise UsageError(
+                "--scope tree needs a trace recorded with `record -- CMD` (its metadata has no "
+                "command_pid); use --scope all"
+            )
+        in_scope = scoping.tree_of(procs, root)
+        trace, wait_view, row_maps = scoping.views(full, procs, in_scope)
 
     if profile == "auto":
         names: set[str] = set()
         for p in procs.procs:
-            names.update(p.names)
+            if in_scope is None or p.idx in in_scope:
+                names.update(p.names)
         prof = profiles.detect(names)
     else:
         prof = profiles.load(profile)
 
-    all_waits = waits.find(trace, procs, prof, trace_end)
+    all_waits = waits.find(wait_view, procs, prof, trace_end)
+    if in_scope is not None:
+        all_waits = [w for w in all_waits if w.waiter in in_scope]
+        _remap_evidence(all_waits, row_maps)
     events = phases.Events(trace, procs, all_waits)
     cgroups = _cgroups(trace)
 
@@ -146,7 +173,6 @@ def analyze(
         }
 
     # --- start and end milestones -------------------------------------------------------
-    root = _root_proc(procs, trace.meta)
     start_ns, start_reached, start_by = trace_start, True, "trace start"
     if start is not None:
         s = events.first([start])
@@ -255,6 +281,14 @@ def analyze(
         )
     milestones.sort(key=lambda m: (m["ts_ns"], m["name"]))
 
+    shown: set[int] | None = None
+    if in_scope is not None:
+        # the tree, plus whoever it waited for and whatever the path and milestones went through
+        shown = set(in_scope)
+        for w in all_waits:
+            shown.update(x for x in (w.waiter, w.target) if x is not None and x >= 0)
+        shown.update(s.proc for s in segments if s.proc is not None and s.proc >= 0)
+        shown.update(x for x in (end_proc,) if x is not None and x >= 0)
     return {
         "analysis_version": ANALYSIS_VERSION,
         "profile": prof.name,
@@ -269,11 +303,38 @@ def analyze(
         "waits": wait_list,
         "milestones": milestones,
         "phases": phases.phase_list(events, prof.entries("phases"), describe),
-        "counts": _counts(trace, procs, all_waits),
+        "counts": _counts(trace, procs, all_waits, in_scope),
         "lost_events": trace.lost_events,
-        "processes": [_proc_json(p, keys, prof, cgroups, argv_r, text_r) for p in procs.procs],
-        "trace": _facts(trace, trace_start, trace_end, argv_r, text_r),
+        "processes": [
+            _proc_json(p, keys, prof, cgroups, argv_r, text_r, in_scope)
+            for p in procs.procs
+            if shown is None or p.idx in shown
+        ],
+        "scope": _scope_json(mode, root, procs, in_scope),
+        "trace": _facts(full, trace_start, trace_end, argv_r, text_r),
     }
+
+
+def _scope_json(
+    mode: str, root: int | None, procs: Processes, in_scope: set[int] | None
+) -> dict[str, Any]:
+    n = len(procs.procs)
+    kept = n if in_scope is None else len(in_scope)
+    return {
+        "mode": mode,
+        "root": _party(root, procs) if mode == "tree" else None,
+        "processes": kept,
+        "left_out": n - kept,
+    }
+
+
+def _remap_evidence(all_waits: list[waits.Wait], row_maps: dict[str, Any]) -> None:
+    """Evidence row numbers of a scoped view -> row numbers of the trace's own tables."""
+    for w in all_waits:
+        for table, rows in w.evidence.items():
+            m = row_maps.get(table)
+            if m is not None:
+                w.evidence[table] = [int(m[r]) for r in rows]
 
 
 def _default_end(
@@ -334,6 +395,7 @@ def _proc_json(
     cgroups: dict[int, tuple[str | None, str | None]],
     argv_r: Callable[[list[str]], list[str]],
     text_r: Callable[[str], str],
+    in_scope: set[int] | None = None,
 ) -> dict[str, Any]:
     path, unit = cgroups.get(p.cgroup_id or -1, (None, None))
     component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
@@ -354,6 +416,7 @@ def _proc_json(
         "cgroup": path,
         "threads": p.threads,
         "from_snapshot": p.from_snapshot,
+        "in_scope": in_scope is None or p.idx in in_scope,
         "execs": [
             {
                 "ts_ns": e["ts_ns"],
@@ -372,7 +435,9 @@ def _count(t: Any, col: str, value: str) -> int:
     return int(pc.sum(pc.fill_null(pc.equal(t[col], value), False).cast("int64")).as_py() or 0)
 
 
-def _counts(trace: Trace, procs: Processes, all_waits: list[waits.Wait]) -> dict[str, Any]:
+def _counts(
+    trace: Trace, procs: Processes, all_waits: list[waits.Wait], in_scope: set[int] | None
+) -> dict[str, Any]:
     pt, st = trace.table("process"), trace.table("socket")
     connect = pc.fill_null(pc.equal(st["kind"], "connect"), False) if st.num_rows else None
     ok = failed = 0
@@ -390,7 +455,7 @@ def _counts(trace: Trace, procs: Processes, all_waits: list[waits.Wait]) -> dict
         "events": sum(
             trace.table(n).num_rows for n in ("process", "socket", "module", "log", "netlink")
         ),
-        "processes": len(procs.procs),
+        "processes": len(procs.procs) if in_scope is None else len(in_scope),
         "forks": _count(pt, "kind", "fork"),
         "threads": _count(pt, "kind", "thread"),
         "execs": _count(pt, "kind", "exec"),

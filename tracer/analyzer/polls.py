@@ -198,9 +198,7 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
             continue
         best: Series | None = None
         seconds = 0
-        cands: Sequence[int] = (
-            seconds_of.get(i, []) if seconds_of is not None else range(i + 1, n)
-        )
+        cands: Sequence[int] = seconds_of.get(i, []) if seconds_of is not None else range(i + 1, n)
         for j in cands:
             if seconds >= SECOND_CANDIDATES:
                 break

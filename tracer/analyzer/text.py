@@ -31,6 +31,13 @@ def render(r: dict[str, Any]) -> str:
         + (f"  k3s {t['k3s_version']}" if t.get("k3s_version") else "")
     )
     lines.append(f"profile {r['profile']}   start: {r['start_by']}   end: {r['end_by'] or '-'}")
+    sc = r.get("scope") or {}
+    if sc.get("mode") == "tree":
+        lines.append(
+            f"scope   the recorded command's process tree ({_who(sc.get('root'))}, "
+            f"{sc.get('processes')} processes); {sc.get('left_out')} other processes in the "
+            "trace left out (--scope all includes them)"
+        )
     if r["lost_events"]:
         lines.append(
             f"WARNING: {r['lost_events']} events were lost while recording: waits and the "

@@ -13,11 +13,23 @@ from tracer.cli import cli, run_library
 EXIT_NOT_REACHED = 6
 
 
-def _analyze(path: str, profile: str, start: str | None, end: str | None, redact: bool) -> dict:  # type: ignore[type-arg]
+def _analyze(
+    path: str, profile: str, start: str | None, end: str | None, redact: bool, scope: str
+) -> dict:  # type: ignore[type-arg]
     from tracer import schema
     from tracer.analyzer import analyze
 
-    return analyze(schema.load(path), profile=profile, start=start, end=end, redact=redact)
+    return analyze(
+        schema.load(path), profile=profile, start=start, end=end, redact=redact, scope=scope
+    )
+
+
+#: shared by analyze, report, export and compare
+SCOPE_HELP = (
+    "tree: only the recorded command's process tree (processes outside it still appear as "
+    "what it waited for); all: every process in the trace. "
+    "Default: tree when the trace was recorded with `record -- CMD`, else all."
+)
 
 
 @cli.command(
@@ -46,12 +58,19 @@ def _analyze(path: str, profile: str, start: str | None, end: str | None, redact
     help="End milestone, e.g. listen:10250 "
     "(default: profile's; generic: the recorded command's exit).",
 )
+@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
 @click.option("--no-redact", is_flag=True, help="Keep secrets (tokens, passwords) in argv.")
 def analyze_cmd(
-    trace: str, as_json: bool, profile: str, start: str | None, end: str | None, no_redact: bool
+    trace: str,
+    as_json: bool,
+    profile: str,
+    start: str | None,
+    end: str | None,
+    scope: str | None,
+    no_redact: bool,
 ) -> int:
     """Find what startup waited on: critical path, waits, phases."""
-    result = run_library(_analyze, trace, profile, start, end, not no_redact)
+    result = run_library(_analyze, trace, profile, start, end, not no_redact, scope or "auto")
     if as_json:
         click.echo(json.dumps(result, indent=1, sort_keys=True))
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tracer.cli import cli, run_library
+from tracer.cli.analyze import SCOPE_HELP
 from tracer.report._analysis import load_result
 from tracer.report._output import check_output
 from tracer.report.compare import compare as compare_results
@@ -37,6 +38,7 @@ Example:
     show_default=True,
     help="Component profile used when A/B are traces.",
 )
+@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
 @click.option("--end", "end", metavar="COND", help="Critical path end when A/B are traces.")
 def compare(
     a: Path,
@@ -46,14 +48,19 @@ def compare(
     force: bool,
     no_redact: bool,
     profile: str,
+    scope: str | None,
     end: str | None,
 ) -> int:
     """Compare two runs: phases and critical-path composition side by side, with deltas."""
     if output is not None:
         run_library(check_output, output, force)
     redact = not no_redact
-    name_a, ra = run_library(load_result, a, profile=profile, end=end, redact=redact)
-    name_b, rb = run_library(load_result, b, profile=profile, end=end, redact=redact)
+    name_a, ra = run_library(
+        load_result, a, profile=profile, end=end, redact=redact, scope=scope or "auto"
+    )
+    name_b, rb = run_library(
+        load_result, b, profile=profile, end=end, redact=redact, scope=scope or "auto"
+    )
     if name_a == name_b:
         name_a, name_b = str(a), str(b)
     c = compare_results(ra, rb, name_a=name_a, name_b=name_b, redact=redact)

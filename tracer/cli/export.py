@@ -8,6 +8,7 @@ import click
 
 from tracer import schema
 from tracer.cli import cli, run_library
+from tracer.cli.analyze import SCOPE_HELP
 from tracer.report._analysis import analyze_trace
 from tracer.report._output import check_output, default_output
 from tracer.report.perfetto import OUTPUT_SUFFIX, PerfettoExport
@@ -47,6 +48,7 @@ Example:
     show_default=True,
     help="Component profile: k3s, generic, or a profile file.",
 )
+@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
 @click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
 def export(
     trace: Path,
@@ -55,6 +57,7 @@ def export(
     force: bool,
     no_redact: bool,
     profile: str,
+    scope: str | None,
     end: str | None,
 ) -> int:
     """Export a trace for Perfetto UI / chrome://tracing (processes as tracks, waits as flows)."""
@@ -62,7 +65,9 @@ def export(
     run_library(check_output, out, force)
     t = run_library(schema.load, trace)
     redact = not no_redact
-    result = run_library(analyze_trace, t, profile=profile, end=end, redact=redact)
+    result = run_library(
+        analyze_trace, t, profile=profile, end=end, redact=redact, scope=scope or "auto"
+    )
     exp = PerfettoExport.from_analysis(t, result, redact=redact)
     run_library(exp.render, out, force=force)
     click.echo(f"wrote {out} ({len(exp.doc['traceEvents'])} events, {fmt})")

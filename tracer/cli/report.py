@@ -8,6 +8,7 @@ import click
 
 from tracer import schema
 from tracer.cli import cli, run_library
+from tracer.cli.analyze import SCOPE_HELP
 from tracer.report._analysis import analyze_trace
 from tracer.report._output import check_output, default_output
 from tracer.report.html import OUTPUT_SUFFIX, HtmlReport
@@ -42,6 +43,7 @@ Example:
 @click.option(
     "--start", "start", metavar="COND", help="Critical path start (default: trace start)."
 )
+@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
 @click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
 def report(
     trace: Path,
@@ -50,6 +52,7 @@ def report(
     no_redact: bool,
     profile: str,
     start: str | None,
+    scope: str | None,
     end: str | None,
 ) -> int:
     """Write one self-contained HTML report of a trace (opens offline, safe to share)."""
@@ -57,7 +60,15 @@ def report(
     run_library(check_output, out, force)
     t = run_library(schema.load, trace)
     redact = not no_redact
-    result = run_library(analyze_trace, t, profile=profile, start=start, end=end, redact=redact)
+    result = run_library(
+        analyze_trace,
+        t,
+        profile=profile,
+        start=start,
+        end=end,
+        redact=redact,
+        scope=scope or "auto",
+    )
     rep = HtmlReport.from_analysis(t, result, redact=redact)
     run_library(rep.render, out, force=force)
     size = out.stat().st_size

@@ -19,13 +19,16 @@ def analyze_trace(
     start: str | None = None,
     end: str | None = None,
     redact: bool = True,
+    scope: str = "auto",
 ) -> dict[str, Any]:
     """tracer.analyzer.analyze, imported lazily (the report package must import without it)."""
     # looked up at run time: the report package imports (and its tests run) without the analyzer
     analyze = getattr(importlib.import_module("tracer.analyzer"), "analyze", None)
     if analyze is None:
         raise TracerError("the analyzer is not available in this k3sprof build")
-    result: dict[str, Any] = analyze(trace, profile=profile, start=start, end=end, redact=redact)
+    result: dict[str, Any] = analyze(
+        trace, profile=profile, start=start, end=end, redact=redact, scope=scope
+    )
     return result
 
 
@@ -36,6 +39,7 @@ def load_result(
     start: str | None = None,
     end: str | None = None,
     redact: bool = True,
+    scope: str = "auto",
 ) -> tuple[str, dict[str, Any]]:
     """(run name, analyzer result) from a trace directory or an ``analyze --json`` file."""
     name = os.path.basename(os.path.normpath(str(path)))
@@ -52,4 +56,6 @@ def load_result(
             raise TraceError(f"{path}: not analyze --json output (no critical_path)")
         return name.removesuffix(".json"), data
     trace = load(path)
-    return name, analyze_trace(trace, profile=profile, start=start, end=end, redact=redact)
+    return name, analyze_trace(
+        trace, profile=profile, start=start, end=end, redact=redact, scope=scope
+    )

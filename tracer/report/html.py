@@ -177,10 +177,10 @@ class HtmlReport:
         waits = model.waits(result, redact)
         phases = model.phases(result, redact)
         miles = model.milestones(result, redact)
-        conns = model.connects(trace)
-        lists = model.listens(trace)
-        execs = model.execs(trace, redact)
-        mods = model.module_loads(trace)
+        conns = model.connects(trace, result)
+        lists = model.listens(trace, result)
+        execs = model.execs(trace, redact, result)
+        mods = model.module_loads(trace, result)
 
         payload = ReportPayload(
             title=f"k3sprof report: {f['name']}",
@@ -216,7 +216,7 @@ class HtmlReport:
                 "rows outlined in red are on the critical path. The top row is the critical path "
                 "itself: blue is a process running, other colors are waits. Hover for pid, argv, "
                 "times. Drag to zoom, double-click to reset.",
-                _timeline_figure(procs, segs, f),
+                _timeline_figure(procs, segs, f, model.active_pids(trace, *_window(f))),
             ),
             (
                 "connects",
@@ -296,6 +296,7 @@ def _facts_rows(f: model.Facts) -> list[list[str]]:
         ["recorded", model.fmt_ns(f["duration_ns"])],
         ["command", f["command"] or "– (system-wide)"],
         ["profile", f["profile"] or "–"],
+        ["scope", f["scope"]],
         ["lost events", str(f["lost_events"])],
         [
             "probes unavailable",
@@ -487,13 +488,52 @@ def _pick_timeline(procs: list[model.ProcessRow]) -> list[model.ProcessRow]:
     return sorted(procs, key=rank)[:MAX_TIMELINE_ROWS]
 
 
+def _window(f: model.Facts) -> tuple[int, int]:
+    """The analysis window (start..end milestone; the recording's end when it was not reached)."""
+    lo = f["analysis_start_ns"]
+    hi = f["analysis_end_ns"] if f["end_reached"] else max(f["end_ns"], lo)
+    return lo, max(hi, lo)
+
+
+def _active_in_window(
+    procs: list[model.ProcessRow], lo: int, hi: int, active: set[int]
+) -> list[model.ProcessRow]:
+    """Processes that did something inside [lo, hi]: started, ended, or have an event there.
+    A process merely alive throughout (a kernel thread from the attach snapshot) is left out."""
+
+    def inside(t: int | None) -> bool:
+        return t is not None and lo <= t <= hi
+
+    out = []
+    for p in procs:
+        start = p["start_ns"] if p["start_ns"] is not None else -(2**63)
+        end = p["end_ns"] if p["end_ns"] is not None else 2**63
+        overlaps = start <= hi and end >= lo
+        if p["on_critical_path"] or (
+            overlaps and (inside(p["start_ns"]) or inside(p["end_ns"]) or p["pid"] in active)
+        ):
+            out.append(p)
+    return out
+
+
 def _timeline_figure(
-    procs: list[model.ProcessRow], segs: list[model.SegmentRow], f: model.Facts
+    procs: list[model.ProcessRow],
+    segs: list[model.SegmentRow],
+    f: model.Facts,
+    active: set[int],
 ) -> str:
     t0, t_end = f["start_ns"], max(f["end_ns"], f["analysis_end_ns"])
-    shown = _pick_timeline(procs)
+    lo, hi = _window(f)
+    in_window = _active_in_window(procs, lo, hi, active)
+    idle = len(procs) - len(in_window)
+    shown = _pick_timeline(in_window)
     if not shown and not segs:
-        return _empty_figure("fig-timeline", "No processes in this trace.")
+        return _empty_figure(
+            "fig-timeline",
+            "No process did anything inside the analysis window."
+            if procs
+            else "No processes in this trace.",
+        )
     components = sorted({p["component"] for p in shown})
     color = {c: COMPONENT_PALETTE[i % len(COMPONENT_PALETTE)] for i, c in enumerate(components)}
     # group by component (by its first start), then by start time within it
@@ -624,7 +664,8 @@ def _timeline_figure(
                     "text": name,
                     "xref": "x",
                     "x": x,
-                    "xanchor": "left",
+                    # "start" left of its line: right of it is the legend
+                    "xanchor": "right" if name == "start" else "left",
                     "yref": "paper",
                     "y": 1,
                     "yanchor": "bottom",
@@ -632,28 +673,44 @@ def _timeline_figure(
                     "font": {"size": 10, "color": "#d62728"},
                 }
             )
-    if len(procs) > len(shown):
+    notes = []
+    if idle:
+        notes.append(
+            f"{idle} processes with no event in the analysis window left out (alive throughout, "
+            "e.g. kernel threads from the attach snapshot)"
+        )
+    if len(in_window) > len(shown):
+        notes.append(
+            f"{len(in_window) - len(shown)} more not shown (short-lived ones are in the execs "
+            "chart below)"
+        )
+    if notes:
         annotations.append(
             {
-                "text": f"{len(procs) - len(shown)} more processes not shown (short-lived ones are "
-                "in the execs chart below)",
+                "text": "; ".join(notes),
                 "xref": "paper",
                 "x": 0,
                 "xanchor": "left",
                 "yref": "paper",
                 "y": 0,
                 "yanchor": "top",
-                "yshift": -22,
+                "yshift": -40,
                 "showarrow": False,
                 "font": {"size": 10},
             }
         )
     height = 110 + 20 * len(categories)
+    margin_ns = max((hi - lo) // 40, 1_000_000)
     fig.update_layout(
         _layout(
             height,
             barmode="overlay",
-            margin={"l": 10, "r": 100, "t": 30, "b": 40},
+            margin={"l": 10, "r": 100, "t": 30, "b": 60},
+            xaxis={
+                "title": {"text": "seconds since recording started (the analysis window)"},
+                "zeroline": False,
+                "range": [_s(lo - margin_ns, t0), _s(hi + margin_ns, t0)],
+            },
             bargap=0.25,
             shapes=shapes,
             annotations=annotations,

@@ -105,6 +105,7 @@ class Facts(TypedDict):
     truncated: list[str]
     complete: bool | None
     profile: str
+    scope: str
     end_reached: bool
     analysis_start_ns: int
     analysis_end_ns: int
@@ -318,38 +319,88 @@ def processes(result: Mapping[str, Any], redact: bool = True) -> list[ProcessRow
     return out
 
 
-def _columns(table: pa.Table, mask: Any, names: Sequence[str]) -> dict[str, list[Any]]:
-    t = table.filter(pc.fill_null(mask, False)).select(list(names))
-    t = t.sort_by([("ts_ns", "ascending")])
+def _columns(
+    table: pa.Table,
+    mask: Any,
+    names: Sequence[str],
+    result: Mapping[str, Any] | None = None,
+) -> dict[str, list[Any]]:
+    t = table.filter(pc.fill_null(mask, False))
+    if result is not None:
+        t = in_scope(t, result)
+    t = t.select(list(names)).sort_by([("ts_ns", "ascending")])
     return {n: t.column(n).to_pylist() for n in names}
 
 
-def connects(trace: Trace) -> dict[str, list[Any]]:
-    """Every connect attempt (columnar), in time order."""
+def in_scope(table: pa.Table, result: Mapping[str, Any]) -> pa.Table:
+    """The rows (pid, ts_ns) of the processes the analysis shows, when it was scoped to the
+    recorded command's tree (its `processes` list: the tree and whoever it waited for)."""
+    if (result.get("scope") or {}).get("mode") != "tree" or table.num_rows == 0:
+        return table
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for p in result.get("processes") or []:
+        pid = _int(p.get("pid"))
+        if pid is None:
+            continue
+        lo = _int(p.get("start_ns"))
+        hi = _int(p.get("end_ns"))
+        spans.setdefault(pid, []).append((-1 if lo is None else lo, 2**63 if hi is None else hi))
+    cand = pc.fill_null(pc.is_in(table["pid"], pa.array(sorted(spans), pa.int32())), False)
+    idx = pc.indices_nonzero(cand)
+    rows = idx.to_pylist()
+    pids = table["pid"].take(idx).to_pylist()
+    ts = pc.fill_null(table["ts_ns"].take(idx), 0).to_pylist()
+    # pid reuse: the row must also fall inside one of that pid's shown lifetimes
+    keep = [r for r, p, t in zip(rows, pids, ts) if any(lo <= t <= hi for lo, hi in spans[p])]
+    return table.take(pa.array(keep, pa.int64()))
+
+
+def active_pids(trace: Trace, lo: int, hi: int) -> set[int]:
+    """pids with a process, socket or module event in [lo, hi]."""
+    out: set[int] = set()
+    for name in ("process", "socket", "module"):
+        t = trace.table(name)
+        if t.num_rows == 0:
+            continue
+        ts = t["ts_ns"]
+        m = pc.fill_null(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)), False)
+        out.update(x for x in pc.unique(t.filter(m)["pid"]).to_pylist() if x is not None)
+    return out
+
+
+def connects(trace: Trace, result: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+    """Every connect attempt (columnar), in time order (in the analysis' scope if given)."""
     sock = trace.table("socket")
     return _columns(
         sock,
         pc.equal(sock["kind"], "connect"),
         ("ts_ns", "outcome_ns", "pid", "comm", "endpoint", "outcome", "outcome_errno", "ret"),
+        result,
     )
 
 
-def listens(trace: Trace) -> dict[str, list[Any]]:
-    """Every successful listen (columnar), in time order."""
+def listens(trace: Trace, result: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+    """Every successful listen (columnar), in time order (in the analysis' scope if given)."""
     sock = trace.table("socket")
     ok = pc.or_kleene(pc.is_null(sock["ret"]), pc.equal(sock["ret"], 0))
     return _columns(
         sock,
         pc.and_kleene(pc.equal(sock["kind"], "listen"), ok),
         ("ts_ns", "pid", "comm", "endpoint"),
+        result,
     )
 
 
-def execs(trace: Trace, redact: bool = True) -> dict[str, list[Any]]:
+def execs(
+    trace: Trace, redact: bool = True, result: Mapping[str, Any] | None = None
+) -> dict[str, list[Any]]:
     """Every successful exec (columnar) with the program's basename and (redacted) argv."""
     proc = trace.table("process")
     cols = _columns(
-        proc, pc.equal(proc["kind"], "exec"), ("ts_ns", "pid", "ppid", "comm", "filename", "argv")
+        proc,
+        pc.equal(proc["kind"], "exec"),
+        ("ts_ns", "pid", "ppid", "comm", "filename", "argv"),
+        result,
     )
     cols["program"] = [
         os.path.basename(f) if f else (c or "?") for f, c in zip(cols["filename"], cols["comm"])
@@ -359,12 +410,13 @@ def execs(trace: Trace, redact: bool = True) -> dict[str, list[Any]]:
     return cols
 
 
-def module_loads(trace: Trace) -> dict[str, list[Any]]:
+def module_loads(trace: Trace, result: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
     mod = trace.table("module")
     return _columns(
         mod,
         pc.is_in(mod["kind"], pa.array(["load", "init_module", "finit_module"])),
         ("ts_ns", "kind", "name", "pid", "comm", "ret"),
+        result,
     )
 
 
@@ -430,10 +482,22 @@ def facts(trace: Trace, result: Mapping[str, Any], redact: bool = True) -> Facts
         truncated=[f"{k}: {v}" for k, v in sorted(trace.truncated.items())],
         complete=meta.get("complete") if isinstance(meta.get("complete"), bool) else None,
         profile=_str(result.get("profile")),
+        scope=_scope_text(result),
         end_reached=bool(result.get("end_reached")),
         analysis_start_ns=_int(result.get("start_ns")) or start,
         analysis_end_ns=_int(result.get("end_ns")) or end,
         total_ns=_int(result.get("total_ns")) or 0,
+    )
+
+
+def _scope_text(result: Mapping[str, Any]) -> str:
+    sc = result.get("scope")
+    if not isinstance(sc, Mapping) or sc.get("mode") != "tree":
+        return "all processes in the trace"
+    pid, comm = _who(sc.get("root"))
+    return (
+        f"tree of {comm or '?'} [{pid}]: {_int(sc.get('processes'))} processes "
+        f"({_int(sc.get('left_out'))} others left out)"
     )
 
 

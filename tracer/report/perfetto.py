@@ -136,7 +136,7 @@ class PerfettoExport:
                 }
             )
 
-        c = model.connects(trace)
+        c = model.connects(trace, result)
         for i, ts in enumerate(c["ts_ns"]):
             ep = c["endpoint"][i] or "?"
             outcome = c["outcome"][i] or "unknown"
@@ -154,13 +154,13 @@ class PerfettoExport:
                     "outcome_after_us": None if ons is None else round((ons - ts) / 1000, 3),
                 },
             )
-        ls = model.listens(trace)
+        ls = model.listens(trace, result)
         for i, ts in enumerate(ls["ts_ns"]):
             ep = ls["endpoint"][i] or "?"
             instant(
                 ls["pid"][i], ls["comm"][i] or "?", ts, f"listen {ep}", "listen", {"endpoint": ep}
             )
-        ex = model.execs(trace, redact)
+        ex = model.execs(trace, redact, result)
         for i, ts in enumerate(ex["ts_ns"]):
             instant(
                 ex["pid"][i],
@@ -170,7 +170,7 @@ class PerfettoExport:
                 "exec",
                 {"argv": ex["argv"][i], "ppid": ex["ppid"][i]},
             )
-        mods = model.module_loads(trace)
+        mods = model.module_loads(trace, result)
         for i, ts in enumerate(mods["ts_ns"]):
             instant(
                 mods["pid"][i],
