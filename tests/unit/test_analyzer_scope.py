@@ -71,3 +71,37 @@ def test_report_rows_follow_the_scope() -> None:
     assert set(model.connects(t, analyze(t, scope="all"))["pid"]) == {12, 50}
     # the foreign listener is shown: it is what the tree waited for
     assert set(model.listens(t, analyze(t))["pid"]) == {60}
+
+
+def test_udp_connects_are_not_waits_but_failed_tcp_before_syn_are() -> None:
+    """A resolver connect()s a UDP socket to :53 every 100 ms (ok, no handshake): not a poll. A
+    TCP client whose connects fail before a SYN (tcp false, unreachable) still waits."""
+    def udp(t: float) -> dict[str, Any]:
+        r = connect(t, 10, 53, "ok", addr="10.0.0.2")
+        r.update(tcp=False, ret=0)
+        return r
+
+    def early_fail(t: float) -> dict[str, Any]:
+        r = connect(t, 12, 8080, "unreachable")
+        r.update(tcp=False, ret=-101)
+        return r
+
+    sock = [udp(10 + 100 * i) for i in range(8)]
+    sock += [early_fail(20 + 100 * i) for i in range(3)] + [connect(320, 12, 8080, "ok")]
+    sock.append(listen(300, 60, 8080))
+    t = trace(
+        meta={"start_ns": 0, "end_ns": ms(2000), "command_pid": 10},
+        process=[fork(0, 10, 1), exec_(1, 10, "sh"), fork(2, 12, 10), exec_(3, 12, "client"),
+                 fork(5, 60, 10, "daemon"), exit_(900, 12), exit_(950, 10)],
+        socket=sorted(sock, key=lambda r: r["ts_ns"]),
+    )
+    r = analyze(t)
+    assert not [w for w in r["waits"] if w["endpoint"] == "10.0.0.2:53"]
+    (w,) = [w for w in r["waits"] if w["endpoint"] == "127.0.0.1:8080"]
+    assert w["kind"] == "listener" and w["outcomes"] == {"ok": 1, "unreachable": 3}
+    # the same resolver traffic over TCP would be a poll loop: the test can fail
+    for row in sock[:8]:
+        row.update(tcp=True)
+    tcp = trace(meta=t.meta, process=[fork(0, 10, 1), exec_(1, 10, "sh")],
+                socket=sorted(sock[:8], key=lambda r: r["ts_ns"]))
+    assert [w["kind"] for w in analyze(tcp)["waits"]] == ["poll"]

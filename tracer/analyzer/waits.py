@@ -11,6 +11,7 @@ Contract: ``find(trace, procs, profile, trace_end) -> list[Wait]`` (pure; times 
   outcome (see polls.py). A listener wait whose attempts continue at the same cadence after the
   first ok connect (refused, refused, ok-but-not-ready, ok...) is ONE poll wait carrying the
   listener part (ready_ns = the listen, first_ok_ns, lag_ns = first_ok - listen).
+* UDP connects (DNS lookups: inet, no TCP handshake, outcome ok) are never waits.
 * ``child``: a parent that showed no activity (no connect/listen/fork/exec) while a child it
   started ran to its exit: it was presumably waiting for it (modprobe, iptables, sh -c ...).
 * ``module``: a kernel module load, charged to the process that asked (modprobe's parent).
@@ -145,6 +146,16 @@ def _median_gap(t: np.ndarray[Any, Any]) -> int | None:
     return int(np.median(np.diff(t))) if len(t) >= 2 else None
 
 
+def _udp(st: pa.Table) -> pa.ChunkedArray:
+    """connect() on a UDP socket (a DNS lookup): inet, no TCP handshake, and "ok" (a UDP connect
+    only sets the peer). A TCP connect that failed before its SYN also has tcp false, but its
+    outcome is a failure: it stays."""
+    inet = pc.is_in(st["family"], pa.array(["inet", "inet6"]))
+    no_tcp = pc.equal(st["tcp"], False)
+    ok = pc.equal(st["outcome"], "ok")
+    return pc.fill_null(pc.and_kleene(pc.and_kleene(inet, no_tcp), ok), False)
+
+
 def _connect_waits(
     trace: Trace, procs: Processes, profile: Profile, trace_end: int, sock_idx: Any
 ) -> list[Wait]:
@@ -152,7 +163,7 @@ def _connect_waits(
     if st.num_rows == 0:
         return []
     is_connect = pc.fill_null(pc.equal(st["kind"], "connect"), False)
-    rows = pc.indices_nonzero(is_connect).to_numpy().astype(np.int64)
+    rows = pc.indices_nonzero(pc.and_(is_connect, pc.invert(_udp(st)))).to_numpy().astype(np.int64)
     if len(rows) == 0:
         return []
     ct = st.take(pa.array(rows))
