@@ -15,6 +15,7 @@ The result is the stable JSON documented in docs/analyze.md.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -492,11 +493,14 @@ def _facts(
             k: v for k, v in probes.items() if isinstance(v, dict) and v.get("attached") is False
         } or None
     cmd = m.get("command") or m.get("target_command")
+    version, commit, version_from = _k3s_version(trace)
     return {
         "path": os.fspath(trace.path),
         "hostname": m.get("hostname"),
         "kernel": m.get("kernel"),
-        "k3s_version": m.get("k3s_version"),
+        "k3s_version": version,
+        "k3s_commit": commit,
+        "k3s_version_from": version_from,
         "schema_version": m.get("schema_version"),
         "tracer_version": m.get("tracer_version"),
         "start_ns": start,
@@ -510,3 +514,37 @@ def _facts(
         if isinstance(cmd, list)
         else (text_r(cmd) if isinstance(cmd, str) else None),
     }
+
+
+#: k3s's first log line: `Starting k3s v1.32.4+k3s1 (6b330558)` (pkg/cli/server/server.go)
+_START_LINE = re.compile(r"Starting k3s (v\d+\.\d+\.\d+[^\s()]*)(?: \(([0-9a-f]{6,40})\))?")
+#: a k3s release named in an exec's path or argv: v1.32.4+k3s1 (also v1.32.4-k3s1 in file names)
+_RELEASE = re.compile(r"v\d+\.\d+\.\d+[+-]k3s\d+")
+
+
+def _k3s_version(trace: Trace) -> tuple[str | None, str | None, str | None]:
+    """(version, commit, where from): the trace metadata, else k3s's "Starting k3s" log line,
+    else a release name in the path or argv of an exec of k3s itself."""
+    v = trace.meta.get("k3s_version")
+    if isinstance(v, str) and v:
+        return v, None, "meta"
+    logs = trace.table("log")
+    if logs.num_rows:
+        msg = pc.fill_null(logs["message"], "")
+        hits = logs.filter(pc.match_substring(msg, "Starting k3s v"))
+        for text in hits.sort_by("ts_ns")["message"].to_pylist():
+            m = _START_LINE.search(text or "")
+            if m:
+                return m.group(1), m.group(2), "log"
+    pt = trace.table("process")
+    if pt.num_rows:
+        ex = pt.filter(pc.fill_null(pc.equal(pt["kind"], "exec"), False)).sort_by("ts_ns")
+        for fn, argv in zip(ex["filename"].to_pylist(), ex["argv"].to_pylist()):
+            words = [fn or "", *(argv or [])]
+            if not any(os.path.basename(w).startswith("k3s") for w in words[:2]):
+                continue
+            for w in words:
+                m = _RELEASE.search(w)
+                if m:
+                    return m.group(0).replace("-k3s", "+k3s"), None, "exec"
+    return None, None, None

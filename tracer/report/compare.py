@@ -25,6 +25,7 @@ from tracer.report.html import _CSS, _JS, TableDict, _figure_html, _layout, payl
 
 class RunSummary(TypedDict):
     name: str
+    k3s_version: str | None
     total_ns: int | None
     end_reached: bool
     profile: str
@@ -71,8 +72,11 @@ def _item_key(s: model.SegmentRow) -> str:
 
 def _summary(name: str, r: Mapping[str, Any]) -> RunSummary:
     total = r.get("total_ns")
+    facts = r.get("trace") if isinstance(r.get("trace"), Mapping) else {}
+    version = facts.get("k3s_version") if facts else None
     return RunSummary(
         name=name,
+        k3s_version=str(version) if version else None,
         total_ns=int(total) if isinstance(total, (int, float)) else None,
         end_reached=bool(r.get("end_reached")),
         profile=str(r.get("profile") or ""),
@@ -122,6 +126,10 @@ def compare(
     )
 
 
+def _version(run: RunSummary) -> str:
+    return f"  (k3s {run['k3s_version']})" if run.get("k3s_version") else ""
+
+
 def _pct(p: float | None) -> str:
     return "–" if p is None else f"{p:+.1f}%"
 
@@ -144,7 +152,7 @@ def _delta_rows(rows: list[Delta]) -> list[list[str]]:
 def render_text(c: Comparison) -> str:
     """The comparison as aligned text tables for a terminal."""
     a, b = c["a"]["name"], c["b"]["name"]
-    out = [f"A = {a}", f"B = {b}", ""]
+    out = [f"A = {a}{_version(c['a'])}", f"B = {b}{_version(c['b'])}", ""]
 
     def table(title: str, header: list[str], rows: list[list[str]]) -> None:
         out.append(title)
@@ -238,7 +246,10 @@ def render_html(c: Comparison) -> str:
         "title": f"k3sprof compare: {c['a']['name']} vs {c['b']['name']}",
         "tables": _tables(c),
         "comparison": c,
-        "facts": [["A", c["a"]["name"]], ["B", c["b"]["name"]]],
+        "facts": [
+            ["A", c["a"]["name"] + _version(c["a"])],
+            ["B", c["b"]["name"] + _version(c["b"])],
+        ],
         "warnings": [
             f"{r['name']}: end milestone not reached; its critical path is empty"
             for r in (c["a"], c["b"])

@@ -472,7 +472,8 @@ def facts(trace: Trace, result: Mapping[str, Any], redact: bool = True) -> Facts
         name=os.path.basename(os.path.normpath(str(trace.path))) or "trace",
         hostname=_str(pick("hostname", "host")),
         kernel=_str(pick("kernel", "kernel_release")),
-        k3s_version=_str(pick("k3s_version")),
+        k3s_version=_str(pick("k3s_version"))
+        + (f" ({_str(tf.get('k3s_commit'))})" if tf.get("k3s_commit") else ""),
         command=_text(cmd, redact),
         start_ns=start,
         end_ns=end,
