@@ -229,9 +229,9 @@ def measure(sizes: tuple[int, ...] = DEFAULT_SIZES) -> dict[str, Any]:
     for name in commands:
         ok = [r for r in rows if r.get(name) and r[name]["exit"] == 0]
         if len(ok) >= 2:
-            a, b = ok[0], ok[-1]
-            # exponent k in time ~ events^k between the smallest and largest trace
-            # (1.0 = linear); fixed start-up costs pull it below 1 at small sizes
+            a, b = ok[-2], ok[-1]
+            # exponent k in time ~ events^k between the two largest traces (1.0 = linear);
+            # at small sizes the fixed start-up cost (imports) dominates and hides the trend
             growth[name] = float(np.log(b[name]["wall_s"] / a[name]["wall_s"])
                                  / np.log(b["events"] / a["events"]))
         else:

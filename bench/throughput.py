@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
 }
 """
 
-DEFAULT_RATES = (20_000, 50_000, 100_000, 200_000, 300_000, 400_000, 600_000, 0)
+DEFAULT_RATES = (20_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 600_000, 0)
 
 
 def build_generator(tmp: Path) -> Path:
@@ -129,7 +129,10 @@ def measure(seconds: float = 3.0, rates: tuple[int, ...] = DEFAULT_RATES, procs:
         rec = Recorder.start(trace)
         try:
             time.sleep(settle)  # the post-attach snapshot work is not the steps' cost
-            for rate in rates:
+            todo = list(rates)
+            retried: set[int] = set()
+            while todo:
+                rate = todo.pop(0)
                 lost0, cpu0, load = lost_now(trace), cpu_seconds(rec.proc.pid), load_avg()
                 t0 = time.monotonic()
                 gens = run_generators(exe, rate, seconds, procs, missing)
@@ -152,7 +155,12 @@ def measure(seconds: float = 3.0, rates: tuple[int, ...] = DEFAULT_RATES, procs:
                     f"({step['cpu_per_100k_s']:.2f}s/100k) load {load}"
                     + (" (another tracer running)" if step["foreign_tracers"] else ""))
                 if step["lost"] > 0:
-                    break
+                    if rate in retried:
+                        break
+                    # one retry: a neighbour's burst can cost a step its events once
+                    retried.add(rate)
+                    step["retried"] = True
+                    todo.insert(0, rate)
         finally:
             stop_s, _ = rec.stop()
         t = schema.load(trace)
@@ -161,9 +169,11 @@ def measure(seconds: float = 3.0, rates: tuple[int, ...] = DEFAULT_RATES, procs:
             rows = sock.filter(pc.is_in(sock["pid"], pa_array(step["pids"])))
             step["rows"] = rows.num_rows
             step["all_recorded"] = rows.num_rows == step["events"]
-    lossless = [s for s in steps if s["lost"] == 0 and s["all_recorded"]]
+    # a rate counts as lossless only if its last attempt lost nothing
+    final = {s["target_rate"]: s for s in steps}
+    lossless = [s for s in final.values() if s["lost"] == 0 and s["all_recorded"]]
     best = max(lossless, key=lambda s: s["achieved_rate"]) if lossless else None
-    at20k = next((s for s in steps if s["target_rate"] == 20_000), None)
+    at20k = final.get(20_000)
     return {
         "seconds_per_step": seconds, "generator_procs": procs, "generator_ceiling": ceiling,
         "ceiling_foreign_tracers": foreign,

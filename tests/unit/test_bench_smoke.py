@@ -82,7 +82,8 @@ def test_report_table_marks_missed_goals() -> None:
     s = {"n": 3, "median": 1.2, "min": 1.1, "max": 1.4}
     res = {"overhead": {"expected_syscalls": {"connect": 1, "execve": 1, "listen": 1},
                         "skipped": {},
-                        "tracers": {"k3sprof": {"ratio": s, "cpu_ratio": s, "complete_runs": 3,
+                        "tracers": {"k3sprof": {"ratio": s, "cpu_ratio": s, "best_ratio": 1.1,
+                                                "complete_runs": 3,
                                                 "lost": 0, "pairs_used": "clean",
                                                 "clean_pairs": 3}}}}
     md = table(res)
