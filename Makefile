@@ -15,7 +15,7 @@ setup: ## Install OS packages, mount tracefs, link headers, create .venv (root, 
 demo: setup ## The main job: record a control-plane-style startup, analyze it, write reports/demo/demo.html
 	$(VENV)/bin/k3sprof demo -o $(OUT)
 
-test: setup ## Run the whole test suite (unit + integration with real BPF; root)
+test: setup lint ## Lint, then the whole test suite (unit + integration with real BPF; root)
 	$(PY) -m pytest -q tests
 
 test-unit: ## Unit tests only (no root needed once .venv exists)
