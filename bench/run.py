@@ -94,9 +94,11 @@ def table(res: dict[str, Any]) -> str:
         for name, t in tr.items():
             goal = "<= 1.05x" if name == "k3sprof" else "-"
             met = (k["ratio"]["median"] <= 1.05) if name == "k3sprof" else None
-            seen = f"{t['complete_runs']}/{t['ratio']['n']} runs saw every event"
+            seen = f"{t['complete_runs']}/{t.get('runs', t['ratio']['n'])} runs saw every event"
             if t["pairs_used"] != "clean":
                 seen += f"; only {t['clean_pairs']} pairs free of other tracers, all used"
+            else:
+                seen += f"; ratios over the {t['clean_pairs']} pairs free of other tracers"
             if t.get("lost"):
                 seen += f", {t['lost']} lost"
             if t.get("collector_cpu_s"):
