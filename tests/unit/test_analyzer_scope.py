@@ -105,3 +105,16 @@ def test_udp_connects_are_not_waits_but_failed_tcp_before_syn_are() -> None:
     tcp = trace(meta=t.meta, process=[fork(0, 10, 1), exec_(1, 10, "sh")],
                 socket=sorted(sock[:8], key=lambda r: r["ts_ns"]))
     assert [w["kind"] for w in analyze(tcp)["waits"]] == ["poll"]
+
+
+def test_poll_loop_is_not_anchored_on_a_fetch_just_before_it() -> None:
+    """k3s fetches certificates from :6443, then its /readyz poller starts (every 200 ms): the
+    last fetch, 12 ms before the first poll, must not pass for the loop's first attempt."""
+    fetches = [connect(t, 10, 6443, "ok") for t in (100, 114, 188)]
+    loop = [connect(200 + 200 * i, 10, 6443, "ok") for i in range(6)]
+    t = trace(meta={"start_ns": 0, "end_ns": ms(2000), "command_pid": 10},
+              process=[fork(0, 10, 1), exec_(1, 10, "k3s-server")],
+              socket=fetches + loop + [listen(50, 10, 6443)])
+    (w,) = waits_of(analyze(t), "poll")
+    assert w["attempts"] == 6
+    assert w["first_attempt_ns"] == ms(200) and w["ended_ns"] == ms(1200)

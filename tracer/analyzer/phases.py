@@ -8,8 +8,9 @@ connect-ok:, log:) plus three the analyzer adds:
   poll-end:PORT|PATH       the end of a poll loop to that endpoint (a `poll` wait's ended_ns)
   listen-endpoint:PATTERN  a listen whose endpoint matches an fnmatch pattern ("unix:*kine.sock")
 
-A phase runs from the earliest occurrence of any of its start specs to the earliest occurrence of
-any of its end specs at or after that start. Events that are not in the trace make the phase
+A phase runs from the earliest occurrence of any of its start specs (with ``"pick":
+"first-listed"``: of the first listed spec that occurred) to the earliest occurrence of any of its
+end specs at or after that start. Events that are not in the trace make the phase
 absent (with the reason), never guessed.
 """
 
@@ -146,7 +147,12 @@ def phase_list(events: Events, phases: list[dict[str, Any]], describe: Any) -> l
             "missing": None,
             "defined_by": {"start": starts, "end": ends},
         }
-        s = events.first(starts)
+        if ph.get("pick") == "first-listed":
+            # the specs are a preference order (e.g. the listen, else a log line): the first
+            # that happened defines the start, even if a later-listed one happened earlier
+            s = next((x for x in (events.first([sp]) for sp in starts) if x is not None), None)
+        else:
+            s = events.first(starts)
         if s is None:
             item["missing"] = f"start event not in trace ({' or '.join(starts)})"
             out.append(item)

@@ -193,9 +193,8 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
         return out
     used = bytearray(n)
     seconds_of = _prefilter(t) if n > LARGE_GROUP else None
-    for i in range(n - MIN_ATTEMPTS + 1):
-        if used[i]:
-            continue
+
+    def best_from(i: int) -> Series | None:
         best: Series | None = None
         seconds = 0
         cands: Sequence[int] = seconds_of.get(i, []) if seconds_of is not None else range(i + 1, n)
@@ -219,8 +218,26 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
                 or (len(s.indices), s.confidence) > (len(best.indices), best.confidence)
             ):
                 best = s
-        if best is not None:
-            for k in best.indices:
-                used[k] = 1
-            out.append(best)
+        return best
+
+    for i in range(n - MIN_ATTEMPTS + 1):
+        if used[i]:
+            continue
+        best = best_from(i)
+        if best is None:
+            continue
+        # An unrelated connect just before a loop can pass for its first attempt and make the
+        # chain skip the real first one (k3s's certificate fetches right before its /readyz
+        # poller): a chain starting inside the first gap that is as long and purer wins.
+        for k in range(i + 1, best.indices[1]):
+            alt = best_from(k) if not used[k] else None
+            if alt is not None and (len(alt.indices), alt.purity, alt.confidence) > (
+                len(best.indices),
+                best.purity,
+                best.confidence,
+            ):
+                best = alt
+        for k in best.indices:
+            used[k] = 1
+        out.append(best)
     return out

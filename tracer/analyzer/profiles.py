@@ -5,6 +5,9 @@ and says where the analysis starts and ends by default. Users write their own (r
 JSON files with the same keys; ``docs/analyze.md`` documents them. ``auto`` picks ``k3s`` when a
 k3s executable is in the trace, else ``generic``.
 
+A user profile may start from another (``"extends": "k3s"``) and rename ports and unix paths
+everywhere (``"ports": {"6443": 7443}``, ``"paths": {...}``): k3s started with other ports.
+
 Endpoint patterns: ``"PORT"`` (a TCP port on any address), ``"ADDR:PORT"``, ``"[V6]:PORT"``,
 ``"unix:PATH"`` (fnmatch globs allowed in PATH and in exe names).
 """
@@ -125,13 +128,93 @@ def _validate(data: Any, origin: str) -> dict[str, Any]:
     return data
 
 
+def _map_value(value: str, ports: dict[str, str], paths: dict[str, str]) -> str:
+    """One endpoint pattern or spec value with the profile's port/path renames applied."""
+    if value.isdigit():
+        return ports.get(value, value)
+    if value.startswith("unix:"):
+        return "unix:" + paths.get(value[5:], value[5:])
+    if value.startswith(("/", "@")):
+        return paths.get(value, value)
+    host, sep, port = value.rpartition(":")
+    if sep and port in ports:
+        return f"{host}:{ports[port]}"
+    return value
+
+
+def _map_spec(spec: str, ports: dict[str, str], paths: dict[str, str]) -> str:
+    kind, sep, value = spec.partition(":")
+    if not sep or kind in ("log", "exec", "exit", "listen-endpoint"):
+        return spec
+    return f"{kind}:{_map_value(value, ports, paths)}"
+
+
+def _remap(data: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Apply "ports" ({"6443": 7443}) and "paths" ({"/run/k3s/...sock": "/x.sock"}) to every
+    endpoint pattern and moment spec, so one profile serves k3s started on other ports/paths.
+    Names (milestones, phases) keep the base profile's wording, so runs still compare."""
+    raw_ports = data.get("ports") or {}
+    raw_paths = data.get("paths") or {}
+    if not isinstance(raw_ports, dict) or not isinstance(raw_paths, dict):
+        raise UsageError(f'profile {origin}: "ports" and "paths" must be JSON objects')
+    ports: dict[str, str] = {}
+    for k, v in raw_ports.items():
+        if not (str(k).isdigit() and str(v).isdigit() and 0 < int(v) < 65536):
+            raise UsageError(f'profile {origin}: "ports" maps port numbers to port numbers ({k})')
+        ports[str(k)] = str(int(v))
+    paths = {str(k): str(v) for k, v in raw_paths.items()}
+    if not ports and not paths:
+        return data
+    out = dict(data)
+
+    def specs(v: Any) -> list[str]:
+        return [_map_spec(str(x), ports, paths) for x in (v or [])]
+
+    for key in ("start", "end"):
+        if key in out:
+            out[key] = specs(out[key])
+    out["endpoints"] = [
+        {**e, "endpoint": _map_value(str(e["endpoint"]), ports, paths)}
+        for e in out.get("endpoints", [])
+    ]
+    out["milestones"] = [
+        {**m, "cond": _map_spec(str(m["cond"]), ports, paths)} for m in out.get("milestones", [])
+    ]
+    out["phases"] = [
+        {**ph, "start": specs(ph["start"]), "end": specs(ph["end"])} for ph in out.get("phases", [])
+    ]
+    out["polls"] = [
+        {
+            **p,
+            "endpoint": _map_value(str(p["endpoint"]), ports, paths),
+            "ready": specs(p.get("ready")),
+        }
+        for p in out.get("polls", [])
+    ]
+    return out
+
+
+def _extend(data: dict[str, Any], origin: str, depth: int = 0) -> dict[str, Any]:
+    """A profile with "extends": NAME|FILE starts from that profile; its own keys replace the
+    base's (lists are replaced, not merged)."""
+    base_spec = data.get("extends")
+    if base_spec is None:
+        return data
+    if not isinstance(base_spec, str) or depth > 5:
+        raise UsageError(f'profile {origin}: "extends" must name one profile (no cycles)')
+    base = load(base_spec, _depth=depth + 1).data
+    merged = {k: v for k, v in base.items() if k not in ("ports", "paths")}
+    merged.update({k: v for k, v in data.items() if k != "extends"})
+    return merged
+
+
 def builtin(name: str) -> Profile:
     text = resources.files("tracer").joinpath("profiles", f"{name}.json").read_text()
     return Profile(name, _validate(json.loads(text), name))
 
 
-def load(spec: str) -> Profile:
-    """A built-in profile by name, or a profile JSON file by path."""
+def load(spec: str, *, _depth: int = 0) -> Profile:
+    """A built-in profile by name, or a profile JSON file by path (see _extend and _remap)."""
     if spec in BUILTIN:
         return builtin(spec)
     path = Path(spec)
@@ -145,10 +228,10 @@ def load(spec: str) -> Profile:
         raise UsageError(f"profile {spec}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise UsageError(f"profile {spec}: invalid JSON ({e.msg} at line {e.lineno})") from None
-    return Profile(
-        str(data.get("name", path.stem)) if isinstance(data, dict) else path.stem,
-        _validate(data, spec),
-    )
+    if isinstance(data, dict):
+        data = _extend(data, spec, _depth)
+    data = _validate(data, spec)
+    return Profile(str(data.get("name", path.stem)), _remap(data, spec))
 
 
 def detect(names_in_trace: set[str]) -> Profile:
