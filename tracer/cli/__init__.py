@@ -35,7 +35,25 @@ class TracerCommandError(click.ClickException):
         click.echo(f"k3sprof: error: {self.message}", err=True)
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Imports a subcommand's module only when that command runs (or help lists it).
+
+    `k3sprof record` must go live fast (boot tracing): it should not pay for pyarrow.compute,
+    plotly and the analyzer, which other commands import.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n.replace("_", "-") for n in COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = cmd_name.replace("-", "_")
+        if cmd_name not in self.commands and module in COMMANDS:
+            importlib.import_module(f"tracer.cli.{module}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="k3sprof")
 def cli() -> None:
     """Find what a k3s node's startup waited on, and what would make it faster."""
@@ -48,13 +66,13 @@ COMMANDS = ("record", "info", "doctor", "analyze", "boot", "report", "compare", 
 
 
 def _register() -> None:
+    """Import every subcommand now (the group also imports them lazily on use)."""
     for name in COMMANDS:
         importlib.import_module(f"tracer.cli.{name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (testable in-process)."""
-    _register()
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="k3sprof",
                       standalone_mode=False)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracer import schema
 from tracer.collector import decode as d
@@ -85,6 +86,13 @@ def _tuple_key(r: np.void) -> tuple[int, int, int, bytes]:
     fam = int(r["family"])
     addr = bytes(r["daddr"])[: 4 if fam == socket.AF_INET else 16]
     return (fam, int(r["sport"]), int(r["dport"]), addr)
+
+
+def _fixed_binary(a: np.ndarray, width: int) -> pa.Array:
+    """n rows of `width` bytes as an Arrow fixed_size_binary array (zero copy)."""
+    raw = a.tobytes()
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(raw) // width,
+                                                [None, pa.py_buffer(raw)])
 
 
 def _cstr_col(a: np.ndarray) -> list[str]:
@@ -261,11 +269,21 @@ class Assembler:
         rows: list[dict[str, Any]] = self._held  # last flush's provisional rows are final now
         self._held = []
         events: list[tuple[int, int, np.void]] = []
+        fast: pa.Table | None = None
         for t in (d.EV_CONNECT, d.EV_BIND, d.EV_LISTEN, d.EV_ACCEPT, d.EV_SK_RESULT):
             if t in arrs:
-                events += [(int(r["ts_ns"]), t, r) for r in arrs[t]]
+                a = arrs[t]
+                if t == d.EV_CONNECT:
+                    # connects that saw no TCP handshake (unix, failed before
+                    # SYN) touch no pairing state: their row is a pure function of the
+                    # record, so build those column-wise; only TCP connects go row by row
+                    nohs = a["skaddr"] == 0
+                    if nohs.any():
+                        fast = self._connects_columnar(a[nohs])
+                        a = a[~nohs]
+                events += [(int(r["ts_ns"]), t, r) for r in a]
         if not events and not rows:
-            return None
+            return fast
         events.sort(key=lambda e: (e[0], e[1]))
         for ts, t, r in events:
             if t == d.EV_SK_RESULT:
@@ -313,8 +331,56 @@ class Assembler:
                 continue
             rows.append(row)
         if not rows:
-            return None
-        return self._socket_table(rows)
+            return fast
+        slow = self._socket_table(rows)
+        if fast is None:
+            return slow
+        both = pa.concat_tables([slow, fast])
+        return both.take(pc.sort_indices(both, [("ts_ns", "ascending")]))
+
+    def _connects_columnar(self, a: np.ndarray) -> pa.Table:
+        """Rows of connects with no TCP handshake: outcome = the syscall's return."""
+        n = len(a)
+        ts = a["ts_ns"]
+        enter = a["enter_ns"]
+        ret = a["ret"].astype(np.int64)
+        # sockaddrs: decode each distinct (addrlen, valid bytes) once
+        addrlen = np.minimum(a["addrlen"], d.SA_LEN).astype(np.int64)
+        sab = np.frombuffer(a["sa"].tobytes(), np.uint8).reshape(n, d.SA_LEN).copy()
+        sab[np.arange(d.SA_LEN)[None, :] >= addrlen[:, None]] = 0
+        key = np.concatenate([addrlen.astype("<u4").view(np.uint8).reshape(n, 4), sab], 1)
+        # hash-based dictionary encoding (Arrow) instead of np.unique's sort of void rows
+        enc = pc.dictionary_encode(_fixed_binary(np.ascontiguousarray(key), d.SA_LEN + 4))
+        ukeys, sa_inv = enc.dictionary.to_pylist(), enc.indices
+        dec = [decode_sockaddr(k[4:], int.from_bytes(k[:4], "little")) for k in ukeys]
+        fam, addr, port, ep = (pa.array([x[i] for x in dec]).take(sa_inv) for i in range(4))
+        cenc = pc.dictionary_encode(_fixed_binary(np.ascontiguousarray(a["comm"]), 16))
+        comm = pa.array([c.split(b"\0", 1)[0].decode("utf-8", "replace")
+                         for c in cenc.dictionary.to_pylist()], pa.string()).take(cenc.indices)
+        uret, ret_inv = np.unique(ret, return_inverse=True)
+        outc = [("ok" if r == 0 else "pending" if r == -EINPROGRESS
+                 else OUTCOME_BY_ERRNO.get(-int(r), "error")) for r in uret]
+        outcome = pa.array(outc, pa.string()).take(pa.array(ret_inv))
+        has_errno = (ret < 0) & (ret != -EINPROGRESS)
+        cols = {
+            "ts_ns": pa.array(np.where(enter != 0, enter, ts)),
+            "kind": pa.array(["connect"], pa.string()).take(pa.array(np.zeros(n, np.int64))),
+            "pid": pa.array(a["pid"].astype(np.int32)),
+            "tid": pa.array(a["tid"].astype(np.int32)),
+            "comm": comm,
+            "uid": pa.array(a["uid"]),
+            "cgroup_id": pa.array(a["cgroup_id"]),
+            "fd": pa.array(a["fd"]),
+            "family": fam, "addr": addr, "port": port.cast(pa.int32()), "endpoint": ep,
+            "ret": pa.array(ret),
+            "ret_ns": pa.array(ts),
+            "tcp": pa.array(np.zeros(n, bool)),
+            "outcome": outcome,
+            "outcome_errno": pa.array((-ret).astype(np.int32), mask=~has_errno),
+            "outcome_ns": pa.array(ts),
+        }
+        return pa.Table.from_arrays([cols[f.name].cast(f.type) for f in schema.SOCKET],
+                                    schema=schema.SOCKET)
 
     def _on_connect(self, row: dict[str, Any], skaddr: int) -> bool:
         """Set the connect's outcome if known now; True when the row is ready to emit."""

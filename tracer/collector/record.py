@@ -159,8 +159,10 @@ class Recorder:
         self._nice = 0
 
     # -- ring buffer ------------------------------------------------------------------------
-    def _callback(self, ctx: Any, data: Any, size: int) -> None:
+    def _callback(self, ctx: Any, data: Any, size: int) -> int:
         self.chunks[size].append(ctypes.string_at(data, size))
+        # BCC's wrapper does int(ret): returning None would raise (and be caught) per event
+        return 0
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
         for name, t in tables.items():
@@ -216,6 +218,7 @@ class Recorder:
         try:
             return self._record(bpf, plan, t_start, compile_s)
         finally:
+            _detach_parallel(bpf)
             bpf.cleanup()
 
     def _record(self, bpf: Any, plan: probes.ProbePlan, t_start: float,
@@ -346,10 +349,13 @@ class Recorder:
             time.sleep(o.poll_interval)
             bpf.ring_buffer_consume()
             now = time.monotonic()
-            if now >= next_flush:
+            # also process when many records are buffered, so no single batch
+            # keeps us away from the ring buffer long enough for it to fill
+            if now >= next_flush or sum(map(len, self.chunks.values())) >= 16384:
                 self._process_batch()
-                self._update_meta(bpf)
-                next_flush = now + o.flush_interval
+                if now >= next_flush:
+                    self._update_meta(bpf)
+                    next_flush = now + o.flush_interval
             if self.stop.reason:
                 reason = self.stop.reason
                 break
@@ -389,6 +395,18 @@ def _raise_priority() -> int:
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, min(before, RECORDER_NICE))
     return before
+
+
+def _detach_parallel(bpf: Any) -> None:
+    """Each tracepoint detach waits for an RCU grace period in the kernel
+    (tracepoint_synchronize_unregister); done one after another that is ~60 ms x 25.
+    Closing them from threads lets the waits overlap (ctypes releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tps = list(getattr(bpf, "tracepoint_fds", {}))
+    if tps:
+        with ThreadPoolExecutor(max_workers=len(tps)) as ex:
+            list(ex.map(bpf.detach_tracepoint, tps))
 
 
 def _group_of(user: str | None) -> int | None:
