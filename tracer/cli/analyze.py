@@ -72,7 +72,8 @@ def analyze_cmd(
     """Find what startup waited on: critical path, waits, phases."""
     result = run_library(_analyze, trace, profile, start, end, not no_redact, scope or "auto")
     if as_json:
-        click.echo(json.dumps(result, indent=1, sort_keys=True))
+        # compact: json's C encoder only runs without indent (indent costs 10x on 1M events)
+        click.echo(json.dumps(result, sort_keys=True, separators=(",", ":")))
     else:
         from tracer.analyzer.text import render
 
