@@ -102,6 +102,7 @@ def make_tables(events: int, seed: int = 7) -> dict[str, pa.Table]:
         "enter_ns": pa.nulls(n, pa.uint64()), "errno": pa.nulls(n, pa.int32()),
         "exit_code": pa.array(np.zeros(n, np.int32), mask=kinds[order] != "exit"),
         "exit_signal": pa.nulls(n, pa.int32()),
+        "tag": pa.nulls(n, pa.string()),
     }).cast(schema.PROCESS)
     # sockets: listens (one per endpoint, spread over the start) + polling connects
     listen_at = T0 + (np.arange(1, N_ENDPOINTS + 1, dtype=np.uint64) * (SPAN // (N_ENDPOINTS + 1)))

@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 
 from tracer._errors import TraceError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 META_FILE = "meta.json"
 TABLE_SUFFIX = ".arrows"
 
@@ -46,6 +46,9 @@ _str = pa.string()
 #:       "exec_failed" (execve returned an error: errno set, ts_ns = syscall return),
 #:       "exit" (the whole thread group died: exit_code from exit_group(), or exit_signal
 #:               when it was killed; both null when unknown).
+#: tag: what an exec is known to be for: "module-loader" (modprobe, insmod: a kernel module
+#:      load was asked for; the module tracepoints say which, where the kernel has them).
+#:      Added in schema 1.1 (null when reading 1.0 traces).
 PROCESS = pa.schema(
     [
         ("ts_ns", pa.uint64()),
@@ -63,6 +66,7 @@ PROCESS = pa.schema(
         ("errno", pa.int32()),
         ("exit_code", pa.int32()),
         ("exit_signal", pa.int32()),
+        ("tag", pa.string()),
     ]
 )
 

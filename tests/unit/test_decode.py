@@ -166,6 +166,18 @@ def test_exec_pairs_by_tid_in_time_order_including_path_search_and_de_thread() -
     ]
 
 
+def test_module_loader_execs_are_tagged() -> None:
+    rows = feed(
+        Assembler(),
+        exec_enter(10, 100, b"/sbin/modprobe", [b"modprobe", b"--", b"br_netfilter"]),
+        exec_done(11, 100, 100, b"/sbin/modprobe", b"modprobe"),
+        exec_enter(12, 101, b"/usr/sbin/iptables", [b"iptables"], pid=101),
+        exec_done(13, 101, 101, b"/usr/sbin/iptables", b"iptables"),
+    )["process"]
+    assert [(r["comm"], r["tag"]) for r in rows] == [("modprobe", "module-loader"),
+                                                      ("iptables", None)]
+
+
 def test_fork_thread_and_exit_rows() -> None:
     rows = feed(
         Assembler(),

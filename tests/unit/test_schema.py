@@ -103,3 +103,19 @@ def test_conditions_find_the_first_matching_moment() -> None:
                     "listen:10250": None}
     assert conditions.when(conditions.parse("exec:x"), {"process": pa.table({})} if False
                            else {}) is None
+
+
+def test_a_schema_1_0_trace_reads_with_the_new_columns_null(tmp_path: Path) -> None:
+    # GIVEN a trace written before process.tag existed (schema 1.0)
+    d = tmp_path / "t"
+    d.mkdir()
+    schema.write_meta(d, {"schema_version": "1.0", "tracer_version": "0.0.9", "start_ns": 0})
+    old = pa.schema([f for f in schema.PROCESS if f.name != "tag"])
+    w = schema.StreamWriter(d / "process.arrows", old)
+    w.write(table("process", [dict(ts_ns=1, kind="exec", pid=5, comm="modprobe",
+                                   filename="/sbin/modprobe")]).drop_columns(["tag"]))
+    w.close()
+    # THEN it loads, conformed to the current schema
+    t = schema.load(d).table("process")
+    assert t.schema == schema.PROCESS
+    assert t.to_pylist()[0]["tag"] is None and t.to_pylist()[0]["comm"] == "modprobe"

@@ -39,6 +39,8 @@ OUTCOME_BY_ERRNO = {
     104: "reset",
     2: "enoent",
 }
+#: exec'd programs whose purpose is known (basename -> process.tag)
+EXEC_TAGS = {"modprobe": "module-loader", "insmod": "module-loader"}
 #: an error report and the CLOSE it explains happen in one kernel call; allow slack
 ERROR_PAIR_WINDOW_NS = 1_000_000_000
 _UNSET = object()
@@ -184,6 +186,7 @@ class Assembler:
                 pa.nulls(n, pa.int32()),
                 pa.nulls(n, pa.int32()),
                 pa.nulls(n, pa.int32()),
+                pa.nulls(n, pa.string()),
             ],
             schema=schema.PROCESS,
         )
@@ -209,6 +212,7 @@ class Assembler:
                 pa.nulls(n, pa.int32()),
                 pa.array(a["exit_code"], mask=~has_code),
                 pa.array(a["signal"], mask=~has_sig),
+                pa.nulls(n, pa.string()),
             ],
             schema=schema.PROCESS,
         )
@@ -252,6 +256,8 @@ class Assembler:
                 row["filename"] = d.cstr(bytes(r["filename"])) or row["filename"]
             else:
                 row["errno"] = -int(r["ret"])
+            filename = str(row["filename"] or "")
+            row["tag"] = EXEC_TAGS.get(filename.rsplit("/", 1)[-1])
             rows.append(row)
         return rows
 
