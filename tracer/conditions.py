@@ -6,6 +6,8 @@ Syntax (one string):
   listen:PORT       first successful TCP listen on PORT;  listen:PATH  (a unix socket path)
   connect-ok:PORT   first connect to PORT whose real outcome is ok;  connect-ok:PATH  (unix)
   log:REGEX         first log line whose message matches REGEX (needs a log table)
+  link-up:IFNAME    first netlink link_new row for interface IFNAME with state "up"
+  addr:IFNAME       first netlink addr_new row on interface IFNAME (it got an address)
 
 The same matcher runs live on each decoded batch (record) and on whole tables (analyze).
 """
@@ -21,8 +23,12 @@ import pyarrow.compute as pc
 
 from tracer._errors import UsageError
 
-KINDS = ("exec", "exit", "listen", "connect-ok", "log")
-SYNTAX = "exec:NAME, exit:NAME, listen:PORT|PATH, connect-ok:PORT|PATH, log:REGEX"
+KINDS = ("exec", "exit", "listen", "connect-ok", "log", "link-up", "addr")
+SYNTAX = (
+    "exec:NAME, exit:NAME, listen:PORT|PATH, connect-ok:PORT|PATH, log:REGEX, "
+    "link-up:IFNAME, addr:IFNAME"
+)
+IFNAME_LEN = 15  # the kernel's IFNAMSIZ - 1
 COMM_LEN = 15  # the kernel's TASK_COMM_LEN - 1
 
 
@@ -41,9 +47,13 @@ class Condition:
     @property
     def tables(self) -> tuple[str, ...]:
         """The trace tables this condition reads."""
-        return {"exec": ("process",), "exit": ("process",), "log": ("log",)}.get(
-            self.kind, ("socket",)
-        )
+        return {
+            "exec": ("process",),
+            "exit": ("process",),
+            "log": ("log",),
+            "link-up": ("netlink",),
+            "addr": ("netlink",),
+        }.get(self.kind, ("socket",))
 
 
 def parse(text: str) -> Condition:
@@ -62,6 +72,13 @@ def parse(text: str) -> Condition:
             re.compile(value)
         except re.error as e:
             raise UsageError(f"condition {text!r}: bad regular expression ({e})") from None
+    if kind in ("link-up", "addr") and (
+        len(value) > IFNAME_LEN or "/" in value or any(c.isspace() for c in value)
+    ):
+        raise UsageError(
+            f"condition {text!r}: {kind} takes an interface name (at most {IFNAME_LEN} "
+            "characters, no '/' or spaces)"
+        )
     return Condition(kind, value)
 
 
@@ -94,6 +111,15 @@ def match_mask(cond: Condition, tables: Mapping[str, pa.Table]) -> tuple[pa.Tabl
             where = pc.equal(t["endpoint"], _unix_endpoint(cond.value))
         ok = pc.equal(t["ret"], 0) if cond.kind == "listen" else pc.equal(t["outcome"], "ok")
         mask = pc.and_kleene(pc.and_kleene(kind_eq, where), ok)
+    elif cond.kind in ("link-up", "addr"):
+        name_eq = pc.equal(t["ifname"], cond.value)
+        if cond.kind == "link-up":
+            mask = pc.and_kleene(
+                pc.and_kleene(pc.equal(t["kind"], "link_new"), name_eq),
+                pc.equal(t["state"], "up"),
+            )
+        else:
+            mask = pc.and_kleene(pc.equal(t["kind"], "addr_new"), name_eq)
     else:  # log
         mask = pc.match_substring_regex(t["message"], cond.value)
     return t, pc.fill_null(mask, False)

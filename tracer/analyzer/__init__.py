@@ -86,12 +86,96 @@ def _root_proc(procs: Processes, meta: dict[str, Any]) -> int | None:
     return cands[0].idx if cands else None
 
 
-def _cgroups(trace: Trace) -> dict[int, tuple[str | None, str | None]]:
+def _cgroups(trace: Trace) -> dict[int, tuple[str | None, str | None, str | None]]:
+    """cgroup id -> (path, systemd unit, pod uid)."""
     ct = trace.table("cgroup")
-    out: dict[int, tuple[str | None, str | None]] = {}
-    for r in ct.select(["cgroup_id", "path", "unit"]).to_pylist():
+    out: dict[int, tuple[str | None, str | None, str | None]] = {}
+    for r in ct.select(["cgroup_id", "path", "unit", "pod_uid"]).to_pylist():
         if r["cgroup_id"] is not None:
-            out[int(r["cgroup_id"])] = (r["path"], r["unit"])
+            out[int(r["cgroup_id"])] = (r["path"], r["unit"], r["pod_uid"])
+    return out
+
+
+NO_UNIT = "(no unit)"
+
+
+def _group_of(
+    p: tree.Proc, cgroups: dict[int, tuple[str | None, str | None, str | None]]
+) -> tuple[str, str]:
+    """(kind, name) of the group a process belongs to: its pod when its cgroup is a pod's (a
+    pod's containers are scopes of their own), else its systemd unit, else "(no unit)"."""
+    _path, unit, pod = cgroups.get(p.cgroup_id or -1, (None, None, None))
+    if pod:
+        return "pod", pod
+    if unit:
+        return "unit", unit
+    return "none", NO_UNIT
+
+
+def _groups(
+    trace: Trace,
+    procs: Processes,
+    cgroups: dict[int, tuple[str | None, str | None, str | None]],
+    in_scope: set[int] | None,
+) -> list[dict[str, Any]]:
+    """Per systemd unit / pod: processes, execs, connects, first and last activity (ns of the
+    first and last process/socket/module event of its processes in the analysed trace)."""
+    import numpy as np
+
+    n = len(procs.procs)
+    gid = np.full(n, -1, np.int64)
+    names: list[tuple[str, str]] = []
+    index: dict[tuple[str, str], int] = {}
+    for p in procs.procs:
+        if in_scope is not None and p.idx not in in_scope:
+            continue
+        group = _group_of(p, cgroups)
+        gid[p.idx] = index.setdefault(group, len(names))
+        if gid[p.idx] == len(names):
+            names.append(group)
+    k = len(names)
+    nprocs = np.bincount(gid[gid >= 0], minlength=k)
+    execs = np.zeros(k, np.int64)
+    for p in procs.procs:
+        if gid[p.idx] >= 0:
+            execs[gid[p.idx]] += len(p.execs)
+    connects = np.zeros(k, np.int64)
+    first = np.full(k, np.iinfo(np.int64).max, np.int64)
+    last = np.full(k, -1, np.int64)
+    for name in ("process", "socket", "module"):
+        t = trace.table(name)
+        if t.num_rows == 0:
+            continue
+        ts = np.asarray(pc.fill_null(t["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
+        idx = procs.assign(t["pid"], t["ts_ns"])
+        g = np.where((idx >= 0) & (idx < n), gid[np.clip(idx, 0, n - 1)], -1)
+        ok = g >= 0
+        np.minimum.at(first, g[ok], ts[ok])
+        np.maximum.at(last, g[ok], ts[ok])
+        if name == "socket":
+            is_connect = np.asarray(
+                pc.fill_null(pc.equal(t["kind"], "connect"), False).to_numpy(
+                    zero_copy_only=False
+                ),
+                bool,
+            )
+            connects += np.bincount(g[ok & is_connect], minlength=k)
+    out = [
+        {
+            "kind": kind,
+            "name": name,
+            "unit": name if kind == "unit" else None,
+            "pod_uid": name if kind == "pod" else None,
+            "processes": int(nprocs[i]),
+            "execs": int(execs[i]),
+            "connects": int(connects[i]),
+            "first_ns": int(first[i]) if last[i] >= 0 else None,
+            "last_ns": int(last[i]) if last[i] >= 0 else None,
+        }
+        for i, (kind, name) in enumerate(names)
+    ]
+    # in order of first activity; groups without any event last
+    out.sort(key=lambda g: (g["first_ns"] is None, g["first_ns"] or 0, g["name"]))
     return out
 
 
@@ -269,6 +353,20 @@ def analyze(
                     "key": keys.get(pr) if pr is not None else None,
                 }
             )
+    if prof.data.get("network_milestones"):
+        for what, ifname, ts in phases.new_interfaces(trace, trace_start):
+            milestones.append(
+                {
+                    "name": text_r(
+                        f"{ifname} up" if what == "link-up" else f"{ifname} has an address"
+                    ),
+                    "spec": text_r(f"{what}:{ifname}"),
+                    "ts_ns": ts,
+                    "pid": None,
+                    "comm": None,
+                    "key": None,
+                }
+            )
     if end_reached:
         milestones.append(
             {
@@ -311,6 +409,7 @@ def analyze(
             for p in procs.procs
             if shown is None or p.idx in shown
         ],
+        "groups": _groups(trace, procs, cgroups, in_scope),
         "scope": _scope_json(mode, root, procs, in_scope),
         "trace": _facts(full, trace_start, trace_end, argv_r, text_r),
     }
@@ -393,12 +492,12 @@ def _proc_json(
     p: tree.Proc,
     keys: dict[int, str],
     prof: Profile,
-    cgroups: dict[int, tuple[str | None, str | None]],
+    cgroups: dict[int, tuple[str | None, str | None, str | None]],
     argv_r: Callable[[list[str]], list[str]],
     text_r: Callable[[str], str],
     in_scope: set[int] | None = None,
 ) -> dict[str, Any]:
-    path, unit = cgroups.get(p.cgroup_id or -1, (None, None))
+    path, unit, pod_uid = cgroups.get(p.cgroup_id or -1, (None, None, None))
     component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
     return {
         "key": p.key,
@@ -414,6 +513,8 @@ def _proc_json(
         "exit_signal": p.exit_signal,
         "component": component,
         "unit": unit,
+        "pod_uid": pod_uid,
+        "group": _group_of(p, cgroups)[1],
         "cgroup": path,
         "threads": p.threads,
         "from_snapshot": p.from_snapshot,

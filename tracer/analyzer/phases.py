@@ -2,7 +2,7 @@
 
 Contract: ``Events(trace, procs, waits)`` answers ``occurrences(spec)`` -> [(ts_ns, proc)] sorted by
 time, for a moment spec. Specs are the COND syntax of tracer.conditions (exec:, exit:, listen:,
-connect-ok:, log:) plus three the analyzer adds:
+connect-ok:, log:, link-up:, addr:) plus three the analyzer adds:
 
   connect:PORT|PATH        a connect attempt, whatever its outcome
   poll-end:PORT|PATH       the end of a poll loop to that endpoint (a `poll` wait's ended_ns)
@@ -52,7 +52,7 @@ class Events:
         self.procs = procs
         self.waits = waits
         self._cache: dict[str, list[Occurrence]] = {}
-        self._tables = {n: trace.table(n) for n in ("process", "socket", "log")}
+        self._tables = {n: trace.table(n) for n in ("process", "socket", "log", "netlink")}
 
     def occurrences(self, spec: str) -> list[Occurrence]:
         if spec not in self._cache:
@@ -191,3 +191,35 @@ def first_listens(trace: Trace, limit: int = 200) -> list[tuple[str, int, int]]:
         seen.setdefault(eps[k], (int(ts[k]), int(rows[k])))
     out = sorted(((e, t, r) for e, (t, r) in seen.items()), key=lambda x: x[1])
     return out[:limit]
+
+
+def new_interfaces(trace: Trace, after_ns: int, limit: int = 200) -> list[tuple[str, str, int]]:
+    """(milestone kind, interface name, ts) of the first "up" (link-up) and the first address
+    (addr) of every interface created during the trace, in time order.
+
+    The recorder learns the links that exist at attach silently, so each link_new row is a
+    change; an interface was CREATED during the trace when its first row (by netns and ifindex)
+    is a link_new after the trace start in state "down" (the kernel creates links down; the
+    first row of a link that existed before is a change of it, like going up)."""
+    nt = trace.table("netlink")
+    if nt.num_rows == 0:
+        return []
+    t = nt.select(["ts_ns", "kind", "ifindex", "ifname", "state", "netns"]).sort_by("ts_ns")
+    created: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int]] = set()
+    out: dict[tuple[str, str, int], tuple[str, str, int]] = {}
+    for r in t.to_pylist():
+        if r["ifindex"] is None or r["ts_ns"] is None:
+            continue
+        link = (r["netns"] or "", int(r["ifindex"]))
+        if link not in seen:
+            seen.add(link)
+            if r["kind"] == "link_new" and r["state"] == "down" and r["ts_ns"] > after_ns:
+                created.add(link)
+        if link not in created or not r["ifname"]:
+            continue
+        if r["kind"] == "link_new" and r["state"] == "up":
+            out.setdefault(("link-up", *link), ("link-up", r["ifname"], int(r["ts_ns"])))
+        elif r["kind"] == "addr_new":
+            out.setdefault(("addr", *link), ("addr", r["ifname"], int(r["ts_ns"])))
+    return sorted(out.values(), key=lambda x: (x[2], x[1]))[:limit]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 TOP_WAITS = 10
+TOP_GROUPS = 20
 
 
 def _ms(ns: int | None, base: int | None = None) -> str:
@@ -122,6 +123,22 @@ def render(r: dict[str, Any]) -> str:
             lines.append(f"  {_at(m['ts_ns'], base):>10}  {m['name']:<44} {who}")
         if len(r["milestones"]) > 40:
             lines.append(f"  ... {len(r['milestones']) - 40} more (see --json)")
+    groups = r.get("groups") or []
+    if groups and any(g["kind"] != "none" for g in groups):
+        lines.append("")
+        lines.append("By unit / pod")
+        lines.append(
+            f"  {'unit / pod':<44} {'procs':>6} {'execs':>6} {'connects':>8} "
+            f"{'first':>10} {'last':>10}"
+        )
+        for g in groups[:TOP_GROUPS]:
+            name = ("pod " if g["kind"] == "pod" else "") + g["name"]
+            lines.append(
+                f"  {name[:44]:<44} {g['processes']:>6} {g['execs']:>6} {g['connects']:>8} "
+                f"{_at(g['first_ns'], base):>10} {_at(g['last_ns'], base):>10}"
+            )
+        if len(groups) > TOP_GROUPS:
+            lines.append(f"  ... {len(groups) - TOP_GROUPS} more (see --json)")
     c = r["counts"]
     lines.append("")
     lines.append(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -212,7 +212,8 @@ class HtmlReport:
             (
                 "timeline",
                 "Timeline",
-                "Processes grouped by component (bands), one row each, colored by component; "
+                "Processes grouped by systemd unit or pod (bands; by component when the trace has "
+                "no cgroup attribution), one row each, colored by component; "
                 "rows outlined in red are on the critical path. The top row is the critical path "
                 "itself: blue is a process running, other colors are waits. Hover for pid, argv, "
                 "times. Drag to zoom, double-click to reset.",
@@ -488,6 +489,13 @@ def _pick_timeline(procs: list[model.ProcessRow]) -> list[model.ProcessRow]:
     return sorted(procs, key=rank)[:MAX_TIMELINE_ROWS]
 
 
+def _band_of(procs: list[model.ProcessRow]) -> Callable[[model.ProcessRow], str]:
+    """The timeline band of a row: its unit / pod when any row has one, else its component."""
+    if any(p["group"] for p in procs):
+        return lambda p: p["group"] or "(no unit)"
+    return lambda p: p["component"]
+
+
 def _window(f: model.Facts) -> tuple[int, int]:
     """The analysis window (start..end milestone; the recording's end when it was not reached)."""
     lo = f["analysis_start_ns"]
@@ -536,14 +544,14 @@ def _timeline_figure(
         )
     components = sorted({p["component"] for p in shown})
     color = {c: COMPONENT_PALETTE[i % len(COMPONENT_PALETTE)] for i, c in enumerate(components)}
-    # group by component (by its first start), then by start time within it
+    band_of = _band_of(shown)
+    # group by systemd unit / pod when the trace has them, else by component (by the band's
+    # first start), then by start time within it; colors stay per component
     first_start: dict[str, int] = {}
     for p in shown:
         s = p["start_ns"] if p["start_ns"] is not None else t0
-        first_start[p["component"]] = min(first_start.get(p["component"], s), s)
-    shown.sort(
-        key=lambda p: (first_start[p["component"]], p["component"], p["start_ns"] or t0, p["pid"])
-    )
+        first_start[band_of(p)] = min(first_start.get(band_of(p), s), s)
+    shown.sort(key=lambda p: (first_start[band_of(p)], band_of(p), p["start_ns"] or t0, p["pid"]))
     labels: list[str] = []
     seen: dict[str, int] = {}
     for p in shown:
@@ -610,9 +618,9 @@ def _timeline_figure(
     band = 0
     i = 0
     while i < len(shown):
-        comp = shown[i]["component"]
+        comp = band_of(shown[i])
         j = i
-        while j < len(shown) and shown[j]["component"] == comp:
+        while j < len(shown) and band_of(shown[j]) == comp:
             j += 1
         if band % 2 == 0:
             shapes.append(

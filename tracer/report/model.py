@@ -46,6 +46,9 @@ class ProcessRow(TypedDict):
     exit_signal: int | None
     component: str
     unit: str | None
+    #: "pod UID" / the systemd unit / "(no unit)" (the analyzer's groups); None when the trace
+    #: attributes no process to a unit or pod (no cgroup table)
+    group: str | None
     on_critical_path: bool
 
 
@@ -293,8 +296,10 @@ def milestones(result: Mapping[str, Any], redact: bool = True) -> list[Milestone
 
 def processes(result: Mapping[str, Any], redact: bool = True) -> list[ProcessRow]:
     on_path = {s["pid"] for s in segments(result, redact=False) if s["pid"] is not None}
+    raw = result.get("processes") or []
+    has_units = any(p.get("unit") or p.get("pod_uid") for p in raw)
     out: list[ProcessRow] = []
-    for p in result.get("processes") or []:
+    for p in raw:
         pid = _int(p.get("pid"))
         if pid is None:
             continue
@@ -313,6 +318,13 @@ def processes(result: Mapping[str, Any], redact: bool = True) -> list[ProcessRow
                 exit_signal=_int(p.get("exit_signal")),
                 component=_str(p.get("component")) or _str(p.get("unit")) or "other",
                 unit=_str(p.get("unit")) or None,
+                group=(
+                    ("pod " + _str(p["pod_uid"]) if p.get("pod_uid") else None)
+                    or _str(p.get("unit"))
+                    or "(no unit)"
+                )
+                if has_units
+                else None,
                 on_critical_path=pid in on_path,
             )
         )
