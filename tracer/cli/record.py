@@ -36,6 +36,7 @@ Examples:
 
 \b
 COND: exec:NAME  exit:NAME  listen:PORT|PATH  connect-ok:PORT|PATH  log:REGEX
+      link-up:IFNAME  addr:IFNAME
 Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 (a second Ctrl-C stops immediately). The trace directory is root-only."""
 )
