@@ -6,7 +6,7 @@ import json
 
 import click
 
-from tracer.cli import cli, run_library
+from tracer.cli import _options, cli, run_library
 
 #: Exit codes (docs/analyze.md): 0 analysed; 2 bad option (COND, profile); 3 trace unreadable;
 #: 6 the start or end milestone never happened (the analysis is still printed, without a path).
@@ -24,12 +24,6 @@ def _analyze(
     )
 
 
-#: shared by analyze, report, export and compare
-SCOPE_HELP = (
-    "tree: only the recorded command's process tree (processes outside it still appear as "
-    "what it waited for); all: every process in the trace. "
-    "Default: tree when the trace was recorded with `record -- CMD`, else all."
-)
 
 
 @cli.command(
@@ -38,12 +32,7 @@ SCOPE_HELP = (
 )
 @click.argument("trace", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON (docs/analyze.md).")
-@click.option(
-    "--profile",
-    default="auto",
-    show_default=True,
-    help="k3s, generic, auto, or a profile JSON file.",
-)
+@_options.profile()
 @click.option(
     "--start",
     "start",
@@ -58,8 +47,8 @@ SCOPE_HELP = (
     help="End milestone, e.g. listen:10250 "
     "(default: profile's; generic: the recorded command's exit).",
 )
-@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
-@click.option("--no-redact", is_flag=True, help="Keep secrets (tokens, passwords) in argv.")
+@_options.scope
+@_options.no_redact()
 def analyze_cmd(
     trace: str,
     as_json: bool,

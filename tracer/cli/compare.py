@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from tracer.cli import cli, run_library
-from tracer.cli.analyze import SCOPE_HELP
+from tracer.cli import _options, cli, run_library
 from tracer.report._analysis import load_result
 from tracer.report._output import check_output
 from tracer.report.compare import compare as compare_results
@@ -24,21 +23,10 @@ Example:
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="Also write a self-contained HTML comparison here.",
-)
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@_options.output("Also write a self-contained HTML comparison here.")
 @click.option("--no-redact", is_flag=True, help="Keep secrets found in labels.")
-@click.option(
-    "--profile",
-    default="auto",
-    show_default=True,
-    help="Component profile used when A/B are traces.",
-)
-@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
+@_options.profile("Component profile used when A/B are traces.")
+@_options.scope
 @click.option("--end", "end", metavar="COND", help="Critical path end when A/B are traces.")
 def compare(
     a: Path,

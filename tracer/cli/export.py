@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from tracer import schema
-from tracer.cli import cli, run_library
-from tracer.cli.analyze import SCOPE_HELP
+from tracer.cli import _options, cli, run_library
 from tracer.report._analysis import analyze_trace
 from tracer.report._output import check_output, default_output
 from tracer.report.perfetto import OUTPUT_SUFFIX, PerfettoExport
@@ -30,25 +29,10 @@ Example:
     show_default=True,
     help="Output format (Chrome trace-event JSON).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="File to write (default: reports/<trace name>.perfetto.json).",
-)
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option(
-    "--no-redact",
-    is_flag=True,
-    help="Keep tokens and passwords found in command lines (do not share the result).",
-)
-@click.option(
-    "--profile",
-    default="auto",
-    show_default=True,
-    help="Component profile: k3s, generic, or a profile file.",
-)
-@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
+@_options.output("File to write (default: reports/<trace name>.perfetto.json).")
+@_options.no_redact()
+@_options.profile()
+@_options.scope
 @click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
 def export(
     trace: Path,

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from tracer import schema
-from tracer.cli import cli, run_library
-from tracer.cli.analyze import SCOPE_HELP
+from tracer.cli import _options, cli, run_library
 from tracer.report._analysis import analyze_trace
 from tracer.report._output import check_output, default_output
 from tracer.report.html import OUTPUT_SUFFIX, HtmlReport
@@ -22,28 +21,13 @@ Example:
 
 @cli.command(epilog=EPILOG)
 @click.argument("trace", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    help="HTML file to write (default: reports/<trace name>.html).",
-)
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option(
-    "--no-redact",
-    is_flag=True,
-    help="Keep tokens and passwords found in command lines (do not share the result).",
-)
-@click.option(
-    "--profile",
-    default="auto",
-    show_default=True,
-    help="Component profile: k3s, generic, or a profile file.",
-)
+@_options.output("HTML file to write (default: reports/<trace name>.html).")
+@_options.no_redact()
+@_options.profile()
 @click.option(
     "--start", "start", metavar="COND", help="Critical path start (default: trace start)."
 )
-@click.option("--scope", type=click.Choice(["tree", "all"]), default=None, help=SCOPE_HELP)
+@_options.scope
 @click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
 def report(
     trace: Path,
