@@ -608,6 +608,10 @@ def run(
         ) from None
     trace_dir = run_dir / TRACE_SUBDIR
     record_argv = [*cmd, "record", "-o", str(trace_dir), "--duration", str(opts.timeout_s)]
+    for unit in K3S_UNITS:
+        # k3s's own log lines (milestones, "Polling for API server readiness") on the trace
+        # clock, via __MONOTONIC_TIMESTAMP; a unit that is not installed just logs nothing
+        record_argv += ["--journal-unit", unit]
     if opts.end is not None:
         record_argv += ["--until", opts.end]
     meta: dict[str, Any] = {

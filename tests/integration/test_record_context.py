@@ -82,3 +82,13 @@ def test_recorded_command_runs_at_its_own_priority_not_the_recorders(tmp_path: P
     rows = [r["message"] for r in schema.load(out).table("log").to_pylist()
             if r["source"] == "stdout"]
     assert rows == [p.stdout.strip()]
+
+
+def test_command_runs_as_the_user_given(tmp_path: Path) -> None:
+    # GIVEN --user nobody: the recorder stays root, the command does not
+    out = tmp_path / "t"
+    p = record(out, ["/usr/bin/id", "-u"], "--user", "nobody")
+    assert p.stdout.strip() == "65534"
+    trace = schema.load(out)
+    (ex,) = rows_of(trace, "process", {trace.meta["command_pid"]}, kind="exec")
+    assert ex["uid"] == 65534 and ex["filename"] == "/usr/bin/id"
