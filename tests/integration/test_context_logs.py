@@ -131,7 +131,10 @@ state = "{d}/state"
     rows = t.to_pylist()
     fmts = [logs.parse_line(r["raw"]).format for r in rows]
     assert fmts.count("logrus") >= 10
-    assert {r["level"] for r in rows} <= {"info", "warn", "error", "debug", None}
+    # every parsed level is one of logrus's (containerd may log "fatal" when our SIGTERM lands
+    # while a plugin is still starting: a real level, correctly parsed)
+    assert {r["level"] for r in rows} <= {"trace", "debug", "info", "warn", "error", "fatal",
+                                          "panic", None}
     assert rows[0]["message"] == "starting containerd" and rows[0]["level"] == "info"
     plugin_rows = [r for r in rows if (r["component"] or "").startswith("io.containerd.")]
     assert any(r["component"] == "io.containerd.snapshotter.v1" for r in plugin_rows)
