@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from tracer import schema
+from tracer.analyzer import analyze
 from tracer.cli import _options, cli, run_library
-from tracer.report._analysis import analyze_trace
 from tracer.report._output import check_output, default_output
 from tracer.report.perfetto import OUTPUT_SUFFIX, PerfettoExport
 
@@ -50,7 +50,7 @@ def export(
     t = run_library(schema.load, trace)
     redact = not no_redact
     result = run_library(
-        analyze_trace, t, profile=profile, end=end, redact=redact, scope=scope or "auto"
+        analyze, t, profile=profile, end=end, redact=redact, scope=scope or "auto"
     )
     exp = PerfettoExport.from_analysis(t, result, redact=redact)
     run_library(exp.render, out, force=force)

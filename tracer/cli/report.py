@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from tracer import schema
+from tracer.analyzer import analyze
 from tracer.cli import _options, cli, run_library
-from tracer.report._analysis import analyze_trace
 from tracer.report._output import check_output, default_output
 from tracer.report.html import OUTPUT_SUFFIX, HtmlReport
 
@@ -45,7 +45,7 @@ def report(
     t = run_library(schema.load, trace)
     redact = not no_redact
     result = run_library(
-        analyze_trace,
+        analyze,
         t,
         profile=profile,
         start=start,

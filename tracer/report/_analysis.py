@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from tracer._errors import TraceError, TracerError
-from tracer.schema import Trace, load
-
-
-def analyze_trace(
-    trace: Trace,
-    *,
-    profile: str = "auto",
-    start: str | None = None,
-    end: str | None = None,
-    redact: bool = True,
-    scope: str = "auto",
-) -> dict[str, Any]:
-    """tracer.analyzer.analyze, imported lazily (the report package must import without it)."""
-    # looked up at run time: the report package imports (and its tests run) without the analyzer
-    analyze = getattr(importlib.import_module("tracer.analyzer"), "analyze", None)
-    if analyze is None:
-        raise TracerError("the analyzer is not available in this k3sprof build")
-    result: dict[str, Any] = analyze(
-        trace, profile=profile, start=start, end=end, redact=redact, scope=scope
-    )
-    return result
+from tracer._errors import TraceError
+from tracer.analyzer import analyze
+from tracer.schema import load
 
 
 def load_result(
@@ -56,6 +36,6 @@ def load_result(
             raise TraceError(f"{path}: not analyze --json output (no critical_path)")
         return name.removesuffix(".json"), data
     trace = load(path)
-    return name, analyze_trace(
+    return name, analyze(
         trace, profile=profile, start=start, end=end, redact=redact, scope=scope
     )
