@@ -37,6 +37,8 @@ def describe(trace: schema.Trace) -> dict[str, Any]:
         "lost_events": trace.lost_events,
         "tables": {name: t.num_rows for name, t in sorted(trace.tables.items())},
         "truncated": trace.truncated,
+        # context sources that had trouble (journal unreadable, netlink overruns, ...)
+        "context_problems": m.get("context", {}),
     }
 
 
@@ -68,4 +70,6 @@ def info(trace: Path, as_json: bool) -> int:
     click.echo(f"lost      {lost} events" + ("  <-- the ring buffer overflowed" if lost else ""))
     for concern, why in sorted(d["probes_unavailable"].items()):
         click.echo(f"probes    {concern} unavailable: {why}")
+    for source, problem in sorted(d["context_problems"].items()):
+        click.echo(f"WARNING   context {source}: {problem}")
     return 0
