@@ -67,3 +67,46 @@ def rows_of(trace: schema.Trace, table: str, pids: set[int], **eq: Any) -> list[
     for col, val in eq.items():
         mask = pc.and_(mask, pc.equal(t[col], val))
     return t.filter(mask).to_pylist()  # type: ignore[no-any-return]
+
+
+def etcdctl_before_etcd(tmp_path: Path) -> tuple[list[str], int]:
+    """A real Go pair: `etcdctl endpoint health` (gRPC, retrying) started 1.5 s BEFORE `etcd`
+    listens on its port. Returns (command to record, client port); health.txt and etcd.log
+    land in tmp_path; etcd is stopped when etcdctl is done."""
+    port, peer = free_port(), free_port()
+    data = tmp_path / "etcd"
+    script = (
+        f"ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:{port} --dial-timeout=8s "
+        f"--command-timeout=10s endpoint health > {tmp_path}/health.txt 2>&1 & c=$!; "
+        f"sleep 1.5; etcd --data-dir {data} --listen-client-urls http://127.0.0.1:{port} "
+        f"--advertise-client-urls http://127.0.0.1:{port} "
+        f"--listen-peer-urls http://127.0.0.1:{peer} "
+        f"--initial-advertise-peer-urls http://127.0.0.1:{peer} "
+        f"--initial-cluster default=http://127.0.0.1:{peer} > {tmp_path}/etcd.log 2>&1 & e=$!; "
+        f"wait $c; rc=$?; kill $e; wait $e; exit $rc"
+    )
+    return ["/bin/sh", "-c", script], port
+
+
+def record_in_unit_cgroup(out: Path) -> tuple[str, Path] | None:
+    """Record a process moved, during the recording, into a new cgroup v2 directory named like
+    a systemd unit (then exec'ing /bin/sleep 0.1). Returns (unit, cgroup dir), or None when no
+    cgroup v2 hierarchy is mounted. The cgroup is always removed."""
+    import os
+    import uuid
+
+    from tracer.collector import procfs
+
+    mount = procfs.cgroup_v2_mount()
+    if mount is None:
+        return None
+    unit = f"k3sprof-test-{uuid.uuid4().hex[:6]}.service"
+    cg = mount[0] / unit
+    script = (f"mkdir {cg} && sh -c 'echo $$ > {cg}/cgroup.procs && exec /bin/sleep 0.1'; "
+              f"rmdir {cg}")
+    try:
+        record(out, ["/bin/sh", "-c", script])
+    finally:
+        if cg.exists():
+            os.rmdir(cg)
+    return unit, cg

@@ -4,7 +4,6 @@ processes grouped by the systemd-unit-named cgroup they ran in."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -13,9 +12,15 @@ from typing import Any
 import pyarrow.compute as pc
 import pytest
 
-from tests.integration.recording import K3SPROF, ROOT, descendants, record, rows_of
+from tests.integration.recording import (
+    K3SPROF,
+    ROOT,
+    descendants,
+    record,
+    record_in_unit_cgroup,
+    rows_of,
+)
 from tracer import schema
-from tracer.collector import procfs
 
 pytestmark = pytest.mark.bpf
 
@@ -52,20 +57,11 @@ def test_bridge_made_during_the_trace_gives_link_up_and_addr_milestones(tmp_path
 
 def test_processes_grouped_by_the_unit_named_cgroup_they_ran_in(tmp_path: Path) -> None:
     # GIVEN a process moved into a cgroup named like a systemd unit during the recording
-    mount = procfs.cgroup_v2_mount()
-    if mount is None:
-        pytest.skip("no cgroup v2 hierarchy mounted")
-    where, _root = mount
-    unit = f"k3sprof-test-{uuid.uuid4().hex[:6]}.service"
-    cg = where / unit
-    script = (f"mkdir {cg} && sh -c 'echo $$ > {cg}/cgroup.procs && exec /bin/sleep 0.1'; "
-              f"rmdir {cg}")
     out = tmp_path / "t"
-    try:
-        record(out, ["/bin/sh", "-c", script])
-    finally:
-        if cg.exists():
-            os.rmdir(cg)
+    made = record_in_unit_cgroup(out)
+    if made is None:
+        pytest.skip("no cgroup v2 hierarchy mounted")
+    unit, _cg = made
     trace = schema.load(out)
     cgt = trace.table("cgroup")
     assert cgt.filter(pc.match_substring(cgt["path"], unit)).num_rows == 1

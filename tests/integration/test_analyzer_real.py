@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.recording import descendants, free_port, record
+from tests.integration.recording import descendants, etcdctl_before_etcd, free_port, record
 from tracer import schema
 from tracer.analyzer import analyze
 
@@ -169,20 +169,9 @@ def test_http_readiness_poll_and_irregular_client(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (shutil.which("etcd") and shutil.which("etcdctl")),
                     reason="needs Debian etcd-server and etcd-client")
 def test_etcdctl_before_etcd_is_a_listener_wait(tmp_path: Path) -> None:
-    port, peer = free_port(), free_port()
-    data = tmp_path / "etcd"
-    script = (
-        f"ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:{port} --dial-timeout=8s "
-        f"--command-timeout=10s endpoint health > {tmp_path}/health.txt 2>&1 & c=$!; "
-        f"sleep 1.5; etcd --data-dir {data} --listen-client-urls http://127.0.0.1:{port} "
-        f"--advertise-client-urls http://127.0.0.1:{port} "
-        f"--listen-peer-urls http://127.0.0.1:{peer} "
-        f"--initial-advertise-peer-urls http://127.0.0.1:{peer} "
-        f"--initial-cluster default=http://127.0.0.1:{peer} > {tmp_path}/etcd.log 2>&1 & e=$!; "
-        f"wait $c; rc=$?; kill $e; wait $e; exit $rc"
-    )
+    cmd, port = etcdctl_before_etcd(tmp_path)
     out = tmp_path / "t"
-    record(out, ["sh", "-c", script])
+    record(out, cmd)
     trace = schema.load(out)
     mine = descendants(trace, int(trace.meta["command_pid"]))
     result = analyze(trace)

@@ -10,9 +10,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from tests.integration.recording import descendants, record, rows_of
+from tests.integration.recording import descendants, record, record_in_unit_cgroup, rows_of
 from tracer import schema
-from tracer.collector import procfs
 
 pytestmark = pytest.mark.bpf
 
@@ -50,20 +49,11 @@ def test_netlink_changes_are_recorded_in_order(tmp_path: Path) -> None:
 def test_process_in_a_cgroup_born_during_the_trace_is_attributed(tmp_path: Path) -> None:
     # GIVEN a cgroup v2 directory created during the recording, named like a systemd unit,
     # and a process moved into it before it execs
-    mount = procfs.cgroup_v2_mount()
-    if mount is None:
-        pytest.skip("no cgroup v2 hierarchy mounted")
-    where, _root = mount
-    unit = f"k3sprof-test-{uuid.uuid4().hex[:6]}.service"
-    cg = where / unit
-    script = (f"mkdir {cg} && sh -c 'echo $$ > {cg}/cgroup.procs && exec /bin/sleep 0.1'; "
-              f"rmdir {cg}")
     out = tmp_path / "t"
-    try:
-        record(out, ["/bin/sh", "-c", script])
-    finally:
-        if cg.exists():
-            os.rmdir(cg)
+    made = record_in_unit_cgroup(out)
+    if made is None:
+        pytest.skip("no cgroup v2 hierarchy mounted")
+    unit, _cg = made
     trace = schema.load(out)
     cgt = trace.table("cgroup")
     born = cgt.filter(pc.match_substring(cgt["path"], unit)).to_pylist()

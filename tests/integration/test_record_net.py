@@ -5,17 +5,21 @@ the ones that happened."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.recording import descendants, free_port, record, rows_of
+from tests.integration.recording import (
+    descendants,
+    etcdctl_before_etcd,
+    free_port,
+    record,
+    rows_of,
+)
 from tracer import schema
 
 pytestmark = pytest.mark.bpf
@@ -87,20 +91,9 @@ def test_server_in_another_namespace_over_veth(tmp_path: Path,
                     reason="needs Debian etcd-server and etcd-client")
 def test_go_client_polls_until_go_server_listens(tmp_path: Path) -> None:
     # GIVEN etcdctl (Go, gRPC with backoff) started BEFORE etcd (Go) listens on its port
-    port, peer = free_port(), free_port()
-    data = tmp_path / "etcd"
-    script = (
-        f"ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:{port} --dial-timeout=8s "
-        f"--command-timeout=10s endpoint health > {tmp_path}/health.txt 2>&1 & c=$!; "
-        f"sleep 1.5; etcd --data-dir {data} --listen-client-urls http://127.0.0.1:{port} "
-        f"--advertise-client-urls http://127.0.0.1:{port} "
-        f"--listen-peer-urls http://127.0.0.1:{peer} "
-        f"--initial-advertise-peer-urls http://127.0.0.1:{peer} "
-        f"--initial-cluster default=http://127.0.0.1:{peer} > {tmp_path}/etcd.log 2>&1 & e=$!; "
-        f"wait $c; rc=$?; kill $e; wait $e; exit $rc"
-    )
+    cmd, port = etcdctl_before_etcd(tmp_path)
     out = tmp_path / "t"
-    record(out, ["/bin/sh", "-c", script], timeout=90)
+    record(out, cmd, timeout=90)
     assert "is healthy" in (tmp_path / "health.txt").read_text()
     trace = schema.load(out)
     pids = descendants(trace, trace.meta["command_pid"])
@@ -120,6 +113,5 @@ def test_go_client_polls_until_go_server_listens(tmp_path: Path) -> None:
     assert all(r["ret"] == -115 for r in conns)  # every Go connect is non-blocking
     assert max(r["outcome_ns"] for r in refused) < listen[0]["ts_ns"] < min(
         r["outcome_ns"] for r in ok)
-    assert os.path.exists(data)
-    time.sleep(0)
-    subprocess.run(["pkill", "-f", f"--data-dir {data}"], check=False)
+    assert (tmp_path / "etcd").exists()  # etcd really started with its data dir
+    subprocess.run(["pkill", "-f", f"--data-dir {tmp_path / 'etcd'}"], check=False)
