@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer import boot, schema
+from tracer import boot, host, schema
+from tracer.boot import supervise
 
 STANDIN = r"""
 import json, os, sys, time
@@ -111,7 +112,7 @@ def test_failing_report_keeps_the_trace(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_recorder_that_ignores_its_timeout_is_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(boot, "GRACE_S", 1)
+    monkeypatch.setattr(supervise, "GRACE_S", 1)
     log = Logged()
     opts = boot.BootOptions(tmp_path / "out", None, 1, 3)
     res = boot.run(opts, log=log, tracer_cmd=standin(tmp_path, monkeypatch, record="hang"))
@@ -128,19 +129,6 @@ def test_runs_rotate_to_keep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 # --- the real recorder, the way systemd runs the unit ------------------------------------------
-
-
-def _recorder_present() -> bool:
-    try:
-        import tracer.cli.record  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_recorder = pytest.mark.skipif(
-    not _recorder_present(), reason="k3sprof record not in the tree yet"
-)
 
 
 @dataclass
@@ -241,7 +229,6 @@ def planted(tmp_path: Path) -> Path:
 
 
 @pytest.mark.bpf
-@needs_recorder
 def test_exec_start_by_hand_notifies_after_probes_are_live_and_rotates(
     tmp_path: Path, planted: Path
 ) -> None:
@@ -274,7 +261,7 @@ def test_exec_start_by_hand_notifies_after_probes_are_live_and_rotates(
     runs = boot.list_runs(out)
     assert len(runs) == 1
     first = runs[0]
-    assert first.boot_id == boot.current_boot_id() and first.boot_id in first.name
+    assert first.boot_id == host.boot_id("journal") and first.boot_id in first.name
     assert out.stat().st_mode & 0o777 == 0o700 and first.path.stat().st_mode & 0o777 == 0o700
     trace = schema.load(first.path / boot.TRACE_SUBDIR)
     proc = trace.table("process").to_pylist()

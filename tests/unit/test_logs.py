@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -159,9 +159,20 @@ def test_ansi_colours_are_ignored_for_parsing() -> None:
     assert (r.level, r.message) == ("info", "Starting k3s")
 
 
-@pytest.mark.parametrize("text", ["UTC", "+01:00", "-0530", "Europe/Berlin"])
-def test_parse_timezone_accepts(text: str) -> None:
-    assert logs.parse_timezone(text) is not None
+WINTER = datetime(2025, 1, 15, 12, 0)
+SUMMER = datetime(2025, 7, 15, 12, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "winter_h", "summer_h"),
+    [("UTC", 0, 0), ("z", 0, 0), ("+01:00", 1, 1), ("-0530", -5.5, -5.5), ("+0930", 9.5, 9.5),
+     ("Europe/Berlin", 1, 2), ("America/New_York", -5, -4)],
+)
+def test_parse_timezone_gives_the_zones_offsets(text: str, winter_h: float,
+                                                summer_h: float) -> None:
+    tz = logs.parse_timezone(text)
+    assert tz.utcoffset(WINTER) == timedelta(hours=winter_h)
+    assert tz.utcoffset(SUMMER) == timedelta(hours=summer_h)
 
 
 def test_parse_timezone_rejects_with_a_usage_error() -> None:

@@ -65,12 +65,6 @@ COMMANDS = ("record", "info", "doctor", "analyze", "boot", "report", "compare", 
             "ingest_log")
 
 
-def _register() -> None:
-    """Import every subcommand now (the group also imports them lazily on use)."""
-    for name in COMMANDS:
-        importlib.import_module(f"tracer.cli.{name}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (testable in-process)."""
     try:

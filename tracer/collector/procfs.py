@@ -14,16 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracer import schema
+from tracer import host, schema
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
 
 
 def machine_facts() -> dict[str, Any]:
@@ -34,7 +27,7 @@ def machine_facts() -> dict[str, Any]:
         "kernel": platform.release(),
         "kernel_version": platform.version(),
         "machine": platform.machine(),
-        "boot_id": boot_id(),
+        "boot_id": host.boot_id(),
         "clock": "CLOCK_MONOTONIC",
         "realtime_offset_ns": real - mono,
         "cpus": os.cpu_count(),

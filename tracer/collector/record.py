@@ -15,7 +15,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tracer import __version__, conditions, schema
+from tracer import __version__, conditions, host, schema
 from tracer._errors import ProbeError, TracerError, UsageError
 from tracer.collector import decode, probes, procfs
 from tracer.collector.assemble import Assembler
@@ -91,22 +90,6 @@ class _Stop:
         if self.reason is not None and signum == signal.SIGINT:
             self.now = True
         self.reason = self.reason or signal.Signals(signum).name
-
-
-def sd_notify(state: str) -> bool:
-    """Tell systemd (Type=notify units) our state; no-op without NOTIFY_SOCKET."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-            s.connect(addr)
-            s.sendall(state.encode())
-        return True
-    except OSError:
-        return False
 
 
 def prepare_output(path: Path, force: bool) -> None:
@@ -252,7 +235,7 @@ class Recorder:
         self.stop.install()
         try:
             o.notify(f"recording to {o.output} (probes live in {attach_s:.2f}s; Ctrl-C to stop)")
-            sd_notify("READY=1\nSTATUS=recording")
+            host.sd_notify("READY=1\nSTATUS=recording")
             self._write({"snapshot": procfs.process_snapshot(live_ns),
                          "listeners": procfs.listener_snapshot(live_ns)})
             self._write_cgroup_snapshot(live_ns)

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracer.host import send_notify
+
 PREFIX = "k3sprof-demo"
 READY_TEXT = "demo node is ready"
 NETNS_DIR = Path("/run/netns")
@@ -530,7 +532,7 @@ class Supervisor:
     def declare_ready(self) -> None:
         self.say(f"{READY_TEXT} (monotonic_ns={time.monotonic_ns()})")
         if self.opts.notify_socket:
-            sd_notify(self.opts.notify_socket, b"READY=1")
+            notify_ready(self.opts.notify_socket)
 
     # --- teardown -------------------------------------------------------------------------------
 
@@ -591,15 +593,12 @@ def unix_connect(path: str) -> tuple[bool, str]:
     return True, "connected"
 
 
-def sd_notify(path: str, message: bytes) -> None:
-    """sd_notify(3): one datagram to the notify socket ('@' = abstract name)."""
-    addr = "\0" + path[1:] if path.startswith("@") else path
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(addr)
-            s.send(message)
-        except OSError as e:
-            print(f"{PREFIX}: warning: cannot notify {path}: {_oserror_text(e)}", file=sys.stderr)
+def notify_ready(path: str) -> None:
+    """READY=1 on the notify socket (tracer.host.send_notify); a failure is only a warning."""
+    try:
+        send_notify(path, b"READY=1")
+    except OSError as e:
+        print(f"{PREFIX}: warning: cannot notify {path}: {_oserror_text(e)}", file=sys.stderr)
 
 
 def _oserror_text(e: OSError) -> str:

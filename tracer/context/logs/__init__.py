@@ -1,0 +1,40 @@
+"""Log lines on the trace clock: parsing, command output, journald, and files captured elsewhere.
+
+Formats: see :mod:`~tracer.context.logs.parse`.
+
+Every row is one physical line; ``ts_ns`` is CLOCK_MONOTONIC. ``time_from`` says where the time
+came from: ``arrival`` (stamped when the line reached the recorder), ``journal-monotonic``
+(journald's own monotonic stamp, same boot: exact), ``journal-realtime`` and ``line-realtime``
+(a wall-clock stamp converted with the trace's realtime offset), ``previous-line`` / ``next-line``
+(a line with no time of its own, e.g. a stack frame, placed at its neighbour's time) and ``none``.
+
+One module per seam: :mod:`~tracer.context.logs.parse` (one line -> ParsedLine),
+:mod:`~tracer.context.logs.rows` (ParsedLines -> LOG rows), :mod:`~tracer.context.logs.live`
+(the recorder's sources: command output, journald) and :mod:`~tracer.context.logs.offline`
+(``k3sprof ingest-log``). The names below are the package's API.
+"""
+
+from tracer.context.logs.live import (
+    MAX_LINE_BYTES,
+    CommandOutputSource,
+    JournalSource,
+    journal_row,
+)
+from tracer.context.logs.offline import IngestResult, ingest, rows_from_lines
+from tracer.context.logs.parse import ParsedLine, parse_line, parse_timezone
+from tracer.context.logs.rows import LogRows, realtime_offset_ns
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "CommandOutputSource",
+    "IngestResult",
+    "JournalSource",
+    "LogRows",
+    "ParsedLine",
+    "ingest",
+    "journal_row",
+    "parse_line",
+    "parse_timezone",
+    "realtime_offset_ns",
+    "rows_from_lines",
+]
