@@ -2,7 +2,7 @@
 # Idempotent machine setup for k3sprof on Debian/Ubuntu, run as root by `make setup`
 # (and so by `make demo` / `make test`). Safe to run again: every step checks first.
 #   1. OS packages (BCC from python3-bpfcc, kernel headers, the real daemons the tests drive)
-#   2. tracefs/debugfs mounted when empty
+#   2. tracefs/debugfs (and a cgroup2 hierarchy) mounted when missing
 #   3. kernel headers for BCC: the running kernel's, else the nearest distro headers linked in
 #      (safe ONLY because our BPF programs read tracepoint arguments, never kernel structs)
 #   4. .venv made by the Python that python3-bpfcc targets, with system site packages
@@ -15,8 +15,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- 1. OS packages ---------------------------------------------------------
-pkgs=(python3-bpfcc python3-venv python3-pip make iproute2 kmod strace
-      etcd-server etcd-client containerd runc containernetworking-plugins iptables
+# Every program a test needs is here: in CI a test that skips for a missing one FAILS
+# (tests/conftest.py). gcc: events.h layout check; systemd: systemd-analyze verify and
+# systemctl --root for the boot unit; util-linux: setpriv, unshare; tzdata: zone names.
+pkgs=(python3-bpfcc python3-venv python3-pip make iproute2 kmod strace gcc systemd util-linux
+      tzdata etcd-server etcd-client containerd runc containernetworking-plugins iptables
       chromium bpftrace hyperfine shellcheck ruby vagrant)
 kver=$(uname -r)
 missing=()
@@ -49,6 +52,14 @@ if [ ! -e /sys/kernel/tracing/events ]; then
 fi
 if [ -d /sys/kernel/debug ] && [ -z "$(ls -A /sys/kernel/debug 2>/dev/null)" ]; then
   mount -t debugfs nodev /sys/kernel/debug 2>/dev/null || true
+fi
+# cgroup v2: what the recorder attributes processes to units by (and the cgroup tests use).
+# systemd hosts have it; a bare init may not: mount it where a hybrid layout would put it.
+if ! grep -q '^[^ ]* [^ ]* cgroup2 ' /proc/mounts; then
+  if [ -z "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]; then target=/sys/fs/cgroup
+  else target=/sys/fs/cgroup/unified; mkdir -p "$target"; fi
+  log "mounting cgroup2 on $target"
+  mount -t cgroup2 none "$target"
 fi
 
 # --- 3. kernel headers for BCC ----------------------------------------------
