@@ -16,6 +16,8 @@ LAB_API_URL=${LAB_API_URL:-https://127.0.0.1:6443}
 LAB_K3S_TLS=${LAB_K3S_TLS:-/var/lib/rancher/k3s/server/tls}
 LAB_KUBECTL=${LAB_KUBECTL:-kubectl}       # install.sh (and provision.sh offline) link it to k3s
 LAB_STEP=
+# In the guests k3s, kubectl and k3sprof live in /usr/local/bin, which sudo's PATH may lack.
+case ":$PATH:" in *:/usr/local/bin:*) ;; *) PATH=$PATH:/usr/local/bin ;; esac
 
 lab_log() { printf '[%s] %s\n' "$LAB_TAG" "$*" >&2; }
 lab_die() { printf '[%s] error: %s\n' "$LAB_TAG" "$*" >&2; exit 1; }
