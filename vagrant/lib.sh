@@ -249,9 +249,10 @@ lab_host_k3sprof() {
 
 # lab_write_k3s_unit ROLE K3S_BIN DIR [K3S ARGS...]: the systemd unit k3s's install script
 # writes, in the same shape, for installs that cannot fetch that script (a stand-in k3s, no
-# internet): Type=notify (server; k3s sends READY=1 once it is up) or exec (agent), the two
-# ExecStartPre modprobes, Restart=always, KillMode=process with Delegate=yes (containerd and
-# the pods outlive a k3s restart in their own cgroups), no resource limits. Writes DIR/k3s.service
+# internet): Type=notify (server; k3s sends READY=1 once it is up) or exec (agent), the
+# ExecStartPre check that nm-cloud-setup is off and the two modprobes (br_netfilter, overlay:
+# the trace sees these execs before k3s's own), Restart=always, KillMode=process with
+# Delegate=yes (containerd and the pods outlive a k3s restart in their own cgroups), no limits. Writes DIR/k3s.service
 # or DIR/k3s-agent.service and an empty root-only DIR/<unit>.env; prints the unit's name.
 lab_write_k3s_unit() {
   local role=$1 bin=$2 dir=$3 name type arg exec_args=""
@@ -282,7 +283,6 @@ EnvironmentFile=-/etc/sysconfig/%N
 EnvironmentFile=-$dir/$name.env
 KillMode=process
 Delegate=yes
-User=root
 LimitNOFILE=1048576
 LimitNPROC=infinity
 LimitCORE=infinity
@@ -290,6 +290,7 @@ TasksMax=infinity
 TimeoutStartSec=0
 Restart=always
 RestartSec=5s
+ExecStartPre=/bin/sh -xc '! /usr/bin/systemctl is-enabled --quiet nm-cloud-setup.service 2>/dev/null'
 ExecStartPre=-/sbin/modprobe br_netfilter
 ExecStartPre=-/sbin/modprobe overlay
 ExecStart=$bin$exec_args

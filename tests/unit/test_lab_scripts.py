@@ -553,7 +553,13 @@ def test_offline_unit_has_the_install_scripts_shape(tmp_path: Path, role: str) -
     unit = tmp_path / name
     e = unit_entries(unit.read_text())
     assert e["Type"] == ["notify" if role == "server" else "exec"]
-    assert e["ExecStartPre"] == ["-/sbin/modprobe br_netfilter", "-/sbin/modprobe overlay"]
+    # the install script's three, in its order: nm-cloud-setup must be off, then the modprobes
+    assert e["ExecStartPre"] == [
+        "/bin/sh -xc '! /usr/bin/systemctl is-enabled --quiet nm-cloud-setup.service 2>/dev/null'",
+        "-/sbin/modprobe br_netfilter",
+        "-/sbin/modprobe overlay",
+    ]
+    assert "User" not in e  # root by default, as install.sh leaves it
     assert e["Restart"] == ["always"] and e["RestartSec"] == ["5s"]
     assert e["KillMode"] == ["process"] and e["Delegate"] == ["yes"]
     assert e["LimitNOFILE"] == ["1048576"] and e["TasksMax"] == ["infinity"]
