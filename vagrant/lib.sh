@@ -178,7 +178,8 @@ lab_require() {
 # lab_ssh MACHINE COMMAND: run COMMAND in the VM without a tty, so its stderr stays stderr and
 # its stdout holds only what it prints there (with a tty both arrive mixed on stdout, with \r).
 lab_ssh() {
-  vagrant ssh "$1" --no-tty -c "$2" -- -T -o ConnectTimeout=10
+  vagrant ssh "$1" --no-tty -c "$2" -- -T -o ConnectTimeout=10 -o ServerAliveInterval=5 \
+    -o ServerAliveCountMax=3
 }
 
 lab_boot_id() { lab_ssh "$1" 'cat /proc/sys/kernel/random/boot_id'; }
@@ -243,6 +244,25 @@ lab_host_k3sprof() {
   if [ -x "$REPO_DIR/.venv/bin/k3sprof" ]; then printf '%s\n' "$REPO_DIR/.venv/bin/k3sprof";
   elif command -v k3sprof >/dev/null; then command -v k3sprof;
   fi
+}
+
+# --- guest side: packages ------------------------------------------------------------------
+
+# lab_suse_kernel_devel [KVER]: the headers package for the running SUSE kernel, as a zypper
+# capability at its exact package VERSION-RELEASE, e.g. kernel-default-devel=6.4.0-150600.23.25.1
+# for uname -r 6.4.0-150600.23.25-default: `uname -r` does not spell out the package's release,
+# so rpm is asked which kernel-<flavor> package owns the running kernel.
+lab_suse_kernel_devel() {
+  local kver=${1:-$(uname -r)} flavor ver
+  flavor=${kver##*-}
+  ver=$(rpm -qf --qf '%{NAME} %{VERSION}-%{RELEASE}\n' "/boot/vmlinuz-$kver" "/lib/modules/$kver" 2>/dev/null \
+    | awk -v want="kernel-$flavor" '$1 == want {print $2; exit}') || true
+  if [ -z "$ver" ]; then
+    printf '[%s] error: no installed kernel-%s package owns /boot/vmlinuz-%s or /lib/modules/%s\n' \
+      "$LAB_TAG" "$flavor" "$kver" "$kver" >&2
+    return 1
+  fi
+  printf 'kernel-%s-devel=%s\n' "$flavor" "$ver"
 }
 
 # --- guest side: k3s without the internet ---------------------------------------------------

@@ -75,29 +75,25 @@ debian_packages() {
   apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null
 }
 
-# SUSE: the headers package must be kernel-<flavor>-devel at the running kernel's exact package
-# VERSION-RELEASE (e.g. 6.4.0-150600.23.25.1 for uname -r 6.4.0-150600.23.25-default), which
-# `uname -r` does not spell out: ask rpm which package owns the running kernel.
+# SUSE: the headers package at the running kernel's exact package VERSION-RELEASE
+# (lib.sh lab_suse_kernel_devel asks rpm; uname -r does not spell it out).
 suse_packages() {
-  local flavor=${kver##*-} owner ver
-  owner=$(rpm -qf --qf '%{NAME} %{VERSION}-%{RELEASE}\n' "/boot/vmlinuz-$kver" "/lib/modules/$kver" 2>/dev/null \
-    | awk -v want="kernel-$flavor" '$1 == want {print $2; exit}') || true
-  [ -n "$owner" ] || lab_die "no installed kernel-$flavor package owns /lib/modules/$kver"
-  ver=$owner
+  local flavor=${kver##*-} devel
+  devel=$(lab_suse_kernel_devel "$kver")
   # apparmor-parser: k3s's own e2e Vagrantfiles install it on Leap boxes (containerd needs it
   # when AppArmor is on).
   local pkgs=(python3-bcc python311 rsync curl apparmor-parser)
   if [ -n "$K3S_BINARY" ]; then
-    rpm -q "${pkgs[@]}" "kernel-$flavor-devel-$ver" >/dev/null \
-      || lab_die "offline install (K3S_BINARY set): the box lacks some of ${pkgs[*]} kernel-$flavor-devel-$ver"
+    rpm -q "${pkgs[@]}" "${devel/=/-}" >/dev/null \
+      || lab_die "offline install (K3S_BINARY set): the box lacks some of ${pkgs[*]} ${devel/=/-}"
     return 0
   fi
-  if zypper --non-interactive --quiet install --no-recommends "${pkgs[@]}" "kernel-$flavor-devel=$ver"; then
+  if zypper --non-interactive --quiet install --no-recommends "${pkgs[@]}" "$devel"; then
     return 0
   fi
   # The repos no longer carry headers for the box's kernel: update the kernel with its headers;
   # run.sh's reboot boots into it (doctor is checked after that boot, in the boot unit's journal).
-  lab_log "no kernel-$flavor-devel=$ver in the repos: installing the current kernel-$flavor + headers"
+  lab_log "no $devel in the repos: installing the current kernel-$flavor + headers"
   zypper --non-interactive --quiet install --no-recommends "${pkgs[@]}" "kernel-$flavor" "kernel-$flavor-devel"
   NEW_KERNEL=yes
 }

@@ -578,3 +578,49 @@ def test_offline_unit_has_the_install_scripts_shape(tmp_path: Path, role: str) -
         )
         assert v.returncode == 0, v.stderr
         assert "Unknown key" not in v.stderr and "Invalid" not in v.stderr, v.stderr
+
+
+# --- SUSE headers by the running kernel's package version ------------------------------------
+
+RPM = textwrap.dedent(
+    """\
+    #!/bin/sh
+    # Stand-in rpm with what a Leap 15.6 box answers for `rpm -qf --qf '%{{NAME}} ...' FILE...`:
+    # the kernel package's VERSION-RELEASE carries a release suffix uname -r does not show.
+    [ "$1" = -qf ] || exit 2
+    shift 3
+    for f in "$@"; do
+      case "$f" in
+        /boot/vmlinuz-{kver}) echo "kernel-default 6.4.0-150600.23.25.1" ;;
+        /lib/modules/{kver}) echo "kernel-default 6.4.0-150600.23.25.1" ;;
+        *) echo "file $f is not owned by any package"; rc=1 ;;
+      esac
+    done
+    exit ${{rc:-0}}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("kver", "want"),
+    [
+        ("6.4.0-150600.23.25-default", "kernel-default-devel=6.4.0-150600.23.25.1"),
+        ("6.4.0-150600.21-default", None),  # a kernel no package owns: a clear error
+    ],
+)
+def test_suse_headers_are_asked_from_rpm_not_guessed_from_uname(
+    tmp_path: Path, kver: str, want: str | None
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "rpm").write_text(RPM.format(kver="6.4.0-150600.23.25-default"))
+    (bin_dir / "rpm").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    r = run(bash_with_lib(f"lab_suse_kernel_devel {kver}"), env)
+    if want is None:
+        assert r.returncode != 0
+        assert f"no installed kernel-default package owns /boot/vmlinuz-{kver}" in r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == want
+        assert want != f"kernel-default-devel={kver.removesuffix('-default')}"  # the old guess
