@@ -38,7 +38,7 @@ step() {
 _lab_on_exit() {
   local rc=$?
   if [ "$rc" -ne 0 ] && [ -n "$LAB_STEP" ]; then
-    printf '[%s] failed while %s (exit %d)\n' "$LAB_TAG" "$LAB_STEP" "$rc" >&2
+    printf '[%s] failed during: %s (exit %d)\n' "$LAB_TAG" "$LAB_STEP" "$rc" >&2
   fi
   return "$rc"
 }
@@ -106,10 +106,10 @@ lab_wait_api() {
 # lab_wait_node_ready NODE SINCE: until NODE's Ready condition is True as reported after SINCE
 # (epoch seconds: the start of the node's current boot). A Ready=True stored before the reboot
 # is stale: the API server keeps it until the node lifecycle controller marks the node Unknown,
-# 40 s after the API server is back. Fresh means the condition changed to True after SINCE
-# (lastTransitionTime), or this boot's kubelet reported it True (lastHeartbeatTime: a restart
-# fast enough that the status never left True has no new transition). Sets LAB_READY_AT (epoch)
-# and LAB_READY_SOURCE (transition | heartbeat).
+# a grace period (tens of seconds) after the control plane is back. Fresh means the condition
+# changed to True after SINCE (lastTransitionTime), or this boot's kubelet reported it True
+# (lastHeartbeatTime: a restart fast enough that the status never left True has no new
+# transition). Sets LAB_READY_AT (epoch) and LAB_READY_SOURCE (transition | heartbeat).
 lab_wait_node_ready() {
   local node=$1 since=$2
   local start deadline tries=0 out status="" trans="" beat="" t_epoch b_epoch err

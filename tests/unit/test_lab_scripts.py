@@ -346,7 +346,7 @@ def test_a_failing_step_says_what_it_was_doing() -> None:
     assert "not reached" not in r.stdout
     lines = r.stderr.strip().splitlines()
     assert lines[-2] == "curl: (6) Could not resolve host: get.k3s.io"  # the tool's own words
-    assert lines[-1] == "[lab] failed while installing k3s: fetching the install script (exit 6)"
+    assert lines[-1] == "[lab] failed during: installing k3s: fetching the install script (exit 6)"
 
 
 def test_a_step_that_succeeds_leaves_no_context_behind() -> None:
@@ -447,7 +447,7 @@ def test_reboot_gives_up_when_the_boot_id_never_changes(tmp_path: Path) -> None:
         "[lab] error: default: no SSH answer with a new boot id 1 s after systemctl reboot "
         "(old boot id old-id)"
     )
-    assert lines[-1] == "[lab] failed while traced boot 1/1 of default (exit 1)"
+    assert lines[-1] == "[lab] failed during: traced boot 1/1 of default (exit 1)"
 
 
 def test_collect_errors_in_the_guest_reach_the_hosts_stderr(tmp_path: Path, tls_dir: Path) -> None:
@@ -477,12 +477,13 @@ def test_collect_errors_in_the_guest_reach_the_hosts_stderr(tmp_path: Path, tls_
         err,
     ), err
     assert re.search(
-        r"\[collect [^]]+\] failed while waiting for the API server, then for node \S+ to be "
+        r"\[collect [^]]+\] failed during: waiting for the API server, then for node \S+ to be "
         r"Ready in this boot \(exit 1\)",
         err,
     ), err
     assert (
-        err.strip().splitlines()[-1] == "[lab] failed while collecting the run of default (exit 1)"
+        err.strip().splitlines()[-1]
+        == "[lab] failed during: collecting the run of default (exit 1)"
     )
     assert "\r" not in err
 
