@@ -27,6 +27,7 @@ step "powering the server off" vagrant halt server
 step "rebooting the agent from inside (systemctl reboot)" lab_reboot agent
 # The agent's boot started at its kernel's btime; its Ready must be newer than that.
 agent_boot=$(lab_ssh agent "awk '/^btime/ {print \$2}' /proc/stat")
+case "$agent_boot" in ''|*[!0-9]*) lab_die "could not read the agent's boot time (got: ${agent_boot:-nothing})" ;; esac
 sleep "$AGENT_HEAD_START"
 # No rsync in the server's traced boot. (vagrant up still sets the hostname and the private
 # network over SSH once the server answers: see README, caveats.)
