@@ -14,14 +14,12 @@ cd "$here"
 declare -A version=([a]=$K3S_VERSION_A [b]=$K3S_VERSION_B)
 for m in a b; do
   dest=$(lab_report_dir "${version[$m]}")
-  lab_log "$m: provisioning $BOX with k3s ${version[$m]}"
-  vagrant up "$m" --provision
+  step "$m: provisioning $BOX with k3s ${version[$m]} (vagrant up --provision)" vagrant up "$m" --provision
   for i in $(seq "$RUNS"); do
-    lab_log "$m: traced boot $i/$RUNS"
-    vagrant reload "$m"
-    lab_collect "$m" "$dest"
+    step "$m: traced boot $i/$RUNS: rebooting the VM from inside (systemctl reboot)" lab_reboot "$m"
+    step "$m: traced boot $i/$RUNS: collecting the run" lab_collect "$m" "$dest"
   done
-  vagrant halt "$m"   # the other version boots alone
+  step "$m: halting it, so the other version boots alone" vagrant halt "$m"
 done
 
 run_a=$(lab_newest_run "$(lab_report_dir "$K3S_VERSION_A")")
@@ -29,19 +27,19 @@ run_b=$(lab_newest_run "$(lab_report_dir "$K3S_VERSION_B")")
 out=$(lab_report_dir "compare-$K3S_VERSION_A-vs-$K3S_VERSION_B")
 k3sprof=$(lab_host_k3sprof)
 if [ -n "$k3sprof" ]; then
-  lab_log "comparing on the host with $k3sprof"
-  "$k3sprof" compare "$run_a/trace" "$run_b/trace" --json -o "$out/compare.html" > "$out/compare.json"
+  step "comparing on the host with $k3sprof" \
+    "$k3sprof" compare "$run_a/trace" "$run_b/trace" --json -o "$out/compare.html" > "$out/compare.json"
 else
   # No k3sprof on the host: compare inside VM b, which has it.
   lab_log "comparing inside VM b (no k3sprof on the host)"
-  vagrant up b --no-provision
+  LAB_NO_SYNC=1 step "starting VM b" vagrant up b --no-provision
   cfg=$(mktemp)
   vagrant ssh-config b > "$cfg"
   tmp=$(mktemp -d)
   tar -C "$run_a" -czf "$tmp/a.tar.gz" trace
   tar -C "$run_b" -czf "$tmp/b.tar.gz" trace
   scp -q -F "$cfg" "$tmp/a.tar.gz" "$tmp/b.tar.gz" b:/tmp/
-  vagrant ssh b -c 'set -e; sudo rm -rf /tmp/cmp; mkdir -p /tmp/cmp/a /tmp/cmp/b
+  step "comparing inside VM b" lab_ssh b 'set -e; sudo rm -rf /tmp/cmp; mkdir -p /tmp/cmp/a /tmp/cmp/b
     tar -C /tmp/cmp/a -xzf /tmp/a.tar.gz; tar -C /tmp/cmp/b -xzf /tmp/b.tar.gz
     sudo k3sprof compare /tmp/cmp/a/trace /tmp/cmp/b/trace --json -o /tmp/cmp/compare.html > /tmp/cmp/compare.json
     sudo chmod a+r /tmp/cmp/compare.html'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Single-node lab: provision, reboot RUNS times, bring each traced boot home to
+# Single-node lab: provision, reboot RUNS times inside the guest, bring each traced boot home to
 # reports/<box>/<k3s-version>/.   Usage: [BOX=...] [K3S_VERSION=...] [RUNS=N] ./run.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,12 +12,10 @@ RUNS=${RUNS:-1}
 cd "$here"
 dest=$(lab_report_dir "$K3S_VERSION")
 
-lab_log "provisioning $BOX with k3s $K3S_VERSION"
-vagrant up --provision
+step "provisioning $BOX with k3s $K3S_VERSION (vagrant up --provision)" vagrant up --provision
 for i in $(seq "$RUNS"); do
-  lab_log "traced boot $i/$RUNS"
-  vagrant reload
-  lab_collect default "$dest"
+  step "traced boot $i/$RUNS: rebooting the VM from inside (systemctl reboot)" lab_reboot default
+  step "traced boot $i/$RUNS: collecting the run" lab_collect default "$dest"
 done
 run=$(lab_newest_run "$dest")
 lab_log "done: $run"
