@@ -13,19 +13,6 @@ from tracer.cli import _options, cli, run_library
 EXIT_NOT_REACHED = 6
 
 
-def _analyze(
-    path: str, profile: str, start: str | None, end: str | None, redact: bool, scope: str
-) -> dict:  # type: ignore[type-arg]
-    from tracer import schema
-    from tracer.analyzer import analyze
-
-    return analyze(
-        schema.load(path), profile=profile, start=start, end=end, redact=redact, scope=scope
-    )
-
-
-
-
 @cli.command(
     "analyze",
     epilog="Exit codes: 0 ok, 2 bad option, 3 unreadable trace, 6 start/end milestone not reached.",
@@ -59,17 +46,22 @@ def analyze_cmd(
     no_redact: bool,
 ) -> int:
     """Find what startup waited on: critical path, waits, phases."""
-    result = run_library(_analyze, trace, profile, start, end, not no_redact, scope or "auto")
+    from tracer.analyzer import Options, load_and_analyze
+
+    options = Options(
+        profile=profile, start=start, end=end, redact=not no_redact, scope=scope or "auto"
+    )
+    a = run_library(load_and_analyze, trace, options)
     if as_json:
         # compact: json's C encoder only runs without indent (indent costs 10x on 1M events)
-        click.echo(json.dumps(result, sort_keys=True, separators=(",", ":")))
+        click.echo(json.dumps(a.to_json(), sort_keys=True, separators=(",", ":")))
     else:
         from tracer.analyzer.text import render
 
-        click.echo(render(result), nl=False)
-    if not (result["start_reached"] and result["end_reached"]):
-        what = "start" if not result["start_reached"] else "end"
-        spec = result["start_by"] if what == "start" else result["end_by"]
+        click.echo(render(a), nl=False)
+    if not (a.start_reached and a.end_reached):
+        what = "start" if not a.start_reached else "end"
+        spec = a.start_by if what == "start" else a.end_by
         click.echo(f"k3sprof: {what} milestone not reached ({spec})", err=True)
         return EXIT_NOT_REACHED
     return 0

@@ -334,24 +334,18 @@ def _note_fact(facts: dict[str, Any], line: str) -> None:
 def _analyze_and_report(
     result: DemoResult, end_cond: str | None, clock: _Clock, *, k3s: bool, interval_ms: float
 ) -> None:
-    from tracer import schema
+    # one analysis, in process: analysis.json, analysis.txt and the report all come from it
+    from tracer.analyzer import Options, load_and_analyze
+    from tracer.analyzer.text import render
+    from tracer.report.html import HtmlReport
 
-    # looked up at run time: the analyzer is written in parallel and may not be here yet
-    analyze = getattr(_import("tracer.analyzer"), "analyze", None)
-    if analyze is None:
-        raise DemoError(
-            f"recorded {result.trace_dir}, but the analyzer is not in this checkout yet "
-            "(tracer.analyzer.analyze): no analysis or report written"
-        )
     clock.say("analyzing the trace")
-    trace = schema.load(result.trace_dir)
-    kwargs: dict[str, Any] = {"profile": "k3s" if k3s else "auto"}
-    if end_cond:
-        kwargs["end"] = end_cond
-    analysis = analyze(trace, **kwargs)
-    result.analysis = analysis
+    options = Options(profile="k3s" if k3s else "auto", end=end_cond)
+    analysis = load_and_analyze(result.trace_dir, options)
+    data = analysis.to_json()
+    result.analysis = data
     (result.out_dir / "analysis.json").write_text(
-        json.dumps(analysis, indent=1, sort_keys=True, default=str)
+        json.dumps(data, indent=1, sort_keys=True, default=str)
     )
     html = result.out_dir / "demo.html"
     what = (K3S_WHAT if k3s else DEMO_WHAT).format(interval=f"{interval_ms:.0f}")
@@ -363,48 +357,19 @@ def _analyze_and_report(
     )
     clock.progress("")
     clock.progress(explanation)
-    text = _analysis_text(result.trace_dir, end_cond, k3s)
-    if text is not None:
-        (result.out_dir / "analysis.txt").write_text(text)
-        clock.progress(text.rstrip("\n"))
-    else:
-        result.notes.append(
-            "`k3sprof analyze` (text) is not in this checkout yet: "
-            f"see {result.out_dir / 'analysis.json'}"
-        )
-    for line in [] if k3s else summary_lines(analysis, result.facts):
+    text = render(analysis)
+    if not (analysis.start_reached and analysis.end_reached):
+        which = "start" if not analysis.start_reached else "end"
+        spec = analysis.start_by if which == "start" else analysis.end_by
+        text += f"k3sprof: {which} milestone not reached ({spec})\n"
+    (result.out_dir / "analysis.txt").write_text(text)
+    clock.progress(text.rstrip("\n"))
+    for line in [] if k3s else summary_lines(data, result.facts):
         clock.progress(line)
     clock.progress("")
-    try:
-        from tracer.report.html import HtmlReport
-    except ImportError:
-        raise DemoError(
-            f"analysis written to {result.out_dir / 'analysis.json'}, but the HTML "
-            "report (tracer.report.html) is not in this checkout yet"
-        ) from None
     clock.say(f"writing the report {html}")
-    HtmlReport.from_analysis(trace, analysis).render(html, force=True)
+    HtmlReport.from_analysis(analysis).render(html, force=True)
     result.html = html
-
-
-def _import(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def _analysis_text(trace_dir: Path, end_cond: str | None, k3s: bool) -> str | None:
-    """`k3sprof analyze` text, exactly as a user would see it (None if that command is missing)."""
-    if importlib.util.find_spec("tracer.cli.analyze") is None:
-        return None
-    argv = [sys.executable, "-m", "tracer", "analyze", str(trace_dir)]
-    argv += ["--profile", "k3s"] if k3s else []
-    argv += ["--end", end_cond] if end_cond else []
-    r = subprocess.run(argv, capture_output=True, text=True, errors="replace")
-    if r.returncode != 0:
-        return f"(k3sprof analyze failed: {r.stderr.strip() or r.stdout.strip()})\n"
-    return r.stdout
 
 
 def _ms(ns: Any) -> str:
