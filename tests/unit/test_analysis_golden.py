@@ -59,3 +59,21 @@ def test_json_round_trip_and_every_reporter_reads_it() -> None:
     assert render(back) == render(a)
     assert b"k3sprof-data" in HtmlReport.from_analysis(a).render_bytes()
     assert json.loads(PerfettoExport.from_analysis(a).render_bytes())["traceEvents"]
+
+
+def test_write_outputs_writes_what_each_command_prints(tmp_path: Path) -> None:
+    from tracer.report.outputs import analysis_text, write_outputs
+
+    a = load_and_analyze(TRACE, Options())
+    write_outputs(
+        a,
+        json_path=tmp_path / "a.json",
+        text_path=tmp_path / "a.txt",
+        html_path=tmp_path / "r.html",
+    )
+    assert json.loads((tmp_path / "a.json").read_text()) == json.loads(json.dumps(a.to_json()))
+    assert (tmp_path / "a.txt").read_text() == render(a)
+    assert (tmp_path / "r.html").read_bytes() == HtmlReport.from_analysis(a).render_bytes()
+    # a milestone that never happened: the text says so, like analyze does on stderr
+    missed = load_and_analyze(TRACE, Options(end="listen:1"))
+    assert analysis_text(missed).endswith("k3sprof: end milestone not reached (listen:1)\n")

@@ -148,3 +148,12 @@ def render(a: Analysis) -> str:
         f"({c['connects_failed']} failed), {c['listens']} listens, {c['events']} events"
     )
     return "\n".join(lines) + "\n"
+
+
+def not_reached(a: Analysis) -> str | None:
+    """"start milestone not reached (SPEC)" / "end ..." when there is no critical path."""
+    if a.start_reached and a.end_reached:
+        return None
+    what = "start" if not a.start_reached else "end"
+    spec = a.start_by if what == "start" else a.end_by
+    return f"{what} milestone not reached ({spec})"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from tracer.cli import _options, cli, run_library
@@ -51,17 +49,14 @@ def analyze_cmd(
     options = Options(
         profile=profile, start=start, end=end, redact=not no_redact, scope=scope or "auto"
     )
-    a = run_library(load_and_analyze, trace, options)
-    if as_json:
-        # compact: json's C encoder only runs without indent (indent costs 10x on 1M events)
-        click.echo(json.dumps(a.to_json(), sort_keys=True, separators=(",", ":")))
-    else:
-        from tracer.analyzer.text import render
+    from tracer.analyzer.text import not_reached, render
+    from tracer.report.outputs import analysis_json
 
-        click.echo(render(a), nl=False)
-    if not (a.start_reached and a.end_reached):
-        what = "start" if not a.start_reached else "end"
-        spec = a.start_by if what == "start" else a.end_by
-        click.echo(f"k3sprof: {what} milestone not reached ({spec})", err=True)
+    a = run_library(load_and_analyze, trace, options)
+    # the text ends with its own newline; the JSON gets one
+    click.echo(analysis_json(a) if as_json else render(a), nl=as_json)
+    why = not_reached(a)
+    if why:
+        click.echo(f"k3sprof: {why}", err=True)
         return EXIT_NOT_REACHED
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -336,18 +335,19 @@ def _analyze_and_report(
 ) -> None:
     # one analysis, in process: analysis.json, analysis.txt and the report all come from it
     from tracer.analyzer import Options, load_and_analyze
-    from tracer.analyzer.text import render
-    from tracer.report.html import HtmlReport
+    from tracer.report.outputs import analysis_text, write_outputs
 
     clock.say("analyzing the trace")
     options = Options(profile="k3s" if k3s else "auto", end=end_cond)
     analysis = load_and_analyze(result.trace_dir, options)
-    data = analysis.to_json()
-    result.analysis = data
-    (result.out_dir / "analysis.json").write_text(
-        json.dumps(data, indent=1, sort_keys=True, default=str)
-    )
+    result.analysis = analysis.to_json()
     html = result.out_dir / "demo.html"
+    write_outputs(
+        analysis,
+        json_path=result.out_dir / "analysis.json",
+        text_path=result.out_dir / "analysis.txt",
+        json_indent=1,
+    )
     what = (K3S_WHAT if k3s else DEMO_WHAT).format(interval=f"{interval_ms:.0f}")
     explanation = EXPLANATION.format(
         what=what,
@@ -357,18 +357,12 @@ def _analyze_and_report(
     )
     clock.progress("")
     clock.progress(explanation)
-    text = render(analysis)
-    if not (analysis.start_reached and analysis.end_reached):
-        which = "start" if not analysis.start_reached else "end"
-        spec = analysis.start_by if which == "start" else analysis.end_by
-        text += f"k3sprof: {which} milestone not reached ({spec})\n"
-    (result.out_dir / "analysis.txt").write_text(text)
-    clock.progress(text.rstrip("\n"))
-    for line in [] if k3s else summary_lines(data, result.facts):
+    clock.progress(analysis_text(analysis).rstrip("\n"))
+    for line in [] if k3s else summary_lines(result.analysis, result.facts):
         clock.progress(line)
     clock.progress("")
     clock.say(f"writing the report {html}")
-    HtmlReport.from_analysis(analysis).render(html, force=True)
+    write_outputs(analysis, html_path=html)
     result.html = html
 
 

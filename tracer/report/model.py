@@ -262,7 +262,7 @@ def milestones(a: Analysis) -> list[MilestoneRow]:
         items = [(_str(m.get("name") or m.get("label") or m.get("kind")), m) for m in raw]
     out: list[MilestoneRow] = []
     for name, m in items:
-        ts = _int(m) if not isinstance(m, Mapping) else _int(m.get("ts_ns", m.get("t_ns")))
+        ts = _int(m) if not isinstance(m, Mapping) else _int(m.get("ts_ns"))
         if ts is None:
             continue
         detail = ""
@@ -273,7 +273,7 @@ def milestones(a: Analysis) -> list[MilestoneRow]:
                 bits = [
                     f"{k}={m[k]}"
                     for k in sorted(m)
-                    if k not in ("name", "label", "ts_ns", "t_ns", "key")
+                    if k not in ("name", "label", "ts_ns", "key")
                     and m[k] not in (None, "", [])
                 ]
                 detail = ", ".join(bits)
