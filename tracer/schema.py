@@ -307,6 +307,8 @@ class Trace:
     tables: dict[str, pa.Table]
     #: table name -> description of a torn tail (crash mid-write) that was skipped
     truncated: dict[str, str] = field(default_factory=dict)
+    #: table name -> why: a table the metadata says was recorded has no file (read as empty)
+    missing: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> pa.Table:
         """The named table, empty (with its schema) when the trace has none."""
@@ -427,14 +429,23 @@ def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
 
 
 def load(trace_dir: str | os.PathLike[str]) -> Trace:
-    """Read a whole trace directory. Missing tables read as empty; torn tails are noted."""
+    """Read a whole trace directory. Missing tables read as empty (noted when the metadata says
+    they were recorded); torn tails are noted."""
     d = Path(trace_dir)
     meta = read_meta(d)
     tables: dict[str, pa.Table] = {}
     truncated: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    rows = meta.get("rows")
+    recorded_rows: dict[str, Any] = rows if isinstance(rows, dict) else {}
     for name, schema in TABLES.items():
         p = d / (name + TABLE_SUFFIX)
         if not p.exists():
+            if name in recorded_rows:
+                missing[name] = (
+                    f"{p.name} is missing, but the metadata says {recorded_rows[name]} rows "
+                    "were recorded (read as empty)"
+                )
             continue
         try:
             t, note = read_table(p, schema)
@@ -445,7 +456,7 @@ def load(trace_dir: str | os.PathLike[str]) -> Trace:
         tables[name] = t
         if note:
             truncated[name] = note
-    return Trace(path=d, meta=meta, tables=tables, truncated=truncated)
+    return Trace(path=d, meta=meta, tables=tables, truncated=truncated, missing=missing)
 
 
 class StreamWriter:

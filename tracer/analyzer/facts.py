@@ -179,6 +179,7 @@ def trace_facts(
         "lost_events": m.lost_events,
         "probes_unavailable": m.probes_unavailable,
         "truncated_tables": dict(trace.truncated),
+        "missing_tables": dict(trace.missing),
         "command": " ".join(argv_r(cmd)) if cmd is not None else None,
     }
 

@@ -134,6 +134,8 @@ class TraceFacts(TypedDict):
     lost_events: int
     probes_unavailable: dict[str, str] | None
     truncated_tables: dict[str, str]
+    #: tables the metadata says were recorded but whose file is missing (read as empty)
+    missing_tables: dict[str, str]
     command: str | None
 
 

@@ -49,6 +49,8 @@ def render(a: Analysis) -> str:
         lines.append(
             f"WARNING: truncated tables (recorder killed?): {', '.join(t['truncated_tables'])}"
         )
+    for name, why in sorted((t.get("missing_tables") or {}).items()):
+        lines.append(f"WARNING: table {name}: {why}")
     if t.get("probes_unavailable"):
         names = map(str, t["probes_unavailable"] or {})
         lines.append(f"note: probes unavailable: {', '.join(names)}")

@@ -99,6 +99,7 @@ class Facts(TypedDict):
     lost_events: int
     probes_unavailable: list[str]
     truncated: list[str]
+    missing: list[str]
     complete: bool | None
     profile: str
     scope: str
@@ -329,6 +330,7 @@ def facts(a: Analysis) -> Facts:
     unavailable = tf.get("probes_unavailable")
     truncated = tf.get("truncated_tables")
     complete = tf.get("complete")
+    missing = tf.get("missing_tables")
     return Facts(
         name=os.path.basename(os.path.normpath(_str(tf.get("path")))) or "trace",
         hostname=_str(tf.get("hostname")),
@@ -345,6 +347,9 @@ def facts(a: Analysis) -> Facts:
         else [],
         truncated=[f"{k}: {v}" for k, v in sorted(truncated.items())]
         if isinstance(truncated, Mapping)
+        else [],
+        missing=[f"{k}: {v}" for k, v in sorted(missing.items())]
+        if isinstance(missing, Mapping)
         else [],
         complete=complete if isinstance(complete, bool) else None,
         profile=_str(a.profile),
@@ -379,6 +384,8 @@ def warnings(f: Facts) -> list[str]:
         out.append(f"Probe unavailable, its events are missing: {p}")
     for t in f["truncated"]:
         out.append(f"Trace table cut short (recorder stopped mid-write): {t}")
+    for t in f["missing"]:
+        out.append(f"Trace table missing, its events are not in this analysis: {t}")
     if f["complete"] is False:
         out.append("The recorder did not stop cleanly: the trace ends at its last flush.")
     if not f["end_reached"]:
