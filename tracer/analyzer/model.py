@@ -44,6 +44,9 @@ class WaitJson(TypedDict):
     confidence: float | None
     reason: str
     evidence: dict[str, list[int]]
+    #: overlaps the analysis window [start_ns, end_ns] (the trace end when the end was not
+    #: reached): only these are ranked (Top waits, the report's table); the rest are listed
+    in_window: bool
 
 
 class SegmentJson(TypedDict):

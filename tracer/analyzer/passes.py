@@ -118,6 +118,11 @@ class Window:
     def end_reached(self) -> bool:
         return self.start_reached and self.end_ns is not None and self.end_ns >= self.start_ns
 
+    def span(self, trace_end: int) -> tuple[int, int]:
+        """[start, end] of the analysis: the trace end when the end was not reached."""
+        end = self.end_ns if self.end_reached and self.end_ns is not None else trace_end
+        return self.start_ns, max(end, self.start_ns)
+
     @property
     def total_ns(self) -> int | None:
         return self.end_ns - self.start_ns if self.end_reached and self.end_ns is not None else None
@@ -458,6 +463,7 @@ def wait_json(w: Work, x: waits.Wait) -> WaitJson:
         "confidence": x.confidence,
         "reason": w.redact.text(x.reason),
         "evidence": x.evidence,
+        "in_window": _overlaps(x, *w.window.span(w.bounds.end_ns), w.bounds.end_ns),
     }
 
 
@@ -511,6 +517,12 @@ def scope_json(w: Work) -> ScopeJson:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _overlaps(x: waits.Wait, lo: int, hi: int, trace_end: int) -> bool:
+    """Whether the wait's span (to the trace end when it never ended) meets [lo, hi]."""
+    end = x.end_ns if x.end_ns is not None else trace_end
+    return x.start_ns <= hi and end >= lo
 
 
 def _trace_end(trace: Trace) -> int:

@@ -23,8 +23,9 @@ def _who(p: Party | None) -> str:
     return "?" if not p else f"{p['comm']}[{p['pid']}]"
 
 
-def render(a: Analysis) -> str:
-    """`k3sprof analyze` text."""
+def render(a: Analysis, *, all_waits: bool = False) -> str:
+    """`k3sprof analyze` text. Top waits ranks the waits inside the analysis window; all_waits
+    lists the others after them (never above)."""
     base = a.start_ns
     lines: list[str] = []
     t = a.trace
@@ -88,24 +89,38 @@ def render(a: Analysis) -> str:
             )
         )
     lines.append("")
-    net = [w for w in a.waits if w["kind"] in ("listener", "poll")]
+    inside = [w for w in a.waits if w.get("in_window", True)]
+    net = [w for w in inside if w["kind"] in ("listener", "poll")]
     net.sort(key=lambda w: -(w["duration_ns"] or 0))
+    outside = [w for w in a.waits if not w.get("in_window", True)]
+    outside_net = [w for w in outside if w["kind"] in ("listener", "poll")]
+    outside_net.sort(key=lambda w: -(w["duration_ns"] or 0))
     lines.append(
         f"Top waits ({len(net)} listener/poll waits, "
-        f"{sum(1 for w in a.waits if w['kind'] == 'child')} child waits)"
+        f"{sum(1 for w in inside if w['kind'] == 'child')} child waits"
+        + (
+            f"; {len(outside)} more outside the analysis window: "
+            + ("listed last" if all_waits else "--all-waits lists them")
+            if outside
+            else ""
+        )
+        + ")"
     )
-    if net:
+    shown = net[:TOP_WAITS] + (outside_net if all_waits else [])
+    if shown:
         lines.append(
             f"  {'kind':<9} {'waiter':<20} {'endpoint':<28} {'attempts':>8} "
             f"{'every':>10} {'waited':>12} {'lag':>10}  target"
         )
-    for w in net[:TOP_WAITS]:
+    for w in shown:
         waited = _ms(w["duration_ns"]) if w["duration_ns"] is not None else "never ok"
         extra = ""
         if w["kind"] == "poll":
-            extra = f"  conf {w['confidence']:.2f}" + (
+            extra = f"  conf {w['confidence'] or 0:.2f}" + (
                 "" if w["ended_ns"] is not None else "  (still polling at trace end)"
             )
+        if not w.get("in_window", True):
+            extra += "  (outside the analysis window)"
         lines.append(
             f"  {w['kind']:<9} {_who(w['waiter']):<20} {w['endpoint'] or '-':<28} "
             f"{w['attempts'] or '-':>8} {_ms(w['interval_ns']):>10} {waited:>12} "

@@ -13,7 +13,8 @@ EXIT_NOT_REACHED = 6
 
 @cli.command(
     "analyze",
-    epilog="Exit codes: 0 ok, 2 bad option, 3 unreadable trace, 6 start/end milestone not reached.",
+    epilog="\b\nExample:\n  k3sprof analyze /var/tmp/k3s.trace --end 'log:k3s is up' --all-waits"
+    "\n\nExit codes: 0 ok, 2 bad option, 3 unreadable trace, 6 start/end milestone not reached.",
 )
 @click.argument("trace", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON (docs/analyze.md).")
@@ -34,6 +35,12 @@ EXIT_NOT_REACHED = 6
 )
 @_options.scope
 @_options.no_redact()
+@click.option(
+    "--all-waits",
+    is_flag=True,
+    help="Text: also list the waits outside the analysis window (e.g. a daemon retrying after "
+    "the end milestone), after the ranked ones. JSON always has every wait (in_window).",
+)
 def analyze_cmd(
     trace: str,
     as_json: bool,
@@ -42,6 +49,7 @@ def analyze_cmd(
     end: str | None,
     scope: str | None,
     no_redact: bool,
+    all_waits: bool,
 ) -> int:
     """Find what startup waited on: critical path, waits, phases."""
     from tracer.analyzer import Options, load_and_analyze
@@ -54,7 +62,7 @@ def analyze_cmd(
 
     a = run_library(load_and_analyze, trace, options)
     # the text ends with its own newline; the JSON gets one
-    click.echo(analysis_json(a) if as_json else render(a), nl=as_json)
+    click.echo(analysis_json(a) if as_json else render(a, all_waits=all_waits), nl=as_json)
     why = not_reached(a)
     if why:
         click.echo(f"k3sprof: {why}", err=True)

@@ -274,7 +274,7 @@ def _headline(
             out.append(
                 f"{model.fmt_ns(d)} ({_pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
             )
-    lags = [w for w in waits if w["lag_ns"]]
+    lags = [w for w in waits if w["lag_ns"] and w["in_window"]]
     if lags:
         lost = sum(w["lag_ns"] or 0 for w in lags)
         out.append(
@@ -348,16 +348,21 @@ def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDic
 
 
 def _waits_table(waits: list[model.WaitRow], t0: int) -> TableDict:
-    def key(w: model.WaitRow) -> tuple[int, int]:
+    def key(w: model.WaitRow) -> tuple[bool, int, int]:
+        # waits outside the analysis window (e.g. teardown retries after the end) come last
         span = model.wait_span(w)
-        return (-(span[1] - span[0]) if span else 0, w["first_attempt_ns"] or 0)
+        return (
+            not w["in_window"],
+            -(span[1] - span[0]) if span else 0,
+            w["first_attempt_ns"] or 0,
+        )
 
     rows = []
     for w in sorted(waits, key=key):
         span = model.wait_span(w)
         rows.append(
             [
-                w["kind"],
+                w["kind"] if w["in_window"] else f"{w['kind']} (outside the analysis window)",
                 w["endpoint"] or "–",
                 _who(w["waiter_pid"], w["waiter_comm"]),
                 _who(w["target_pid"], w["target_comm"]),

@@ -71,6 +71,8 @@ class WaitRow(TypedDict):
     start_ns: int | None
     end_ns: int | None
     reason: str
+    #: overlaps the analysis window (older analyze --json files: always true)
+    in_window: bool
 
 
 class PhaseRow(TypedDict):
@@ -182,6 +184,7 @@ def waits(a: Analysis) -> list[WaitRow]:
                 start_ns=_int(w.get("start_ns")),
                 end_ns=_int(w.get("end_ns")),
                 reason=_str(w.get("reason")),
+                in_window=w.get("in_window", True) is not False,
             )
         )
     return out
