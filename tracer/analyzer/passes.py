@@ -236,8 +236,12 @@ def waits_pass(w: Work) -> list[waits.Wait]:
 
 
 def events_pass(w: Work) -> phases.Events:
-    """Moment specs (COND syntax) answered over the scoped tables and the waits."""
-    return phases.Events(w.scope.trace, w.procs, w.waits)
+    """Moment specs (COND syntax) answered over the scoped tables and the waits; a log line
+    without a pid (the recorded command's output) belongs to the recorded command's tree."""
+    owner = None
+    if w.scope.root is not None:
+        owner = _log_owner(w.procs, w.scope.root)
+    return phases.Events(w.scope.trace, w.procs, w.waits, owner)
 
 
 def cgroups_pass(w: Work) -> facts.Cgroups:
@@ -517,6 +521,32 @@ def scope_json(w: Work) -> ScopeJson:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _log_owner(procs: Processes, root: int) -> Callable[[int], int | None]:
+    """ts -> the recorded command's process when alive then, else the alive process of its tree
+    closest to it (fewest forks away, then earliest started), else the last of it to exit."""
+    members = scoping.tree_of(procs, root)
+    depth = {root: 0}
+    for idx in sorted(members, key=lambda i: procs.procs[i].start_ns or 0):
+        parent = procs.procs[idx].parent
+        if idx != root and parent is not None:
+            depth[idx] = depth.get(parent, 0) + 1
+
+    def alive(idx: int, ts: int) -> bool:
+        p = procs.procs[idx]
+        return (p.start_ns is None or p.start_ns <= ts) and (p.end_ns is None or ts <= p.end_ns)
+
+    def owner(ts: int) -> int | None:
+        live = [i for i in members if alive(i, ts)]
+        if live:
+            return min(live, key=lambda i: (depth.get(i, 0), procs.procs[i].start_ns or 0, i))
+        ended = [i for i in members if (procs.procs[i].end_ns or ts + 1) <= ts]
+        if ended:
+            return max(ended, key=lambda i: (procs.procs[i].end_ns or 0, -i))
+        return root
+
+    return owner
 
 
 def _overlaps(x: waits.Wait, lo: int, hi: int, trace_end: int) -> bool:
