@@ -37,6 +37,7 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("phases", p.phases_pass),
     ("shown", p.shown_pass),  # the processes the analysis shows
     ("processes", p.processes_pass),
+    ("path_summary", p.path_summary_pass),  # the path by executable / component (summary.py)
     ("groups", p.groups_pass),  # per systemd unit / pod
     ("counts", p.counts_pass),
     ("facts", p.facts_pass),  # the trace's own facts (meta, k3s version)

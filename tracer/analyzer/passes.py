@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from tracer._errors import UsageError
-from tracer.analyzer import critical_path, facts, phases, profiles, tree, views, waits
+from tracer.analyzer import critical_path, facts, phases, profiles, summary, tree, views, waits
 from tracer.analyzer import scope as scoping
 from tracer.analyzer.model import (
     EventViews,
@@ -399,6 +399,12 @@ def processes_pass(w: Work) -> list[ProcessJson]:
     return [
         _proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
     ]
+
+
+def path_summary_pass(w: Work) -> dict[str, Any] | None:
+    """The critical path by executable and by component (optional section `path_summary`:
+    null, so left out, without a critical path)."""
+    return summary.summarize(segments_json(w), w.processes, w.window.total_ns)
 
 
 def groups_pass(w: Work) -> list[GroupJson]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from tracer.analyzer import summary
 from tracer.analyzer.model import Analysis, Party
 
 TOP_WAITS = 10
 TOP_GROUPS = 20
+TOP_SUMMARY = 6
 
 
 def _ms(ns: int | None, base: int | None = None) -> str:
@@ -23,9 +25,10 @@ def _who(p: Party | None) -> str:
     return "?" if not p else f"{p['comm']}[{p['pid']}]"
 
 
-def render(a: Analysis, *, all_waits: bool = False) -> str:
+def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) -> str:
     """`k3sprof analyze` text. Top waits ranks the waits inside the analysis window; all_waits
-    lists the others after them (never above)."""
+    lists the others after them (never above). Consecutive runs of one helper on the critical
+    path are one line unless all_segments."""
     base = a.start_ns
     lines: list[str] = []
     t = a.trace
@@ -70,7 +73,27 @@ def render(a: Analysis, *, all_waits: bool = False) -> str:
             f"Critical path: {_ms(a.total_ns)} from start to end (times are ms after the start)"
         )
         lines.append(f"  {'at':>10} {'duration':>12} {'%':>6}  {'kind':<14} {'process':<22} what")
-        for s in a.critical_path:
+        total_ns = a.total_ns or 1
+        rows = (
+            list(a.critical_path)
+            if all_segments
+            else summary.collapse(a.critical_path, a.processes)
+        )
+        for s in rows:
+            if isinstance(s, summary.Collapsed):
+                between = (
+                    f"; {s.waiter} between them: {_ms(s.between_ns)}"
+                    if s.between
+                    else ""
+                )
+                lines.append(
+                    f"  {_at(a.critical_path[s.first]['start_ns'], base):>10} "
+                    f"{_ms(s.duration_ns):>12} {100 * s.duration_ns / total_ns:>5.1f}%  "
+                    f"{s.kind:<14} {s.executable + ' x' + str(s.count):<22} "
+                    f"{s.count} runs of {s.executable}, {_ms(s.helper_ns)}{between} "
+                    "(--all-segments lists them)"
+                )
+                continue
             lines.append(
                 f"  {_at(s['start_ns'], base):>10} {_ms(s['duration_ns']):>12} "
                 f"{s['pct']:>5.1f}%  {s['kind']:<14} "
@@ -88,6 +111,24 @@ def render(a: Analysis, *, all_waits: bool = False) -> str:
                 for k, v in sorted(by_kind.items(), key=lambda x: -x[1])
             )
         )
+        ps = a.sections.get("path_summary") or {}
+        for what, key in (("executable", "by_executable"), ("component", "by_component")):
+            rows_of = ps.get(key) or []
+            if rows_of:
+                lines.append(
+                    f"  by {what}: "
+                    + ", ".join(
+                        f"{r['name']} x{r['processes']} {_ms(r['total_ns'])} {r['pct']:.1f}%"
+                        if r["processes"] > 1
+                        else f"{r['name']} {_ms(r['total_ns'])} {r['pct']:.1f}%"
+                        for r in rows_of[:TOP_SUMMARY]
+                    )
+                    + (
+                        f", ... {len(rows_of) - TOP_SUMMARY} more"
+                        if len(rows_of) > TOP_SUMMARY
+                        else ""
+                    )
+                )
     lines.append("")
     inside = [w for w in a.waits if w.get("in_window", True)]
     net = [w for w in inside if w["kind"] in ("listener", "poll")]

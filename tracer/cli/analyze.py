@@ -41,6 +41,12 @@ EXIT_NOT_REACHED = 6
     help="Text: also list the waits outside the analysis window (e.g. a daemon retrying after "
     "the end milestone), after the ranked ones. JSON always has every wait (in_window).",
 )
+@click.option(
+    "--all-segments",
+    is_flag=True,
+    help="Text: list every critical-path segment (by default consecutive runs of one helper, "
+    "e.g. 60 iptables, are one line). JSON always has every segment.",
+)
 def analyze_cmd(
     trace: str,
     as_json: bool,
@@ -50,6 +56,7 @@ def analyze_cmd(
     scope: str | None,
     no_redact: bool,
     all_waits: bool,
+    all_segments: bool,
 ) -> int:
     """Find what startup waited on: critical path, waits, phases."""
     from tracer.analyzer import Options, load_and_analyze
@@ -61,8 +68,10 @@ def analyze_cmd(
     from tracer.report.outputs import analysis_json
 
     a = run_library(load_and_analyze, trace, options)
-    # the text ends with its own newline; the JSON gets one
-    click.echo(analysis_json(a) if as_json else render(a, all_waits=all_waits), nl=as_json)
+    if as_json:
+        click.echo(analysis_json(a))
+    else:
+        click.echo(render(a, all_waits=all_waits, all_segments=all_segments), nl=False)
     why = not_reached(a)
     if why:
         click.echo(f"k3sprof: {why}", err=True)

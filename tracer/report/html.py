@@ -187,6 +187,8 @@ class HtmlReport:
             tables={
                 "critical_path": _critical_path_table(segs, f),
                 "composition": _composition_table(segs, f),
+                "path_by_executable": _summary_table(a, "executable"),
+                "path_by_component": _summary_table(a, "component"),
                 "waits": _waits_table(waits, t0),
                 "phases": _phases_table(phases, t0),
                 "milestones": _milestones_table(miles, t0),
@@ -345,6 +347,20 @@ def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDic
     )
     rows = [[k, model.fmt_ns(comp[k]), _pct(comp[k], total)] for k in order]
     return _table(["kind", "time on the critical path", "% of total"], "lrr", rows, "kinds")
+
+
+def _summary_table(a: Analysis, what: str) -> TableDict:
+    rows = model.path_summary(a, what)
+    return _table(
+        [what, "processes", "segments", "time on the critical path", "% of total"],
+        "lrrrr",
+        [
+            [r["name"], str(r["processes"]), str(r["segments"]), model.fmt_ns(r["total_ns"]),
+             f"{r['pct']:.1f}%"]
+            for r in rows
+        ],
+        f"{what}s",
+    )
 
 
 def _waits_table(waits: list[model.WaitRow], t0: int) -> TableDict:
@@ -959,8 +975,15 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
             "Critical path",
             "The chain of work and waits that decided when the end milestone happened; "
             "segments are contiguous and sum to the total. Shortening anything else does not "
-            "make startup faster.",
-            table_box("composition") + "<br>" + table_box("critical_path"),
+            "make startup faster. By kind, by executable and by component first (a helper run "
+            "60 times is one row there), then every segment.",
+            table_box("composition")
+            + "<br>"
+            + table_box("path_by_executable")
+            + "<br>"
+            + table_box("path_by_component")
+            + "<br>"
+            + table_box("critical_path"),
         ),
         section("connects", *fig["connects"]),
         section(

@@ -399,6 +399,31 @@ def warnings(f: Facts) -> list[str]:
     return out
 
 
+class SummaryRow(TypedDict):
+    name: str
+    segments: int
+    processes: int
+    total_ns: int
+    pct: float
+
+
+def path_summary(a: Analysis, by: str) -> list[SummaryRow]:
+    """The critical path by "executable" or "component" (the analyzer's path_summary)."""
+    ps = a.sections.get("path_summary")
+    rows = ps.get(f"by_{by}") if isinstance(ps, Mapping) else None
+    return [
+        SummaryRow(
+            name=_str(r.get("name")),
+            segments=_int(r.get("segments")) or 0,
+            processes=_int(r.get("processes")) or 0,
+            total_ns=_int(r.get("total_ns")) or 0,
+            pct=float(r.get("pct") or 0.0),
+        )
+        for r in rows or []
+        if isinstance(r, Mapping)
+    ]
+
+
 def composition(segs: Sequence[SegmentRow]) -> dict[str, int]:
     """Critical-path time per segment kind (ns)."""
     out: dict[str, int] = {}

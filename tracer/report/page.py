@@ -98,7 +98,7 @@ padding:6px 10px;margin:6px 0;font-weight:600}
 #headline p{margin:2px 0}#headline p:first-child{font-size:16px;font-weight:600}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:12.5px;width:100%}
-[data-table=composition] table{width:auto;min-width:420px}
+[data-table=composition] table,[data-table^=path_by] table{width:auto;min-width:420px}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#f3f3f3;position:sticky;top:0}td.r,th.r{text-align:right;white-space:nowrap}
 td{word-break:break-word}td:first-child{white-space:nowrap}
