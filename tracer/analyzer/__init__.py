@@ -105,7 +105,7 @@ def _assemble(w: Work) -> Analysis:
         scope=p.scope_json(w),
         trace=w.facts,
         sections=w.sections,
-        views=w.views,
+        view_builder=w.views,
         redacted=w.options.redact,
     )
 

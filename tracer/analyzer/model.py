@@ -8,6 +8,7 @@ already redacted, so no reporter opens a trace table, re-scopes or re-redacts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
@@ -213,9 +214,20 @@ class Analysis:
     trace: TraceFacts
     #: optional parts added by passes beyond the core ones (JSON key = the pass name)
     sections: dict[str, Any] = field(default_factory=dict)
-    views: EventViews = field(default_factory=EventViews)
+    #: builds the event views on first use (`analyze` never needs them: no cost there)
+    view_builder: Callable[[], EventViews] | None = field(
+        default=None, repr=False, compare=False
+    )
     #: whether argv and free text went through tracer.redact
     redacted: bool = True
+    _views: EventViews | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def views(self) -> EventViews:
+        """Per-event detail for reporters (empty for an Analysis read back from JSON)."""
+        if self._views is None:
+            self._views = self.view_builder() if self.view_builder is not None else EventViews()
+        return self._views
 
     def to_json(self) -> dict[str, Any]:
         """`analyze --json`: the core keys plus every optional section that is present."""

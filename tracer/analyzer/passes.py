@@ -151,7 +151,7 @@ class Work:
     groups: list[GroupJson] = field(init=False)
     counts: dict[str, Any] = field(init=False)
     facts: TraceFacts = field(init=False)
-    views: EventViews = field(init=False)
+    views: Callable[[], EventViews] = field(init=False)
     #: results of passes that are not fields above: optional sections of the Analysis
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -420,12 +420,12 @@ def facts_pass(w: Work) -> TraceFacts:
     return facts.trace_facts(w.full, w.bounds.start_ns, w.bounds.end_ns, w.redact.argv)
 
 
-def views_pass(w: Work) -> EventViews:
-    """Every connect, listen, exec and module load of the processes shown, for the report."""
-    win = w.window
-    lo = win.start_ns
-    hi = win.end_ns if win.end_reached and win.end_ns is not None else max(w.bounds.end_ns, lo)
-    return views.build(w.full, w.processes, w.scope.mode == "tree", w.redact, lo, max(hi, lo))
+def views_pass(w: Work) -> Callable[[], EventViews]:
+    """Every connect, listen, exec and module load of the processes shown, for the report:
+    built when a reporter first asks (1M events: a few hundred MB `analyze` does not need)."""
+    lo, hi = w.window.span(w.bounds.end_ns)
+    full, processes, scoped, redact = w.full, w.processes, w.scope.mode == "tree", w.redact
+    return lambda: views.build(full, processes, scoped, redact, lo, hi)
 
 
 # -- JSON shapes of the internal results -----------------------------------------------------
