@@ -155,8 +155,8 @@ r = analyze(tr)
 t2 = time.perf_counter()
 print(json.dumps({"load_s": t1 - t0, "analyze_s": t2 - t1, "total_s": t2 - t0,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "waits": r["counts"]["waits"], "processes": r["counts"]["processes"],
-                  "segments": len(r["critical_path"]), "end_reached": r["end_reached"]}))
+                  "waits": r.counts["waits"], "processes": r.counts["processes"],
+                  "segments": len(r.critical_path), "end_reached": r.end_reached}))
 """
 
 

@@ -4,8 +4,7 @@
 
 The trace is synthetic but k3s-shaped: helper processes (fork/exec/exit), clients polling
 endpoints (refused until a listen, then ok), listens, a few module loads. The analysis is the
-real analyzer's when tracer.analyzer.analyze exists (timed separately), else a synthetic
-result with every process in it (the report's worst case: it must cap what it draws).
+real analyzer's (timed separately).
 """
 
 from __future__ import annotations
@@ -212,25 +211,22 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--keep", type=Path, help="write the outputs into this directory")
     args = ap.parse_args()
-    trace, result = make_trace(args.events)
+    from tracer.analyzer import analyze
+
+    trace, _synthetic = make_trace(args.events)
     rows = sum(t.num_rows for t in trace.tables.values())
-    print(f"trace: {rows} events, {len(result['processes'])} processes")
-    try:
-        from tracer.analyzer import analyze  # type: ignore[attr-defined]
-    except ImportError:
-        analyze = None
-    if analyze is not None:
-        t = time.perf_counter()
-        result = analyze(trace)
-        print(f"analyze (real analyzer)     {time.perf_counter() - t:6.2f} s")
+    t = time.perf_counter()
+    result = analyze(trace)
+    print(f"trace: {rows} events, {len(result.processes)} processes")
+    print(f"analyze (real analyzer)     {time.perf_counter() - t:6.2f} s")
     out = args.keep or Path(tempfile.mkdtemp(prefix="bench-report-"))
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    HtmlReport.from_analysis(trace, result).render(out / "report.html", force=True)
+    HtmlReport.from_analysis(result).render(out / "report.html", force=True)
     report_s = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t = time.perf_counter()
-    PerfettoExport.from_analysis(trace, result).render(out / "export.json", force=True)
+    PerfettoExport.from_analysis(result).render(out / "export.json", force=True)
     export_s = time.perf_counter() - t
     size = (out / "report.html").stat().st_size
     print(

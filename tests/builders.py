@@ -43,3 +43,10 @@ def trace(
         meta=m,
         tables={k: table(k, v) for k, v in tables.items()},
     )
+
+
+def analyze_json(tr: schema.Trace, **options: Any) -> dict[str, Any]:
+    """The real analyzer's `analyze --json` dict for a trace (tests of the JSON contract)."""
+    from tracer.analyzer import analyze
+
+    return analyze(tr, **options).to_json()

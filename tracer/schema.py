@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -206,6 +206,98 @@ TABLES: Mapping[str, pa.Schema] = {
 REQUIRED_META = ("schema_version", "tracer_version", "start_ns")
 
 
+class Meta(TypedDict, total=False):
+    """meta.json: every key the recorder writes (tracer/collector/record.py and
+    procfs.machine_facts). Readers go through :class:`RecordedMeta`, never guess other names."""
+
+    schema_version: str
+    tracer_version: str
+    #: CLOCK_MONOTONIC ns when the probes went live
+    start_ns: int
+    #: ns of the recorder's stop; null while recording (or after a SIGKILL)
+    end_ns: int | None
+    #: false until the recorder stopped cleanly
+    complete: bool
+    stop_reason: str
+    #: the command `record -- CMD` ran, and its pid and exit status
+    target_command: list[str] | None
+    command_pid: int
+    command_exit: int | None
+    until: str | None
+    duration_limit_s: float | None
+    recorder_argv: list[str]
+    recorder_pid: int
+    #: concern -> "attached" | "unavailable: why"; concern -> why, for those not attached
+    probes: dict[str, str]
+    probes_unavailable: dict[str, str]
+    tracepoints: list[str]
+    cflags: list[str]
+    attach_s: float
+    compile_s: float
+    ring_pages: int
+    lost_events: int
+    lost_per_cpu: list[int]
+    rows: dict[str, int]
+    #: context source -> its problems (journal unreadable, netlink overruns, ...)
+    context: dict[str, Any]
+    hostname: str
+    kernel: str
+    kernel_version: str
+    machine: str
+    boot_id: str | None
+    clock: str
+    #: wall time = monotonic ns + realtime_offset_ns
+    realtime_offset_ns: int
+    cpus: int | None
+
+
+def _meta_int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+@dataclass(frozen=True)
+class RecordedMeta:
+    """The metadata an analysis reads, typed (from :class:`Meta`; absent keys are None)."""
+
+    schema_version: str | None
+    tracer_version: str | None
+    start_ns: int
+    end_ns: int | None
+    complete: bool | None
+    command_pid: int | None
+    target_command: list[str] | None
+    hostname: str | None
+    kernel: str | None
+    lost_events: int
+    #: None when the metadata does not say (recorders before the key existed)
+    probes_unavailable: dict[str, str] | None
+
+    @classmethod
+    def of(cls, meta: Mapping[str, Any]) -> RecordedMeta:
+        cmd = meta.get("target_command")
+        unavailable = meta.get("probes_unavailable")
+        complete = meta.get("complete")
+        return cls(
+            schema_version=_meta_str(meta.get("schema_version")),
+            tracer_version=_meta_str(meta.get("tracer_version")),
+            start_ns=_meta_int(meta.get("start_ns")) or 0,
+            end_ns=_meta_int(meta.get("end_ns")),
+            complete=complete if isinstance(complete, bool) else None,
+            command_pid=_meta_int(meta.get("command_pid")),
+            target_command=[str(c) for c in cmd] if isinstance(cmd, list) else None,
+            hostname=_meta_str(meta.get("hostname")),
+            kernel=_meta_str(meta.get("kernel")),
+            lost_events=int(meta.get("lost_events", 0) or 0),
+            probes_unavailable={str(k): str(v) for k, v in unavailable.items()}
+            if isinstance(unavailable, Mapping)
+            else None,
+        )
+
+
+def _meta_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
 @dataclass
 class Trace:
     """A trace read from disk: metadata plus one Arrow table per known table name."""
@@ -215,6 +307,8 @@ class Trace:
     tables: dict[str, pa.Table]
     #: table name -> description of a torn tail (crash mid-write) that was skipped
     truncated: dict[str, str] = field(default_factory=dict)
+    #: table name -> why: a table the metadata says was recorded has no file (read as empty)
+    missing: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> pa.Table:
         """The named table, empty (with its schema) when the trace has none."""
@@ -223,7 +317,12 @@ class Trace:
 
     @property
     def lost_events(self) -> int:
-        return int(self.meta.get("lost_events", 0) or 0)
+        return self.recorded.lost_events
+
+    @property
+    def recorded(self) -> RecordedMeta:
+        """The metadata, typed (the contract: :class:`Meta`)."""
+        return RecordedMeta.of(self.meta)
 
 
 def empty(name: str) -> pa.Table:
@@ -330,14 +429,23 @@ def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
 
 
 def load(trace_dir: str | os.PathLike[str]) -> Trace:
-    """Read a whole trace directory. Missing tables read as empty; torn tails are noted."""
+    """Read a whole trace directory. Missing tables read as empty (noted when the metadata says
+    they were recorded); torn tails are noted."""
     d = Path(trace_dir)
     meta = read_meta(d)
     tables: dict[str, pa.Table] = {}
     truncated: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    rows = meta.get("rows")
+    recorded_rows: dict[str, Any] = rows if isinstance(rows, dict) else {}
     for name, schema in TABLES.items():
         p = d / (name + TABLE_SUFFIX)
         if not p.exists():
+            if name in recorded_rows:
+                missing[name] = (
+                    f"{p.name} is missing, but the metadata says {recorded_rows[name]} rows "
+                    "were recorded (read as empty)"
+                )
             continue
         try:
             t, note = read_table(p, schema)
@@ -348,7 +456,7 @@ def load(trace_dir: str | os.PathLike[str]) -> Trace:
         tables[name] = t
         if note:
             truncated[name] = note
-    return Trace(path=d, meta=meta, tables=tables, truncated=truncated)
+    return Trace(path=d, meta=meta, tables=tables, truncated=truncated, missing=missing)
 
 
 class StreamWriter:

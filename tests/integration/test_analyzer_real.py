@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.builders import analyze_json
 from tests.integration.recording import descendants, etcdctl_before_etcd, free_port, record
 from tracer import schema
-from tracer.analyzer import analyze
 
 pytestmark = pytest.mark.bpf
 
@@ -114,7 +114,7 @@ def _run(tmp_path: Path, source: str) -> tuple[dict[str, Any], list[dict[str, An
     trace = schema.load(out)
     mine = descendants(trace, int(trace.meta["command_pid"]))
     truth = [json.loads(line) for line in log.read_text().splitlines()]
-    result = analyze(trace)
+    result = analyze_json(trace)
     for t in truth:
         t["port"] = port
     return result, truth, mine
@@ -174,7 +174,7 @@ def test_etcdctl_before_etcd_is_a_listener_wait(tmp_path: Path) -> None:
     record(out, cmd)
     trace = schema.load(out)
     mine = descendants(trace, int(trace.meta["command_pid"]))
-    result = analyze(trace)
+    result = analyze_json(trace)
     ws = [w for w in _mine(result, mine, "listener", port) if w["waiter"]["comm"] == "etcdctl"]
     assert len(ws) == 1, result["waits"]
     (w,) = ws

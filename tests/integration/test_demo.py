@@ -25,7 +25,7 @@ from tracer import schema
 from tracer.cli import main
 from tracer.demo import run
 from tracer.demo import supervisor as sup
-from tracer.demo.run import DemoError, DemoResult, run_demo
+from tracer.demo.run import DemoResult, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -233,22 +233,12 @@ def test_sweep_spares_a_live_supervisor(workdir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str], str | None]:
-    """One real `k3sprof demo` run: (result, progress lines, why analysis is missing or None)."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, list[str]]:
+    """One real `k3sprof demo` run: (result, progress lines)."""
     out = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
-    try:
-        result = run_demo(out, lines.append)
-        missing = None
-    except DemoError as e:
-        if "not in this checkout" not in str(e):
-            raise
-        # the analyzer/report land in parallel: the recording is still checkable
-        result = DemoResult(out_dir=out, trace_dir=out / "demo.trace")
-        for line in lines:
-            run._note_fact(result.facts, line)
-        missing = str(e)
-    return result, lines, missing
+    result = run_demo(out, lines.append)
+    return result, lines
 
 
 def _ours(trace: schema.Trace, sup_pid: int) -> set[int]:
@@ -263,9 +253,9 @@ def _ours(trace: schema.Trace, sup_pid: int) -> set[int]:
 
 @pytest.mark.bpf
 def test_demo_trace_holds_the_workload_exactly_as_it_ran(
-    demo_run: tuple[DemoResult, list[str], str | None],
+    demo_run: tuple[DemoResult, list[str]],
 ) -> None:
-    result, lines, _ = demo_run
+    result, lines = demo_run
     text = "\n".join(lines)
     facts = result.facts
     assert {"supervisor_pid", "etcd_endpoint", "containerd_endpoint", "ready_ns"} <= set(facts), (
@@ -326,11 +316,9 @@ def test_demo_trace_holds_the_workload_exactly_as_it_ran(
 
 @pytest.mark.bpf
 def test_demo_analysis_finds_the_etcd_and_containerd_waits(
-    demo_run: tuple[DemoResult, list[str], str | None],
+    demo_run: tuple[DemoResult, list[str]],
 ) -> None:
-    result, _lines, missing = demo_run
-    if missing:
-        pytest.skip(missing)
+    result, _lines = demo_run
     analysis = result.analysis
     assert analysis is not None
     waits = run.demo_waits(analysis, result.facts)
@@ -431,12 +419,7 @@ def test_demo_k3s_records_k3s_server_until_it_is_up(
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     lines: list[str] = []
     # WHEN the demo runs in k3s mode
-    try:
-        result = run_demo(tmp_path / "out", lines.append, k3s=True, k3s_until=f"listen:{port}")
-    except DemoError as e:
-        if "not in this checkout" in str(e):
-            pytest.skip(str(e))
-        raise
+    result = run_demo(tmp_path / "out", lines.append, k3s=True, k3s_until=f"listen:{port}")
     # THEN it recorded `k3s server` until the listen, and analyzed it with the k3s profile
     text = "\n".join(lines)
     assert f"stopped: until listen:{port}" in text, text

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_report_scenario import best_result, k3s_trace
+from tests.unit.test_report_scenario import analysis
 from tracer.report.html import HtmlReport
 
 pytestmark = pytest.mark.browser
@@ -48,9 +48,8 @@ def chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tr = k3s_trace()
     path = tmp_path_factory.mktemp("report") / "k3s.html"
-    HtmlReport.from_analysis(tr, best_result(tr, redact=False)).render(path)
+    HtmlReport.from_analysis(analysis(redact=False)).render(path)
     return path
 
 

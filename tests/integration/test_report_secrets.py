@@ -7,13 +7,12 @@ import json
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.integration.recording import K3SPROF, ROOT, free_port, record
-from tests.unit.test_report_scenario import real_analyzer_available
 from tracer import schema
+from tracer.analyzer import analyze
 from tracer.report.html import HtmlReport
 from tracer.report.perfetto import PerfettoExport
 
@@ -55,60 +54,23 @@ def test_the_trace_really_holds_the_secrets(recorded: tuple[Path, list[str]]) ->
         assert any(s in a for a in argvs), f"{s} not recorded"
 
 
-def unredacted_result(trace: schema.Trace) -> dict[str, Any]:
-    """What the report is handed when nobody redacted upstream: the worst case for its layer."""
-    if real_analyzer_available():
-        from tracer.analyzer import analyze
-
-        return analyze(trace, redact=False)  # type: ignore[no-any-return]
-    procs = [
-        {
-            "key": f"{r['pid']}@{r['ts_ns']}",
-            "pid": r["pid"],
-            "comm": r["comm"],
-            "exe": r["filename"],
-            "argv": r["argv"],
-            "start_ns": r["ts_ns"],
-            "end_ns": None,
-            "component": "workload",
-        }
-        for r in trace.table("process").to_pylist()
-        if r["kind"] == "exec"
-    ]
-    return {
-        "end_reached": False,
-        "processes": procs,
-        "critical_path": [
-            {
-                "start_ns": p["start_ns"],
-                "end_ns": p["start_ns"] + 1,
-                "kind": "run",
-                "label": " ".join(p["argv"] or []),
-                "pid": p["pid"],
-                "comm": p["comm"],
-            }
-            for p in procs[:50]
-        ],
-    }
-
-
 def test_report_and_export_carry_no_secret(
     recorded: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
     path, secrets = recorded
     trace = schema.load(path)
-    result = unredacted_result(trace)
-    page = HtmlReport.from_analysis(trace, result).render_bytes().decode()
-    export = PerfettoExport.from_analysis(trace, result).render_bytes().decode()
+    # redaction happens once, in the analyzer; the reporters render what it handed them
+    result = analyze(trace)
+    page = HtmlReport.from_analysis(result).render_bytes().decode()
+    export = PerfettoExport.from_analysis(result).render_bytes().decode()
     for s in secrets:
         assert s not in page and s not in export
     # and the workload is in there, redacted, not dropped
     assert "--token=<redacted>" in export and "--agent-token" in export
-    raw = PerfettoExport.from_analysis(trace, result, redact=False).render_bytes().decode()
+    raw = PerfettoExport.from_analysis(analyze(trace, redact=False)).render_bytes().decode()
     assert all(s in raw for s in secrets)
 
 
-@pytest.mark.skipif(not real_analyzer_available(), reason="tracer.analyzer.analyze not in tree yet")
 def test_cli_outputs_carry_no_secret(recorded: tuple[Path, list[str]], tmp_path: Path) -> None:
     path, secrets = recorded
     outs = []

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.builders import ms, trace
+from tests.builders import analyze_json, ms, trace
 from tracer._errors import UsageError
-from tracer.analyzer import analyze
 
 
 def fork(t: float, pid: int, ppid: int, comm: str = "sh") -> dict[str, Any]:
@@ -77,7 +76,7 @@ def server_client(client_polls_after_ok: int = 0) -> Any:
 
 
 def test_listener_wait_exact_fields() -> None:
-    r = analyze(server_client())
+    r = analyze_json(server_client())
     (w,) = waits_of(r, "listener")
     assert w["waiter"]["pid"] == 12 and w["target"]["pid"] == 11
     assert w["endpoint"] == "127.0.0.1:8080"
@@ -92,7 +91,7 @@ def test_listener_wait_exact_fields() -> None:
 
 
 def test_listener_wait_critical_path_goes_through_the_listener() -> None:
-    r = analyze(server_client())
+    r = analyze_json(server_client())
     assert r["end_reached"] and r["end_by"] == "exit of the recorded command"
     check_path(r)
     kinds = [(s["kind"], s["pid"], s["start_ns"], s["end_ns"]) for s in r["critical_path"]]
@@ -104,7 +103,7 @@ def test_listener_wait_critical_path_goes_through_the_listener() -> None:
 
 
 def test_listener_then_poll_is_one_wait() -> None:
-    r = analyze(server_client(client_polls_after_ok=3))
+    r = analyze_json(server_client(client_polls_after_ok=3))
     assert not waits_of(r, "listener")
     (w,) = waits_of(r, "poll")
     assert w["attempts"] == 9
@@ -118,11 +117,11 @@ def test_listener_then_poll_is_one_wait() -> None:
 
 
 def test_secrets_redacted_by_default_and_kept_with_no_redact() -> None:
-    r = analyze(server_client())
+    r = analyze_json(server_client())
     client = next(p for p in r["processes"] if p["pid"] == 12)
     assert "hunter2" not in repr(r)
     assert client["argv"][:2] == ["client", "--token"]
-    r2 = analyze(server_client(), redact=False)
+    r2 = analyze_json(server_client(), redact=False)
     assert next(p for p in r2["processes"] if p["pid"] == 12)["argv"][-1] == "hunter2"
 
 
@@ -136,7 +135,7 @@ def test_pid_reuse_gives_two_instances_and_events_go_to_the_right_one() -> None:
         socket=[connect(5, 50, 9000, "refused"), connect(6, 50, 9000, "refused"),
                 connect(30, 50, 9000, "ok")],
     )
-    r = analyze(tr, end="exit:second")
+    r = analyze_json(tr, end="exit:second")
     firsts = [p for p in r["processes"] if p["pid"] == 50]
     assert [p["key"] for p in firsts] == [f"50@{ms(0)}", f"50@{ms(20)}"]
     assert [p["comm"] for p in firsts] == ["first", "second"]
@@ -155,7 +154,7 @@ def test_exec_in_same_pid_is_one_process_with_an_exec_chain() -> None:
                  exec_(2, 7, "k3s-server", "server"), fork(5, 8, 7, "k3s-server"),
                  exec_(6, 8, "containerd", "-c", "x.toml")],
     )
-    r = analyze(tr)
+    r = analyze_json(tr)
     assert r["profile"] == "k3s"  # auto-detected from the exec names
     (k3s,) = [p for p in r["processes"] if p["pid"] == 7]
     assert [e["filename"] for e in k3s["execs"]] == ["/usr/bin/k3s", "/usr/bin/k3s-server"]
@@ -173,7 +172,7 @@ def test_snapshot_gives_processes_alive_at_attach() -> None:
         process=[fork(120, 31, 30, "k3s-server"), exec_(121, 31, "modprobe", "overlay"),
                  exit_(130, 31)],
     )
-    r = analyze(tr)
+    r = analyze_json(tr)
     k = next(p for p in r["processes"] if p["pid"] == 30)
     assert k["key"] == f"30@{ms(50)}" and k["from_snapshot"] and k["end_ns"] is None
     assert k["parent_key"] == "1@0"
@@ -198,7 +197,7 @@ def test_overlapping_waits_on_two_endpoints_path_follows_the_later_one() -> None
                  exit_(700, 20, comm="a"), exit_(800, 21), exit_(800, 22)],
         socket=sock,
     )
-    r = analyze(tr, end="exit:a")
+    r = analyze_json(tr, end="exit:a")
     ls = sorted(waits_of(r, "listener"), key=lambda w: w["endpoint"])
     assert [(w["endpoint"], w["ready_ns"], w["first_ok_ns"], w["attempts"]) for w in ls] == [
         ("127.0.0.1:7001", ms(300), ms(310), 7), ("127.0.0.1:7002", ms(600), ms(615), 7)]
@@ -215,7 +214,7 @@ def test_poller_that_never_succeeds() -> None:
         process=[fork(0, 40, 1, "poller")],
         socket=[connect(100 * i, 40, "/run/x.sock", "enoent") for i in range(1, 9)],
     )
-    r = analyze(tr)
+    r = analyze_json(tr)
     (w,) = waits_of(r, "listener")
     assert w["endpoint"] == "unix:/run/x.sock" and w["attempts"] == 8
     assert w["first_ok_ns"] is None and w["ready_ns"] is None and w["lag_ns"] is None
@@ -225,7 +224,7 @@ def test_poller_that_never_succeeds() -> None:
 
 
 def test_end_never_reached_gives_no_path() -> None:
-    r = analyze(server_client(), end="listen:9999")
+    r = analyze_json(server_client(), end="listen:9999")
     assert r["end_reached"] is False and r["critical_path"] == []
     assert r["end_ns"] is None and r["total_ns"] is None
 
@@ -233,7 +232,7 @@ def test_end_never_reached_gives_no_path() -> None:
 def test_k3s_default_end_never_reached() -> None:
     tr = trace(meta={"start_ns": 0}, process=[fork(0, 7, 1), exec_(1, 7, "k3s", "server")],
                socket=[listen(5, 7, 6443)])
-    r = analyze(tr)
+    r = analyze_json(tr)
     assert r["profile"] == "k3s" and not r["end_reached"] and r["critical_path"] == []
 
 
@@ -241,14 +240,14 @@ def test_ipv4_connect_matches_wildcard_v6_listen_but_not_other_port() -> None:
     sock = [connect(10 * i, 60, 5000, "refused" if i < 4 else "ok") for i in range(1, 5)]
     sock += [listen(5, 61, 5001, "::"), listen(35, 61, 5000, "::")]
     tr = trace(meta={"start_ns": 0}, process=[fork(0, 60, 1), fork(0, 61, 1)], socket=sock)
-    (w,) = waits_of(analyze(tr), "listener")
+    (w,) = waits_of(analyze_json(tr), "listener")
     assert w["ready_ns"] == ms(35) and w["target"]["pid"] == 61
 
 
 def test_failure_while_already_listening_is_not_a_listener_wait() -> None:
     sock = [listen(1, 61, 5000), connect(10, 60, 5000, "reset"), connect(20, 60, 5000, "ok")]
     tr = trace(meta={"start_ns": 0}, process=[fork(0, 60, 1), fork(0, 61, 1)], socket=sock)
-    assert not waits_of(analyze(tr), "listener")
+    assert not waits_of(analyze_json(tr), "listener")
 
 
 def test_regular_poller_is_a_poll_and_irregular_client_is_not() -> None:
@@ -260,7 +259,7 @@ def test_regular_poller_is_a_poll_and_irregular_client_is_not() -> None:
     tr = trace(meta={"start_ns": 0, "end_ns": ms(3000)},
                process=[fork(0, 70, 1, "poller"), fork(0, 71, 1, "worker"), exit_(1600, 70)],
                socket=a + b + [listen(1, 72, 8443)])
-    polls = waits_of(analyze(tr), "poll")
+    polls = waits_of(analyze_json(tr), "poll")
     assert len(polls) == 1
     (p,) = polls
     assert p["waiter"]["pid"] == 70 and p["attempts"] == 8
@@ -277,7 +276,7 @@ def test_poll_found_through_interleaved_traffic_of_the_same_process() -> None:
     tr = trace(meta={"start_ns": 0, "end_ns": ms(20000)},
                process=[fork(0, 7, 1), exec_(1, 7, "k3s", "server")],
                socket=polls + other + [listen(500, 7, 6443)])
-    (p,) = waits_of(analyze(tr), "poll")
+    (p,) = waits_of(analyze_json(tr), "poll")
     assert p["attempts"] == 6 and p["interval_ns"] == ms(2000)
     assert p["ended_ns"] == ms(11000)
 
@@ -290,7 +289,7 @@ def test_child_and_module_helper_waits() -> None:
                  fork(60, 9, 7), exec_(61, 9, "iptables", "-L"), exit_(90, 9)],
         socket=[listen(95, 7, 10250), listen(96, 7, 10259), listen(100, 7, 10257)],
     )
-    r = analyze(tr)
+    r = analyze_json(tr)
     children = waits_of(r, "child")
     assert [(w["target"]["pid"], w["start_ns"], w["end_ns"]) for w in children] == [
         (8, ms(10), ms(50)), (9, ms(60), ms(90))]
@@ -311,7 +310,7 @@ def test_k3s_phases_and_missing_phase() -> None:
         socket=[listen(500, 7, 6443), *polls, listen(4000, 7, 6444, "127.0.0.1"),
                 listen(9500, 7, 10257, "127.0.0.1"), listen(9600, 7, 10250)],
     )
-    r = analyze(tr)
+    r = analyze_json(tr)
     ph = {p["name"].split(" ")[0] + p["name"].split(" ")[1]: p for p in r["phases"]}
     assert ph["containerdstart"]["duration_ns"] == ms(3000 - 1001)
     api = ph["APIserver"]
@@ -329,24 +328,24 @@ def test_custom_profile_file_and_bad_profile(tmp_path: Any) -> None:
     f = tmp_path / "mine.json"
     f.write_text('{"name": "mine", "components": [{"component": "web", "exe": ["server"]}],'
                  ' "end": ["listen:8080"]}')
-    r = analyze(server_client(), profile=str(f))
+    r = analyze_json(server_client(), profile=str(f))
     assert r["profile"] == "mine" and r["end_ns"] == ms(450)
     assert next(p for p in r["processes"] if p["pid"] == 11)["component"] == "web"
     with pytest.raises(UsageError, match="unknown profile"):
-        analyze(server_client(), profile="nope")
+        analyze_json(server_client(), profile="nope")
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(UsageError, match="invalid JSON"):
-        analyze(server_client(), profile=str(tmp_path / "bad.json"))
+        analyze_json(server_client(), profile=str(tmp_path / "bad.json"))
 
 
 def test_bad_condition_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown condition"):
-        analyze(server_client(), end="bogus:1")
+        analyze_json(server_client(), end="bogus:1")
 
 
 def test_start_condition_and_lost_events_reported() -> None:
     tr = server_client()
     tr.meta["lost_events"] = 12
-    r = analyze(tr, start="listen:8080")
+    r = analyze_json(tr, start="listen:8080")
     assert r["start_ns"] == ms(450) and r["lost_events"] == 12
     check_path(r)

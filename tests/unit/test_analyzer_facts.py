@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.builders import ms, trace
+from tests.builders import analyze_json, ms, trace
 from tests.unit.test_analyzer import exec_, fork
 from tracer.analyzer import analyze
 from tracer.report import model
@@ -24,17 +24,17 @@ def k3s(log: list[dict[str, Any]] | None = None, filename: str = "/usr/local/bin
 def test_version_from_the_starting_log_line() -> None:
     t = k3s(log=[dict(ts_ns=ms(5), source="stderr", level="info", message="Starting k3s "
                       "v1.32.4+k3s1 (6b330558)", raw=START_LINE, time_from="arrival")])
-    facts = analyze(t)["trace"]
+    facts = analyze_json(t)["trace"]
     assert (facts["k3s_version"], facts["k3s_commit"], facts["k3s_version_from"]) == (
         "v1.32.4+k3s1", "6b330558", "log")
-    f = model.facts(t, analyze(t))
+    f = model.facts(analyze(t))
     assert f["k3s_version"] == "v1.32.4+k3s1 (6b330558)"
 
 
 def test_version_from_an_exec_path_and_unknown_otherwise() -> None:
-    facts = analyze(k3s(filename="/opt/k3s-v1.32.3-k3s1"))["trace"]
+    facts = analyze_json(k3s(filename="/opt/k3s-v1.32.3-k3s1"))["trace"]
     assert (facts["k3s_version"], facts["k3s_version_from"]) == ("v1.32.3+k3s1", "exec")
-    assert analyze(k3s())["trace"]["k3s_version"] is None
+    assert analyze_json(k3s())["trace"]["k3s_version"] is None
 
 
 def test_compare_names_both_versions() -> None:

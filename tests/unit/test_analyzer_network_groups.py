@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from tests.builders import ms, table, trace
+from tests.builders import analyze_json, ms, table, trace
 from tests.unit.test_analyzer import connect, exec_, exit_, fork, listen
 from tracer import conditions
 from tracer._errors import UsageError
-from tracer.analyzer import analyze
+from tracer.analyzer import Analysis, analyze
 from tracer.analyzer.text import render
 from tracer.report.html import HtmlReport
 
@@ -66,7 +66,7 @@ def test_bad_interface_conditions_are_usage_errors(bad: str) -> None:
 
 
 def test_generic_profile_milestones_for_interfaces_created_during_the_trace() -> None:
-    r = analyze(net_trace(), profile="generic")
+    r = analyze_json(net_trace(), profile="generic")
     net = {m["name"]: m for m in r["milestones"] if m["spec"].startswith(("link-up:", "addr:"))}
     assert {n: m["ts_ns"] for n, m in net.items()} == {
         "cni0 has an address": ms(250),
@@ -75,7 +75,7 @@ def test_generic_profile_milestones_for_interfaces_created_during_the_trace() ->
     }
     assert net["cni0 up"]["spec"] == "link-up:cni0"
     assert not any("eth0" in m["name"] for m in r["milestones"])  # existed before the trace
-    text = render(r)
+    text = render(Analysis.from_json(r))
     assert "cni0 has an address" in text and "flannel.1 up" in text
 
 
@@ -83,12 +83,12 @@ def test_netlink_rows_from_before_the_trace_start_are_not_creations() -> None:
     tr = trace(meta={"start_ns": ms(100), "end_ns": ms(1000)},
                netlink=[link(50, "link_new", 9, "old0", "down"),
                         link(120, "link_new", 9, "old0", "up")])
-    r = analyze(tr, profile="generic")
+    r = analyze_json(tr, profile="generic")
     assert not any("old0" in m["name"] for m in r["milestones"])
 
 
 def test_k3s_profile_names_the_network_milestones() -> None:
-    r = analyze(net_trace("k3s"), profile="k3s")
+    r = analyze_json(net_trace("k3s"), profile="k3s")
     got = {m["name"]: m["ts_ns"] for m in r["milestones"]}
     assert got["cni0 has an address"] == ms(250)
     assert got["flannel.1 up"] == ms(260)
@@ -96,17 +96,17 @@ def test_k3s_profile_names_the_network_milestones() -> None:
 
 
 def test_end_at_a_network_milestone() -> None:
-    r = analyze(net_trace(), profile="generic", end="addr:cni0")
+    r = analyze_json(net_trace(), profile="generic", end="addr:cni0")
     assert r["end_reached"] and r["end_ns"] == ms(250)
-    r = analyze(net_trace(), profile="generic", start="link-up:flannel.1", end="link-up:cni0")
+    r = analyze_json(net_trace(), profile="generic", start="link-up:flannel.1", end="link-up:cni0")
     assert (r["start_ns"], r["end_ns"], r["total_ns"]) == (ms(260), ms(300), ms(40))
-    r = analyze(net_trace(), profile="generic", end="addr:flannel.1")
+    r = analyze_json(net_trace(), profile="generic", end="addr:flannel.1")
     assert not r["end_reached"]
 
 
 def test_network_milestones_in_the_report() -> None:
     tr = net_trace()
-    rep = HtmlReport.from_analysis(tr, analyze(tr, profile="generic"))
+    rep = HtmlReport.from_analysis(analyze(tr, profile="generic"))
     names = [m["name"] for m in rep.payload["analysis"]["milestones"]]
     assert {"cni0 up", "cni0 has an address", "flannel.1 up"} <= set(names)
     (events,) = [f[3] for f in rep.figures if f[0] == "events"]
@@ -150,7 +150,7 @@ def cgroup_trace() -> Any:
 
 
 def test_groups_per_unit_and_pod() -> None:
-    r = analyze(cgroup_trace(), profile="generic", scope="all")
+    r = analyze_json(cgroup_trace(), profile="generic", scope="all")
     groups = {g["name"]: g for g in r["groups"]}
     assert set(groups) == {"k3s.service", POD, "(no unit)"}
     k3s = groups["k3s.service"]
@@ -178,9 +178,9 @@ def test_groups_in_text() -> None:
 
 def test_no_cgroup_table_means_one_no_unit_group_and_no_text_section() -> None:
     tr = net_trace()
-    r = analyze(tr, profile="generic")
+    r = analyze_json(tr, profile="generic")
     assert [(g["name"], g["processes"]) for g in r["groups"]] == [("(no unit)", 1)]
-    assert "By unit / pod" not in render(r)
+    assert "By unit / pod" not in render(analyze(tr, profile="generic"))
 
 
 def test_report_timeline_bands_by_unit() -> None:

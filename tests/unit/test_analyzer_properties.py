@@ -9,8 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.builders import trace
-from tracer.analyzer import analyze
+from tests.builders import analyze_json, trace
 from tracer.analyzer.polls import find_series
 
 OUTCOMES = ["ok", "refused", "refused", "enoent", "timeout", "pending"]
@@ -53,7 +52,7 @@ def random_trace(draw: Any) -> Any:
 @given(random_trace())
 def test_critical_path_is_contiguous_and_sums_exactly(case: Any) -> None:
     tr, end = case
-    r = analyze(tr, end=end)
+    r = analyze_json(tr, end=end)
     if not r["end_reached"]:
         assert r["critical_path"] == [] and r["total_ns"] is None
         return

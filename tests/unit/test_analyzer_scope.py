@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.builders import ms, trace
+from tests.builders import analyze_json, ms, trace
 from tests.unit.test_analyzer import connect, exec_, exit_, fork, listen, waits_of
 from tracer._errors import UsageError
 from tracer.analyzer import analyze
-from tracer.report import model
 
 
 def system(command_pid: int | None = 10) -> Any:
@@ -34,7 +33,7 @@ def system(command_pid: int | None = 10) -> Any:
 
 def test_default_scope_is_the_tree_and_foreign_listener_stays_a_target() -> None:
     t = system()
-    r = analyze(t)
+    r = analyze_json(t)
     assert r["scope"] == {"mode": "tree", "root": {"pid": 10, "comm": "sh", "key": f"10@{ms(0)}"},
                           "processes": 2, "left_out": r["scope"]["left_out"]}
     assert r["scope"]["left_out"] >= 3
@@ -50,27 +49,27 @@ def test_default_scope_is_the_tree_and_foreign_listener_stays_a_target() -> None
 
 
 def test_scope_all_shows_every_process() -> None:
-    r = analyze(system(), scope="all")
+    r = analyze_json(system(), scope="all")
     assert r["scope"]["mode"] == "all" and r["scope"]["left_out"] == 0
     assert sorted(w["waiter"]["pid"] for w in waits_of(r, "listener")) == [12, 50]
     assert {50, 51, 60} <= {p["pid"] for p in r["processes"]}
 
 
 def test_without_command_pid_auto_is_all_and_tree_is_a_usage_error() -> None:
-    assert analyze(system(None))["scope"]["mode"] == "all"
+    assert analyze_json(system(None))["scope"]["mode"] == "all"
     with pytest.raises(UsageError, match="command_pid"):
-        analyze(system(None), scope="tree")
+        analyze_json(system(None), scope="tree")
     with pytest.raises(UsageError, match="scope"):
-        analyze(system(), scope="mine")
+        analyze_json(system(), scope="mine")
 
 
 def test_report_rows_follow_the_scope() -> None:
     t = system()
-    scoped = model.connects(t, analyze(t))
+    scoped = analyze(t).views.connects
     assert set(scoped["pid"]) == {12}
-    assert set(model.connects(t, analyze(t, scope="all"))["pid"]) == {12, 50}
+    assert set(analyze(t, scope="all").views.connects["pid"]) == {12, 50}
     # the foreign listener is shown: it is what the tree waited for
-    assert set(model.listens(t, analyze(t))["pid"]) == {60}
+    assert set(analyze(t).views.listens["pid"]) == {60}
 
 
 def test_udp_connects_are_not_waits_but_failed_tcp_before_syn_are() -> None:
@@ -95,7 +94,7 @@ def test_udp_connects_are_not_waits_but_failed_tcp_before_syn_are() -> None:
                  fork(5, 60, 10, "daemon"), exit_(900, 12), exit_(950, 10)],
         socket=sorted(sock, key=lambda r: r["ts_ns"]),
     )
-    r = analyze(t)
+    r = analyze_json(t)
     assert not [w for w in r["waits"] if w["endpoint"] == "10.0.0.2:53"]
     (w,) = [w for w in r["waits"] if w["endpoint"] == "127.0.0.1:8080"]
     assert w["kind"] == "listener" and w["outcomes"] == {"ok": 1, "unreachable": 3}
@@ -104,7 +103,7 @@ def test_udp_connects_are_not_waits_but_failed_tcp_before_syn_are() -> None:
         row.update(tcp=True)
     tcp = trace(meta=t.meta, process=[fork(0, 10, 1), exec_(1, 10, "sh")],
                 socket=sorted(sock[:8], key=lambda r: r["ts_ns"]))
-    assert [w["kind"] for w in analyze(tcp)["waits"]] == ["poll"]
+    assert [w["kind"] for w in analyze_json(tcp)["waits"]] == ["poll"]
 
 
 def test_poll_loop_is_not_anchored_on_a_fetch_just_before_it() -> None:
@@ -115,6 +114,6 @@ def test_poll_loop_is_not_anchored_on_a_fetch_just_before_it() -> None:
     t = trace(meta={"start_ns": 0, "end_ns": ms(2000), "command_pid": 10},
               process=[fork(0, 10, 1), exec_(1, 10, "k3s-server")],
               socket=fetches + loop + [listen(50, 10, 6443)])
-    (w,) = waits_of(analyze(t), "poll")
+    (w,) = waits_of(analyze_json(t), "poll")
     assert w["attempts"] == 6
     assert w["first_attempt_ns"] == ms(200) and w["ended_ns"] == ms(1200)

@@ -1,7 +1,6 @@
 """report / export / compare on the command line: outputs, naming, --force, --no-redact, errors.
 
-Traces are written to disk in the real format. Until tracer.analyzer.analyze exists the
-analysis is the hand-computed one (patched in); afterwards the real analyzer runs.
+Traces are written to disk in the real format and analyzed by the real analyzer.
 """
 
 from __future__ import annotations
@@ -11,16 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.unit.test_report_scenario import (
-    SECRETS,
-    analysis,
-    k3s_trace,
-    real_analyzer_available,
-)
+from tests.unit.test_report_scenario import SECRETS, analysis, k3s_trace
 from tracer import schema
 from tracer.cli import main
 
@@ -33,19 +26,6 @@ def write_trace(trace: schema.Trace, path: Path) -> Path:
         w.write(table)
         w.close()
     return path
-
-
-@pytest.fixture(autouse=True)
-def analyzer(monkeypatch: pytest.MonkeyPatch) -> None:
-    if real_analyzer_available():
-        return
-
-    def fake(trace: schema.Trace, **kw: Any) -> dict[str, Any]:
-        return analysis(redact=kw.get("redact", True))
-
-    for mod in ("tracer.cli.report", "tracer.cli.export", "tracer.report._analysis"):
-        __import__(mod)
-        monkeypatch.setattr(f"{mod}.analyze_trace", fake)
 
 
 @pytest.fixture
@@ -106,7 +86,7 @@ def test_compare_traces_and_json_files(
     trace_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stored = tmp_path / "v1.32.3.json"
-    stored.write_text(json.dumps(analysis()))
+    stored.write_text(json.dumps(analysis().to_json()))
     html_out = tmp_path / "cmp.html"
     assert main(["compare", str(stored), str(trace_dir), "-o", str(html_out)]) == 0
     text = capsys.readouterr().out

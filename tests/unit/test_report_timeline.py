@@ -33,7 +33,7 @@ def system_trace() -> Any:
 
 
 def timeline(tr: Any, **kw: Any) -> tuple[str, dict[str, Any]]:
-    rep = HtmlReport.from_analysis(tr, analyze(tr, **kw))
+    rep = HtmlReport.from_analysis(analyze(tr, **kw))
     (fig,) = [f[3] for f in rep.figures if f[0] == "timeline"]
     layout = json.loads(re.search(r"Plotly\.newPlot\(\s*\"fig-timeline\",\s*\[.*?\],\s*({.*?})"
                                   r",\s*{\"displaylogo\"", fig, re.S).group(1))  # type: ignore[union-attr]

@@ -8,6 +8,10 @@ connect-ok:, log:, link-up:, addr:) plus three the analyzer adds:
   poll-end:PORT|PATH       the end of a poll loop to that endpoint (a `poll` wait's ended_ns)
   listen-endpoint:PATTERN  a listen whose endpoint matches an fnmatch pattern ("unix:*kine.sock")
 
+Log lines without a pid (the recorded command's own output, captured from its pipes) belong to the
+recorded command: its process when it is alive at that moment, else the process of its tree
+closest to it that is (``log_owner``). Only with no recorded command do they have no process.
+
 A phase runs from the earliest occurrence of any of its start specs (with ``"pick":
 "first-listed"``: of the first listed spec that occurred) to the earliest occurrence of any of its
 end specs at or after that start. Events that are not in the trace make the phase
@@ -16,6 +20,7 @@ absent (with the reason), never guessed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -47,10 +52,18 @@ def validate(spec: str) -> str:
 
 
 class Events:
-    def __init__(self, trace: Trace, procs: Processes, waits: list[Wait]) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        procs: Processes,
+        waits: list[Wait],
+        log_owner: Callable[[int], int | None] | None = None,
+    ) -> None:
         self.trace = trace
         self.procs = procs
         self.waits = waits
+        #: ts -> the process a log line without a pid belongs to (None: nobody)
+        self.log_owner = log_owner or (lambda ts: None)
         self._cache: dict[str, list[Occurrence]] = {}
         self._tables = {n: trace.table(n) for n in ("process", "socket", "log", "netlink")}
 
@@ -78,11 +91,19 @@ class Events:
         if hits.num_rows == 0:
             return []
         ts = pc.fill_null(hits[ts_col], 0)
+        times = [int(x) for x in ts.to_pylist()]
+        procs: list[int | None] = [None] * hits.num_rows
         if "pid" in hits.column_names:
-            procs = self.procs.assign(hits["pid"], ts).tolist()
-        else:
-            procs = [None] * hits.num_rows
-        occ: list[Occurrence] = list(zip([int(x) for x in ts.to_pylist()], procs))
+            has_pid = pc.is_valid(hits["pid"])
+            rows = pc.indices_nonzero(has_pid).to_pylist()
+            if rows:
+                found = self.procs.assign(hits["pid"].filter(has_pid), ts.filter(has_pid))
+                for r, idx in zip(rows, found.tolist()):
+                    procs[r] = idx
+            if "source" in hits.column_names and len(rows) < hits.num_rows:  # the log table
+                for r in pc.indices_nonzero(pc.invert(has_pid)).to_pylist():
+                    procs[r] = self.log_owner(times[r])
+        occ: list[Occurrence] = list(zip(times, procs))
         occ.sort(key=lambda o: o[0])
         return occ
 

@@ -74,7 +74,9 @@ def views(
         for_waits[name] = t.filter(wanted)
         rows[name] = pc.indices_nonzero(wanted).to_numpy().astype(np.int64)
     return (
-        Trace(path=trace.path, meta=trace.meta, tables=strict, truncated=trace.truncated),
-        Trace(path=trace.path, meta=trace.meta, tables=for_waits, truncated=trace.truncated),
+        Trace(path=trace.path, meta=trace.meta, tables=strict, truncated=trace.truncated,
+              missing=trace.missing),
+        Trace(path=trace.path, meta=trace.meta, tables=for_waits, truncated=trace.truncated,
+              missing=trace.missing),
         rows,
     )

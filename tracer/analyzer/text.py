@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from tracer.analyzer import summary
+from tracer.analyzer.model import Analysis, Party
 
 TOP_WAITS = 10
 TOP_GROUPS = 20
+TOP_SUMMARY = 6
 
 
 def _ms(ns: int | None, base: int | None = None) -> str:
@@ -19,53 +21,79 @@ def _at(ns: int | None, base: int) -> str:
     return "-" if ns is None else f"+{(ns - base) / 1e6:,.1f}"
 
 
-def _who(p: dict[str, Any] | None) -> str:
+def _who(p: Party | None) -> str:
     return "?" if not p else f"{p['comm']}[{p['pid']}]"
 
 
-def render(r: dict[str, Any]) -> str:
-    base = r["start_ns"]
+def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) -> str:
+    """`k3sprof analyze` text. Top waits ranks the waits inside the analysis window; all_waits
+    lists the others after them (never above). Consecutive runs of one helper on the critical
+    path are one line unless all_segments."""
+    base = a.start_ns
     lines: list[str] = []
-    t = r["trace"]
+    t = a.trace
     lines.append(
         f"trace   {t['path']}  host {t.get('hostname') or '?'}  kernel {t.get('kernel') or '?'}"
         + (f"  k3s {t['k3s_version']}" if t.get("k3s_version") else "")
     )
-    lines.append(f"profile {r['profile']}   start: {r['start_by']}   end: {r['end_by'] or '-'}")
-    sc = r.get("scope") or {}
+    lines.append(f"profile {a.profile}   start: {a.start_by}   end: {a.end_by or '-'}")
+    sc = a.scope
     if sc.get("mode") == "tree":
         lines.append(
             f"scope   the recorded command's process tree ({_who(sc.get('root'))}, "
             f"{sc.get('processes')} processes); {sc.get('left_out')} other processes in the "
             "trace left out (--scope all includes them)"
         )
-    if r["lost_events"]:
+    if a.lost_events:
         lines.append(
-            f"WARNING: {r['lost_events']} events were lost while recording: waits and the "
+            f"WARNING: {a.lost_events} events were lost while recording: waits and the "
             "critical path may be incomplete (record with a bigger buffer)"
         )
     if t.get("truncated_tables"):
         lines.append(
             f"WARNING: truncated tables (recorder killed?): {', '.join(t['truncated_tables'])}"
         )
+    for name, why in sorted((t.get("missing_tables") or {}).items()):
+        lines.append(f"WARNING: table {name}: {why}")
     if t.get("probes_unavailable"):
-        lines.append(f"note: probes unavailable: {', '.join(map(str, t['probes_unavailable']))}")
+        names = map(str, t["probes_unavailable"] or {})
+        lines.append(f"note: probes unavailable: {', '.join(names)}")
     lines.append("")
-    if not r["start_reached"]:
+    if not a.start_reached:
         lines.append(
-            f"START NOT REACHED: {r['start_by']} never happened in this trace; no critical path."
+            f"START NOT REACHED: {a.start_by} never happened in this trace; no critical path."
         )
-    elif not r["end_reached"]:
+    elif not a.end_reached:
         lines.append(
-            f"END NOT REACHED: {r['end_by']} never happened after the start; "
+            f"END NOT REACHED: {a.end_by} never happened after the start; "
             "no critical path (nothing is made up)."
         )
     else:
         lines.append(
-            f"Critical path: {_ms(r['total_ns'])} from start to end (times are ms after the start)"
+            f"Critical path: {_ms(a.total_ns)} from start to end (times are ms after the start)"
         )
         lines.append(f"  {'at':>10} {'duration':>12} {'%':>6}  {'kind':<14} {'process':<22} what")
-        for s in r["critical_path"]:
+        total_ns = a.total_ns or 1
+        rows = (
+            list(a.critical_path)
+            if all_segments
+            else summary.collapse(a.critical_path, a.processes)
+        )
+        for s in rows:
+            if isinstance(s, summary.Collapsed):
+                between = (
+                    f"; {s.waiter} between them: {_ms(s.between_ns)}"
+                    if s.between
+                    else ""
+                )
+                lines.append(
+                    f"  {_at(a.critical_path[s.first]['start_ns'], base):>10} "
+                    f"{_ms(s.duration_ns):>12} {100 * s.duration_ns / total_ns:>5.1f}%  "
+                    f"{s.kind:<14} {s.executable + ' x' + str(s.count):<22} "
+                    f"{s.count} runs of {s.executable}, {_ms(s.helper_ns)}{between} "
+                    "(--all-segments lists them)"
+                )
+                continue
             lines.append(
                 f"  {_at(s['start_ns'], base):>10} {_ms(s['duration_ns']):>12} "
                 f"{s['pct']:>5.1f}%  {s['kind']:<14} "
@@ -73,9 +101,9 @@ def render(r: dict[str, Any]) -> str:
                 f"{s['label']}"
             )
         by_kind: dict[str, int] = {}
-        for s in r["critical_path"]:
+        for s in a.critical_path:
             by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + s["duration_ns"]
-        total = r["total_ns"] or 1
+        total = a.total_ns or 1
         lines.append(
             "  composition: "
             + ", ".join(
@@ -83,47 +111,79 @@ def render(r: dict[str, Any]) -> str:
                 for k, v in sorted(by_kind.items(), key=lambda x: -x[1])
             )
         )
+        ps = a.sections.get("path_summary") or {}
+        for what, key in (("executable", "by_executable"), ("component", "by_component")):
+            rows_of = ps.get(key) or []
+            if rows_of:
+                lines.append(
+                    f"  by {what}: "
+                    + ", ".join(
+                        f"{r['name']} x{r['processes']} {_ms(r['total_ns'])} {r['pct']:.1f}%"
+                        if r["processes"] > 1
+                        else f"{r['name']} {_ms(r['total_ns'])} {r['pct']:.1f}%"
+                        for r in rows_of[:TOP_SUMMARY]
+                    )
+                    + (
+                        f", ... {len(rows_of) - TOP_SUMMARY} more"
+                        if len(rows_of) > TOP_SUMMARY
+                        else ""
+                    )
+                )
     lines.append("")
-    net = [w for w in r["waits"] if w["kind"] in ("listener", "poll")]
+    inside = [w for w in a.waits if w.get("in_window", True)]
+    net = [w for w in inside if w["kind"] in ("listener", "poll")]
     net.sort(key=lambda w: -(w["duration_ns"] or 0))
+    outside = [w for w in a.waits if not w.get("in_window", True)]
+    outside_net = [w for w in outside if w["kind"] in ("listener", "poll")]
+    outside_net.sort(key=lambda w: -(w["duration_ns"] or 0))
     lines.append(
         f"Top waits ({len(net)} listener/poll waits, "
-        f"{sum(1 for w in r['waits'] if w['kind'] == 'child')} child waits)"
+        f"{sum(1 for w in inside if w['kind'] == 'child')} child waits"
+        + (
+            f"; {len(outside)} more outside the analysis window: "
+            + ("listed last" if all_waits else "--all-waits lists them")
+            if outside
+            else ""
+        )
+        + ")"
     )
-    if net:
+    shown = net[:TOP_WAITS] + (outside_net if all_waits else [])
+    if shown:
         lines.append(
             f"  {'kind':<9} {'waiter':<20} {'endpoint':<28} {'attempts':>8} "
             f"{'every':>10} {'waited':>12} {'lag':>10}  target"
         )
-    for w in net[:TOP_WAITS]:
+    for w in shown:
         waited = _ms(w["duration_ns"]) if w["duration_ns"] is not None else "never ok"
         extra = ""
         if w["kind"] == "poll":
-            extra = f"  conf {w['confidence']:.2f}" + (
+            extra = f"  conf {w['confidence'] or 0:.2f}" + (
                 "" if w["ended_ns"] is not None else "  (still polling at trace end)"
             )
+        if not w.get("in_window", True):
+            extra += "  (outside the analysis window)"
         lines.append(
             f"  {w['kind']:<9} {_who(w['waiter']):<20} {w['endpoint'] or '-':<28} "
             f"{w['attempts'] or '-':>8} {_ms(w['interval_ns']):>10} {waited:>12} "
             f"{_ms(w['lag_ns']):>10}  {_who(w['target']) if w['target'] else '-'}{extra}"
         )
     lines.append("")
-    if r["phases"]:
+    if a.phases:
         lines.append("Phases")
-        for p in r["phases"]:
+        for p in a.phases:
             if p["duration_ns"] is None:
                 lines.append(f"  {p['name']:<62} absent: {p['missing']}")
             else:
                 lines.append(f"  {p['name']:<62} {_ms(p['duration_ns']):>12}")
         lines.append("")
-    if r["milestones"]:
+    if a.milestones:
         lines.append("Milestones")
-        for m in r["milestones"][:40]:
+        for m in a.milestones[:40]:
             who = f"{m['comm']}[{m['pid']}]" if m.get("pid") else ""
             lines.append(f"  {_at(m['ts_ns'], base):>10}  {m['name']:<44} {who}")
-        if len(r["milestones"]) > 40:
-            lines.append(f"  ... {len(r['milestones']) - 40} more (see --json)")
-    groups = r.get("groups") or []
+        if len(a.milestones) > 40:
+            lines.append(f"  ... {len(a.milestones) - 40} more (see --json)")
+    groups = a.groups
     if groups and any(g["kind"] != "none" for g in groups):
         lines.append("")
         lines.append("By unit / pod")
@@ -139,10 +199,19 @@ def render(r: dict[str, Any]) -> str:
             )
         if len(groups) > TOP_GROUPS:
             lines.append(f"  ... {len(groups) - TOP_GROUPS} more (see --json)")
-    c = r["counts"]
+    c = a.counts
     lines.append("")
     lines.append(
         f"{c['processes']} processes, {c['execs']} execs, {c['connects']} connects "
         f"({c['connects_failed']} failed), {c['listens']} listens, {c['events']} events"
     )
     return "\n".join(lines) + "\n"
+
+
+def not_reached(a: Analysis) -> str | None:
+    """"start milestone not reached (SPEC)" / "end ..." when there is no critical path."""
+    if a.start_reached and a.end_reached:
+        return None
+    what = "start" if not a.start_reached else "end"
+    spec = a.start_by if what == "start" else a.end_by
+    return f"{what} milestone not reached ({spec})"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from tracer.cli import _options, cli, run_library
@@ -13,22 +11,10 @@ from tracer.cli import _options, cli, run_library
 EXIT_NOT_REACHED = 6
 
 
-def _analyze(
-    path: str, profile: str, start: str | None, end: str | None, redact: bool, scope: str
-) -> dict:  # type: ignore[type-arg]
-    from tracer import schema
-    from tracer.analyzer import analyze
-
-    return analyze(
-        schema.load(path), profile=profile, start=start, end=end, redact=redact, scope=scope
-    )
-
-
-
-
 @cli.command(
     "analyze",
-    epilog="Exit codes: 0 ok, 2 bad option, 3 unreadable trace, 6 start/end milestone not reached.",
+    epilog="\b\nExample:\n  k3sprof analyze /var/tmp/k3s.trace --end 'log:k3s is up' --all-waits"
+    "\n\nExit codes: 0 ok, 2 bad option, 3 unreadable trace, 6 start/end milestone not reached.",
 )
 @click.argument("trace", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON (docs/analyze.md).")
@@ -49,6 +35,18 @@ def _analyze(
 )
 @_options.scope
 @_options.no_redact()
+@click.option(
+    "--all-waits",
+    is_flag=True,
+    help="Text: also list the waits outside the analysis window (e.g. a daemon retrying after "
+    "the end milestone), after the ranked ones. JSON always has every wait (in_window).",
+)
+@click.option(
+    "--all-segments",
+    is_flag=True,
+    help="Text: list every critical-path segment (by default consecutive runs of one helper, "
+    "e.g. 60 iptables, are one line). JSON always has every segment.",
+)
 def analyze_cmd(
     trace: str,
     as_json: bool,
@@ -57,19 +55,25 @@ def analyze_cmd(
     end: str | None,
     scope: str | None,
     no_redact: bool,
+    all_waits: bool,
+    all_segments: bool,
 ) -> int:
     """Find what startup waited on: critical path, waits, phases."""
-    result = run_library(_analyze, trace, profile, start, end, not no_redact, scope or "auto")
-    if as_json:
-        # compact: json's C encoder only runs without indent (indent costs 10x on 1M events)
-        click.echo(json.dumps(result, sort_keys=True, separators=(",", ":")))
-    else:
-        from tracer.analyzer.text import render
+    from tracer.analyzer import Options, load_and_analyze
 
-        click.echo(render(result), nl=False)
-    if not (result["start_reached"] and result["end_reached"]):
-        what = "start" if not result["start_reached"] else "end"
-        spec = result["start_by"] if what == "start" else result["end_by"]
-        click.echo(f"k3sprof: {what} milestone not reached ({spec})", err=True)
+    options = Options(
+        profile=profile, start=start, end=end, redact=not no_redact, scope=scope or "auto"
+    )
+    from tracer.analyzer.text import not_reached, render
+    from tracer.report.outputs import analysis_json
+
+    a = run_library(load_and_analyze, trace, options)
+    if as_json:
+        click.echo(analysis_json(a))
+    else:
+        click.echo(render(a, all_waits=all_waits, all_segments=all_segments), nl=False)
+    why = not_reached(a)
+    if why:
+        click.echo(f"k3sprof: {why}", err=True)
         return EXIT_NOT_REACHED
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from tracer.analyzer import Options
 from tracer.cli import _options, cli, run_library
 from tracer.report._analysis import load_result
 from tracer.report._output import check_output
@@ -42,16 +43,12 @@ def compare(
     """Compare two runs: phases and critical-path composition side by side, with deltas."""
     if output is not None:
         run_library(check_output, output, force)
-    redact = not no_redact
-    name_a, ra = run_library(
-        load_result, a, profile=profile, end=end, redact=redact, scope=scope or "auto"
-    )
-    name_b, rb = run_library(
-        load_result, b, profile=profile, end=end, redact=redact, scope=scope or "auto"
-    )
+    options = Options(profile=profile, end=end, redact=not no_redact, scope=scope or "auto")
+    name_a, ra = run_library(load_result, a, options)
+    name_b, rb = run_library(load_result, b, options)
     if name_a == name_b:
         name_a, name_b = str(a), str(b)
-    c = compare_results(ra, rb, name_a=name_a, name_b=name_b, redact=redact)
+    c = compare_results(ra, rb, name_a=name_a, name_b=name_b)
     click.echo(render_json(c) if as_json else render_text(c), nl=False)
     if output is not None:
         run_library(write_html, c, output, force=force)

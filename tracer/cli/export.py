@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from tracer import schema
-from tracer.analyzer import analyze
+from tracer.analyzer import Options, load_and_analyze
 from tracer.cli import _options, cli, run_library
 from tracer.report._output import check_output, default_output
 from tracer.report.perfetto import OUTPUT_SUFFIX, PerfettoExport
@@ -47,12 +46,8 @@ def export(
     """Export a trace for Perfetto UI / chrome://tracing (processes as tracks, waits as flows)."""
     out = output or default_output(trace, OUTPUT_SUFFIX)
     run_library(check_output, out, force)
-    t = run_library(schema.load, trace)
-    redact = not no_redact
-    result = run_library(
-        analyze, t, profile=profile, end=end, redact=redact, scope=scope or "auto"
-    )
-    exp = PerfettoExport.from_analysis(t, result, redact=redact)
+    options = Options(profile=profile, end=end, redact=not no_redact, scope=scope or "auto")
+    exp = PerfettoExport.from_analysis(run_library(load_and_analyze, trace, options))
     run_library(exp.render, out, force=force)
     click.echo(f"wrote {out} ({len(exp.doc['traceEvents'])} events, {fmt})")
     return 0

@@ -37,6 +37,7 @@ def describe(trace: schema.Trace) -> dict[str, Any]:
         "lost_events": trace.lost_events,
         "tables": {name: t.num_rows for name, t in sorted(trace.tables.items())},
         "truncated": trace.truncated,
+        "missing": trace.missing,
         # context sources that had trouble (journal unreadable, netlink overruns, ...)
         "context_problems": m.get("context", {}),
     }
@@ -64,7 +65,7 @@ def info(trace: Path, as_json: bool) -> int:
                    f"{d['command_exit']}")
     for name, rows in d["tables"].items():
         click.echo(f"table     {name:10} {rows:>10} rows")
-    for name, note in d["truncated"].items():
+    for name, note in {**d["truncated"], **d["missing"]}.items():
         click.echo(f"WARNING   {name}: {note}")
     lost = d["lost_events"]
     click.echo(f"lost      {lost} events" + ("  <-- the ring buffer overflowed" if lost else ""))

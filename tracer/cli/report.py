@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from tracer import schema
-from tracer.analyzer import analyze
+from tracer.analyzer import Options, load_and_analyze
 from tracer.cli import _options, cli, run_library
 from tracer.report._output import check_output, default_output
 from tracer.report.html import OUTPUT_SUFFIX, HtmlReport
@@ -42,18 +41,9 @@ def report(
     """Write one self-contained HTML report of a trace (opens offline, safe to share)."""
     out = output or default_output(trace, OUTPUT_SUFFIX)
     run_library(check_output, out, force)
-    t = run_library(schema.load, trace)
     redact = not no_redact
-    result = run_library(
-        analyze,
-        t,
-        profile=profile,
-        start=start,
-        end=end,
-        redact=redact,
-        scope=scope or "auto",
-    )
-    rep = HtmlReport.from_analysis(t, result, redact=redact)
+    options = Options(profile=profile, start=start, end=end, redact=redact, scope=scope or "auto")
+    rep = HtmlReport.from_analysis(run_library(load_and_analyze, trace, options))
     run_library(rep.render, out, force=force)
     size = out.stat().st_size
     click.echo(f"wrote {out} ({size / 1e6:.1f} MB){'' if redact else ' (NOT redacted)'}")

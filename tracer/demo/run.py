@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import re
 import shutil
@@ -334,26 +333,21 @@ def _note_fact(facts: dict[str, Any], line: str) -> None:
 def _analyze_and_report(
     result: DemoResult, end_cond: str | None, clock: _Clock, *, k3s: bool, interval_ms: float
 ) -> None:
-    from tracer import schema
+    # one analysis, in process: analysis.json, analysis.txt and the report all come from it
+    from tracer.analyzer import Options, load_and_analyze
+    from tracer.report.outputs import analysis_text, write_outputs
 
-    # looked up at run time: the analyzer is written in parallel and may not be here yet
-    analyze = getattr(_import("tracer.analyzer"), "analyze", None)
-    if analyze is None:
-        raise DemoError(
-            f"recorded {result.trace_dir}, but the analyzer is not in this checkout yet "
-            "(tracer.analyzer.analyze): no analysis or report written"
-        )
     clock.say("analyzing the trace")
-    trace = schema.load(result.trace_dir)
-    kwargs: dict[str, Any] = {"profile": "k3s" if k3s else "auto"}
-    if end_cond:
-        kwargs["end"] = end_cond
-    analysis = analyze(trace, **kwargs)
-    result.analysis = analysis
-    (result.out_dir / "analysis.json").write_text(
-        json.dumps(analysis, indent=1, sort_keys=True, default=str)
-    )
+    options = Options(profile="k3s" if k3s else "auto", end=end_cond)
+    analysis = load_and_analyze(result.trace_dir, options)
+    result.analysis = analysis.to_json()
     html = result.out_dir / "demo.html"
+    write_outputs(
+        analysis,
+        json_path=result.out_dir / "analysis.json",
+        text_path=result.out_dir / "analysis.txt",
+        json_indent=1,
+    )
     what = (K3S_WHAT if k3s else DEMO_WHAT).format(interval=f"{interval_ms:.0f}")
     explanation = EXPLANATION.format(
         what=what,
@@ -363,48 +357,13 @@ def _analyze_and_report(
     )
     clock.progress("")
     clock.progress(explanation)
-    text = _analysis_text(result.trace_dir, end_cond, k3s)
-    if text is not None:
-        (result.out_dir / "analysis.txt").write_text(text)
-        clock.progress(text.rstrip("\n"))
-    else:
-        result.notes.append(
-            "`k3sprof analyze` (text) is not in this checkout yet: "
-            f"see {result.out_dir / 'analysis.json'}"
-        )
-    for line in [] if k3s else summary_lines(analysis, result.facts):
+    clock.progress(analysis_text(analysis).rstrip("\n"))
+    for line in [] if k3s else summary_lines(result.analysis, result.facts):
         clock.progress(line)
     clock.progress("")
-    try:
-        from tracer.report.html import HtmlReport
-    except ImportError:
-        raise DemoError(
-            f"analysis written to {result.out_dir / 'analysis.json'}, but the HTML "
-            "report (tracer.report.html) is not in this checkout yet"
-        ) from None
     clock.say(f"writing the report {html}")
-    HtmlReport.from_analysis(trace, analysis).render(html, force=True)
+    write_outputs(analysis, html_path=html)
     result.html = html
-
-
-def _import(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def _analysis_text(trace_dir: Path, end_cond: str | None, k3s: bool) -> str | None:
-    """`k3sprof analyze` text, exactly as a user would see it (None if that command is missing)."""
-    if importlib.util.find_spec("tracer.cli.analyze") is None:
-        return None
-    argv = [sys.executable, "-m", "tracer", "analyze", str(trace_dir)]
-    argv += ["--profile", "k3s"] if k3s else []
-    argv += ["--end", end_cond] if end_cond else []
-    r = subprocess.run(argv, capture_output=True, text=True, errors="replace")
-    if r.returncode != 0:
-        return f"(k3sprof analyze failed: {r.stderr.strip() or r.stdout.strip()})\n"
-    return r.stdout
 
 
 def _ms(ns: Any) -> str:

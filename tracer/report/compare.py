@@ -18,9 +18,10 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from tracer import __version__
-from tracer.report import model
+from tracer.analyzer.model import Analysis
+from tracer.report import model, page
 from tracer.report._output import write_output
-from tracer.report.html import _CSS, _JS, TableDict, _figure_html, _layout, payload_json
+from tracer.report.page import TableDict, payload_json
 
 
 class RunSummary(TypedDict):
@@ -70,33 +71,26 @@ def _item_key(s: model.SegmentRow) -> str:
     return f"{s['kind']}: {what}"
 
 
-def _summary(name: str, r: Mapping[str, Any]) -> RunSummary:
-    total = r.get("total_ns")
-    facts = r.get("trace") if isinstance(r.get("trace"), Mapping) else {}
-    version = facts.get("k3s_version") if facts else None
+def _summary(name: str, r: Analysis) -> RunSummary:
+    total = r.total_ns
+    facts: Any = r.trace
+    version = facts.get("k3s_version") if isinstance(facts, Mapping) else None
     return RunSummary(
         name=name,
         k3s_version=str(version) if version else None,
         total_ns=int(total) if isinstance(total, (int, float)) else None,
-        end_reached=bool(r.get("end_reached")),
-        profile=str(r.get("profile") or ""),
+        end_reached=bool(r.end_reached),
+        profile=str(r.profile or ""),
     )
 
 
-def compare(
-    a: Mapping[str, Any],
-    b: Mapping[str, Any],
-    *,
-    name_a: str = "A",
-    name_b: str = "B",
-    redact: bool = True,
-) -> Comparison:
-    """Compare two analyzer results."""
+def compare(a: Analysis, b: Analysis, *, name_a: str = "A", name_b: str = "B") -> Comparison:
+    """Compare two analyses (each redacted as it was made)."""
     sa, sb = _summary(name_a, a), _summary(name_b, b)
-    pa_ = {p["name"]: p["duration_ns"] for p in model.phases(a, redact)}
-    pb_ = {p["name"]: p["duration_ns"] for p in model.phases(b, redact)}
+    pa_ = {p["name"]: p["duration_ns"] for p in model.phases(a)}
+    pb_ = {p["name"]: p["duration_ns"] for p in model.phases(b)}
     phase_names = list(pa_) + [n for n in pb_ if n not in pa_]
-    segs_a, segs_b = model.segments(a, redact), model.segments(b, redact)
+    segs_a, segs_b = model.segments(a), model.segments(b)
     ca, cb = model.composition(segs_a), model.composition(segs_b)
     kinds = [k for k in model.SEGMENT_KINDS if k in ca or k in cb] + sorted(
         (set(ca) | set(cb)) - set(model.SEGMENT_KINDS)
@@ -229,7 +223,7 @@ def _bars(c: Comparison, rows: list[Delta], div_id: str, title: str) -> str:
             )
         )
     fig.update_layout(
-        _layout(
+        page.layout(
             110 + 48 * max(1, len(rows)),
             barmode="group",
             title={"text": html.escape(title)},
@@ -237,7 +231,7 @@ def _bars(c: Comparison, rows: list[Delta], div_id: str, title: str) -> str:
             yaxis={"autorange": "reversed", "automargin": True},
         )
     )
-    return _figure_html(fig, div_id)
+    return page.figure_html(fig, div_id)
 
 
 def render_html(c: Comparison) -> str:
@@ -264,13 +258,12 @@ def render_html(c: Comparison) -> str:
     def section(title: str, body: str) -> str:
         return f"<section><h2>{html.escape(title)}</h2>{body}</section>\n"
 
-    def box(name: str) -> str:
-        return f'<div class="scroll" data-table="{name}"></div>'
+    box = page.table_box
 
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         "<title>k3sprof compare</title>\n"
-        f"<style>{_CSS}</style>\n"
+        f"<style>{page.CSS}</style>\n"
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
         f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
         "</head><body><main>\n"
@@ -288,7 +281,7 @@ def render_html(c: Comparison) -> str:
         + f"<footer>k3sprof {html.escape(__version__)} · negative Δ: B is faster</footer>\n"
         "</main>\n"
         f'<script type="application/json" id="k3sprof-data">{payload_json(data)}</script>\n'
-        f"<script>{_JS}</script>\n</body></html>\n"
+        f"<script>{page.JS}</script>\n</body></html>\n"
     )
 
 

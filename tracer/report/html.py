@@ -14,8 +14,7 @@ floats.
 from __future__ import annotations
 
 import html
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -23,9 +22,21 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from tracer import __version__
+from tracer.analyzer.model import Analysis
 from tracer.report import model
 from tracer.report._output import write_output
-from tracer.schema import Trace
+from tracer.report.page import (
+    CSS,
+    JS,
+    TableDict,
+    empty_figure,
+    esc,
+    figure_html,
+    layout,
+    payload_json,
+    section,
+    table_box,
+)
 
 OUTPUT_SUFFIX = ".html"
 
@@ -76,13 +87,6 @@ COMPONENT_PALETTE = (
 )
 
 
-class TableDict(TypedDict):
-    columns: list[str]
-    align: str  # one letter per column: "l" text, "r" number
-    rows: list[list[str]]
-    note: str
-
-
 class ReportPayload(TypedDict):
     title: str
     tracer_version: str
@@ -91,11 +95,6 @@ class ReportPayload(TypedDict):
     warnings: list[str]
     tables: dict[str, TableDict]
     analysis: dict[str, Any]
-
-
-def _esc(s: object) -> str:
-    """Text for a plotly label (plotly renders a subset of HTML in labels and hovers)."""
-    return html.escape(str(s), quote=True)
 
 
 def _s(ts_ns: int | None, t0: int) -> float | None:
@@ -121,7 +120,7 @@ def _wrap(words: Sequence[str], width: int = 100, limit: int = 600) -> str:
         else:
             line = f"{line} {w}" if line else w
     lines.append(line)
-    return "<br>".join(_esc(x) for x in lines)
+    return "<br>".join(esc(x) for x in lines)
 
 
 def _sample(indices: Sequence[int], limit: int) -> list[int]:
@@ -167,20 +166,17 @@ class HtmlReport:
         self.figures = figures
 
     @classmethod
-    def from_analysis(
-        cls, trace: Trace, result: Mapping[str, Any], *, redact: bool = True
-    ) -> HtmlReport:
-        f = model.facts(trace, result, redact)
+    def from_analysis(cls, a: Analysis) -> HtmlReport:
+        """The report of one analysis (scoped and redacted as the analysis was)."""
+        f = model.facts(a)
         t0 = f["start_ns"]
-        procs = model.processes(result, redact)
-        segs = model.segments(result, redact)
-        waits = model.waits(result, redact)
-        phases = model.phases(result, redact)
-        miles = model.milestones(result, redact)
-        conns = model.connects(trace, result)
-        lists = model.listens(trace, result)
-        execs = model.execs(trace, redact, result)
-        mods = model.module_loads(trace, result)
+        procs = model.processes(a)
+        segs = model.segments(a)
+        waits = model.waits(a)
+        phases = model.phases(a)
+        miles = model.milestones(a)
+        v = a.views
+        conns, lists, execs, mods = v.connects, v.listens, v.execs, v.module_loads
 
         payload = ReportPayload(
             title=f"k3sprof report: {f['name']}",
@@ -191,6 +187,8 @@ class HtmlReport:
             tables={
                 "critical_path": _critical_path_table(segs, f),
                 "composition": _composition_table(segs, f),
+                "path_by_executable": _summary_table(a, "executable"),
+                "path_by_component": _summary_table(a, "component"),
                 "waits": _waits_table(waits, t0),
                 "phases": _phases_table(phases, t0),
                 "milestones": _milestones_table(miles, t0),
@@ -200,7 +198,7 @@ class HtmlReport:
                 "waits": list(waits),
                 "phases": list(phases),
                 "milestones": list(miles),
-                "counts": result.get("counts") or {},
+                "counts": a.counts,
                 "start_ns": f["analysis_start_ns"],
                 "end_ns": f["analysis_end_ns"],
                 "total_ns": f["total_ns"],
@@ -217,7 +215,7 @@ class HtmlReport:
                 "rows outlined in red are on the critical path. The top row is the critical path "
                 "itself: blue is a process running, other colors are waits. Hover for pid, argv, "
                 "times. Drag to zoom, double-click to reset.",
-                _timeline_figure(procs, segs, f, model.active_pids(trace, *_window(f))),
+                _timeline_figure(procs, segs, f, v.active_pids),
             ),
             (
                 "connects",
@@ -278,7 +276,7 @@ def _headline(
             out.append(
                 f"{model.fmt_ns(d)} ({_pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
             )
-    lags = [w for w in waits if w["lag_ns"]]
+    lags = [w for w in waits if w["lag_ns"] and w["in_window"]]
     if lags:
         lost = sum(w["lag_ns"] or 0 for w in lags)
         out.append(
@@ -351,17 +349,36 @@ def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDic
     return _table(["kind", "time on the critical path", "% of total"], "lrr", rows, "kinds")
 
 
+def _summary_table(a: Analysis, what: str) -> TableDict:
+    rows = model.path_summary(a, what)
+    return _table(
+        [what, "processes", "segments", "time on the critical path", "% of total"],
+        "lrrrr",
+        [
+            [r["name"], str(r["processes"]), str(r["segments"]), model.fmt_ns(r["total_ns"]),
+             f"{r['pct']:.1f}%"]
+            for r in rows
+        ],
+        f"{what}s",
+    )
+
+
 def _waits_table(waits: list[model.WaitRow], t0: int) -> TableDict:
-    def key(w: model.WaitRow) -> tuple[int, int]:
+    def key(w: model.WaitRow) -> tuple[bool, int, int]:
+        # waits outside the analysis window (e.g. teardown retries after the end) come last
         span = model.wait_span(w)
-        return (-(span[1] - span[0]) if span else 0, w["first_attempt_ns"] or 0)
+        return (
+            not w["in_window"],
+            -(span[1] - span[0]) if span else 0,
+            w["first_attempt_ns"] or 0,
+        )
 
     rows = []
     for w in sorted(waits, key=key):
         span = model.wait_span(w)
         rows.append(
             [
-                w["kind"],
+                w["kind"] if w["in_window"] else f"{w['kind']} (outside the analysis window)",
                 w["endpoint"] or "–",
                 _who(w["waiter_pid"], w["waiter_comm"]),
                 _who(w["target_pid"], w["target_comm"]),
@@ -416,52 +433,6 @@ def _milestones_table(miles: list[model.MilestoneRow], t0: int) -> TableDict:
 # ----------------------------------------------------------------------------- figures
 
 
-def _layout(height: int, **extra: Any) -> dict[str, Any]:
-    layout: dict[str, Any] = {
-        "template": "plotly_white",
-        "height": height,
-        "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
-        "hoverlabel": {"align": "left", "font": {"family": "monospace", "size": 11}},
-        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
-        "xaxis": {"title": {"text": "seconds since recording started"}, "zeroline": False},
-        "font": {"size": 11},
-    }
-    layout.update(extra)
-    return layout
-
-
-def _figure_html(fig: go.Figure, div_id: str) -> str:
-    return str(
-        fig.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=div_id,
-            config={"displaylogo": False, "responsive": True},
-        )
-    )
-
-
-def _empty_figure(div_id: str, message: str) -> str:
-    fig = go.Figure(
-        layout=_layout(
-            120,
-            xaxis={"visible": False},
-            yaxis={"visible": False},
-            annotations=[
-                {
-                    "text": _esc(message),
-                    "showarrow": False,
-                    "xref": "paper",
-                    "yref": "paper",
-                    "x": 0.5,
-                    "y": 0.5,
-                }
-            ],
-        )
-    )
-    return _figure_html(fig, div_id)
-
-
 def _proc_hover(p: model.ProcessRow, t0: int) -> str:
     end = "still running at trace end" if p["end_ns"] is None else model.fmt_t(p["end_ns"], t0)
     status = ""
@@ -469,9 +440,9 @@ def _proc_hover(p: model.ProcessRow, t0: int) -> str:
         status = f" · killed by signal {p['exit_signal']}"
     elif p["exit_code"] is not None:
         status = f" · exit {p['exit_code']}"
-    unit = f" · unit {_esc(p['unit'])}" if p["unit"] else ""
+    unit = f" · unit {esc(p['unit'])}" if p["unit"] else ""
     return (
-        f"<b>{_esc(p['comm'])}</b> pid {p['pid']} · {_esc(p['component'])}{unit}"
+        f"<b>{esc(p['comm'])}</b> pid {p['pid']} · {esc(p['component'])}{unit}"
         f"{' · ON CRITICAL PATH' if p['on_critical_path'] else ''}<br>"
         f"{_wrap(p['argv'] or [p['exe'] or p['comm']])}<br>"
         f"start {model.fmt_t(p['start_ns'], t0)} · end {end}{status}"
@@ -536,7 +507,7 @@ def _timeline_figure(
     idle = len(procs) - len(in_window)
     shown = _pick_timeline(in_window)
     if not shown and not segs:
-        return _empty_figure(
+        return empty_figure(
             "fig-timeline",
             "No process did anything inside the analysis window."
             if procs
@@ -555,7 +526,7 @@ def _timeline_figure(
     labels: list[str] = []
     seen: dict[str, int] = {}
     for p in shown:
-        label = f"{_esc(p['comm'] or '?')} [{p['pid']}]"
+        label = f"{esc(p['comm'] or '?')} [{p['pid']}]"
         seen[label] = seen.get(label, 0) + 1
         labels.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
     cp_label = "<b>critical path</b>"
@@ -576,8 +547,8 @@ def _timeline_figure(
                 marker={"color": SEGMENT_COLORS.get(kind, "#7f7f7f")},
                 customdata=[
                     [
-                        f"<b>{_esc(kind)}</b> {_esc(s['label'])}<br>"
-                        f"{_esc(s['comm'])} [{s['pid']}]<br>"
+                        f"<b>{esc(kind)}</b> {esc(s['label'])}<br>"
+                        f"{esc(s['comm'])} [{s['pid']}]<br>"
                         f"{model.fmt_t(s['start_ns'], t0)} → {model.fmt_t(s['end_ns'], t0)} · "
                         f"{model.fmt_ns(s['end_ns'] - s['start_ns'])}"
                     ]
@@ -593,7 +564,7 @@ def _timeline_figure(
         ends = [p["end_ns"] if p["end_ns"] is not None else t_end for p in rows]
         fig.add_trace(
             go.Bar(
-                name=_esc(comp),
+                name=esc(comp),
                 orientation="h",
                 y=[labels[i] for i in idx],
                 base=[_s(s, t0) for s in starts],
@@ -639,7 +610,7 @@ def _timeline_figure(
             )
         annotations.append(
             {
-                "text": f"<i>{_esc(comp)}</i>",
+                "text": f"<i>{esc(comp)}</i>",
                 "xref": "paper",
                 "x": 1,
                 "xanchor": "left",
@@ -710,7 +681,7 @@ def _timeline_figure(
     height = 110 + 20 * len(categories)
     margin_ns = max((hi - lo) // 40, 1_000_000)
     fig.update_layout(
-        _layout(
+        layout(
             height,
             barmode="overlay",
             margin={"l": 10, "r": 100, "t": 30, "b": 60},
@@ -731,7 +702,7 @@ def _timeline_figure(
             },
         )
     )
-    return _figure_html(fig, "fig-timeline")
+    return figure_html(fig, "fig-timeline")
 
 
 def _connects_figure(
@@ -742,7 +713,7 @@ def _connects_figure(
 ) -> str:
     n = len(conns["ts_ns"])
     if n == 0 and not lists["ts_ns"]:
-        return _empty_figure("fig-connects", "No connect() or listen() in this trace.")
+        return empty_figure("fig-connects", "No connect() or listen() in this trace.")
     # endpoints: those in waits first, then by number of attempts
     attempts: dict[str, int] = {}
     for ep in conns["endpoint"]:
@@ -782,20 +753,20 @@ def _connects_figure(
             ts, ons = conns["ts_ns"][i], conns["outcome_ns"][i]
             took = f" after {model.fmt_ns(ons - ts)}" if ons is not None and ons >= ts else ""
             errno = f" (errno {conns['outcome_errno'][i]})" if conns["outcome_errno"][i] else ""
-            hover.append([f"{errno}{took}", f"{_esc(conns['comm'][i] or '?')} [{conns['pid'][i]}]"])
+            hover.append([f"{errno}{took}", f"{esc(conns['comm'][i] or '?')} [{conns['pid'][i]}]"])
         fig.add_trace(
             go.Scatter(
-                name=_esc(outcome),
+                name=esc(outcome),
                 mode="markers",
                 x=[_s(conns["ts_ns"][i], t0) for i in idx],
-                y=[_esc(conns["endpoint"][i] or "?") for i in idx],
+                y=[esc(conns["endpoint"][i] or "?") for i in idx],
                 marker={
                     "color": OUTCOME_COLORS.get(outcome, "#333"),
                     "size": 7,
                     "symbol": "circle" if outcome == "ok" else "x",
                 },
                 customdata=hover,
-                hovertemplate=f"<b>%{{y}}</b> {_esc(outcome)}%{{customdata[0]}}<br>"
+                hovertemplate=f"<b>%{{y}}</b> {esc(outcome)}%{{customdata[0]}}<br>"
                 "%{customdata[1]} at +%{x:.6f} s<extra></extra>",
             )
         )
@@ -806,7 +777,7 @@ def _connects_figure(
                 name="listen",
                 mode="markers",
                 x=[_s(lists["ts_ns"][i], t0) for i in li],
-                y=[_esc(lists["endpoint"][i] or "?") for i in li],
+                y=[esc(lists["endpoint"][i] or "?") for i in li],
                 marker={
                     "color": "#000",
                     "size": 11,
@@ -815,8 +786,8 @@ def _connects_figure(
                 },
                 customdata=[
                     [
-                        f"<b>listen</b> {_esc(lists['endpoint'][i] or '?')}<br>"
-                        f"{_esc(lists['comm'][i] or '?')} [{lists['pid'][i]}] at "
+                        f"<b>listen</b> {esc(lists['endpoint'][i] or '?')}<br>"
+                        f"{esc(lists['comm'][i] or '?')} [{lists['pid'][i]}] at "
                         f"{model.fmt_t(lists['ts_ns'][i], t0)}"
                     ]
                     for i in li
@@ -834,13 +805,13 @@ def _connects_figure(
             and w["first_ok_ns"] is not None
             and (w["endpoint"] or "?") in keep
         ):
-            y = _esc(w["endpoint"] or "?")
+            y = esc(w["endpoint"] or "?")
             text = (
                 f"<b>polling lag {model.fmt_ns(w['lag_ns'])}</b> on {y}<br>"
                 f"ready {model.fmt_t(w['ready_ns'], t0)} → first ok "
                 f"{model.fmt_t(w['first_ok_ns'], t0)}<br>"
                 f"{w['attempts']} attempts every {model.fmt_ns(w['interval_ns'])} by "
-                f"{_esc(w['waiter_comm'])} [{w['waiter_pid']}]"
+                f"{esc(w['waiter_comm'])} [{w['waiter_pid']}]"
             )
             lag_x += [_s(w["ready_ns"], t0), _s(w["first_ok_ns"], t0), None]
             lag_y += [y, y, None]
@@ -876,19 +847,19 @@ def _connects_figure(
             }
         )
     fig.update_layout(
-        _layout(
+        layout(
             120 + 26 * len(endpoints),
             annotations=annotations,
             yaxis={
                 "categoryorder": "array",
-                "categoryarray": [_esc(e) for e in endpoints],
+                "categoryarray": [esc(e) for e in endpoints],
                 "autorange": "reversed",
                 "automargin": True,
                 "tickfont": {"family": "monospace", "size": 10},
             },
         )
     )
-    return _figure_html(fig, "fig-connects")
+    return figure_html(fig, "fig-connects")
 
 
 def _events_figure(
@@ -898,11 +869,11 @@ def _events_figure(
     t0: int,
 ) -> str:
     if not miles and not mods["ts_ns"] and not execs["ts_ns"]:
-        return _empty_figure("fig-events", "No milestones, module loads or execs in this trace.")
+        return empty_figure("fig-events", "No milestones, module loads or execs in this trace.")
     fig = go.Figure()
     rows: list[str] = []
     if miles:
-        y = [f"★ {_esc(m['name'])}" for m in miles]
+        y = [f"★ {esc(m['name'])}" for m in miles]
         rows += list(dict.fromkeys(y))
         fig.add_trace(
             go.Scatter(
@@ -913,8 +884,8 @@ def _events_figure(
                 marker={"color": "#d62728", "size": 11, "symbol": "star"},
                 customdata=[
                     [
-                        f"<b>{_esc(m['name'])}</b> at {model.fmt_t(m['ts_ns'], t0)}<br>"
-                        f"{_esc(m['detail'])}"
+                        f"<b>{esc(m['name'])}</b> at {model.fmt_t(m['ts_ns'], t0)}<br>"
+                        f"{esc(m['detail'])}"
                     ]
                     for m in miles
                 ],
@@ -930,14 +901,14 @@ def _events_figure(
                 mode="markers+text",
                 x=[_s(t, t0) for t in mods["ts_ns"]],
                 y=y,
-                text=[_esc(n or "?") for n in mods["name"]],
+                text=[esc(n or "?") for n in mods["name"]],
                 textposition="top center",
                 marker={"color": "#8c564b", "size": 9, "symbol": "square"},
                 customdata=[
                     [
-                        f"<b>module {_esc(mods['name'][i] or '?')}</b> "
-                        f"({_esc(mods['kind'][i])})<br>"
-                        f"by {_esc(mods['comm'][i] or '?')} [{mods['pid'][i]}] at "
+                        f"<b>module {esc(mods['name'][i] or '?')}</b> "
+                        f"({esc(mods['kind'][i])})<br>"
+                        f"by {esc(mods['comm'][i] or '?')} [{mods['pid'][i]}] at "
                         f"{model.fmt_t(mods['ts_ns'][i], t0)}"
                     ]
                     for i in range(len(mods["ts_ns"]))
@@ -958,17 +929,17 @@ def _events_figure(
                 per_prog.setdefault(prog, []).append(i)
         limit = _series_limit(MAX_EXEC_POINTS, len(per_prog))
         idx = sorted(i for p in sorted(per_prog) for i in _sample(per_prog[p], limit))
-        rows += [f"exec {_esc(p)} ×{counts[p]}" for p in sorted(progs)]
+        rows += [f"exec {esc(p)} ×{counts[p]}" for p in sorted(progs)]
         fig.add_trace(
             go.Scatter(
                 name="exec",
                 mode="markers",
                 x=[_s(execs["ts_ns"][i], t0) for i in idx],
-                y=[f"exec {_esc(execs['program'][i])} ×{counts[execs['program'][i]]}" for i in idx],
+                y=[f"exec {esc(execs['program'][i])} ×{counts[execs['program'][i]]}" for i in idx],
                 marker={"color": "#1f77b4", "size": 7, "symbol": "triangle-right"},
                 customdata=[
                     [
-                        f"<b>exec {_esc(execs['program'][i])}</b> pid {execs['pid'][i]} "
+                        f"<b>exec {esc(execs['program'][i])}</b> pid {execs['pid'][i]} "
                         f"(parent {execs['ppid'][i]}) at {model.fmt_t(execs['ts_ns'][i], t0)}<br>"
                         f"{_wrap(execs['argv'][i] or [execs['filename'][i] or '?'])}"
                     ]
@@ -978,7 +949,7 @@ def _events_figure(
             )
         )
     fig.update_layout(
-        _layout(
+        layout(
             120 + 24 * len(rows),
             yaxis={
                 "categoryorder": "array",
@@ -989,124 +960,50 @@ def _events_figure(
             },
         )
     )
-    return _figure_html(fig, "fig-events")
+    return figure_html(fig, "fig-events")
 
 
 # ----------------------------------------------------------------------------- page
 
 
-def payload_json(payload: Mapping[str, Any]) -> str:
-    """JSON safe inside <script>: sorted keys, and no '<', '>' or '&' that HTML could parse."""
-    text = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-_CSS = """
-:root{--fg:#1d1d1f;--muted:#5f6368;--line:#e3e3e3;--warn-bg:#fff4e5;--warn:#8a4b00}
-*{box-sizing:border-box}
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
-margin:0;background:#fafafa}
-main{max-width:1340px;margin:0 auto;padding:12px 16px 40px}
-h1{font-size:20px;margin:4px 0 8px}h2{font-size:16px;margin:0 0 4px}
-section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:12px 14px;
-margin:12px 0}
-nav a{margin-right:14px;color:#1f4e9c;text-decoration:none}
-.help{color:var(--muted);margin:0 0 8px;font-size:13px}
-#facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:2px 18px;
-font-size:13px}
-#facts div{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-#facts b{color:var(--muted);font-weight:500;margin-right:6px}
-#warnings div{background:var(--warn-bg);color:var(--warn);border-left:4px solid #f0a030;
-padding:6px 10px;margin:6px 0;font-weight:600}
-#headline p{margin:2px 0}#headline p:first-child{font-size:16px;font-weight:600}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;font-size:12.5px;width:100%}
-[data-table=composition] table{width:auto;min-width:420px}
-th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:#f3f3f3;position:sticky;top:0}td.r,th.r{text-align:right;white-space:nowrap}
-td{word-break:break-word}td:first-child{white-space:nowrap}
-.note{color:var(--muted);font-size:12px}
-footer{color:var(--muted);font-size:12px;margin-top:20px}
-"""
-
-# Builds the header and tables from the JSON payload. textContent only: recorded strings
-# (process names, argv, endpoints) can never become markup.
-_JS = """
-(function(){
-"use strict";
-var data=JSON.parse(document.getElementById("k3sprof-data").textContent);
-function el(tag,cls,text){var e=document.createElement(tag);if(cls){e.className=cls;}
-if(text!==undefined){e.textContent=text;}return e;}
-document.title=data.title;
-document.getElementById("title").textContent=data.title;
-var facts=document.getElementById("facts");
-data.facts.forEach(function(f){var d=el("div");d.appendChild(el("b","",f[0]));
-d.appendChild(document.createTextNode(f[1]));d.title=f[0]+": "+f[1];facts.appendChild(d);});
-var warn=document.getElementById("warnings");
-data.warnings.forEach(function(w){warn.appendChild(el("div","","\\u26a0 "+w));});
-var head=document.getElementById("headline");
-data.headline.forEach(function(h){head.appendChild(el("p","",h));});
-document.querySelectorAll("[data-table]").forEach(function(box){
-  var t=data.tables[box.getAttribute("data-table")];
-  if(!t.rows.length){box.appendChild(el("p","note","none found"));return;}
-  var table=el("table"),tr=el("tr");
-  t.columns.forEach(function(c,i){tr.appendChild(el("th",t.align[i]==="r"?"r":"",c));});
-  var thead=el("thead");thead.appendChild(tr);table.appendChild(thead);
-  var tbody=el("tbody");
-  t.rows.forEach(function(r){var row=el("tr");
-    r.forEach(function(c,i){row.appendChild(el("td",t.align[i]==="r"?"r":"",c));});
-    tbody.appendChild(row);});
-  table.appendChild(tbody);box.appendChild(table);
-  if(t.note){box.appendChild(el("p","note",t.note));}
-});
-})();
-"""
-
-
-def _section(anchor: str, title: str, help_text: str, body: str) -> str:
-    return (
-        f'<section id="{anchor}"><h2>{html.escape(title)}</h2>'
-        f'<p class="help">{html.escape(help_text)}</p>{body}</section>\n'
-    )
-
-
-def _table_box(name: str) -> str:
-    return f'<div class="scroll" data-table="{name}"></div>'
-
-
 def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> str:
     fig = {anchor: (title, help_text, body) for anchor, title, help_text, body in figures}
     sections = [
-        _section("timeline", *fig["timeline"]),
-        _section(
+        section("timeline", *fig["timeline"]),
+        section(
             "critical-path",
             "Critical path",
             "The chain of work and waits that decided when the end milestone happened; "
             "segments are contiguous and sum to the total. Shortening anything else does not "
-            "make startup faster.",
-            _table_box("composition") + "<br>" + _table_box("critical_path"),
+            "make startup faster. By kind, by executable and by component first (a helper run "
+            "60 times is one row there), then every segment.",
+            table_box("composition")
+            + "<br>"
+            + table_box("path_by_executable")
+            + "<br>"
+            + table_box("path_by_component")
+            + "<br>"
+            + table_box("critical_path"),
         ),
-        _section("connects", *fig["connects"]),
-        _section(
+        section("connects", *fig["connects"]),
+        section(
             "waits",
             "Waits",
             "Who waited for whom: listener waits (connects failing until a listen), poll loops "
             "(regular connects until an answer), helpers a parent waited for, module loads. "
             "Polling lag is time lost between the target being ready and the waiter noticing.",
-            _table_box("waits"),
+            table_box("waits"),
         ),
-        _section(
+        section(
             "phases",
             "Phases",
             "Startup phases as the k3s startup work measures them; each names the events that "
             "define it. A phase whose events are not in the trace is absent, never guessed.",
-            _table_box("phases"),
+            table_box("phases"),
         ),
-        _section("events", *fig["events"]),
-        _section(
-            "milestones", "Milestones", "Moments the analyzer recognized.", _table_box("milestones")
+        section("events", *fig["events"]),
+        section(
+            "milestones", "Milestones", "Moments the analyzer recognized.", table_box("milestones")
         ),
     ]
     nav = " ".join(
@@ -1125,7 +1022,7 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>k3sprof report</title>\n"
-        f"<style>{_CSS}</style>\n"
+        f"<style>{CSS}</style>\n"
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
         f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
         "</head><body><main>\n"
@@ -1137,6 +1034,6 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
         "argv and secrets redacted unless --no-redact was given</footer>\n"
         "</main>\n"
         f'<script type="application/json" id="k3sprof-data">{payload_json(payload)}</script>\n'
-        f"<script>{_JS}</script>\n"
+        f"<script>{JS}</script>\n"
         "</body></html>\n"
     )

@@ -1,12 +1,9 @@
-"""What every shareable output (HTML report, compare, Perfetto export) reads from a trace.
+"""What every shareable output (HTML report, compare, Perfetto export) reads from an analysis.
 
-Pure functions over a :class:`tracer.schema.Trace` and the analyzer's result dict. They normalize
-the analyzer's JSON (read leniently with ``.get``: the report must keep working when the analyzer
-adds keys) and pull the per-event detail the analysis summarizes away (every connect attempt,
-listen, exec, module load) from the trace tables with pyarrow compute.
-
-Redaction happens here, once: every argv and free-text field that leaves this module went
-through :mod:`tracer.redact` unless ``redact=False``.
+Pure functions over one :class:`tracer.analyzer.Analysis`: rows for tables and figures, facts,
+warnings, formatting. Nothing here opens a trace table, scopes or redacts: the analyzer did
+that once (the Analysis' event views are already scoped and redacted). An Analysis read back
+from `analyze --json` (compare) is read leniently with ``.get``.
 """
 
 from __future__ import annotations
@@ -15,11 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from tracer.redact import redact_argv, redact_text
-from tracer.schema import Trace
+from tracer.analyzer.model import Analysis
 
 #: Critical-path segment kinds, in the order a legend shows them.
 SEGMENT_KINDS = (
@@ -78,6 +71,8 @@ class WaitRow(TypedDict):
     start_ns: int | None
     end_ns: int | None
     reason: str
+    #: overlaps the analysis window (older analyze --json files: always true)
+    in_window: bool
 
 
 class PhaseRow(TypedDict):
@@ -106,6 +101,7 @@ class Facts(TypedDict):
     lost_events: int
     probes_unavailable: list[str]
     truncated: list[str]
+    missing: list[str]
     complete: bool | None
     profile: str
     scope: str
@@ -128,11 +124,6 @@ def _str(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def _text(v: Any, redact: bool) -> str:
-    s = _str(v)
-    return redact_text(s) if redact else s
-
-
 def _first_int(m: Mapping[str, Any], *keys: str) -> int | None:
     """The first of keys that holds a number (a key present with null does not count)."""
     for k in keys:
@@ -149,9 +140,9 @@ def _who(v: Any) -> tuple[int | None, str]:
     return None, ""
 
 
-def segments(result: Mapping[str, Any], redact: bool = True) -> list[SegmentRow]:
+def segments(a: Analysis) -> list[SegmentRow]:
     out: list[SegmentRow] = []
-    for s in result.get("critical_path") or []:
+    for s in a.critical_path:
         start, end = _int(s.get("start_ns")), _int(s.get("end_ns"))
         if start is None or end is None:
             continue
@@ -160,7 +151,7 @@ def segments(result: Mapping[str, Any], redact: bool = True) -> list[SegmentRow]
                 start_ns=start,
                 end_ns=end,
                 kind=_str(s.get("kind")) or "run",
-                label=_text(s.get("label"), redact),
+                label=_str(s.get("label")),
                 pid=_int(s.get("pid")),
                 comm=_str(s.get("comm")),
             )
@@ -168,15 +159,15 @@ def segments(result: Mapping[str, Any], redact: bool = True) -> list[SegmentRow]
     return out
 
 
-def waits(result: Mapping[str, Any], redact: bool = True) -> list[WaitRow]:
+def waits(a: Analysis) -> list[WaitRow]:
     out: list[WaitRow] = []
-    for w in result.get("waits") or []:
+    for w in a.waits:
         wpid, wcomm = _who(w.get("waiter"))
         tpid, tcomm = _who(w.get("target"))
         out.append(
             WaitRow(
                 kind=_str(w.get("kind")),
-                endpoint=_text(w.get("endpoint"), redact)
+                endpoint=_str(w.get("endpoint"))
                 if w.get("endpoint") is not None
                 else None,
                 waiter_pid=wpid,
@@ -192,7 +183,8 @@ def waits(result: Mapping[str, Any], redact: bool = True) -> list[WaitRow]:
                 lag_ns=_int(w.get("lag_ns")),
                 start_ns=_int(w.get("start_ns")),
                 end_ns=_int(w.get("end_ns")),
-                reason=_text(w.get("reason"), redact),
+                reason=_str(w.get("reason")),
+                in_window=w.get("in_window", True) is not False,
             )
         )
     return out
@@ -229,8 +221,8 @@ def _event_text(v: Any) -> str:
     return _str(v)
 
 
-def phases(result: Mapping[str, Any], redact: bool = True) -> list[PhaseRow]:
-    raw = result.get("phases") or []
+def phases(a: Analysis) -> list[PhaseRow]:
+    raw: Any = a.phases
     items: list[tuple[str, Any]]
     if isinstance(raw, Mapping):
         items = sorted(raw.items())
@@ -255,18 +247,18 @@ def phases(result: Mapping[str, Any], redact: bool = True) -> list[PhaseRow]:
             )
         out.append(
             PhaseRow(
-                name=_text(name, redact),
+                name=_str(name),
                 start_ns=start,
                 end_ns=end,
                 duration_ns=dur,
-                defined_by=_text(defined, redact),
+                defined_by=_str(defined),
             )
         )
     return out
 
 
-def milestones(result: Mapping[str, Any], redact: bool = True) -> list[MilestoneRow]:
-    raw = result.get("milestones") or []
+def milestones(a: Analysis) -> list[MilestoneRow]:
+    raw: Any = a.milestones
     items: list[tuple[str, Any]]
     if isinstance(raw, Mapping):
         items = sorted(raw.items())
@@ -274,7 +266,7 @@ def milestones(result: Mapping[str, Any], redact: bool = True) -> list[Milestone
         items = [(_str(m.get("name") or m.get("label") or m.get("kind")), m) for m in raw]
     out: list[MilestoneRow] = []
     for name, m in items:
-        ts = _int(m) if not isinstance(m, Mapping) else _int(m.get("ts_ns", m.get("t_ns")))
+        ts = _int(m) if not isinstance(m, Mapping) else _int(m.get("ts_ns"))
         if ts is None:
             continue
         detail = ""
@@ -285,18 +277,18 @@ def milestones(result: Mapping[str, Any], redact: bool = True) -> list[Milestone
                 bits = [
                     f"{k}={m[k]}"
                     for k in sorted(m)
-                    if k not in ("name", "label", "ts_ns", "t_ns", "key")
+                    if k not in ("name", "label", "ts_ns", "key")
                     and m[k] not in (None, "", [])
                 ]
                 detail = ", ".join(bits)
-        out.append(MilestoneRow(name=_text(name, redact), ts_ns=ts, detail=_text(detail, redact)))
+        out.append(MilestoneRow(name=_str(name), ts_ns=ts, detail=_str(detail)))
     out.sort(key=lambda r: (r["ts_ns"], r["name"]))
     return out
 
 
-def processes(result: Mapping[str, Any], redact: bool = True) -> list[ProcessRow]:
-    on_path = {s["pid"] for s in segments(result, redact=False) if s["pid"] is not None}
-    raw = result.get("processes") or []
+def processes(a: Analysis) -> list[ProcessRow]:
+    on_path = {s["pid"] for s in segments(a) if s["pid"] is not None}
+    raw: list[Any] = list(a.processes)
     has_units = any(p.get("unit") or p.get("pod_uid") for p in raw)
     out: list[ProcessRow] = []
     for p in raw:
@@ -310,8 +302,8 @@ def processes(result: Mapping[str, Any], redact: bool = True) -> list[ProcessRow
                 pid=pid,
                 parent_key=_str(p.get("parent_key")) or None,
                 comm=_str(p.get("comm")),
-                exe=_text(p.get("exe"), redact),
-                argv=redact_argv(argv) if redact else argv,
+                exe=_str(p.get("exe")),
+                argv=argv,
                 start_ns=_int(p.get("start_ns")),
                 end_ns=_int(p.get("end_ns")),
                 exit_code=_int(p.get("exit_code")),
@@ -331,180 +323,49 @@ def processes(result: Mapping[str, Any], redact: bool = True) -> list[ProcessRow
     return out
 
 
-def _columns(
-    table: pa.Table,
-    mask: Any,
-    names: Sequence[str],
-    result: Mapping[str, Any] | None = None,
-) -> dict[str, list[Any]]:
-    t = table.filter(pc.fill_null(mask, False))
-    if result is not None:
-        t = in_scope(t, result)
-    t = t.select(list(names)).sort_by([("ts_ns", "ascending")])
-    return {n: t.column(n).to_pylist() for n in names}
-
-
-def in_scope(table: pa.Table, result: Mapping[str, Any]) -> pa.Table:
-    """The rows (pid, ts_ns) of the processes the analysis shows, when it was scoped to the
-    recorded command's tree (its `processes` list: the tree and whoever it waited for)."""
-    if (result.get("scope") or {}).get("mode") != "tree" or table.num_rows == 0:
-        return table
-    spans: dict[int, list[tuple[int, int]]] = {}
-    for p in result.get("processes") or []:
-        pid = _int(p.get("pid"))
-        if pid is None:
-            continue
-        lo = _int(p.get("start_ns"))
-        hi = _int(p.get("end_ns"))
-        spans.setdefault(pid, []).append((-1 if lo is None else lo, 2**63 if hi is None else hi))
-    cand = pc.fill_null(pc.is_in(table["pid"], pa.array(sorted(spans), pa.int32())), False)
-    idx = pc.indices_nonzero(cand)
-    rows = idx.to_pylist()
-    pids = table["pid"].take(idx).to_pylist()
-    ts = pc.fill_null(table["ts_ns"].take(idx), 0).to_pylist()
-    # pid reuse: the row must also fall inside one of that pid's shown lifetimes
-    keep = [r for r, p, t in zip(rows, pids, ts) if any(lo <= t <= hi for lo, hi in spans[p])]
-    return table.take(pa.array(keep, pa.int64()))
-
-
-def active_pids(trace: Trace, lo: int, hi: int) -> set[int]:
-    """pids with a process, socket or module event in [lo, hi]."""
-    out: set[int] = set()
-    for name in ("process", "socket", "module"):
-        t = trace.table(name)
-        if t.num_rows == 0:
-            continue
-        ts = t["ts_ns"]
-        m = pc.fill_null(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)), False)
-        out.update(x for x in pc.unique(t.filter(m)["pid"]).to_pylist() if x is not None)
-    return out
-
-
-def connects(trace: Trace, result: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
-    """Every connect attempt (columnar), in time order (in the analysis' scope if given)."""
-    sock = trace.table("socket")
-    return _columns(
-        sock,
-        pc.equal(sock["kind"], "connect"),
-        ("ts_ns", "outcome_ns", "pid", "comm", "endpoint", "outcome", "outcome_errno", "ret"),
-        result,
-    )
-
-
-def listens(trace: Trace, result: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
-    """Every successful listen (columnar), in time order (in the analysis' scope if given)."""
-    sock = trace.table("socket")
-    ok = pc.or_kleene(pc.is_null(sock["ret"]), pc.equal(sock["ret"], 0))
-    return _columns(
-        sock,
-        pc.and_kleene(pc.equal(sock["kind"], "listen"), ok),
-        ("ts_ns", "pid", "comm", "endpoint"),
-        result,
-    )
-
-
-def execs(
-    trace: Trace, redact: bool = True, result: Mapping[str, Any] | None = None
-) -> dict[str, list[Any]]:
-    """Every successful exec (columnar) with the program's basename and (redacted) argv."""
-    proc = trace.table("process")
-    cols = _columns(
-        proc,
-        pc.equal(proc["kind"], "exec"),
-        ("ts_ns", "pid", "ppid", "comm", "filename", "argv"),
-        result,
-    )
-    cols["program"] = [
-        os.path.basename(f) if f else (c or "?") for f, c in zip(cols["filename"], cols["comm"])
-    ]
-    argvs = [list(a or []) for a in cols["argv"]]
-    cols["argv"] = [redact_argv(a) for a in argvs] if redact else argvs
-    return cols
-
-
-def module_loads(trace: Trace, result: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
-    mod = trace.table("module")
-    return _columns(
-        mod,
-        pc.is_in(mod["kind"], pa.array(["load", "init_module", "finit_module"])),
-        ("ts_ns", "kind", "name", "pid", "comm", "ret"),
-        result,
-    )
-
-
-def _probes_unavailable(trace_facts: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
-    for source in (trace_facts, meta):
-        for key in ("probes_unavailable", "unavailable_probes"):
-            v = source.get(key)
-            if isinstance(v, Mapping):
-                return [f"{k}: {v[k]}" for k in sorted(v)]
-            if isinstance(v, list):
-                return [_event_text(x) if isinstance(x, Mapping) else str(x) for x in v]
-        probes = source.get("probes")
-        if isinstance(probes, Mapping):
-            out = []
-            for name in sorted(probes):
-                p = probes[name]
-                if isinstance(p, Mapping) and not p.get("attached", True):
-                    out.append(f"{name}: {p.get('reason') or 'unavailable'}")
-                elif isinstance(p, str) and p not in ("attached", "ok"):
-                    out.append(f"{name}: {p}")
-            if out:
-                return out
-    return []
-
-
-def facts(trace: Trace, result: Mapping[str, Any], redact: bool = True) -> Facts:
-    meta = trace.meta
-    tf: Mapping[str, Any] = result.get("trace") or {}
-
-    def pick(*keys: str) -> Any:
-        for k in keys:
-            for src in (tf, meta):
-                if src.get(k) not in (None, ""):
-                    return src[k]
-        return None
-
-    start = _int(meta.get("start_ns")) or 0
-    end = _int(pick("end_ns", "stop_ns"))
+def facts(a: Analysis) -> Facts:
+    """The facts a report shows first, from the analysis' own trace facts."""
+    tf: Mapping[str, Any] = a.trace
+    start = _int(tf.get("start_ns")) or 0
+    end = _int(tf.get("end_ns"))
     if end is None:
-        dur = _int(pick("duration_ns"))
-        end = start + dur if dur is not None else _int(result.get("end_ns")) or start
-    cmd = pick("command", "target_command", "cmd")
-    if isinstance(cmd, list):
-        words = [str(c) for c in cmd]
-        cmd = " ".join(redact_argv(words) if redact else words)
-    # the larger count wins: the analyzer may add losses it found (e.g. torn tails) to meta's
-    lost = max(
-        _int(meta.get("lost_events")) or 0,
-        _int(tf.get("lost_events")) or 0,
-        _int(result.get("lost_events")) or 0,
-    )
+        end = _int(a.end_ns) or start
+    unavailable = tf.get("probes_unavailable")
+    truncated = tf.get("truncated_tables")
+    complete = tf.get("complete")
+    missing = tf.get("missing_tables")
     return Facts(
-        name=os.path.basename(os.path.normpath(str(trace.path))) or "trace",
-        hostname=_str(pick("hostname", "host")),
-        kernel=_str(pick("kernel", "kernel_release")),
-        k3s_version=_str(pick("k3s_version"))
+        name=os.path.basename(os.path.normpath(_str(tf.get("path")))) or "trace",
+        hostname=_str(tf.get("hostname")),
+        kernel=_str(tf.get("kernel")),
+        k3s_version=_str(tf.get("k3s_version"))
         + (f" ({_str(tf.get('k3s_commit'))})" if tf.get("k3s_commit") else ""),
-        command=_text(cmd, redact),
+        command=_str(tf.get("command")),
         start_ns=start,
         end_ns=end,
         duration_ns=max(0, end - start),
-        lost_events=lost,
-        probes_unavailable=[_text(p, redact) for p in _probes_unavailable(tf, meta)],
-        truncated=[f"{k}: {v}" for k, v in sorted(trace.truncated.items())],
-        complete=meta.get("complete") if isinstance(meta.get("complete"), bool) else None,
-        profile=_str(result.get("profile")),
-        scope=_scope_text(result),
-        end_reached=bool(result.get("end_reached")),
-        analysis_start_ns=_int(result.get("start_ns")) or start,
-        analysis_end_ns=_int(result.get("end_ns")) or end,
-        total_ns=_int(result.get("total_ns")) or 0,
+        lost_events=max(_int(tf.get("lost_events")) or 0, _int(a.lost_events) or 0),
+        probes_unavailable=[f"{k}: {unavailable[k]}" for k in sorted(unavailable)]
+        if isinstance(unavailable, Mapping)
+        else [],
+        truncated=[f"{k}: {v}" for k, v in sorted(truncated.items())]
+        if isinstance(truncated, Mapping)
+        else [],
+        missing=[f"{k}: {v}" for k, v in sorted(missing.items())]
+        if isinstance(missing, Mapping)
+        else [],
+        complete=complete if isinstance(complete, bool) else None,
+        profile=_str(a.profile),
+        scope=_scope_text(a),
+        end_reached=bool(a.end_reached),
+        analysis_start_ns=_int(a.start_ns) or start,
+        analysis_end_ns=_int(a.end_ns) or end,
+        total_ns=_int(a.total_ns) or 0,
     )
 
 
-def _scope_text(result: Mapping[str, Any]) -> str:
-    sc = result.get("scope")
+def _scope_text(a: Analysis) -> str:
+    sc: Any = a.scope
     if not isinstance(sc, Mapping) or sc.get("mode") != "tree":
         return "all processes in the trace"
     pid, comm = _who(sc.get("root"))
@@ -526,6 +387,8 @@ def warnings(f: Facts) -> list[str]:
         out.append(f"Probe unavailable, its events are missing: {p}")
     for t in f["truncated"]:
         out.append(f"Trace table cut short (recorder stopped mid-write): {t}")
+    for t in f["missing"]:
+        out.append(f"Trace table missing, its events are not in this analysis: {t}")
     if f["complete"] is False:
         out.append("The recorder did not stop cleanly: the trace ends at its last flush.")
     if not f["end_reached"]:
@@ -534,6 +397,31 @@ def warnings(f: Facts) -> list[str]:
             "(pick one with --end COND)."
         )
     return out
+
+
+class SummaryRow(TypedDict):
+    name: str
+    segments: int
+    processes: int
+    total_ns: int
+    pct: float
+
+
+def path_summary(a: Analysis, by: str) -> list[SummaryRow]:
+    """The critical path by "executable" or "component" (the analyzer's path_summary)."""
+    ps = a.sections.get("path_summary")
+    rows = ps.get(f"by_{by}") if isinstance(ps, Mapping) else None
+    return [
+        SummaryRow(
+            name=_str(r.get("name")),
+            segments=_int(r.get("segments")) or 0,
+            processes=_int(r.get("processes")) or 0,
+            total_ns=_int(r.get("total_ns")) or 0,
+            pct=float(r.get("pct") or 0.0),
+        )
+        for r in rows or []
+        if isinstance(r, Mapping)
+    ]
 
 
 def composition(segs: Sequence[SegmentRow]) -> dict[str, int]:

@@ -16,14 +16,13 @@ Deterministic: events are sorted and the JSON has sorted keys.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
 from tracer import __version__
+from tracer.analyzer.model import Analysis
 from tracer.report import model
 from tracer.report._output import write_output
-from tracer.schema import Trace
 
 OUTPUT_SUFFIX = ".perfetto.json"
 CRITICAL_PATH_PID = 0
@@ -48,10 +47,9 @@ class PerfettoExport:
         self.doc = doc
 
     @classmethod
-    def from_analysis(
-        cls, trace: Trace, result: Mapping[str, Any], *, redact: bool = True
-    ) -> PerfettoExport:
-        f = model.facts(trace, result, redact)
+    def from_analysis(cls, a: Analysis) -> PerfettoExport:
+        """The export of one analysis (scoped and redacted as the analysis was)."""
+        f = model.facts(a)
         t0 = f["start_ns"]
         t_end = max(f["end_ns"], f["analysis_end_ns"])
         events: list[dict[str, Any]] = []
@@ -93,7 +91,7 @@ class PerfettoExport:
                     }
                 )
 
-        procs = model.processes(result, redact)
+        procs = model.processes(a)
         for p in procs:
             name_track(p["pid"], f"{p['comm']} {p['pid']} ({p['component']})")
             start = p["start_ns"] if p["start_ns"] is not None else t0
@@ -136,7 +134,7 @@ class PerfettoExport:
                 }
             )
 
-        c = model.connects(trace, result)
+        c = a.views.connects
         for i, ts in enumerate(c["ts_ns"]):
             ep = c["endpoint"][i] or "?"
             outcome = c["outcome"][i] or "unknown"
@@ -154,13 +152,13 @@ class PerfettoExport:
                     "outcome_after_us": None if ons is None else round((ons - ts) / 1000, 3),
                 },
             )
-        ls = model.listens(trace, result)
+        ls = a.views.listens
         for i, ts in enumerate(ls["ts_ns"]):
             ep = ls["endpoint"][i] or "?"
             instant(
                 ls["pid"][i], ls["comm"][i] or "?", ts, f"listen {ep}", "listen", {"endpoint": ep}
             )
-        ex = model.execs(trace, redact, result)
+        ex = a.views.execs
         for i, ts in enumerate(ex["ts_ns"]):
             instant(
                 ex["pid"][i],
@@ -170,7 +168,7 @@ class PerfettoExport:
                 "exec",
                 {"argv": ex["argv"][i], "ppid": ex["ppid"][i]},
             )
-        mods = model.module_loads(trace, result)
+        mods = a.views.module_loads
         for i, ts in enumerate(mods["ts_ns"]):
             instant(
                 mods["pid"][i],
@@ -183,7 +181,7 @@ class PerfettoExport:
 
         for n, w in enumerate(
             sorted(
-                model.waits(result, redact), key=lambda w: (w["first_attempt_ns"] or 0, w["kind"])
+                model.waits(a), key=lambda w: (w["first_attempt_ns"] or 0, w["kind"])
             )
         ):
             span = model.wait_span(w)
@@ -234,7 +232,7 @@ class PerfettoExport:
                     }
                 )
 
-        segs = model.segments(result, redact)
+        segs = model.segments(a)
         if segs:
             name_track(CRITICAL_PATH_PID, "k3sprof critical path", sort_index=-1)
             for s in segs:
@@ -266,7 +264,7 @@ class PerfettoExport:
                 "recording_start_monotonic_ns": t0,
                 "lost_events": f["lost_events"],
                 "probes_unavailable": f["probes_unavailable"],
-                "redacted": redact,
+                "redacted": a.redacted,
             },
         )
         return cls(doc)

@@ -1,0 +1,610 @@
+"""The analyzer's passes: each a small function from the tables and the earlier passes' results
+(held in :class:`Work`) to its own part. Their order is the list in tracer/analyzer/__init__.py.
+
+A pass whose name is a field of :class:`Work` fills that field; any other pass's result becomes
+an optional section of the Analysis (its JSON key = the pass name; None = left out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.compute as pc
+
+from tracer._errors import UsageError
+from tracer.analyzer import critical_path, facts, phases, profiles, summary, tree, views, waits
+from tracer.analyzer import scope as scoping
+from tracer.analyzer.model import (
+    EventViews,
+    GroupJson,
+    MilestoneJson,
+    Party,
+    PhaseJson,
+    ProcessJson,
+    ScopeJson,
+    SegmentJson,
+    TraceFacts,
+    WaitJson,
+)
+from tracer.analyzer.profiles import Profile
+from tracer.analyzer.tree import Processes
+from tracer.schema import Trace
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user chose (analyze/report/export/compare options, docs/analyze.md).
+
+    scope: "tree" (the recorded command's process tree), "all" (every process in the trace) or
+    "auto" (tree when the trace has the recorded command's pid, else all)."""
+
+    profile: str = "auto"
+    start: str | None = None
+    end: str | None = None
+    redact: bool = True
+    scope: str = "auto"
+
+    def check(self) -> None:
+        """Bad options are a UsageError before any work is done."""
+        for spec in (self.start, self.end):
+            if spec is not None:
+                phases.validate(spec)
+        if self.scope not in ("auto", *scoping.MODES):
+            raise UsageError(f"unknown scope {self.scope!r}: use tree or all")
+
+
+@dataclass
+class Redactor:
+    """argv and free text as they may leave the analyzer (tracer.redact unless redact=False)."""
+
+    enabled: bool
+    _argv_cache: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+
+    def argv(self, argv: list[str]) -> list[str]:
+        if not self.enabled:
+            return list(argv)
+        from tracer.redact import redact_argv
+
+        # thousands of helpers share a few command lines: redact each distinct one once
+        key = tuple(argv)
+        if key not in self._argv_cache:
+            self._argv_cache[key] = redact_argv(list(argv))
+        return list(self._argv_cache[key])
+
+    def text(self, s: str) -> str:
+        if not self.enabled:
+            return s
+        from tracer.redact import redact_text
+
+        return redact_text(s)
+
+
+@dataclass
+class Bounds:
+    """The recording's own span (ns)."""
+
+    start_ns: int
+    end_ns: int
+
+
+@dataclass
+class Scope:
+    mode: str
+    #: instance index of the recorded command's process, when the metadata names it
+    root: int | None
+    #: instance indices in scope (None: everything)
+    members: set[int] | None
+    #: the tables restricted to the scope, and the view waits are found in (plus every listen)
+    trace: Trace
+    wait_view: Trace
+    #: scoped row number -> the trace's own row number, per table
+    row_maps: dict[str, Any]
+
+
+@dataclass
+class Window:
+    """The start and end milestones: where the critical path starts and ends."""
+
+    start_ns: int
+    start_reached: bool
+    start_by: str
+    end_ns: int | None
+    end_proc: int | None
+    end_by: str
+
+    @property
+    def end_reached(self) -> bool:
+        return self.start_reached and self.end_ns is not None and self.end_ns >= self.start_ns
+
+    def span(self, trace_end: int) -> tuple[int, int]:
+        """[start, end] of the analysis: the trace end when the end was not reached."""
+        end = self.end_ns if self.end_reached and self.end_ns is not None else trace_end
+        return self.start_ns, max(end, self.start_ns)
+
+    @property
+    def total_ns(self) -> int | None:
+        return self.end_ns - self.start_ns if self.end_reached and self.end_ns is not None else None
+
+
+@dataclass
+class Work:
+    """The inputs, then each pass's result under its name (set in pass order)."""
+
+    full: Trace
+    options: Options
+    redact: Redactor
+    procs: Processes = field(init=False)
+    bounds: Bounds = field(init=False)
+    scope: Scope = field(init=False)
+    profile: Profile = field(init=False)
+    waits: list[waits.Wait] = field(init=False)
+    events: phases.Events = field(init=False)
+    cgroups: facts.Cgroups = field(init=False)
+    window: Window = field(init=False)
+    path: list[critical_path.Segment] = field(init=False)
+    milestones: list[MilestoneJson] = field(init=False)
+    phases: list[PhaseJson] = field(init=False)
+    shown: set[int] | None = field(init=False)
+    processes: list[ProcessJson] = field(init=False)
+    groups: list[GroupJson] = field(init=False)
+    counts: dict[str, Any] = field(init=False)
+    facts: TraceFacts = field(init=False)
+    views: Callable[[], EventViews] = field(init=False)
+    #: results of passes that are not fields above: optional sections of the Analysis
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    # -- helpers the passes share ---------------------------------------------------------
+    def comm(self, idx: int | None) -> str | None:
+        return None if idx is None or idx < 0 else self.procs.procs[idx].comm
+
+    def pid(self, idx: int | None) -> int | None:
+        return None if idx is None or idx < 0 else self.procs.procs[idx].pid
+
+    def key(self, idx: int | None) -> str | None:
+        return None if idx is None or idx < 0 else self.procs.procs[idx].key
+
+    def party(self, idx: int | None) -> Party | None:
+        if idx is None or idx < 0:
+            return None
+        p = self.procs.procs[idx]
+        return {"pid": p.pid, "comm": p.comm, "key": p.key}
+
+    def describe(self, occ: tuple[str, int, int | None]) -> dict[str, Any]:
+        """A moment a spec matched, for milestones and phases."""
+        spec, ts, pr = occ
+        return {
+            "spec": self.redact.text(spec),
+            "ts_ns": ts,
+            "pid": self.pid(pr),
+            "comm": self.comm(pr),
+            "key": self.key(pr),
+        }
+
+
+Pass = Callable[[Work], Any]
+
+
+# -- the passes, in order ------------------------------------------------------------------
+
+
+def tree_pass(w: Work) -> Processes:
+    """Process instances (pid-reuse safe) with their exec chains."""
+    return tree.build(w.full)
+
+
+def bounds_pass(w: Work) -> Bounds:
+    start = w.full.recorded.start_ns
+    return Bounds(start, max(_trace_end(w.full), start))
+
+
+def scope_pass(w: Work) -> Scope:
+    """The recorded command's process tree, or everything."""
+    root = _root_proc(w.procs, w.full.recorded.command_pid)
+    mode = w.options.scope if w.options.scope != "auto" else ("tree" if root is not None else "all")
+    if mode != "tree":
+        return Scope(mode, root, None, w.full, w.full, {})
+    if root is None:
+        raise UsageError(
+            "--scope tree needs a trace recorded with `record -- CMD` (its metadata has no "
+            "command_pid); use --scope all"
+        )
+    members = scoping.tree_of(w.procs, root)
+    trace, wait_view, row_maps = scoping.views(w.full, w.procs, members)
+    return Scope(mode, root, members, trace, wait_view, row_maps)
+
+
+def profile_pass(w: Work) -> Profile:
+    """Components, endpoints, milestones and phases as data (profiles.py)."""
+    if w.options.profile != "auto":
+        return profiles.load(w.options.profile)
+    names: set[str] = set()
+    for p in w.procs.procs:
+        if w.scope.members is None or p.idx in w.scope.members:
+            names.update(p.names)
+    return profiles.detect(names)
+
+
+def waits_pass(w: Work) -> list[waits.Wait]:
+    """Listener / poll / child / module wait-for edges of the processes in scope."""
+    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns)
+    if w.scope.members is not None:
+        found = [x for x in found if x.waiter in w.scope.members]
+        _remap_evidence(found, w.scope.row_maps)
+    return found
+
+
+def events_pass(w: Work) -> phases.Events:
+    """Moment specs (COND syntax) answered over the scoped tables and the waits; a log line
+    without a pid (the recorded command's output) belongs to the recorded command's tree."""
+    owner = None
+    if w.scope.root is not None:
+        owner = _log_owner(w.procs, w.scope.root)
+    return phases.Events(w.scope.trace, w.procs, w.waits, owner)
+
+
+def cgroups_pass(w: Work) -> facts.Cgroups:
+    return facts.cgroups(w.scope.trace)
+
+
+def window_pass(w: Work) -> Window:
+    """The start and end milestones (options, else the profile's, else the defaults)."""
+    prof, events, opts = w.profile, w.events, w.options
+    root = w.scope.root
+    start_ns, start_reached, start_by = w.bounds.start_ns, True, "trace start"
+    if opts.start is not None:
+        s = events.first([opts.start])
+        start_reached = s is not None
+        if s is not None:
+            start_ns, start_by = s[1], opts.start
+    else:
+        s = events.first([str(x) for x in prof.entries("start")])
+        if s is not None:
+            start_ns, start_by = s[1], s[0]
+        elif root is not None and w.procs.procs[root].execs:
+            start_ns = int(w.procs.procs[root].execs[0]["ts_ns"])
+            start_by = "first exec of the recorded command"
+
+    end_ns: int | None = None
+    end_proc: int | None = None
+    end_by = ""
+    if opts.end is not None:
+        e = events.first([opts.end], at_or_after=start_ns)
+        end_by = opts.end
+        if e is not None:
+            end_ns, end_proc = e[1], e[2]
+    elif prof.entries("end"):
+        found = [events.first([str(c)], at_or_after=start_ns) for c in prof.entries("end")]
+        present = [f for f in found if f is not None]
+        end_by = " / ".join(str(c) for c in prof.entries("end")) + (
+            " (last present)" if prof.data.get("end_mode") == "last" else " (first)"
+        )
+        if present:
+            pick = (max if prof.data.get("end_mode") == "last" else min)(
+                present, key=lambda f: f[1]
+            )
+            end_ns, end_proc = pick[1], pick[2]
+    else:
+        end_proc, end_ns, end_by = _default_end(w.procs, root, w.bounds.end_ns)
+    return Window(start_ns, start_reached, start_by, end_ns, end_proc, end_by)
+
+
+def path_pass(w: Work) -> list[critical_path.Segment]:
+    """The critical path from the start to the end milestone (critical_path.py)."""
+    win = w.window
+    if not win.end_reached or win.end_ns is None:
+        return []
+    procs, prof, r = w.procs, w.profile, w.redact
+
+    def proc_label(idx: int) -> str:
+        p = procs.procs[idx]
+        args = r.argv(p.argv)[1:4] if p.argv else []
+        tail = (" " + " ".join(args)) if args else ""
+        return r.text(f"{p.comm or '?'}{tail}")[:120]
+
+    def helper_kind(idx: int) -> str:
+        return "wait:module" if prof.is_module_helper(procs.procs[idx].names) else "wait:child"
+
+    return critical_path.walk(
+        procs, w.waits, win.start_ns, win.end_ns, win.end_proc, proc_label, helper_kind
+    )
+
+
+def milestones_pass(w: Work) -> list[MilestoneJson]:
+    """Named moments: start, the profile's, first listens, new interfaces, end."""
+    win, prof, events, text = w.window, w.profile, w.events, w.redact.text
+    trace = w.scope.trace
+    out: list[MilestoneJson] = []
+    if win.start_reached:
+        out.append(
+            {
+                "name": "start",
+                "spec": text(win.start_by),
+                "ts_ns": win.start_ns,
+                "pid": None,
+                "comm": None,
+            }
+        )
+    for m in prof.entries("milestones"):
+        occ = events.first([str(m["cond"])])
+        if occ is not None:
+            d = w.describe(occ)
+            out.append({"name": text(str(m["name"])), **d})  # type: ignore[typeddict-item]
+    if prof.data.get("listen_milestones"):
+        for ep, ts, _row in phases.first_listens(trace):
+            occ = events.first([f"listen-endpoint:{ep}"])
+            pr = occ[2] if occ else None
+            out.append(
+                {
+                    "name": text(f"listening {ep}"),
+                    "spec": text(f"listen {ep}"),
+                    "ts_ns": ts,
+                    "pid": w.pid(pr),
+                    "comm": w.comm(pr),
+                    "key": w.key(pr),
+                }
+            )
+    if prof.data.get("network_milestones"):
+        for what, ifname, ts in phases.new_interfaces(trace, w.bounds.start_ns):
+            out.append(
+                {
+                    "name": text(
+                        f"{ifname} up" if what == "link-up" else f"{ifname} has an address"
+                    ),
+                    "spec": text(f"{what}:{ifname}"),
+                    "ts_ns": ts,
+                    "pid": None,
+                    "comm": None,
+                    "key": None,
+                }
+            )
+    if win.end_reached and win.end_ns is not None:
+        out.append(
+            {
+                "name": "end",
+                "spec": text(win.end_by),
+                "ts_ns": win.end_ns,
+                "pid": w.pid(win.end_proc),
+                "comm": w.comm(win.end_proc),
+                "key": w.key(win.end_proc),
+            }
+        )
+    out.sort(key=lambda m: (m["ts_ns"], m["name"]))
+    return out
+
+
+def phases_pass(w: Work) -> list[PhaseJson]:
+    """The profile's phases: durations between two moments, or why absent."""
+    return phases.phase_list(w.events, w.profile.entries("phases"), w.describe)
+
+
+def shown_pass(w: Work) -> set[int] | None:
+    """Processes the analysis shows: the scope, plus whoever it waited for and whatever the path
+    and the end went through (None: every process)."""
+    members = w.scope.members
+    if members is None:
+        return None
+    shown = set(members)
+    for x in w.waits:
+        shown.update(i for i in (x.waiter, x.target) if i is not None and i >= 0)
+    shown.update(s.proc for s in w.path if s.proc is not None and s.proc >= 0)
+    end_proc = w.window.end_proc
+    if end_proc is not None and end_proc >= 0:
+        shown.add(end_proc)
+    return shown
+
+
+def processes_pass(w: Work) -> list[ProcessJson]:
+    return [
+        _proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
+    ]
+
+
+def path_summary_pass(w: Work) -> dict[str, Any] | None:
+    """The critical path by executable and by component (optional section `path_summary`:
+    null, so left out, without a critical path)."""
+    return summary.summarize(segments_json(w), w.processes, w.window.total_ns)
+
+
+def groups_pass(w: Work) -> list[GroupJson]:
+    """Per systemd unit / pod: processes, execs, connects, first and last activity."""
+    return facts.groups(w.scope.trace, w.procs, w.cgroups, w.scope.members)
+
+
+def counts_pass(w: Work) -> dict[str, Any]:
+    return facts.counts(w.scope.trace, w.procs, w.waits, w.scope.members)
+
+
+def facts_pass(w: Work) -> TraceFacts:
+    return facts.trace_facts(w.full, w.bounds.start_ns, w.bounds.end_ns, w.redact.argv)
+
+
+def views_pass(w: Work) -> Callable[[], EventViews]:
+    """Every connect, listen, exec and module load of the processes shown, for the report:
+    built when a reporter first asks (1M events: a few hundred MB `analyze` does not need)."""
+    lo, hi = w.window.span(w.bounds.end_ns)
+    full, processes, scoped, redact = w.full, w.processes, w.scope.mode == "tree", w.redact
+    return lambda: views.build(full, processes, scoped, redact, lo, hi)
+
+
+# -- JSON shapes of the internal results -----------------------------------------------------
+
+
+def segments_json(w: Work) -> list[SegmentJson]:
+    total = w.window.total_ns
+    return [
+        {
+            "start_ns": s.start_ns,
+            "end_ns": s.end_ns,
+            "duration_ns": s.end_ns - s.start_ns,
+            "kind": s.kind,
+            "label": s.label,
+            "pid": w.pid(s.proc),
+            "comm": w.comm(s.proc),
+            "key": w.key(s.proc) if s.proc is not None else None,
+            "wait": s.wait,
+            "pct": round(100.0 * (s.end_ns - s.start_ns) / total, 2) if total else None,
+        }
+        for s in w.path
+    ]
+
+
+def wait_json(w: Work, x: waits.Wait) -> WaitJson:
+    info = w.profile.endpoint_info(x.endpoint) if x.kind in ("listener", "poll") else None
+    return {
+        "kind": x.kind,
+        "endpoint": x.endpoint,
+        "component": info.get("component") if info else None,
+        "waiter": w.party(x.waiter),
+        "target": w.party(x.target),
+        "start_ns": x.start_ns,
+        "end_ns": x.end_ns,
+        "duration_ns": (x.end_ns - x.start_ns) if x.end_ns is not None else None,
+        "first_attempt_ns": x.first_attempt_ns,
+        "ready_ns": x.ready_ns,
+        "first_ok_ns": x.first_ok_ns,
+        "last_attempt_ns": x.last_attempt_ns,
+        "ended_ns": x.ended_ns,
+        "attempts": x.attempts,
+        "interval_ns": x.interval_ns,
+        "lag_ns": x.lag_ns,
+        "outcomes": x.outcomes,
+        "confidence": x.confidence,
+        "reason": w.redact.text(x.reason),
+        "evidence": x.evidence,
+        "in_window": _overlaps(x, *w.window.span(w.bounds.end_ns), w.bounds.end_ns),
+    }
+
+
+def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:
+    path, unit, pod_uid = w.cgroups.get(p.cgroup_id or -1, (None, None, None))
+    prof, argv = w.profile, w.redact.argv
+    component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
+    members = w.scope.members
+    return {
+        "key": p.key,
+        "pid": p.pid,
+        "parent_key": w.key(p.parent) if p.parent is not None else None,
+        "comm": p.comm,
+        "exe": p.exe,
+        "argv": argv(p.argv),
+        "start_ns": p.start_ns,
+        "first_seen_ns": p.first_seen_ns,
+        "end_ns": p.end_ns,
+        "exit_code": p.exit_code,
+        "exit_signal": p.exit_signal,
+        "component": component,
+        "unit": unit,
+        "pod_uid": pod_uid,
+        "group": facts.group_of(p, w.cgroups)[1],
+        "cgroup": path,
+        "threads": p.threads,
+        "from_snapshot": p.from_snapshot,
+        "in_scope": members is None or p.idx in members,
+        "execs": [
+            {
+                "ts_ns": e["ts_ns"],
+                "filename": e["filename"],
+                "comm": e["comm"],
+                "argv": argv(e["argv"]),
+            }
+            for e in p.execs
+        ],
+    }
+
+
+def scope_json(w: Work) -> ScopeJson:
+    n = len(w.procs.procs)
+    members = w.scope.members
+    kept = n if members is None else len(members)
+    return {
+        "mode": w.scope.mode,
+        "root": w.party(w.scope.root) if w.scope.mode == "tree" else None,
+        "processes": kept,
+        "left_out": n - kept,
+    }
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _log_owner(procs: Processes, root: int) -> Callable[[int], int | None]:
+    """ts -> the recorded command's process when alive then, else the alive process of its tree
+    closest to it (fewest forks away, then earliest started), else the last of it to exit."""
+    members = scoping.tree_of(procs, root)
+    depth = {root: 0}
+    for idx in sorted(members, key=lambda i: procs.procs[i].start_ns or 0):
+        parent = procs.procs[idx].parent
+        if idx != root and parent is not None:
+            depth[idx] = depth.get(parent, 0) + 1
+
+    def alive(idx: int, ts: int) -> bool:
+        p = procs.procs[idx]
+        return (p.start_ns is None or p.start_ns <= ts) and (p.end_ns is None or ts <= p.end_ns)
+
+    def owner(ts: int) -> int | None:
+        live = [i for i in members if alive(i, ts)]
+        if live:
+            return min(live, key=lambda i: (depth.get(i, 0), procs.procs[i].start_ns or 0, i))
+        ended = [i for i in members if (procs.procs[i].end_ns or ts + 1) <= ts]
+        if ended:
+            return max(ended, key=lambda i: (procs.procs[i].end_ns or 0, -i))
+        return root
+
+    return owner
+
+
+def _overlaps(x: waits.Wait, lo: int, hi: int, trace_end: int) -> bool:
+    """Whether the wait's span (to the trace end when it never ended) meets [lo, hi]."""
+    end = x.end_ns if x.end_ns is not None else trace_end
+    return x.start_ns <= hi and end >= lo
+
+
+def _trace_end(trace: Trace) -> int:
+    """The recorder's stop, else the last event in the trace."""
+    meta = trace.recorded
+    if meta.end_ns is not None and meta.end_ns > 0:
+        return meta.end_ns
+    last = meta.start_ns
+    for name in ("process", "socket", "module", "log", "netlink"):
+        t = trace.table(name)
+        if t.num_rows:
+            m = pc.max(t["ts_ns"]).as_py()
+            if m is not None:
+                last = max(last, int(m))
+    return last
+
+
+def _root_proc(procs: Processes, pid: int | None) -> int | None:
+    """The instance of the command `record -- CMD` ran (meta command_pid)."""
+    if pid is None:
+        return None
+    cands = [p for p in procs.procs if p.pid == pid and p.start_ns is not None]
+    cands = cands or [p for p in procs.procs if p.pid == pid]
+    return cands[0].idx if cands else None
+
+
+def _remap_evidence(found: list[waits.Wait], row_maps: dict[str, Any]) -> None:
+    """Evidence row numbers of a scoped view -> row numbers of the trace's own tables."""
+    for x in found:
+        for table, rows in x.evidence.items():
+            m = row_maps.get(table)
+            if m is not None:
+                x.evidence[table] = [int(m[r]) for r in rows]
+
+
+def _default_end(
+    procs: Processes, root: int | None, trace_end: int
+) -> tuple[int | None, int | None, str]:
+    """generic: the recorded command's exit, else the last process exit, else the trace end."""
+    if root is not None:
+        r = procs.procs[root]
+        if r.end_ns is not None:
+            return root, r.end_ns, "exit of the recorded command"
+        return root, trace_end, "trace end (the recorded command was still running)"
+    exited = [p for p in procs.procs if p.end_ns is not None]
+    if exited:
+        last = max(exited, key=lambda p: p.end_ns or 0)
+        return last.idx, last.end_ns, "last process exit in the trace"
+    return None, trace_end, "trace end"
