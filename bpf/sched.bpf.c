@@ -35,6 +35,8 @@ struct sched_thread {
     u16 nfold;
     u8 state;           /* enum sched_state of the current interval */
     u8 _pad;
+    u32 cpu;            /* where it was last switched in */
+    u32 _pad2;
 };
 
 /* tid -> its state. Entries are deleted at the thread's last switch (TASK_DEAD). The
@@ -49,6 +51,22 @@ struct sched_irqctx {
     u32 hrtimer;        /* 1 inside hrtimer_expire_entry/exit */
 };
 BPF_PERCPU_ARRAY(sched_irqctx, struct sched_irqctx, 1);
+
+/* The thread each CPU last switched to. Some context switches never reach the tracepoint
+ * programs (seen here: a task switched in, then its switch-out never reported, while the
+ * same CPU later switches out another task; bpftrace sees the same holes). A switch-out of
+ * a task other than the one we last switched in proves that task's switch-out was missed:
+ * the time since its switch-in is then "other" (it ran for an unknown part of it), never
+ * cpu. Counted in sched_missed[0] (switch-outs) and [1] (switch-ins), shown in meta.json. */
+BPF_PERCPU_ARRAY(sched_runner, u32, 1);
+BPF_PERCPU_ARRAY(sched_missed, u64, 2);
+
+static __always_inline void sched_count_missed(int which)
+{
+    u64 *n = sched_missed.lookup(&which);
+    if (n)
+        (*n)++;
+}
 
 /* Non-zero once the collector stops the recording: from then on the thread map is frozen
  * and nothing is emitted, so the map the collector reads next is exactly where the records
@@ -151,6 +169,20 @@ TRACEPOINT_PROBE(sched, sched_switch)
     if (sched_is_frozen())
         return 0;
     /* pid 0 is the per-CPU idle task: not a thread of any process */
+    int zero = 0;
+    u32 cpu = bpf_get_smp_processor_id();
+    u32 *runner = sched_runner.lookup(&zero);
+    if (runner && *runner != 0 && *runner != prev) {
+        u32 lost = *runner;
+        struct sched_thread *l = sched_threads.lookup(&lost);
+        if (l && l->state == ST_CPU && l->cpu == cpu) {
+            l->state = ST_OTHER;  /* [switch-in, now): ran for an unknown part of it */
+            sched_transition(lost, l, now, ST_OTHER, 0);
+            sched_count_missed(0);
+        }
+    }
+    if (runner)
+        *runner = next;
     if (prev != 0) {
         u32 tgid = bpf_get_current_pid_tgid() >> 32;  /* current is still prev here */
         u8 to = ST_SLEEP;
@@ -164,6 +196,11 @@ TRACEPOINT_PROBE(sched, sched_switch)
                 sched_new_thread(prev, now, to, tgid);
         } else {
             t->tgid = tgid;
+            if (t->state != ST_CPU) {
+                /* its switch-in was missed: since its last event it waited and ran */
+                t->state = ST_OTHER;
+                sched_count_missed(1);
+            }
             if (ps & PS_DEAD) {
                 sched_transition(prev, t, now, ST_OTHER, SCHED_F_DIED);
                 sched_threads.delete(&prev);
@@ -174,10 +211,19 @@ TRACEPOINT_PROBE(sched, sched_switch)
     }
     if (next != 0) {
         struct sched_thread *t = sched_threads.lookup(&next);
-        if (!t)
+        if (!t) {
             sched_new_thread(next, now, ST_CPU, 0);
-        else if (t->state != ST_CPU)
+            t = sched_threads.lookup(&next);
+        } else if (t->state != ST_CPU) {
             sched_transition(next, t, now, ST_CPU, 0);
+        } else if (t->cpu != cpu) {
+            /* "on a CPU" elsewhere: its switch-out there was missed */
+            t->state = ST_OTHER;
+            sched_transition(next, t, now, ST_CPU, 0);
+            sched_count_missed(0);
+        }
+        if (t)
+            t->cpu = cpu;
     }
     return 0;
 }
@@ -200,6 +246,10 @@ TRACEPOINT_PROBE(sched, sched_waking)
         idle_start = 0;
         idle_state = ST_OTHER;
     } else {
+        if (t->state == ST_OTHER) {
+            sched_transition(tid, t, now, ST_RQ, 0);  /* lost track of it; runnable now */
+            return 0;
+        }
         if (t->state != ST_IO && t->state != ST_SLEEP)
             return 0;  /* running or already runnable: no idle stretch ends here */
         idle_start = t->since;

@@ -188,8 +188,9 @@ class Recorder:
         if self.sched is not None:
             tables.update(self.sched.feed(sched_typed))
             if frozen is not None:
-                tables = _merge(tables, self.sched.finish(*frozen))
-                self.meta["sched"].update(repairs=self.sched.stats, end_ns=frozen[1])
+                tables = _merge(tables, self.sched.finish(frozen.open_threads, frozen.end_ns))
+                self.meta["sched"].update(repairs=self.sched.stats, end_ns=frozen.end_ns,
+                                          missed_switches=frozen.missed)
         extra = [self.assembler.finish()] if final else []
         for src in self.sources:
             if final:

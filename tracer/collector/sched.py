@@ -170,18 +170,30 @@ class OpenThread:
     nfold: int
 
 
-def freeze(bpf: Any) -> tuple[list[OpenThread], int]:
+@dataclass
+class Frozen:
+    open_threads: list[OpenThread]
+    end_ns: int  # the freeze: where every thread's timeline ends
+    missed: dict[str, int]  # context switches the tracepoint programs never saw (sched.bpf.c)
+
+
+def freeze(bpf: Any) -> Frozen:
     """Stop the sched probes, drain what they emitted, read the open intervals.
 
-    Returns (open threads, the freeze time: where every thread's timeline ends). The only
-    bcc-touching helper here; the recorder calls it once, at the end."""
+    The only bcc-touching helper here; the recorder calls it once, at the end."""
     import ctypes
 
     freeze_ns = time.monotonic_ns()
     bpf["sched_frozen"][ctypes.c_int(0)] = ctypes.c_uint64(freeze_ns)
     time.sleep(0.005)  # a probe that read the flag just before it was set finishes in us
     bpf.ring_buffer_consume()
-    return read_open_threads(bpf), freeze_ns
+    missed = {"switch_out": 0, "switch_in": 0}
+    try:
+        for i, key in enumerate(missed):
+            missed[key] = sum(int(v) for v in bpf["sched_missed"][ctypes.c_int(i)])
+    except Exception:  # bcc raises bare errors on map access; the count is diagnostic only
+        pass
+    return Frozen(read_open_threads(bpf), freeze_ns, missed)
 
 
 def read_open_threads(bpf: Any) -> list[OpenThread]:
