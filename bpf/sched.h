@@ -84,7 +84,7 @@ struct sched_wake {
     s32 irq;            /* irq number while in a hard irq handler, else -1 */
     u32 cpu;
     char waker_comm[16];
-};  /* 72 */
+};  /* 64 */
 
 struct sched_bio {
     u64 issue_ns;

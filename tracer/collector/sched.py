@@ -67,7 +67,7 @@ SYNC = np.dtype([
     ("kind", "<u4"), ("ret", "<i8"), ("fd", "<i8"),
 ])
 #: record sizes as the C compiler lays them out (bpf/sched.h; checked by the unit tests)
-C_SIZES = {"sched_interval": 72, "sched_wake": 72, "sched_bio": 72, "sched_sync": 48}
+C_SIZES = {"sched_interval": 72, "sched_wake": 64, "sched_bio": 72, "sched_sync": 48}
 
 WAKER_KIND = {1: "process", 2: "timer", 3: "softirq", 4: "hardirq", 5: "idle"}
 SOFTIRQ_NAMES = ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED",
