@@ -4,8 +4,9 @@
 
 Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
 reports its own wall time and context switches; > 100k switches/s here). Each round runs it
-untraced, then under `k3sprof record` (sched on, the default), then untraced, then under
-`k3sprof record --no-sched`; the ratio is taken per adjacent pair (A B A C), so a noisy
+untraced, then under `k3sprof record --sched`, then untraced, then under
+`k3sprof record --no-sched` (the default); the ratio is taken per adjacent pair (A B A C), so
+a noisy
 neighbour shifts both halves of a pair alike. Attach time is not counted: each recording is
 live before the workload starts. Lost events come from each trace's meta.json, and the
 trace must hold the ping-pong's own CPU time (ground truth: its pids are in the sched table).
@@ -52,11 +53,14 @@ def _bpf_cost(pid: int) -> tuple[int, int]:
     return ns, cnt
 
 
-def _traced(trips: int, out: Path, *extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _traced(trips: int, out: Path, *extra: str,
+            bpf_stats: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     rec = Recorder.start(out, *extra)
     old = STATS.read_text().strip()
     try:
-        STATS.write_text("1")  # per-program cost, an independent look at the overhead
+        # per-program cost, an independent look at the overhead (the accounting itself
+        # costs a little per program run: --no-bpf-stats for the wall ratio alone)
+        STATS.write_text("1" if bpf_stats else "0")
         c0 = _bpf_cost(rec.proc.pid)
         w = _workload(trips)
         c1 = _bpf_cost(rec.proc.pid)
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--trips", type=int, default=200_000)
+    ap.add_argument("--no-bpf-stats", action="store_true",
+                    help="do not turn on kernel.bpf_stats_enabled (wall ratio only)")
     a = ap.parse_args(argv)
     ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
     rates: list[float] = []
@@ -92,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     per_run: dict[str, list[float]] = {"sched": [], "no-sched": []}
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
         for r in range(a.rounds):
-            for label, extra in (("sched", ()), ("no-sched", ("--no-sched",))):
+            for label, extra in (("sched", ("--sched",)), ("no-sched", ("--no-sched",))):
                 base = _workload(a.trips)
-                w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra)
+                w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
+                                  bpf_stats=not a.no_bpf_stats)
                 ratios[label].append(w["wall_s"] / base["wall_s"])
                 lost[label].append(info["lost"])
                 bpf_share[label].append(info["bpf_cpu_share"])

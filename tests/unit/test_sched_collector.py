@@ -155,10 +155,10 @@ def test_a_1_1_trace_without_sched_tables_reads_with_empty_ones(tmp_path: Path) 
         assert tr.table(name).num_rows == 0 and tr.table(name).schema == schema.TABLES[name]
 
 
-def test_record_help_documents_no_sched() -> None:
+def test_record_help_documents_sched() -> None:
     from click.testing import CliRunner
 
     from tracer.cli import cli
 
     out = CliRunner().invoke(cli, ["record", "--help"]).output
-    assert "--no-sched" in out and "record -o t --no-sched" in out
+    assert "--sched / --no-sched" in out and "record -o t --sched" in out

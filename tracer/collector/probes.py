@@ -55,8 +55,10 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
         "syscalls/sys_exit_fdatasync",
     ),
 }
-#: every concern, in build order; "sched" can be turned off (record --no-sched)
+#: every concern, in build order
 CONCERNS = ("process", "socket", "module", "cgroup", "sched")
+#: concerns built only when asked for (record --sched): not listed at all otherwise
+OPT_IN = ("sched",)
 
 #: -D flag -> tracepoints that must all exist for it
 OPTIONAL: Mapping[str, tuple[str, ...]] = {
@@ -145,7 +147,8 @@ def plan(
     tps: list[str] = []
     for concern in CONCERNS:
         if concern not in concerns:
-            status[concern] = "unavailable: not requested"
+            if concern not in OPT_IN:
+                status[concern] = "unavailable: not requested"
             continue
         missing = [t for t in REQUIRED[concern] if tracepoint_format(tfs, t) is None]
         if concern == "module" and not ({"HAVE_MODULE_TP", "HAVE_INIT_MODULE_SC"} & have):
