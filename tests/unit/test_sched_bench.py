@@ -1,4 +1,4 @@
-"""bench/ for the sched concern: modules import, the ping-pong really storms (no timing asserted)."""
+"""bench/ for the sched concern: modules import, the ping-pong really storms (no timing)."""
 
 from __future__ import annotations
 
