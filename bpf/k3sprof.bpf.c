@@ -54,3 +54,6 @@ static __always_inline int is_self(void)
 #ifdef PROBE_CGROUP
 #include "cgroup.bpf.c"
 #endif
+#ifdef PROBE_SCHED
+#include "sched.bpf.c"
+#endif

@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 
 from tracer._errors import TraceError
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 META_FILE = "meta.json"
 TABLE_SUFFIX = ".arrows"
 
@@ -191,6 +191,80 @@ LOG = pa.schema(
     ]
 )
 
+#: Scheduler concern (schema 1.2; absent from older traces and from `record --no-sched`).
+#: Each thread's time is tiled by rows without gaps or overlaps, from its first observation
+#: to its death or the end of the recording (docs/sched.md): every row has
+#: cpu_ns + runqueue_ns + io_ns + sleep_ns + other_ns == end_ns - start_ns.
+#: state: "cpu" | "runqueue" | "io" | "sleep" | "other" for a row of one state, "mixed" for
+#:   short intervals folded together in BPF (switches says how many; their order is lost).
+#: origin: "bpf" (recorded), "proc" (before the thread's first event: its /proc state, read
+#:   after the probes attached, is known to have held since), "unknown" (before the first event,
+#:   state not known: other), "lost" (a hole left by lost records: other), "open" (the interval
+#:   still open when the recording stopped, read from the BPF map).
+#: pid: the thread group; null if it could not be learnt (a thread never seen on a CPU).
+#: exited: the thread died at end_ns.
+SCHED = pa.schema(
+    [
+        ("start_ns", pa.uint64()),
+        ("end_ns", pa.uint64()),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("state", _str),
+        ("cpu_ns", pa.int64()),
+        ("runqueue_ns", pa.int64()),
+        ("io_ns", pa.int64()),
+        ("sleep_ns", pa.int64()),
+        ("other_ns", pa.int64()),
+        ("switches", pa.int32()),
+        ("exited", pa.bool_()),
+        ("origin", _str),
+    ]
+)
+
+#: The wakeup that ended an idle stretch (io/sleep) of >= the recorder's long-interval
+#: threshold (meta["sched"]["long_ns"], 1 ms), or the first wakeup of a thread asleep since
+#: before the trace (idle_start_ns null). ts_ns = sched_waking (the waker's context).
+#: waker: "process" (waker_pid/tid/comm; may be a thread of the same process) | "timer" |
+#:   "network" | "disk" | "unknown" (idle task, another softirq or an unclassified irq: see
+#:   irq / softirq).
+WAKEUP = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("idle_start_ns", pa.uint64()),
+        ("idle_state", _str),  # "io" | "sleep" | "other"
+        ("waker", _str),
+        ("waker_pid", pa.int32()),
+        ("waker_tid", pa.int32()),
+        ("waker_comm", pa.string()),
+        ("irq", pa.int32()),
+        ("irq_name", pa.string()),
+        ("softirq", pa.string()),
+        ("cpu", pa.int32()),
+    ]
+)
+
+#: Disk: kind "request" (one block request, ts_ns = issue, end_ns = completion; pid/tid/comm
+#: of the task current at issue, often a kworker or jbd2 rather than the writer; ret = error)
+#: or "fsync" | "fdatasync" | "sync_file_range" (one syscall: ts_ns = entry, end_ns = exit,
+#: ret = its return value).
+BLOCKIO = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("end_ns", pa.uint64()),
+        ("kind", _str),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("comm", pa.string()),
+        ("dev", pa.string()),  # "MAJOR:MINOR"
+        ("sector", pa.uint64()),
+        ("bytes", pa.uint64()),
+        ("rwbs", pa.string()),
+        ("ret", pa.int64()),
+    ]
+)
+
 TABLES: Mapping[str, pa.Schema] = {
     "process": PROCESS,
     "socket": SOCKET,
@@ -200,6 +274,9 @@ TABLES: Mapping[str, pa.Schema] = {
     "cgroup": CGROUP,
     "netlink": NETLINK,
     "log": LOG,
+    "sched": SCHED,
+    "wakeup": WAKEUP,
+    "blockio": BLOCKIO,
 }
 
 #: Keys every meta.json has; readers use .get() for everything else (forward compatible).

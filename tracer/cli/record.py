@@ -33,6 +33,7 @@ Examples:
   sudo k3sprof record -o /var/tmp/k3s.trace -- k3s server
   sudo k3sprof record -o t --until listen:6443 --duration 120
   sudo k3sprof record -o t -- sh -c 'curl -s localhost:8080'
+  sudo k3sprof record -o t --sched -- k3s server   # + thread states, wakers, disk
 
 \b
 COND: exec:NAME  exit:NAME  listen:PORT|PATH  connect-ok:PORT|PATH  log:REGEX
@@ -53,6 +54,10 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Let CMD write straight to the terminal (no log table from its output).")
 @click.option("--no-netlink", is_flag=True,
               help="Do not record netlink link/address/route changes.")
+@click.option("--sched/--no-sched", default=False, show_default=True,
+              help="Also record thread states (cpu/runqueue/io/sleep), who woke whom, block "
+                   "I/O and fsyncs (docs/sched.md). Opt-in: it costs ~1.27x on a "
+                   "context-switch storm.")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,
@@ -64,7 +69,7 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD ARGS...]")
 def record(output: Path, duration: float | None, until: str | None, force: bool,
            user: str | None, journal_units: tuple[str, ...], no_capture: bool,
-           no_netlink: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
+           no_netlink: bool, sched: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
            print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
     from tracer.collector import probes
@@ -86,6 +91,7 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
         journal_units=journal_units,
         capture_output=not no_capture,
         netlink=not no_netlink,
+        sched=sched,
         force=force,
         ring_pages=buffer_pages,
         flush_interval=flush_interval,

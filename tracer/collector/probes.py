@@ -45,7 +45,20 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
     ),
     "module": (),  # all optional: see OPTIONAL
     "cgroup": ("cgroup/cgroup_mkdir",),
+    "sched": (
+        "sched/sched_switch",
+        "sched/sched_waking",
+        "sched/sched_wakeup_new",
+        "syscalls/sys_enter_fsync",
+        "syscalls/sys_exit_fsync",
+        "syscalls/sys_enter_fdatasync",
+        "syscalls/sys_exit_fdatasync",
+    ),
 }
+#: every concern, in build order
+CONCERNS = ("process", "socket", "module", "cgroup", "sched")
+#: concerns built only when asked for (record --sched): not listed at all otherwise
+OPT_IN = ("sched",)
 
 #: -D flag -> tracepoints that must all exist for it
 OPTIONAL: Mapping[str, tuple[str, ...]] = {
@@ -59,6 +72,16 @@ OPTIONAL: Mapping[str, tuple[str, ...]] = {
         "syscalls/sys_enter_finit_module",
         "syscalls/sys_exit_finit_module",
     ),
+}
+
+#: like OPTIONAL, for the sched concern only (tracer/collector/sched.py, bpf/sched.h)
+SCHED_OPTIONAL: Mapping[str, tuple[str, ...]] = {
+    "HAVE_SCHED_IRQ": ("irq/softirq_entry", "irq/softirq_exit", "irq/irq_handler_entry",
+                       "irq/irq_handler_exit"),
+    "HAVE_SCHED_HRTIMER": ("timer/hrtimer_expire_entry", "timer/hrtimer_expire_exit"),
+    "HAVE_SCHED_BLOCK": ("block/block_rq_issue", "block/block_rq_complete"),
+    "HAVE_SCHED_SYNC_FILE_RANGE": ("syscalls/sys_enter_sync_file_range",
+                                   "syscalls/sys_exit_sync_file_range"),
 }
 
 
@@ -96,7 +119,7 @@ def plan(
     wakeup: bool = False,
     max_args: int = 20,
     arg_len: int = 256,
-    concerns: tuple[str, ...] = ("process", "socket", "module", "cgroup"),
+    concerns: tuple[str, ...] = CONCERNS,
 ) -> ProbePlan:
     """Decide what to build from what this kernel offers."""
     tfs = tracefs()
@@ -122,9 +145,10 @@ def plan(
         cflags.append("-DHAVE_EXIT_GROUP_DEAD")
     status: dict[str, str] = {}
     tps: list[str] = []
-    for concern in ("process", "socket", "module", "cgroup"):
+    for concern in CONCERNS:
         if concern not in concerns:
-            status[concern] = "unavailable: not requested"
+            if concern not in OPT_IN:
+                status[concern] = "unavailable: not requested"
             continue
         missing = [t for t in REQUIRED[concern] if tracepoint_format(tfs, t) is None]
         if concern == "module" and not ({"HAVE_MODULE_TP", "HAVE_INIT_MODULE_SC"} & have):
@@ -142,6 +166,11 @@ def plan(
         status[concern] = "attached"
         cflags.append(f"-DPROBE_{concern.upper()}")
         tps += list(REQUIRED[concern])
+        if concern == "sched":
+            for flag, opt in SCHED_OPTIONAL.items():
+                if all(tracepoint_format(tfs, t) for t in opt):
+                    cflags.append(f"-D{flag}")
+                    tps += list(opt)
     for flag in sorted(have):
         tps += list(OPTIONAL[flag])
     if not any(v == "attached" for v in status.values()):

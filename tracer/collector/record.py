@@ -30,6 +30,7 @@ import pyarrow as pa
 from tracer import __version__, conditions, host, schema
 from tracer._errors import ProbeError, TracerError, UsageError
 from tracer.collector import decode, probes, procfs
+from tracer.collector import sched as sched_collector
 from tracer.collector.assemble import Assembler
 
 
@@ -53,6 +54,9 @@ class RecordOptions:
     journal_units: Sequence[str] = ()
     #: record link/address/route changes from netlink
     netlink: bool = True
+    #: the scheduler concern (thread states, wakers, block I/O, fsyncs): docs/sched.md.
+    #: Opt-in until its overhead on context-switch storms meets the goal (bench.sched_overhead)
+    sched: bool = False
     #: called with progress messages (the CLI prints them); the first is the "recording" line
     notify: Callable[[str], None] = lambda msg: None
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
@@ -127,6 +131,9 @@ class Recorder:
         self.buffered = 0
         self.writers: dict[str, schema.StreamWriter] = {}
         self.types = decode.dtypes(opts.max_args, opts.arg_len)
+        self.types.update(sched_collector.dtypes())
+        self.sched: sched_collector.SchedCollector | None = None
+        self._bpf: Any = None
         describe = None
         try:
             from tracer.context import cgroups
@@ -157,9 +164,17 @@ class Recorder:
             w.write(t)
 
     def _process_batch(self, final: bool = False) -> None:
+        frozen = sched_collector.freeze(self._bpf) if final and self.sched else None
         chunks, self.chunks = self.chunks, defaultdict(list)
         typed = decode.split(chunks, self.types)
+        sched_typed = {t: typed.pop(t) for t in sched_collector.TYPES if t in typed}
         tables = self.assembler.feed(typed)
+        if self.sched is not None:
+            tables.update(self.sched.feed(sched_typed))
+            if frozen is not None:
+                tables = _merge(tables, self.sched.finish(frozen.open_threads, frozen.end_ns))
+                self.meta["sched"].update(repairs=self.sched.stats, end_ns=frozen.end_ns,
+                                          missed_switches=frozen.missed)
         extra = [self.assembler.finish()] if final else []
         for src in self.sources:
             if final:
@@ -195,8 +210,9 @@ class Recorder:
         prepare_output(o.output, o.force)
         if o.command and shutil.which(o.command[0]) is None:
             raise UsageError(f"command not found: {o.command[0]}")
+        concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
         plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
-                           arg_len=o.arg_len)
+                           arg_len=o.arg_len, concerns=concerns)
         bpf, compile_s = probes.load(plan)
         try:
             return self._record(bpf, plan, t_start, compile_s)
@@ -231,6 +247,11 @@ class Recorder:
             "recorder_pid": os.getpid(),
             **procfs.machine_facts(),
         }
+        if plan.concerns.get("sched") == "attached":
+            self._bpf = bpf
+            self.sched = sched_collector.SchedCollector(
+                live_ns, sched_collector.threads_at_start(), sched_collector.irq_names())
+            self.meta["sched"] = sched_collector.machine_facts()
         self._update_meta(bpf)
         self.stop.install()
         try:
@@ -365,6 +386,12 @@ class Recorder:
         self._update_meta(bpf, end_ns=end_ns, complete=complete, stop_reason=stop_reason,
                           command_exit=command_exit, until_ns=self.until_ns)
         return end_ns
+
+
+def _merge(a: dict[str, pa.Table], b: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    for name, t in b.items():
+        a[name] = pa.concat_tables([a[name], t]) if name in a else t
+    return a
 
 
 #: the collector's niceness while recording: draining the ring buffer must not starve when the

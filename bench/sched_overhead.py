@@ -1,0 +1,137 @@
+"""Scheduler-concern overhead on a context-switch storm (issue 15's goal: <= 1.15x, 0 lost).
+
+    sudo .venv/bin/python -m bench.sched_overhead [--rounds 7] [--trips 200000]
+
+Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
+reports its own wall time and context switches; > 100k switches/s here). Each round runs it
+untraced, then under `k3sprof record --sched`, then untraced, then under
+`k3sprof record --no-sched` (the default); the ratio is taken per adjacent pair (A B A C), so
+a noisy
+neighbour shifts both halves of a pair alike. Attach time is not counted: each recording is
+live before the workload starts. Lost events come from each trace's meta.json, and the
+trace must hold the ping-pong's own CPU time (ground truth: its pids are in the sched table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import BENCH, Recorder, foreign_tracers, load_avg, log, run_json, summary
+
+WORKLOAD = [sys.executable, "-m", "bench.workload_pingpong"]
+
+
+def _workload(trips: int) -> dict[str, Any]:
+    return run_json([*WORKLOAD, "--trips", str(trips)], cwd=BENCH.parent)
+
+
+STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def _bpf_cost(pid: int) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over every BPF program the process holds open
+    (/proc/PID/fdinfo; counted only while kernel.bpf_stats_enabled is 1)."""
+    ns = cnt = 0
+    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            info = fd.read_text()
+        except OSError:
+            continue
+        if "prog_id:" not in info:
+            continue
+        for line in info.splitlines():
+            k, _, v = line.partition(":")
+            if k == "run_time_ns":
+                ns += int(v)
+            elif k == "run_cnt":
+                cnt += int(v)
+    return ns, cnt
+
+
+def _traced(trips: int, out: Path, *extra: str,
+            bpf_stats: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    rec = Recorder.start(out, *extra)
+    old = STATS.read_text().strip()
+    try:
+        # per-program cost, an independent look at the overhead (the accounting itself
+        # costs a little per program run: --no-bpf-stats for the wall ratio alone)
+        STATS.write_text("1" if bpf_stats else "0")
+        c0 = _bpf_cost(rec.proc.pid)
+        w = _workload(trips)
+        c1 = _bpf_cost(rec.proc.pid)
+    finally:
+        STATS.write_text(old)
+        rec.stop()
+    meta = json.loads((out / "meta.json").read_text())
+    seen = None
+    if "--no-sched" not in extra:
+        from tracer import schema
+        from tracer.analyzer.sched import SchedIndex
+
+        ix = SchedIndex.from_trace(schema.load(out))
+        # the two ping-pong processes must be in the trace, with their CPU time
+        seen = sum(ix.states_between(p, meta["start_ns"], meta["sched"]["end_ns"])["cpu"]
+                   for p in (w["pid"], w["child"]))
+    bpf_ns = c1[0] - c0[0]
+    return w, {"lost": int(meta.get("lost_events", 0)), "rows": meta.get("rows", {}),
+               "cpu_seen_ns": seen, "bpf_cpu_share": bpf_ns / (w["wall_s"] * 1e9),
+               "bpf_ns_per_run": bpf_ns / max(1, c1[1] - c0[1])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--trips", type=int, default=200_000)
+    ap.add_argument("--no-bpf-stats", action="store_true",
+                    help="do not turn on kernel.bpf_stats_enabled (wall ratio only)")
+    a = ap.parse_args(argv)
+    ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    rates: list[float] = []
+    lost: dict[str, list[int]] = {"sched": [], "no-sched": []}
+    notes: list[str] = []
+    bpf_share: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    per_run: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
+        for r in range(a.rounds):
+            for label, extra in (("sched", ("--sched",)), ("no-sched", ("--no-sched",))):
+                base = _workload(a.trips)
+                w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
+                                  bpf_stats=not a.no_bpf_stats)
+                ratios[label].append(w["wall_s"] / base["wall_s"])
+                lost[label].append(info["lost"])
+                bpf_share[label].append(info["bpf_cpu_share"])
+                per_run[label].append(info["bpf_ns_per_run"])
+                rates.append(base["switches_per_s"])
+                others = foreign_tracers()
+                if others:
+                    notes.append(f"round {r}: other tracers live: {others}")
+                log(f"round {r} {label}: untraced {base['wall_s']:.3f}s traced "
+                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} lost {info['lost']} "
+                    f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
+                    f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
+    res = {"ratio_sched": summary(ratios["sched"]), "ratio_no_sched": summary(ratios["no-sched"]),
+           "bpf_cpu_share_sched": summary(bpf_share["sched"]),
+           "bpf_cpu_share_no_sched": summary(bpf_share["no-sched"]),
+           "bpf_ns_per_run_sched": summary(per_run["sched"]),
+           "untraced_switches_per_s": summary(rates), "lost_sched": lost["sched"],
+           "lost_no_sched": lost["no-sched"], "trips": a.trips, "notes": notes}
+    print(json.dumps(res))
+    s = res["ratio_sched"]
+    n = res["ratio_no_sched"]
+    print(f"ping-pong {a.trips} trips, untraced {summary(rates)['median']:.0f} switches/s; "
+          f"traced/untraced wall: sched on {s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f}, "
+          f"n={s['n']}), --no-sched {n['median']:.3f} ({n['min']:.3f}-{n['max']:.3f}, "
+          f"n={n['n']}); lost events sched {sum(lost['sched'])}, no-sched "
+          f"{sum(lost['no-sched'])}; BPF programs' CPU time / workload wall: sched on "
+          f"{res['bpf_cpu_share_sched']['median']:.3f}, --no-sched "
+          f"{res['bpf_cpu_share_no_sched']['median']:.3f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

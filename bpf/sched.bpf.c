@@ -1,0 +1,484 @@
+/* sched.bpf.c: what every thread was doing, all the time: on CPU, runnable, in
+ * uninterruptible (disk) sleep, or asleep; who woke it; block requests and fsync calls.
+ *
+ * Tracepoint arguments only (PLATFORM.md): the thread ids come from sched_switch's
+ * prev_pid/next_pid and sched_waking's pid, the tgid from bpf_get_current_pid_tgid() at the
+ * moments the thread itself is current (its switch-out), never from task_struct.
+ *
+ * sched_switch is the most frequent event on any machine (a ping-pong over a pipe does
+ * >100k/s), so a record per switch would make the collector the bottleneck. Instead each
+ * thread's time is tiled by records with no gaps and no overlaps:
+ *  - an interval of one state lasting >= SCHED_LONG_NS is a "pure" record of its own;
+ *  - shorter intervals are folded: their ns are added per state to the thread's
+ *    accumulator, which is written as one "mixed" record [acc_start, now) once it spans
+ *    SCHED_BUCKET_NS, or just before the next pure record (so the tiling stays exact).
+ * The per-thread record rate is therefore at most ~1/SCHED_BUCKET_NS plus one per long
+ * interval: a thread switching every 10 us costs 100 records/s, not 200 000.
+ * Within a mixed record the order of the folded intervals is lost, nothing else: its ns[]
+ * still sum exactly to its span.
+ *
+ * Wakeups: sched_waking fires in the waker's context (sched_wakeup may fire later on the
+ * target CPU from an IPI, where "current" is unrelated), so it is the one used. A wakeup
+ * that ends an idle stretch >= SCHED_LONG_NS is recorded with the waker: a process, or the
+ * interrupt context we are in (tracked per CPU from the irq/softirq/hrtimer tracepoints).
+ *
+ * A thread's state before its first event in the trace is unknown to BPF; the collector
+ * fills it from /proc (S/D read after attach) or as "other" (see tracer/collector/sched.py).
+ */
+#include "sched.h"
+
+struct sched_thread {
+    u64 since;          /* start of the current (not yet recorded) interval */
+    u64 acc_start;      /* start of the folded accumulation; == since when nothing folded */
+    u64 acc[ST_N];      /* folded ns per state */
+    u32 tgid;           /* 0 until the thread is seen on a CPU */
+    u16 nfold;
+    u8 state;           /* enum sched_state of the current interval */
+    u8 _pad;
+    u32 cpu;            /* where it was last switched in */
+    u32 _pad2;
+};
+
+/* tid -> its state. Entries are deleted at the thread's last switch (TASK_DEAD). The
+ * collector reads the open intervals from here when the recording stops. */
+BPF_HASH(sched_threads, u32, struct sched_thread, SCHED_MAX_THREADS);
+
+/* Per-CPU interrupt context, for naming wakers. Set on entry, cleared on exit (not
+ * counted: a trace attached mid-handler sees an exit without its entry). */
+struct sched_irqctx {
+    s32 hardirq;        /* irq + 1 inside irq_handler_entry/exit, else 0 */
+    u32 softirq;        /* vec + 1 inside softirq_entry/exit, else 0 */
+    u32 hrtimer;        /* 1 inside hrtimer_expire_entry/exit */
+};
+BPF_PERCPU_ARRAY(sched_irqctx, struct sched_irqctx, 1);
+
+/* The thread each CPU last switched to. Some context switches never reach the tracepoint
+ * programs (seen here: a task switched in, then its switch-out never reported, while the
+ * same CPU later switches out another task; bpftrace sees the same holes). A switch-out of
+ * a task other than the one we last switched in proves that task's switch-out was missed:
+ * the time since its switch-in is then "other" (it ran for an unknown part of it), never
+ * cpu. Counted in sched_missed[0] (switch-outs) and [1] (switch-ins), shown in meta.json. */
+BPF_PERCPU_ARRAY(sched_runner, u32, 1);
+BPF_PERCPU_ARRAY(sched_missed, u64, 2);
+
+static __always_inline void sched_count_missed(int which)
+{
+    u64 *n = sched_missed.lookup(&which);
+    if (n)
+        (*n)++;
+}
+
+/* Non-zero once the collector stops the recording: from then on the thread map is frozen
+ * and nothing is emitted, so the map the collector reads next is exactly where the records
+ * it has drained end (no record can fall between the last drain and the map read). */
+BPF_ARRAY(sched_frozen, u64, 1);
+
+static __always_inline int sched_is_frozen(void)
+{
+    int zero = 0;
+    u64 *f = sched_frozen.lookup(&zero);
+    return f && *f;
+}
+
+/* One record: a mixed one (state == ST_N) carries t->acc; a pure one all of [start, end)
+ * in `state`. (Indexing by a runtime state is written as a loop of compares: the verifier
+ * rejects variable-offset stack writes.) */
+static __always_inline void sched_emit(u32 tid, struct sched_thread *t, u64 start, u64 end,
+                                       u8 state, u16 nfold, u8 flags)
+{
+    struct sched_interval *r = events.ringbuf_reserve(sizeof(*r));
+    if (!r) {
+        /* the collector sees the hole in this thread's tiling and calls it "other" */
+        count_lost();
+        return;
+    }
+    r->start_ns = start;
+    r->end_ns = end;
+    r->type = EV_SCHED_INTERVAL;
+    r->tid = tid;
+    r->pid = t->tgid;
+    r->nfold = nfold;
+    r->state = state;
+    r->flags = flags;
+#pragma unroll
+    for (int i = 0; i < ST_N; i++)
+        r->ns[i] = state == ST_N ? t->acc[i] : (i == state ? end - start : 0);
+    events.ringbuf_submit(r, RB_FLAGS);
+}
+
+/* The thread's current interval ends now; it enters `next`. */
+static __always_inline void sched_transition(u32 tid, struct sched_thread *t, u64 now,
+                                             u8 next, u8 flags)
+{
+    u64 dur = now - t->since;
+    u8 s = t->state;
+    if (s >= ST_N)
+        s = ST_OTHER;
+    if (dur >= SCHED_LONG_NS) {
+        if (t->since > t->acc_start)
+            sched_emit(tid, t, t->acc_start, t->since, ST_N, t->nfold, SCHED_F_MIXED);
+        sched_emit(tid, t, t->since, now, s, 1, flags);
+        goto reset;
+    }
+#pragma unroll
+    for (int i = 0; i < ST_N; i++)
+        if (i == s)
+            t->acc[i] += dur;
+    if (t->nfold < 0xffff)
+        t->nfold++;
+    if (now - t->acc_start >= SCHED_BUCKET_NS || (flags & SCHED_F_DIED)) {
+        sched_emit(tid, t, t->acc_start, now, ST_N, t->nfold, flags | SCHED_F_MIXED);
+        goto reset;
+    }
+    t->since = now;
+    t->state = next;
+    return;
+reset:
+#pragma unroll
+    for (int i = 0; i < ST_N; i++)
+        t->acc[i] = 0;
+    t->nfold = 0;
+    t->acc_start = now;
+    t->since = now;
+    t->state = next;
+}
+
+static __always_inline void sched_new_thread(u32 tid, u64 now, u8 state, u32 tgid)
+{
+    struct sched_thread t = {};
+    t.since = now;
+    t.acc_start = now;
+    t.state = state;
+    t.tgid = tgid;
+    sched_threads.update(&tid, &t);
+}
+
+/* prev_state as sched_switch reports it (__trace_sched_switch_state): 0 = still
+ * TASK_RUNNING (yield, or woken before it could sleep), 0x100 = preempted, else one bit of
+ * "SDTtXZPI" (1 << index). */
+#define PS_UNINTERRUPTIBLE 0x2
+#define PS_DEAD (0x10 | 0x20)   /* X, Z: the thread's final switch */
+#define PS_PREEMPTED 0x100
+
+TRACEPOINT_PROBE(sched, sched_switch)
+{
+    u64 now = bpf_ktime_get_ns();
+    u32 prev = args->prev_pid;
+    u32 next = args->next_pid;
+    long ps = args->prev_state;
+    if (sched_is_frozen())
+        return 0;
+    /* pid 0 is the per-CPU idle task: not a thread of any process */
+    int zero = 0;
+    u32 cpu = bpf_get_smp_processor_id();
+    u32 *runner = sched_runner.lookup(&zero);
+    if (runner && *runner != 0 && *runner != prev) {
+        u32 lost = *runner;
+        struct sched_thread *l = sched_threads.lookup(&lost);
+        if (l && l->state == ST_CPU && l->cpu == cpu) {
+            l->state = ST_OTHER;  /* [switch-in, now): ran for an unknown part of it */
+            sched_transition(lost, l, now, ST_OTHER, 0);
+            sched_count_missed(0);
+        }
+    }
+    if (runner)
+        *runner = next;
+    if (prev != 0) {
+        u32 tgid = bpf_get_current_pid_tgid() >> 32;  /* current is still prev here */
+        u8 to = ST_SLEEP;
+        if (ps == 0 || (ps & PS_PREEMPTED))
+            to = ST_RQ;
+        else if (ps & PS_UNINTERRUPTIBLE)
+            to = ST_IO;
+        struct sched_thread *t = sched_threads.lookup(&prev);
+        if (!t) {
+            if (!(ps & PS_DEAD))
+                sched_new_thread(prev, now, to, tgid);
+        } else {
+            t->tgid = tgid;
+            if (t->state != ST_CPU) {
+                /* its switch-in was missed: since its last event it waited and ran */
+                t->state = ST_OTHER;
+                sched_count_missed(1);
+            }
+            if (ps & PS_DEAD) {
+                sched_transition(prev, t, now, ST_OTHER, SCHED_F_DIED);
+                sched_threads.delete(&prev);
+            } else {
+                sched_transition(prev, t, now, to, 0);
+            }
+        }
+    }
+    if (next != 0) {
+        struct sched_thread *t = sched_threads.lookup(&next);
+        if (!t) {
+            sched_new_thread(next, now, ST_CPU, 0);
+            t = sched_threads.lookup(&next);
+        } else if (t->state != ST_CPU) {
+            sched_transition(next, t, now, ST_CPU, 0);
+        } else if (t->cpu != cpu) {
+            /* "on a CPU" elsewhere: its switch-out there was missed */
+            t->state = ST_OTHER;
+            sched_transition(next, t, now, ST_CPU, 0);
+            sched_count_missed(0);
+        }
+        if (t)
+            t->cpu = cpu;
+    }
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_waking)
+{
+    u64 now = bpf_ktime_get_ns();
+    u32 tid = args->pid;
+    if (tid == 0 || sched_is_frozen())
+        return 0;
+    struct sched_thread *t = sched_threads.lookup(&tid);
+    u64 idle_start;
+    u8 idle_state;
+    u32 wakee_tgid = 0;
+    if (!t) {
+        /* First sight of this thread. Almost always it was asleep since before the trace,
+         * but sched_waking also fires for a task that set TASK_INTERRUPTIBLE and is still
+         * on its CPU: so its state from now until its next switch is "other", not a guess. */
+        sched_new_thread(tid, now, ST_OTHER, 0);
+        idle_start = 0;
+        idle_state = ST_OTHER;
+    } else {
+        if (t->state == ST_OTHER) {
+            sched_transition(tid, t, now, ST_RQ, 0);  /* lost track of it; runnable now */
+            return 0;
+        }
+        if (t->state != ST_IO && t->state != ST_SLEEP)
+            return 0;  /* running or already runnable: no idle stretch ends here */
+        idle_start = t->since;
+        idle_state = t->state;
+        wakee_tgid = t->tgid;
+        sched_transition(tid, t, now, ST_RQ, 0);
+        if (now - idle_start < SCHED_LONG_NS)
+            return 0;
+    }
+    struct sched_wake *w = events.ringbuf_reserve(sizeof(*w));
+    if (!w) {
+        count_lost();
+        return 0;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    w->ts_ns = now;
+    w->idle_start_ns = idle_start;
+    w->type = EV_SCHED_WAKE;
+    w->tid = tid;
+    w->pid = wakee_tgid;
+    w->waker_pid = id >> 32;
+    w->waker_tid = (u32)id;
+    w->idle_state = idle_state;
+    w->softirq = 0;
+    w->irq = -1;
+    w->cpu = bpf_get_smp_processor_id();
+    bpf_get_current_comm(&w->waker_comm, sizeof(w->waker_comm));
+    /* innermost context first: hrtimer callbacks and irq handlers run with interrupts
+     * off, so they nest inside a softirq, never the other way round */
+    if (c && c->hrtimer)
+        w->kind = WK_TIMER;
+    else if (c && c->hardirq) {
+        w->kind = WK_HARDIRQ;
+        w->irq = c->hardirq - 1;
+    } else if (c && c->softirq) {
+        w->softirq = c->softirq;
+        /* TIMER (1) and HRTIMER (8) softirqs run expired timers */
+        w->kind = (c->softirq == 2 || c->softirq == 9) ? WK_TIMER : WK_SOFTIRQ;
+    } else if ((u32)id == 0)
+        w->kind = WK_IDLE;
+    else
+        w->kind = WK_PROCESS;
+    events.ringbuf_submit(w, RB_FLAGS);
+    return 0;
+}
+
+/* A new task (fork or thread) becomes runnable: its timeline starts here. current is the
+ * creator; the child's tgid is learnt at its first switch-out. */
+TRACEPOINT_PROBE(sched, sched_wakeup_new)
+{
+    u32 tid = args->pid;
+    if (tid != 0 && !sched_is_frozen())
+        sched_new_thread(tid, bpf_ktime_get_ns(), ST_RQ, 0);
+    return 0;
+}
+
+#ifdef HAVE_SCHED_IRQ
+TRACEPOINT_PROBE(irq, softirq_entry)
+{
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    if (c)
+        c->softirq = args->vec + 1;
+    return 0;
+}
+
+TRACEPOINT_PROBE(irq, softirq_exit)
+{
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    if (c)
+        c->softirq = 0;
+    return 0;
+}
+
+TRACEPOINT_PROBE(irq, irq_handler_entry)
+{
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    if (c)
+        c->hardirq = args->irq + 1;
+    return 0;
+}
+
+TRACEPOINT_PROBE(irq, irq_handler_exit)
+{
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    if (c)
+        c->hardirq = 0;
+    return 0;
+}
+#endif
+
+#ifdef HAVE_SCHED_HRTIMER
+TRACEPOINT_PROBE(timer, hrtimer_expire_entry)
+{
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    if (c)
+        c->hrtimer = 1;
+    return 0;
+}
+
+TRACEPOINT_PROBE(timer, hrtimer_expire_exit)
+{
+    int zero = 0;
+    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
+    if (c)
+        c->hrtimer = 0;
+    return 0;
+}
+#endif
+
+#ifdef HAVE_SCHED_BLOCK
+struct sched_bio_key {
+    u64 sector;
+    u32 dev;
+    u32 _pad;
+};
+struct sched_bio_issue {
+    u64 ts;
+    u32 tid;
+    u32 pid;
+    u32 bytes;
+    u32 _pad;
+    char comm[16];
+};
+/* In-flight requests by (dev, sector). LRU: a completion we never see (a request issued
+ * before a driver reset, a flush with sector 0 reused) cannot leak map space. */
+BPF_TABLE("lru_hash", struct sched_bio_key, struct sched_bio_issue, sched_bios, 16384);
+
+TRACEPOINT_PROBE(block, block_rq_issue)
+{
+    struct sched_bio_key k = {};
+    k.sector = args->sector;
+    k.dev = args->dev;
+    struct sched_bio_issue v = {};
+    u64 id = bpf_get_current_pid_tgid();
+    v.ts = bpf_ktime_get_ns();
+    v.tid = (u32)id;
+    v.pid = id >> 32;
+    v.bytes = args->bytes;
+    bpf_get_current_comm(&v.comm, sizeof(v.comm));
+    sched_bios.update(&k, &v);
+    return 0;
+}
+
+TRACEPOINT_PROBE(block, block_rq_complete)
+{
+    struct sched_bio_key k = {};
+    k.sector = args->sector;
+    k.dev = args->dev;
+    struct sched_bio_issue *v = sched_bios.lookup(&k);
+    if (!v)
+        return 0;  /* issued before the trace began */
+    struct sched_bio *r = events.ringbuf_reserve(sizeof(*r));
+    if (!r) {
+        count_lost();
+        sched_bios.delete(&k);
+        return 0;
+    }
+    r->issue_ns = v->ts;
+    r->end_ns = bpf_ktime_get_ns();
+    r->type = EV_SCHED_BIO;
+    r->tid = v->tid;
+    r->pid = v->pid;
+    r->dev = args->dev;
+    r->sector = args->sector;
+    r->bytes = v->bytes;
+    r->error = args->error;
+    __builtin_memcpy(r->comm, v->comm, sizeof(r->comm));
+    bpf_probe_read_kernel(r->rwbs, sizeof(r->rwbs), args->rwbs);
+    events.ringbuf_submit(r, RB_FLAGS);
+    sched_bios.delete(&k);
+    return 0;
+}
+#endif
+
+/* fsync-family calls: entry time by tid, one record at exit. */
+BPF_HASH(sched_sync_enter, u32, u64, 16384);
+
+static __always_inline int sched_sync_begin(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u64 now = bpf_ktime_get_ns();
+    sched_sync_enter.update(&tid, &now);
+    return 0;
+}
+
+static __always_inline int sched_sync_end(u32 kind, long ret, s64 fd)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tid = (u32)id;
+    u64 *t0 = sched_sync_enter.lookup(&tid);
+    if (!t0)
+        return 0;
+    struct sched_sync *r = events.ringbuf_reserve(sizeof(*r));
+    if (!r) {
+        count_lost();
+        sched_sync_enter.delete(&tid);
+        return 0;
+    }
+    r->enter_ns = *t0;
+    r->exit_ns = bpf_ktime_get_ns();
+    r->type = EV_SCHED_SYNC;
+    r->tid = tid;
+    r->pid = id >> 32;
+    r->kind = kind;
+    r->ret = ret;
+    r->fd = fd;
+    events.ringbuf_submit(r, RB_FLAGS);
+    sched_sync_enter.delete(&tid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_fsync) { return sched_sync_begin(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fsync) { return sched_sync_end(SYNC_FSYNC, args->ret, -1); }
+TRACEPOINT_PROBE(syscalls, sys_enter_fdatasync) { return sched_sync_begin(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fdatasync)
+{
+    return sched_sync_end(SYNC_FDATASYNC, args->ret, -1);
+}
+#ifdef HAVE_SCHED_SYNC_FILE_RANGE
+TRACEPOINT_PROBE(syscalls, sys_enter_sync_file_range) { return sched_sync_begin(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sync_file_range)
+{
+    return sched_sync_end(SYNC_FILE_RANGE, args->ret, -1);
+}
+#endif
