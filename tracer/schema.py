@@ -326,6 +326,9 @@ class Meta(TypedDict, total=False):
     #: wall time = monotonic ns + realtime_offset_ns
     realtime_offset_ns: int
     cpus: int | None
+    #: the sched concern's parameters and health (record --sched; docs/sched.md): long_ns,
+    #: bucket_ns, ncpu, end_ns, missed_switches, repairs
+    sched: dict[str, Any]
 
 
 def _meta_int(v: Any) -> int | None:
