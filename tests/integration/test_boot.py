@@ -1,8 +1,10 @@
 """`boot run` end to end, the way systemd runs it: the installed unit's ExecStart by hand, with
 NOTIFY_SOCKET on a datagram socket this test listens on (PID 1 here is not systemd).
 
-The bpf tests run the real recorder. The root tests put small stand-in commands where the
-recorder/report would be, for failures the real ones cannot be made to produce on demand.
+The bpf tests run the real recorder. The root tests put a small stand-in command where the
+recorder would be (for failures the real one cannot be made to produce on demand); it leaves a
+real recording, or one damaged the way a test needs (tests/unit/test_boot.py), which the real
+analysis and report then read in process.
 """
 
 from __future__ import annotations
@@ -18,55 +20,41 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.unit.test_boot import Logged, garbage_process_table, k3s_stopped_early, real_trace
 from tracer import boot, host, schema
 from tracer.boot import supervise
 
-STANDIN = r"""
-import json, os, sys, time
-cmd, args = sys.argv[1], sys.argv[2:]
-mode = os.environ["STANDIN_" + cmd.upper()]
-if cmd == "record":
-    out = args[args.index("-o") + 1]
-    if mode == "fail":
-        print("k3sprof: error: cannot attach probes: boom", file=sys.stderr); sys.exit(5)
-    if mode == "hang":
-        import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)
-    os.makedirs(out, mode=0o700)
-    with open(os.path.join(out, "meta.json"), "w") as f:
-        json.dump({"schema_version": "1.0", "tracer_version": "standin", "start_ns": 1}, f)
-    print("recording (stand-in)", flush=True)
-elif mode == "partial":
-    print(json.dumps({"end_reached": False}))
-    print("k3sprof: end milestone not reached (listen:10250)", file=sys.stderr); sys.exit(6)
-elif mode == "fail":
-    print("Usage: k3sprof [OPTIONS]\nError: No such command '%s'." % cmd, file=sys.stderr)
-    sys.exit(2)
-else:
-    print(json.dumps({"standin": cmd}))
+STANDIN_RECORDER = r"""
+import os, shutil, sys, time
+args = sys.argv[2:]
+mode = os.environ["STANDIN_RECORD"]
+out = args[args.index("-o") + 1]
+if mode == "fail":
+    print("k3sprof: error: cannot attach probes: boom", file=sys.stderr); sys.exit(5)
+if mode == "hang":
+    import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)
+shutil.copytree(os.environ["STANDIN_TRACE"], out)
+print("recording (stand-in)", flush=True)
 """
 
 
-@dataclass
-class Logged:
-    lines: list[tuple[str, str]] = field(default_factory=list)
-
-    def __call__(self, level: str, message: str) -> None:
-        self.lines.append((level, message))
-
-    def text(self, level: str) -> str:
-        return "\n".join(m for lv, m in self.lines if lv == level)
-
-
-def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modes: str) -> list[str]:
+def standin(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    record: str = "ok",
+    trace: Callable[[Path], Path] = real_trace,
+) -> list[str]:
+    """A recorder that fails, hangs, or leaves trace(DIR) as its recording."""
     script = tmp_path / "standin.py"
-    script.write_text(STANDIN)
-    for cmd in ("record", "report", "analyze"):
-        monkeypatch.setenv("STANDIN_" + cmd.upper(), modes.get(cmd, "ok"))
+    script.write_text(STANDIN_RECORDER)
+    monkeypatch.setenv("STANDIN_RECORD", record)
+    monkeypatch.setenv("STANDIN_TRACE", str(trace(tmp_path / f"made-{uuid.uuid4().hex[:6]}")))
     return [sys.executable, str(script)]
 
 
@@ -92,20 +80,48 @@ def test_recorder_failure_is_logged_and_nothing_is_reported(
 
 @pytest.mark.root
 def test_failing_report_keeps_the_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracer.report.html import HtmlReport
+
+    def broken(self: HtmlReport) -> bytes:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(HtmlReport, "render_bytes", broken)
     log = Logged()
     opts = boot.BootOptions(tmp_path / "out", "listen:10250", 30, 3)
-    cmd = standin(tmp_path, monkeypatch, report="fail")
+    cmd = standin(tmp_path, monkeypatch)
     res = boot.run(opts, log=log, tracer_cmd=cmd, boot_id="f" * 32)
     assert res.ok and res.stopped_by == "recorder"
     assert res.record.argv[-2:] == ["--until", "listen:10250"]
     assert (res.trace_dir / "meta.json").exists()
     assert not (res.run_dir / boot.REPORT_FILE).exists()
-    assert res.report is not None and "No such command 'report'" in (res.report.error or "")
-    assert "report failed" in log.text("warning") and "trace is kept" in log.text("warning")
+    assert res.report is not None and res.report.error == "unexpected RuntimeError: boom"
+    assert "report failed" in log.text("error") and "trace are kept" in log.text("error")
     # the analysis step is independent of the report's failure
-    assert json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text()) == {"standin": "analyze"}
+    analysis = json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text())
+    assert analysis["end_reached"] is True and analysis["trace"]["path"] == str(res.trace_dir)
     run = json.loads((res.run_dir / boot.RUN_FILE).read_text())
-    assert run["state"] == "done" and run["report"]["rc"] == 2 and run["boot_id"] == "f" * 32
+    assert run["state"] == "done" and run["report"]["rc"] == 1 and run["boot_id"] == "f" * 32
+    assert run["analysis"]["rc"] == 0 and run["analysis"]["error"] is None
+
+
+@pytest.mark.root
+def test_failing_analysis_keeps_the_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = Logged()
+    opts = boot.BootOptions(tmp_path / "out", None, 30, 3)
+    cmd = standin(tmp_path, monkeypatch, trace=garbage_process_table)
+    res = boot.run(opts, log=log, tracer_cmd=cmd)
+    assert res.ok  # the recording is what `boot run` is judged by
+    assert res.analysis is not None and res.analysis.rc == 3
+    assert "process.arrows: column ts_ns has type string" in (res.analysis.error or "")
+    assert res.report is not None and res.report.error == res.analysis.error
+    assert sorted(p.name for p in res.run_dir.iterdir()) == [boot.RUN_FILE, boot.TRACE_SUBDIR]
+    assert (res.trace_dir / "meta.json").exists()
+    assert "analysis failed" in log.text("warning") and "Traceback" not in log.text("warning")
+    run = json.loads((res.run_dir / boot.RUN_FILE).read_text())
+    assert run["state"] == "done" and run["trace"] == str(res.trace_dir)
+    assert run["analysis"]["error"] == run["report"]["error"] == res.analysis.error
 
 
 @pytest.mark.root
@@ -277,21 +293,15 @@ def test_exec_start_by_hand_notifies_after_probes_are_live_and_rotates(
         # ... and a failure is the report's own: it fails the same way when run by hand
         assert result["report"]["error"]
         by_hand = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tracer",
-                "report",
-                str(first.path / boot.TRACE_SUBDIR),
-                "-o",
-                str(tmp_path / "by-hand.html"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+            result["report"]["argv"], capture_output=True, text=True, check=False
         )
-        assert by_hand.returncode != 0
-        assert by_hand.stderr.strip().splitlines()[-1] in result["report"]["error"]
+        assert by_hand.returncode == result["report"]["rc"] != 0
+        assert result["report"]["error"].removeprefix("unexpected ") in by_hand.stderr
+    # the analysis of the real boot-style trace (system-wide, no command) is there
+    assert result["analysis"]["error"] is None, result["analysis"]
+    analysis = json.loads((first.path / boot.ANALYSIS_FILE).read_text())
+    assert analysis["trace"]["path"] == str(first.path / boot.TRACE_SUBDIR)
+    assert analysis["counts"]
 
     # WHEN the next run is stopped like `systemctl stop` does (KillMode=mixed: SIGTERM to main)
     sd = FakeSystemd(_fresh(tmp_path), argv)
@@ -321,7 +331,10 @@ def test_an_analysis_that_did_not_reach_the_end_is_kept(
     # analyze exits non-zero with a full answer (end_reached: false) for a boot stopped early
     log = Logged()
     opts = boot.BootOptions(tmp_path / "out", None, 30, 3)
-    res = boot.run(opts, log=log, tracer_cmd=standin(tmp_path, monkeypatch, analyze="partial"))
+    cmd = standin(tmp_path, monkeypatch, trace=k3s_stopped_early)
+    res = boot.run(opts, log=log, tracer_cmd=cmd)
     assert res.analysis is not None and res.analysis.rc == 6 and res.analysis.error is None
-    assert json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text()) == {"end_reached": False}
+    analysis = json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text())
+    assert analysis["profile"] == "k3s" and analysis["end_reached"] is False
     assert "end milestone not reached" in log.text("info")
+    assert (res.run_dir / boot.REPORT_FILE).exists()

@@ -1,5 +1,6 @@
 """Boot unit: text checked by systemd's own tools, install/uninstall into a temp root, naming,
-rotation, sd_notify, and the CLI's one-line errors. No root, no BPF, no running systemd."""
+rotation, sd_notify, the in-process analysis and report of a run, and the CLI's one-line
+errors. No root, no BPF, no running systemd."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ import sys
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from pyarrow import ipc
 
 import tracer.cli
-from tracer import boot, host
+from tests import builders
+from tests.builders import ms
+from tracer import boot, host, schema
 from tracer._errors import UsageError
+from tracer.boot import supervise
 
 VENV_K3SPROF = Path(sys.executable).with_name("k3sprof")
 BOOT_ID = "0123456789abcdef0123456789abcdef"
@@ -319,6 +325,180 @@ def test_notify_sends_one_datagram(tmp_path: Path, abstract: bool) -> None:
     assert not host.sd_notify("READY=1", env={"NOTIFY_SOCKET": str(tmp_path / "gone")})
     with pytest.raises(FileNotFoundError):
         host.send_notify(str(tmp_path / "gone"), b"READY=1")
+
+
+# --- analysis and report: one in-process analysis (boot.supervise) ---------------------------
+
+#: a real recording (tests/data/reduce_trace.py says how it was made)
+REAL_TRACE = Path(__file__).resolve().parents[1] / "data" / "etcd-start.trace"
+
+
+def real_trace(trace_dir: Path) -> Path:
+    """What the recorder would leave in RUN/trace: a copy of a real recording."""
+    shutil.copytree(REAL_TRACE, trace_dir)
+    return trace_dir
+
+
+def garbage_process_table(trace_dir: Path) -> Path:
+    """A real trace whose process table is garbage (a foreign or corrupted writer): a valid
+    Arrow stream whose columns do not have the schema's types, so loading it fails for real."""
+    real_trace(trace_dir)
+    t = pa.table({"ts_ns": pa.array(["garbage"]), "pid": pa.array(["x"])})
+    with ipc.new_stream(str(trace_dir / ("process" + schema.TABLE_SUFFIX)), t.schema) as w:
+        w.write_table(t)
+    return trace_dir
+
+
+def k3s_stopped_early(trace_dir: Path) -> Path:
+    """A k3s server boot recorded until before the kubelet served (no listen on 10250, the k3s
+    profile's end): what a recording stopped early (timeout, `systemctl stop`) holds."""
+    tr = builders.trace(
+        process=[
+            dict(ts_ns=ms(10), kind="fork", pid=700, tid=700, ppid=1, comm="systemd"),
+            dict(ts_ns=ms(11), kind="exec", pid=700, tid=700, comm="k3s-server",
+                 filename="/usr/local/bin/k3s", argv=["/usr/local/bin/k3s", "server"]),
+            dict(ts_ns=ms(500), kind="fork", pid=701, tid=701, ppid=700, comm="k3s-server"),
+            dict(ts_ns=ms(501), kind="exec", pid=701, tid=701, comm="containerd",
+                 filename="/var/lib/rancher/k3s/data/current/bin/containerd",
+                 argv=["containerd"]),
+        ],
+        meta={"end_ns": ms(2000)},
+    )
+    trace_dir.mkdir(parents=True)
+    schema.write_meta(trace_dir, tr.meta)
+    for name, table in tr.tables.items():
+        w = schema.StreamWriter(trace_dir / (name + schema.TABLE_SUFFIX), schema.TABLES[name])
+        w.write(table)
+        w.close()
+    return trace_dir
+
+
+class Logged:
+    """`boot run`'s log callback: (level, message) pairs."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __call__(self, level: str, message: str) -> None:
+        self.lines.append((level, message))
+
+    def text(self, level: str) -> str:
+        return "\n".join(m for lv, m in self.lines if lv == level)
+
+
+def by_hand(step: boot.Step, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run a step's argv (`python -m tracer ...`) through the CLI in process: (rc, out, err)."""
+    assert step.argv[1:3] == ["-m", "tracer"]
+    capsys.readouterr()
+    rc = tracer.cli.main(step.argv[3:])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.mark.usefixtures("no_subprocess")
+def test_analysis_and_report_come_from_one_load_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a run directory holding a real trace, with every load of a trace counted
+    real_trace(tmp_path / boot.TRACE_SUBDIR)
+    loads: list[Path] = []
+    real_load = schema.load
+
+    def counting_load(trace_dir: str | os.PathLike[str]) -> schema.Trace:
+        loads.append(Path(trace_dir))
+        return real_load(trace_dir)
+
+    monkeypatch.setattr(schema, "load", counting_load)
+    log = Logged()
+    # WHEN the analysis step runs
+    report, analysis = supervise._analyze_and_report(tmp_path, log)
+    # THEN one load (no subprocess: the fixture refuses them) made both files
+    assert loads == [tmp_path / boot.TRACE_SUBDIR]
+    assert (analysis.rc, analysis.error, report.rc, report.error) == (0, None, 0, None)
+    assert "<html" in (tmp_path / boot.REPORT_FILE).read_text()[:2000].lower()
+    assert [lv for lv, _ in log.lines] == ["info", "info"]
+    assert "analysis written" in log.text("info") and "report written" in log.text("info")
+    # AND analysis.json is what the step's own command prints (`analyze --json`), byte for byte
+    monkeypatch.setattr(schema, "load", real_load)
+    rc, out, _ = by_hand(analysis, capsys)
+    assert rc == 0 and out == (tmp_path / boot.ANALYSIS_FILE).read_text() + "\n"
+    assert json.loads(out)["end_reached"] is True
+
+
+def test_an_unreadable_trace_fails_the_analysis_alone_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace_dir = garbage_process_table(tmp_path / boot.TRACE_SUBDIR)
+    kept = sorted(p.name for p in trace_dir.iterdir())
+    log = Logged()
+    report, analysis = supervise._analyze_and_report(tmp_path, log)
+    # the analysis failed with the loader's own one-line error and the trace is untouched
+    assert analysis.rc == 3 and "process.arrows: column ts_ns has type string" in (
+        analysis.error or ""
+    )
+    assert sorted(p.name for p in trace_dir.iterdir()) == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == [boot.TRACE_SUBDIR]
+    # the report, which needs the analysis, says why it is missing (boot status shows it)
+    assert report.error == analysis.error and report.rc == 3
+    # one warning line each, no traceback
+    assert [lv for lv, _ in log.lines] == ["warning", "warning"]
+    assert all("\n" not in m and "Traceback" not in m for _, m in log.lines)
+    assert "analysis failed" in log.text("warning") and "trace is kept" in log.text("warning")
+    # and by hand, the step's command fails the same way
+    rc, _, err = by_hand(analysis, capsys)
+    assert rc == analysis.rc and analysis.error in err
+
+
+def test_a_failing_report_keeps_the_analysis_and_names_the_unexpected_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracer.report.html import HtmlReport
+
+    def broken(self: HtmlReport) -> bytes:
+        raise RuntimeError("boom\nwith a second line")
+
+    monkeypatch.setattr(HtmlReport, "render_bytes", broken)
+    real_trace(tmp_path / boot.TRACE_SUBDIR)
+    log = Logged()
+    report, analysis = supervise._analyze_and_report(tmp_path, log)
+    assert report.rc == 1 and report.error == "unexpected RuntimeError: boom"
+    assert not (tmp_path / boot.REPORT_FILE).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+    # the analysis is independent of the report's failure
+    assert analysis.error is None
+    assert json.loads((tmp_path / boot.ANALYSIS_FILE).read_text())["end_reached"] is True
+    assert log.lines[-1] == (
+        "error",
+        "report failed (unexpected RuntimeError: boom); the analysis and the trace are kept",
+    )
+
+
+def test_a_boot_stopped_before_its_end_still_gets_its_analysis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tracer.cli.analyze import EXIT_NOT_REACHED
+
+    k3s_stopped_early(tmp_path / boot.TRACE_SUBDIR)
+    log = Logged()
+    report, analysis = supervise._analyze_and_report(tmp_path, log)
+    # `analyze` exits 6 with a full answer; the step records that and has not failed
+    assert analysis.rc == supervise.EXIT_NOT_REACHED == EXIT_NOT_REACHED
+    assert analysis.error is None
+    data = json.loads((tmp_path / boot.ANALYSIS_FILE).read_text())
+    assert data["profile"] == "k3s" and data["end_reached"] is False
+    assert data["start_reached"] is True and data["critical_path"] == []
+    assert "end milestone not reached (listen:10250" in log.text("info")
+    assert report.error is None and (tmp_path / boot.REPORT_FILE).exists()
+    assert by_hand(analysis, capsys)[0] == EXIT_NOT_REACHED
 
 
 # --- CLI ---------------------------------------------------------------------------------------

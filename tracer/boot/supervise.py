@@ -3,13 +3,14 @@ analyze, report and rotate.
 
 The recorder is ``k3sprof record`` in a child process (its own session) until the end condition,
 the timeout or SIGTERM (``systemctl stop``); it inherits NOTIFY_SOCKET and sends READY=1 itself
-once its probes are live. A failing analysis or report keeps the trace.
+once its probes are live. Then, in this process, one load -> analyze of the trace writes both
+the analysis JSON and the HTML report (no second interpreter, no second analysis). A failing
+analysis or report keeps the trace.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -38,14 +39,20 @@ from tracer.boot.unit import K3S_UNITS
 
 #: The recorder gets --duration TIMEOUT; if it has not stopped GRACE_S later it is stopped.
 GRACE_S = 30
-REPORT_TIMEOUT_S = 300
+
+#: `analyze`'s exit status when the start or end milestone was not reached (tracer/cli/analyze.py)
+EXIT_NOT_REACHED = 6
+#: exit status of a command that died of an unexpected exception (Python's)
+EXIT_UNEXPECTED = 1
 
 Log = Callable[[str, str], None]  # (level: "info" | "warning" | "error", message)
 
 
 @dataclass
 class Step:
-    """An external command run by `boot run` and what came of it."""
+    """One step of `boot run` and what came of it: the recorder is a child process (argv is
+    what ran); analysis and report run in process (argv is the command that redoes them by hand,
+    rc the exit status that command would have had)."""
 
     argv: list[str]
     rc: int | None = None
@@ -76,12 +83,6 @@ def tracer_argv() -> list[str]:
     return [sys.executable, "-m", "tracer"]
 
 
-def _last_line(text: str) -> str:
-    # click and k3sprof both end a failure with the one line that says what went wrong
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
-
-
 @contextmanager
 def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
@@ -99,72 +100,77 @@ def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _run_step(
-    argv: list[str], timeout_s: float, log: Log, what: str, json_to: Path | None = None
-) -> Step:
-    """Run one post-recording step; with json_to, its stdout is kept there when it is JSON."""
-    step = Step(argv)
-    t0 = time.monotonic()
-    why = ""
-    try:
-        with open(json_to, "wb") if json_to else open(os.devnull, "wb") as out:
-            r = subprocess.run(
-                argv, stdout=out, stderr=subprocess.PIPE, timeout=timeout_s, check=False
-            )
-        step.rc = r.returncode
-        why = _last_line(r.stderr.decode(errors="replace"))
-        # analyze says "end milestone not reached" with a non-zero status AND a full answer
-        # (end_reached: false): a boot stopped early still gets its analysis.
-        if r.returncode != 0 and not (json_to is not None and _is_json(json_to)):
-            step.error = f"exit {r.returncode}: {why or 'no message'}"
-    except subprocess.TimeoutExpired:
-        step.error = f"did not finish in {timeout_s:.0f} s"
-    except OSError as e:
-        step.error = str(e)
-    step.seconds = round(time.monotonic() - t0, 3)
-    if step.error:
-        log("warning", f"{what} failed ({step.error}); the trace is kept")
-        if json_to is not None:
-            json_to.unlink(missing_ok=True)
-    else:
-        note = f" (exit {step.rc}: {why})" if step.rc else ""
-        log("info", f"{what} written in {step.seconds:.1f} s{note}")
-    return step
+def _analyze_and_report(run_dir: Path, log: Log) -> tuple[Step, Step]:
+    """RUN/analysis.json and RUN/report.html from RUN/trace: the ONE place `boot run` analyzes.
 
-
-def _analyze_and_report(cmd: Sequence[str], run_dir: Path, log: Log) -> tuple[Step, Step]:
-    """RUN/report.html and RUN/analysis.json from RUN/trace: the ONE place `boot run` analyzes.
-
-    MERGE POINT: today this re-enters the CLI twice (`k3sprof report`, `k3sprof analyze --json`),
-    so the trace is loaded and analyzed twice, in two more interpreters. Once one in-process
-    load -> analyze exists (issue 12), replace both subprocesses here with one in-process
-    analysis that renders both files; keep the (report, analysis) Steps so run.json and
-    `boot status` stay as they are. Each step must still fail alone: a failing report keeps the
-    analysis and the trace.
+    One load -> analyze in this process; both files are written from that one Analysis. Each
+    step fails alone: a report that cannot be written keeps the analysis, an analysis that
+    fails keeps the trace. A boot stopped before its end milestone still gets its analysis
+    (``end_reached: false``), as `analyze` does. Nothing here raises: a failure is one line in
+    the log and an ``error`` in its Step.
     """
+    # imported here, not at the top: `boot run` starts the recorder (and so k3s) first, and
+    # pyarrow, the analyzer and the report's imports are not needed until the trace exists
+    from tracer.analyzer import Analysis, Options, load_and_analyze
+    from tracer.analyzer.text import not_reached
+    from tracer.report.outputs import write_outputs
+
     trace_dir = run_dir / TRACE_SUBDIR
-    report = _run_step(
-        [*cmd, "report", str(trace_dir), "-o", str(run_dir / REPORT_FILE)],
-        REPORT_TIMEOUT_S,
-        log,
-        "report",
-    )
-    analysis = _run_step(
-        [*cmd, "analyze", str(trace_dir), "--json"],
-        REPORT_TIMEOUT_S,
-        log,
-        "analysis",
-        json_to=run_dir / ANALYSIS_FILE,
-    )
+    analysis = Step(_by_hand("analyze", str(trace_dir), "--json"))
+    report = Step(_by_hand("report", str(trace_dir), "-o", str(run_dir / REPORT_FILE)))
+
+    t0 = time.monotonic()
+    a: Analysis | None = None
+    note = ""
+    try:
+        a = load_and_analyze(trace_dir, Options())
+        write_outputs(a, json_path=run_dir / ANALYSIS_FILE)
+        why = not_reached(a)
+        # `analyze` exits non-zero with its full answer for this; the step has not failed
+        analysis.rc = EXIT_NOT_REACHED if why else 0
+        note = f" ({why}: end_reached is false)" if why else ""
+    except Exception as e:  # every failure is the step's, never the trace's (nor a traceback)
+        _failed(analysis, e)
+    analysis.seconds = round(time.monotonic() - t0, 3)
+    if analysis.error is None:
+        log("info", f"analysis written in {analysis.seconds:.1f} s{note}")
+    else:
+        log(_level(analysis), f"analysis failed ({analysis.error}); the trace is kept")
+
+    if a is None:  # nothing to render: the report fails the way `k3sprof report` would
+        report.rc, report.error = analysis.rc, analysis.error
+        log("warning", "report not written (the analysis failed); the trace is kept")
+        return report, analysis
+    t0 = time.monotonic()
+    try:
+        write_outputs(a, html_path=run_dir / REPORT_FILE)
+        report.rc = 0
+    except Exception as e:
+        _failed(report, e)
+    report.seconds = round(time.monotonic() - t0, 3)
+    if report.error is None:
+        log("info", f"report written in {report.seconds:.1f} s")
+    else:
+        log(_level(report), f"report failed ({report.error}); the analysis and the trace are kept")
     return report, analysis
 
 
-def _is_json(path: Path) -> bool:
-    try:
-        json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return True
+def _by_hand(*args: str) -> list[str]:
+    """A Step's argv: the command that redoes it by hand (the step itself runs in process)."""
+    return [*tracer_argv(), *args]
+
+
+def _failed(step: Step, e: Exception) -> None:
+    """Record why a step failed, with the exit status its command would have had."""
+    if isinstance(e, TracerError):  # a user-level failure: its own one line
+        step.rc, step.error = e.exit_code, str(e)
+    else:  # a bug: say what it was (the type), not only its message; one line for the journal
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "no message")
+        step.rc, step.error = EXIT_UNEXPECTED, f"unexpected {type(e).__name__}: {first[:300]}"
+
+
+def _level(step: Step) -> str:
+    return "error" if step.rc == EXIT_UNEXPECTED else "warning"
 
 
 def run(
@@ -178,6 +184,8 @@ def run(
     """Record this boot into a new run directory, then report and rotate (what ExecStart runs).
 
     The recorder inherits NOTIFY_SOCKET and sends READY=1 itself once its probes are live.
+    tracer_cmd is how the recorder is started (default: this interpreter's `-m tracer`); the
+    analysis and the report run in this process.
     """
     opts.validate()
     if os.geteuid() != 0:
@@ -266,7 +274,7 @@ def run(
         report = analysis = None
         if (trace_dir / "meta.json").exists():
             host.sd_notify("STATUS=writing report")
-            report, analysis = _analyze_and_report(cmd, run_dir, log)
+            report, analysis = _analyze_and_report(run_dir, log)
         else:
             log("error", f"no trace was written to {trace_dir}")
 
