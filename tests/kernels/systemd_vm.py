@@ -236,7 +236,7 @@ def boot(kernel: vm.Kernel, img: Path, log: Path) -> tuple[int | None, float]:
     cmd = ["qemu-system-x86_64", *accel, "-m", "2G", "-smp", "2", "-nographic", "-no-reboot",
            "-kernel", str(kernel.image), "-initrd", str(kernel.initrd),
            "-drive", f"file={img},format=raw,if=virtio",
-           "-append", "console=ttyS0 root=/dev/vda rw panic=-1 systemd.show_status=1"]
+           "-append", "console=ttyS0 root=/dev/vda rw panic=-1 systemd.show_status=error"]
     t0 = time.monotonic()
     with open(log, "wb") as f:
         p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
