@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.kernels import vm
@@ -217,7 +218,7 @@ def build_image(kernel: vm.Kernel, work: Path) -> Path:
     getty.symlink_to("/dev/null")
     # `k3sprof boot install`, as an image builder would run it, into the image's root
     _run([str(vm.ROOT / ".venv/bin/k3sprof"), "boot", "install", "--root", str(root),
-          "--end", END, "--timeout", "180", "--keep", "1", "--attach-timeout", "300"],
+          "--end", END, "--timeout", "60", "--keep", "1", "--attach-timeout", "300"],
          cwd=vm.ROOT)
     img = work / "rootfs.img"
     img.unlink(missing_ok=True)
@@ -233,7 +234,7 @@ def boot(kernel: vm.Kernel, img: Path, log: Path) -> tuple[int | None, float]:
     accel = ["-accel", "kvm", "-cpu", "host"] if mode == "kvm" else \
         ["-accel", "tcg,thread=multi", "-cpu", "max"]
     assert kernel.initrd is not None, f"{kernel.release} has no initrd"
-    cmd = ["qemu-system-x86_64", *accel, "-m", "2G", "-smp", "2", "-nographic", "-no-reboot",
+    cmd = ["qemu-system-x86_64", *accel, "-m", "2G", "-smp", "1", "-nographic", "-no-reboot",
            "-kernel", str(kernel.image), "-initrd", str(kernel.initrd),
            "-drive", f"file={img},format=raw,if=virtio",
            "-append", "console=ttyS0 root=/dev/vda rw panic=-1 systemd.show_status=error"]
@@ -259,3 +260,62 @@ def copy_out(img: Path, path: str, dest: Path) -> None:
 def parse_show(text: str) -> dict[str, str]:
     """`systemctl show` output -> {property: value}."""
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+@dataclass
+class Boot:
+    n: int
+    rc: int | None
+    seconds: float
+    console: Path
+    runs: Path  # copy of /var/lib/k3sprof after this boot
+    check: Path  # copy of /var/lib/k3sprof-check/<boot id>/
+    boot_id: str = ""
+
+    def show(self, unit: str) -> dict[str, str]:
+        return parse_show((self.check / f"{unit}.show").read_text())
+
+    def run_dirs(self) -> list[Path]:
+        return sorted(p for p in self.runs.iterdir() if p.is_dir())
+
+    def this_run(self) -> Path:
+        mine = [p for p in self.run_dirs() if p.name.endswith(self.boot_id)]
+        assert len(mine) == 1, f"runs after boot {self.n}: {[p.name for p in self.run_dirs()]}"
+        return mine[0]
+
+
+@dataclass
+class SystemdVM:
+    boots: list[Boot] = field(default_factory=list)
+    image_s: float = 0.0
+
+
+def two_boots(out: Path) -> SystemdVM:
+    """Build the image (cached rootfs), boot it twice, copy out runs and facts after each."""
+    kernel = next((k for k in vm.matrix()[0] if k.series == vm.SERIES[0]), None)
+    if kernel is None:
+        raise RuntimeError(f"no Debian {vm.SERIES[0]} kernel with its own headers (make setup)")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t0 = time.monotonic()
+    work = CACHE / f"work-{os.getpid()}"
+    try:
+        img = build_image(kernel, work)
+        res = SystemdVM(image_s=time.monotonic() - t0)
+        seen: set[str] = set()
+        for n in (1, 2):
+            console = out / f"console-boot{n}.log"
+            rc, secs = boot(kernel, img, console)
+            dest = out / f"boot{n}"
+            copy_out(img, "/var/lib/k3sprof", dest)
+            copy_out(img, "/var/lib/k3sprof-check", dest)
+            new = [p for p in (dest / "k3sprof-check").iterdir() if p.name not in seen] \
+                if (dest / "k3sprof-check").is_dir() else []
+            b = Boot(n, rc, secs, console, dest / "k3sprof", new[0] if new else dest / "none")
+            if new:
+                b.boot_id = new[0].name
+                seen.add(new[0].name)
+            res.boots.append(b)
+        return res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -8,7 +8,7 @@
   see whether it gets as far as looking for a root file system), never by a user flag. On
   nested-virtualisation hosts ``/dev/kvm`` often exists but cannot run a guest: QEMU aborts
   ("failed to set MSR") or the guest hangs right after decompression.
-* ``run_vng()``: virtme-ng boots the kernel over the host's file system (read-only, plus one
+* ``start_vng()``: virtme-ng boots the kernel over the host's file system (read-only, plus one
   writable directory) and runs one command; its console output is the in-VM log.
 """
 
@@ -132,10 +132,10 @@ def vng_bin() -> str:
     return found
 
 
-def run_vng(kernel: Kernel, command: str, rwdir: Path, log: Path, *, timeout: float,
-            memory: str = "3G", cpus: int = 2) -> tuple[int | None, float]:
-    """Boot `kernel`, run `command` (a shell line, cwd = project root) as root; the console
-    output goes to `log`. Returns (exit status | None on timeout, seconds)."""
+def start_vng(kernel: Kernel, command: str, rwdir: Path, log: Path, *, memory: str = "3G",
+              cpus: int = 1) -> subprocess.Popen[bytes]:
+    """Boot `kernel` and run `command` (a shell line, cwd = project root) as root, in the
+    background; the console output goes to `log`. Wait with `finish()`."""
     mode, _ = accel()
     vng = vng_bin()
     cmd = [vng, "--run", str(kernel.image), "--memory", memory, "--cpus", str(cpus),
@@ -144,17 +144,21 @@ def run_vng(kernel: Kernel, command: str, rwdir: Path, log: Path, *, timeout: fl
         cmd.insert(3, "--disable-kvm")
     env = dict(os.environ)
     env["PATH"] = f"{Path(vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    t0 = time.monotonic()
     with open(log, "wb") as f:
-        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             cwd=ROOT, env=env, start_new_session=True)
-        try:
-            rc: int | None = p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)
-            p.wait()
-            rc = None
-    return rc, time.monotonic() - t0
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=ROOT, env=env,
+                                start_new_session=True)
+
+
+def finish(p: subprocess.Popen[bytes], deadline: float) -> int | None:
+    """Exit status of a VM started by start_vng, or None when it outlived `deadline`
+    (time.monotonic()) and was killed."""
+    try:
+        return p.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+        return None
 
 
 def tail(path: Path, lines: int = 60) -> str:
