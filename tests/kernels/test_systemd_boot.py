@@ -68,12 +68,6 @@ def test_recorder_live_before_k3s_first_exec(systemd_vm: SystemdVM, n: int) -> N
     assert k3s["ActiveState"] == "active" and k3s["NRestarts"] == "0"
 
 
-@pytest.mark.xfail(reason="FOUND HERE, for the lead: in a real systemd boot the recorder's "
-                   "journal source (`--journal-unit k3s.service`) adds NO log rows, although k3s's "
-                   "lines are in the journal (the check unit's `journalctl -u k3s.service` has "
-                   "them) and an early `journalctl -u k3s.service -o json -f --lines=all --since` "
-                   "in another unit of the same boot receives them; cause not found yet "
-                   "(docs/kernels.md). strict: passes -> xfail fails, remove this mark")
 @pytest.mark.parametrize("n", [1, 2])
 def test_k3s_journal_lines_in_the_trace_on_the_same_clock(systemd_vm: SystemdVM, n: int) -> None:
     b = systemd_vm.boots[n - 1]
