@@ -67,6 +67,11 @@ class GuestRun:
 RUNS: dict[str, GuestRun] = {}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "kernel" in metafunc.fixturenames:
+        metafunc.parametrize("kernel", KERNELS, ids=[k.id for k in KERNELS], scope="module")
+
+
 class Fleet:
     """Every VM of the session, started AT ONCE (one vCPU each): BCC's compile, the longest
     step in a VM, is single-threaded, so VMs side by side use both host cores where one

@@ -213,6 +213,12 @@ def build_image(kernel: vm.Kernel, work: Path) -> Path:
         (units / name).write_text(text)
         (wants / name).symlink_to(f"/etc/systemd/system/{name}")
     (root / "etc/hostname").write_text("k3sprof-vm\n")
+    # the checkout may live under /tmp (a fresh clone): Debian's tmpfiles empty /tmp at boot
+    # ("D /tmp") and tmp.mount would hide it, so neither happens in this image
+    tmpfiles = root / "etc/tmpfiles.d"
+    tmpfiles.mkdir(parents=True, exist_ok=True)
+    (tmpfiles / "tmp.conf").symlink_to("/dev/null")
+    (units / "tmp.mount").symlink_to("/dev/null")
     # the serial console must not wait for a login: nobody types there
     getty = units / "serial-getty@ttyS0.service"
     getty.symlink_to("/dev/null")
