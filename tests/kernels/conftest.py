@@ -168,8 +168,8 @@ def _facts(run: GuestRun) -> dict[str, Any]:
         from tracer import schema
 
         t = schema.load(run.out / "witness.trace")
-        row["attach_s"] = t.meta.get("attach_s")
-        row["compile_s"] = t.meta.get("compile_s")
+        row["attach_s"] = round(float(t.meta["attach_s"]), 1)
+        row["compile_s"] = round(float(t.meta["compile_s"]), 1)
         row["lost_events"] = t.meta.get("lost_events", 0)
         row["events"] = {n: t.table(n).num_rows for n in ("process", "socket", "module")}
         d = schema.load(run.out / "demo" / "demo.trace")
