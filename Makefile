@@ -19,7 +19,7 @@ test: setup lint ## Lint, the whole test suite (unit + integration with real BPF
 	$(PY) -m pytest -q tests --ignore=tests/kernels
 	$(MAKE) --no-print-directory test-kernels
 
-test-kernels: setup ## Kernel matrix in QEMU VMs: Debian 6.1 + 6.12 (doctor, strace witness, modules, demo) and a systemd boot (root; ~15 min under TCG; K3SPROF_SKIP_KERNELS=1 skips locally)
+test-kernels: setup ## Kernel matrix in QEMU VMs: Debian 6.1 + 6.12 (doctor, strace witness, modules, demo) and a systemd boot (root; ~8 min under TCG; K3SPROF_SKIP_KERNELS=1 skips locally)
 	$(PY) -m pytest -v -p no:cacheprovider tests/kernels
 
 test-unit: ## Unit tests only (no root needed once .venv exists)
