@@ -1,4 +1,5 @@
-"""The kernel matrix (`make test-kernels`): one VM per kernel, booted once per module of tests.
+"""The kernel matrix (`make test-kernels`): one VM per kernel plus the systemd VM, all started
+at once by the session's Fleet; each kernel's tests wait for its VM.
 
 The VM runs tests/kernels/guest.py, which only collects evidence into
 reports/kernels/<release>/ (console log, doctor JSON, a trace, strace log, ...); the tests
@@ -27,7 +28,7 @@ from tests.kernels import vm
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 OUT = Path(os.environ.get("K3SPROF_KERNELS_OUT", vm.ROOT / "reports" / "kernels"))
-#: all VMs side by side under TCG: ~10-15 min; past this they are killed and fail
+#: all VMs side by side under TCG take ~4-8 min; past this they are killed and fail
 VM_TIMEOUT_S = 1800
 
 KERNELS, PROBLEMS = vm.matrix()
