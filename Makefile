@@ -15,8 +15,12 @@ setup: ## Install OS packages, mount tracefs, link headers, create .venv (root, 
 demo: setup ## The main job: record a control-plane-style startup, analyze it, write reports/demo/demo.html
 	$(VENV)/bin/k3sprof demo -o $(OUT)
 
-test: setup lint ## Lint, then the whole test suite (unit + integration with real BPF; root)
-	$(PY) -m pytest -q tests
+test: setup lint ## Lint, the whole test suite (unit + integration with real BPF; root), then test-kernels
+	$(PY) -m pytest -q tests --ignore=tests/kernels
+	$(MAKE) --no-print-directory test-kernels
+
+test-kernels: setup ## Kernel matrix in QEMU VMs: Debian 6.1 + 6.12 (doctor, strace witness, modules, demo) and a systemd boot (root; ~8 min under TCG; K3SPROF_SKIP_KERNELS=1 skips locally)
+	$(PY) -m pytest -v -p no:cacheprovider tests/kernels
 
 test-unit: ## Unit tests only (no root needed once .venv exists)
 	$(PY) -m pytest -q tests/unit
@@ -31,4 +35,4 @@ bench: setup ## Benchmarks (overhead, throughput, attach latency, analysis scale
 clean: ## Remove generated reports and caches (keeps .venv)
 	rm -rf reports/*.html reports/demo .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup demo test test-unit lint bench clean
+.PHONY: help setup demo test test-kernels test-unit lint bench clean

@@ -40,6 +40,37 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get install -y -q --no-install-recommends "${real[@]}" >/dev/null
 fi
+# --- 1b. the kernel matrix (make test-kernels): QEMU, distro kernels WITH their own headers
+# Debian 12's 6.1 (linux-image-amd64 + linux-headers-amd64 track the same release) and the
+# newest 6.12 backport whose image and headers are both in the archive; mmdebstrap builds the
+# systemd VM's root file system; busybox-static is what virtme-ng builds its initramfs from.
+vm_pkgs=(qemu-system-x86 mmdebstrap busybox-static e2fsprogs linux-image-amd64 linux-headers-amd64)
+have_612() {
+  local img rel
+  for img in /boot/vmlinuz-6.12.*+deb12-amd64; do
+    [ -e "$img" ] || continue
+    rel=${img#/boot/vmlinuz-}
+    [ -e "/usr/src/linux-headers-$rel/include" ] && return 0
+  done
+  return 1
+}
+vm_missing=()
+for p in "${vm_pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || vm_missing+=("$p"); done
+if ! have_612; then
+  [ -n "$(apt-cache search --names-only '^linux-image-6\.12\.' 2>/dev/null | head -n 1)" ] || apt-get update -q >/dev/null
+  rel612=$(apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' \
+           | awk '{print $1}' | sed 's/^linux-headers-//' | sort -V | tail -n 1)
+  if [ -z "$rel612" ]; then
+    echo "setup: no linux-headers-6.12.*+deb12-amd64 in the package lists (kernel matrix)" >&2; exit 1
+  fi
+  vm_missing+=("linux-image-$rel612" "linux-headers-$rel612")
+fi
+if [ ${#vm_missing[@]} -gt 0 ]; then
+  log "installing kernel-matrix packages: ${vm_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${vm_missing[@]}" >/dev/null
+fi
+
 # etcd-server's package starts a system etcd on 2379: the tests and demo run their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
   systemctl disable --now etcd >/dev/null 2>&1 || true
@@ -66,7 +97,13 @@ fi
 moddir=/lib/modules/$kver
 if [ ! -e "$moddir/build/include" ]; then
   arch=$(dpkg --print-architecture)
-  best=$(ls -d /usr/src/linux-headers-*-"$arch" 2>/dev/null | sort -V | tail -n 1 || true)
+  # the distro's default headers (linux-headers-amd64 -> linux-headers-6.1.0-NN-amd64): the
+  # 6.12 headers installed for the kernel matrix are NOT picked just because they sort later
+  best=$(dpkg-query -W -f='${Depends}' "linux-headers-$arch" 2>/dev/null \
+         | grep -o "linux-headers-[^ ,]*-$arch" | head -n 1 || true)
+  best=${best:+/usr/src/$best}
+  [ -n "$best" ] && [ -d "$best" ] || \
+    best=$(ls -d /usr/src/linux-headers-*-"$arch" 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$best" ]; then
     echo "setup: no kernel headers found in /usr/src (install linux-headers-$kver)" >&2; exit 1
   fi
@@ -91,5 +128,10 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   log "installing k3sprof into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[dev]"
   touch "$stamp"
+fi
+# virtme-ng boots the matrix kernels over the host's file system (tests/kernels/vm.py)
+if [ ! -x "$venv/bin/vng" ]; then
+  log "installing virtme-ng into $venv (kernel matrix)"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'virtme-ng>=1.30'
 fi
 log "ready: $venv/bin/k3sprof"

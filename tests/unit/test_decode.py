@@ -251,8 +251,28 @@ def test_module_records_decode() -> None:
                                                                         kind, 0, name)
     rows = feed(Assembler(), module(5, 4, b"", 0, 3), module(4, 1, b"br_netfilter", 0, 0),
                 module(9, 2, b"overlay", 0, 0))["module"]
+    # the finit_module row is named by the module_load its task fired inside the syscall
     assert [(r["kind"], r["name"], r["ret"]) for r in rows] == [
-        ("finit_module", "", 0), ("load", "br_netfilter", None), ("free", "overlay", None)]
+        ("load", "br_netfilter", None), ("finit_module", "br_netfilter", 0),
+        ("free", "overlay", None)]
+
+
+def test_module_syscall_rows_named_only_by_a_load_inside_them() -> None:
+    def module(ts: int, kind: int, name: bytes, ret: int, enter: int) -> bytes:
+        return hdr(d.EV_MODULE, ts, 2, comm=b"modprobe") + struct.pack("<QqII56s", enter, ret,
+                                                                        kind, 0, name)
+    asm = Assembler()
+    # a load whose syscall exit comes in the next batch is still paired
+    first = feed(asm, module(10, 1, b"llc", 0, 0))["module"]
+    later = feed(asm, module(12, 4, b"", 0, 8),
+                 # already loaded: finit_module fails with EEXIST and no module_load fires
+                 module(20, 4, b"", -17, 18),
+                 # a load BEFORE the syscall entered names nothing
+                 module(30, 1, b"stp", 0, 0), module(40, 4, b"", -1, 35))["module"]
+    assert [r["name"] for r in first] == ["llc"]
+    assert [(r["kind"], r["name"], r["ret"]) for r in later] == [
+        ("finit_module", "llc", 0), ("finit_module", "", -17), ("load", "stp", None),
+        ("finit_module", "", -1)]
 
 
 def test_numpy_strings_strip_nul_padding() -> None:

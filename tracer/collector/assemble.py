@@ -8,7 +8,9 @@ Stateful across batches (a pair may straddle a flush):
     sock * seen in SYN_SENT) + the socket's answer (SYN_SENT->ESTABLISHED / ->CLOSE) by
     skaddr, + the error report (refused/timed out/unreachable) by 4-tuple. An answer can
     arrive BEFORE the syscall's exit record (loopback handshakes complete inside connect());
-  * listen on a unix socket: the path comes from the bind() of the same (pid, fd).
+  * listen on a unix socket: the path comes from the bind() of the same (pid, fd);
+  * module: an init_module/finit_module syscall's row takes the name of the module_load
+    the same task fired inside that syscall (the name is in the image, not an argument).
 Fork/exit rows need no pairing and are built column-wise.
 """
 
@@ -114,6 +116,7 @@ class Assembler:
         self._error_by_tuple: _Bounded = _Bounded(16384)  # reports awaiting their CLOSE
         self._held: list[dict[str, Any]] = []  # provisional "closed" rows, one flush of grace
         self._sa_cache: _Bounded = _Bounded(4096)
+        self._module_load_by_tid: _Bounded = _Bounded(1024)  # tid -> (ts, name) of module_load
         self._describe_cgroup = describe_cgroup
         self.counts: dict[str, int] = {}
 
@@ -466,13 +469,25 @@ class Assembler:
 
     # -- module, cgroup -------------------------------------------------------------------
     def _module(self, a: np.ndarray) -> pa.Table:
+        a = a[np.argsort(a["ts_ns"], kind="stable")]
         kinds = [d.MODULE_KIND.get(int(k), "unknown") for k in a["kind"]]
+        names = _cstr_col(a["name"])
+        for i, kind in enumerate(kinds):
+            tid = int(a["tid"][i])
+            if kind == "load":
+                self._module_load_by_tid[tid] = (int(a["ts_ns"][i]), names[i])
+            elif kind in ("init_module", "finit_module"):
+                # module_load fires inside the syscall, on the calling task: a load on this
+                # tid since the syscall's entry names it (a failed load, e.g. EEXIST, has none)
+                load = self._module_load_by_tid.pop(tid, None)
+                if load is not None and load[0] >= int(a["enter_ns"][i]):
+                    names[i] = load[1]
         has_ret = a["kind"] >= 3
         return pa.Table.from_arrays(
             [
                 pa.array(a["ts_ns"]),
                 pa.array(kinds, pa.string()),
-                pa.array(_cstr_col(a["name"]), pa.string()),
+                pa.array(names, pa.string()),
                 pa.array(a["pid"].astype(np.int32)),
                 pa.array(a["tid"].astype(np.int32)),
                 pa.array(_cstr_col(a["comm"]), pa.string()),

@@ -30,6 +30,24 @@ def _caps() -> int:
     return 0
 
 
+def bcc_header_tree(kdir: Path) -> tuple[str, str]:
+    """(what BCC 0.2x will compile with, how to make it use the headers), by BCC's own rule:
+    `source` when build/ and source/ are both dirs, else `build`; that tree must hold
+    include/linux/kconfig.h, or BCC silently falls back to /sys/kernel/kheaders.tar.xz
+    (CONFIG_IKHEADERS) and fails where there is none. Debian's split headers (linux-headers-R
+    with the generated files, -common with the rest) work only through their `source` link;
+    an image or copy that kept `build` alone compiles from something else."""
+    build, source = kdir / "build", kdir / "source"
+    tree = source if build.is_dir() and source.is_dir() else build
+    if (tree / "include/linux/kconfig.h").is_file():
+        both = f" + {os.path.realpath(build)}" if tree == source else ""
+        return f"{os.path.realpath(tree)}{both}", ""
+    common = Path(os.path.realpath(build)).name.rsplit("-", 1)[0] + "-common"
+    return ("/sys/kernel/kheaders.tar.xz (kheaders module), NOT these headers: "
+            f"{tree}/include/linux/kconfig.h missing",
+            f"sudo ln -sfn /usr/src/{common} {source} (Debian's split headers)")
+
+
 def run_checks(compile_probe: bool = True) -> list[Check]:
     checks: list[Check] = []
     root = os.geteuid() == 0
@@ -65,6 +83,9 @@ def run_checks(compile_probe: bool = True) -> list[Check]:
             detail += (" (NOT this kernel's headers: fine for k3sprof, whose programs read "
                        "only tracepoint arguments, never kernel structs)")
         checks.append(Check("headers", True, detail, required=True))
+        tree, fix = bcc_header_tree(Path("/lib/modules") / rel)
+        # not required: BCC may still compile from /sys/kernel/kheaders.tar.xz
+        checks.append(Check("headers used by bcc", not fix, tree, fix, required=False))
     else:
         checks.append(Check("headers", False, f"{build} missing",
                             f"install linux-headers-{rel} (Debian/Ubuntu), kernel-devel "

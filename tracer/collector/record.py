@@ -255,12 +255,15 @@ class Recorder:
         self._update_meta(bpf)
         self.stop.install()
         try:
+            # journals are followed from BEFORE READY: READY lets systemd start k3s, and the
+            # journal source reads from its own start second on (seen in a VM boot: started
+            # after the snapshots below, it began 3 s after k3s had logged its lines)
+            self._start_sources()
             o.notify(f"recording to {o.output} (probes live in {attach_s:.2f}s; Ctrl-C to stop)")
             host.sd_notify("READY=1\nSTATUS=recording")
             self._write({"snapshot": procfs.process_snapshot(live_ns),
                          "listeners": procfs.listener_snapshot(live_ns)})
             self._write_cgroup_snapshot(live_ns)
-            self._start_sources()
             child = self._start_command()
             if child is not None:
                 self.meta["command_pid"] = child.pid
