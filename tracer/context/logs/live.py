@@ -6,6 +6,7 @@ Either way a line's own sub-millisecond stamp, when consistent with its receipt,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -162,11 +163,9 @@ def journal_row(record: dict[str, Any], *, boot_id: str, offset_ns: int,
     pid = _int_or_none(record.get("_PID"))
     ident = record.get("SYSLOG_IDENTIFIER")
     if pid is not None or (ident and not parsed.component):
-        parsed = ParsedLine(
-            message=parsed.message, level=parsed.level,
-            component=parsed.component or (str(ident) if ident else None),
-            pid=pid if pid is not None else parsed.pid, realtime_ns=parsed.realtime_ns,
-            format=parsed.format, continuation=parsed.continuation,
+        parsed = dataclasses.replace(
+            parsed, component=parsed.component or (str(ident) if ident else None),
+            pid=pid if pid is not None else parsed.pid,
         )
     mono_us = _int_or_none(record.get("__MONOTONIC_TIMESTAMP"))
     rec_boot = host.journal_boot_id(str(record.get("_BOOT_ID", "")))
