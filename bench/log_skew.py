@@ -40,7 +40,8 @@ def measure(trace: schema.Trace, d: daemons.Daemon) -> dict[str, list[int]]:
     """Skews (ns) of one recorded trace: per announcing line, arrival and own."""
     pid = trace.meta["command_pid"]
     rows = trace.table("log").to_pylist()
-    out: dict[str, list[int]] = {"arrival": [], "own": [], "own_used": [], "ready_after": []}
+    out: dict[str, list[int]] = {"arrival": [], "own": [], "own_used": [], "ready_after": [],
+                                 "delay": []}
     listens = []
     for regex, endpoint in d.announces:
         listen = _listen_ts(trace, pid, endpoint)
@@ -52,18 +53,32 @@ def measure(trace: schema.Trace, d: daemons.Daemon) -> dict[str, list[int]]:
         own = own_ns(line, trace)
         out["own"].append(own - listen)
         out["own_used"].append(int(line["time_from"] == "line-realtime"))
+    # every line with a sub-ms stamp: receipt - own stamp (what OWN_TIME_MAX_EARLY_NS bounds)
+    for r in rows:
+        if r["received_ns"] is not None and r["source"] in ("stdout", "stderr"):
+            p = _parse(r, trace)
+            if p.realtime_ns is not None and p.resolution_ns is not None and \
+                    p.resolution_ns < 1_000_000:
+                out["delay"].append(r["received_ns"] - (p.realtime_ns - _offset(trace)))
     ready = next(r for r in rows if re.search(d.ready, r["message"] or ""))
     out["ready_after"].append(ready["ts_ns"] - max(listens))
     return out
 
 
-def own_ns(row: dict[str, Any], trace: schema.Trace) -> int:
+def _offset(trace: schema.Trace) -> int:
+    return int(trace.meta["realtime_offset_ns"])
+
+
+def _parse(row: dict[str, Any], trace: schema.Trace) -> Any:
     from tracer.context.logs import parse_line
 
-    p = parse_line(row["raw"], reference_ns=trace.meta["start_ns"] + trace.meta[
-        "realtime_offset_ns"])
+    return parse_line(row["raw"], reference_ns=trace.meta["start_ns"] + _offset(trace))
+
+
+def own_ns(row: dict[str, Any], trace: schema.Trace) -> int:
+    p = _parse(row, trace)
     assert p.realtime_ns is not None
-    return p.realtime_ns - int(trace.meta["realtime_offset_ns"])
+    return int(p.realtime_ns) - _offset(trace)
 
 
 def _fmt(vals: list[int]) -> str:
@@ -96,11 +111,13 @@ def main() -> int:
     print(f"log line vs BPF listen, {time.strftime('%Y-%m-%d')}, {platform.node()} "
           f"({platform.machine()}, kernel {platform.release()}), {args.runs} runs each; "
           "microseconds, median (min to max, n); positive = line after listen")
-    print("| daemon | by arrival | by own stamp | own stamp used | ready line after last listen |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| daemon | by arrival | by own stamp | own stamp used | ready line after last listen "
+          "| receipt - own stamp, every sub-ms line |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
         print(f"| {name} | {_fmt(r['arrival'])} | {_fmt(r['own'])} | "
-              f"{sum(r['own_used'])}/{len(r['own_used'])} | {_fmt(r['ready_after'])} |")
+              f"{sum(r['own_used'])}/{len(r['own_used'])} | {_fmt(r['ready_after'])} | "
+              f"{_fmt(r['delay'])} |")
     print(json.dumps(results))
     return 0
 
