@@ -208,7 +208,8 @@ def _parse_json(line: str, tz: tzinfo | None) -> ParsedLine | None:
     ts_val = obj.get("ts", obj.get("time", obj.get("timestamp")))
     realtime = resolution = None
     if isinstance(ts_val, (int, Decimal)) and not isinstance(ts_val, bool):
-        realtime, resolution = _epoch_number_ns(ts_val)
+        if Decimal(-(10**19)) < Decimal(ts_val) < Decimal(10**19):  # else not a time; no overflow
+            realtime, resolution = _epoch_number_ns(ts_val)
     elif isinstance(ts_val, str):
         realtime, resolution = _parse_iso_res(ts_val, tz)
     component = obj.get("logger") or obj.get("component") or obj.get("module")
