@@ -7,8 +7,8 @@ Debian, private instances (tests/integration/daemons.py), recorded with
 `k3sprof record --until log:READY -- DAEMON`.
 
 OWN_SKEW_BOUND_NS: how much earlier than the event it follows a line's own stamp may land on the
-trace clock. bench/log_skew.py measured line - listen by own stamp at +13 us to +634 us (never
-negative: 0 of 21 lines before their listen, docs/context.md); the only error that can make it
+trace clock. bench/log_skew.py measured line - listen by own stamp at +9 us to +314 us (never
+negative: 0 of 30 lines before their listen, docs/context.md); the only error that can make it
 negative is the realtime offset's (two clock reads, sub-microsecond). 1 ms is the resolution
 below which an own stamp is used at all (rows.OWN_TIME_MAX_RESOLUTION_NS).
 """
