@@ -18,9 +18,10 @@ OWN_TIME_MAX_RESOLUTION_NS = 1_000_000
 #: stamped before it is written and read, so own <= arrival; how much earlier is the writer's
 #: buffering plus our reader's scheduling delay: 4 us - 2.4 ms measured for etcd and containerd
 #: under the recorder (docs/context.md), tens of ms when the recorder's own batch work holds
-#: the reader off on a loaded machine. 1 s covers all of that with a wide margin, and is still far below what makes
-#: a stamp wrong rather than late: a time read in the wrong zone (a multiple of 15 min), a wrong
-#: year guess, or a wall-clock step of a second or more (chrony's default step threshold).
+#: the reader off on a loaded machine. 1 s covers all of that with a wide margin, and is still
+#: far below what makes a stamp wrong rather than late: a time read in the wrong zone (a
+#: multiple of 15 min), a wrong year guess, or a wall-clock step of a second or more (chrony's
+#: default step threshold).
 OWN_TIME_MAX_EARLY_NS = 1_000_000_000
 
 
