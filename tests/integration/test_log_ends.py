@@ -83,6 +83,7 @@ def test_startup_ended_on_its_ready_line(
         announced.append(listens[endpoint])
     ready = next(r for r in log if re.search(d.ready, r["message"] or ""))
     assert ready["time_from"] == "line-realtime"
+    assert trace.meta["until_ns"] == ready["ts_ns"]  # --until log: matched at the own stamp
     assert ready["ts_ns"] >= max(announced) - OWN_SKEW_BOUND_NS
 
     # analysis ending at the ready line: a path of real processes, ending in the daemon
