@@ -5,7 +5,9 @@ Syntax (one string):
   exit:NAME         first exit of a process whose comm is NAME
   listen:PORT       first successful TCP listen on PORT;  listen:PATH  (a unix socket path)
   connect-ok:PORT   first connect to PORT whose real outcome is ok;  connect-ok:PATH  (unix)
-  log:REGEX         first log line whose message matches REGEX (needs a log table)
+  log:REGEX         first log line whose message matches REGEX (needs a log table), at its
+                    ts_ns: the line's own sub-ms stamp where consistent with its arrival,
+                    else its arrival (tracer.context.logs.rows.own_time_ns)
   link-up:IFNAME    first netlink link_new row for interface IFNAME with state "up"
   addr:IFNAME       first netlink addr_new row on interface IFNAME (it got an address)
 

@@ -178,6 +178,16 @@ NETLINK = pa.schema(
 )
 
 #: Log lines (command output, journald, ingested files), parsed where the format is known.
+#: ts_ns is the line's time on the trace clock; time_from says where it came from:
+#:   "arrival" (read from the recorded command's pipe), "journal-monotonic" /
+#:   "journal-realtime" (journald's receive time), "line-realtime" (the line's own stamp,
+#:   converted with realtime_offset_ns: always for ingested files; for live lines when the stamp
+#:   is sub-millisecond and consistent with receipt, see tracer.context.logs.rows.own_time_ns),
+#:   "previous-line" / "next-line" (a line without a stamp, at its neighbour's time), "none".
+#: received_ns: when a live line was received (our read of the pipe, or journald's receipt);
+#:   null for ingested files. Added in schema 1.2 (null when reading older traces).
+#: pid: the process that logged the line: journald's _PID, the line's own pid field (klog), or,
+#:   for the recorded command's output, the command's pid.
 LOG = pa.schema(
     [
         ("ts_ns", pa.uint64()),
@@ -187,7 +197,8 @@ LOG = pa.schema(
         ("message", pa.string()),
         ("pid", pa.int32()),
         ("raw", pa.string()),
-        ("time_from", _str),  # "arrival" | "journal-monotonic" | "line-realtime"
+        ("time_from", _str),  # "arrival" | "journal-monotonic" | "line-realtime" | ...
+        ("received_ns", pa.uint64()),
     ]
 )
 

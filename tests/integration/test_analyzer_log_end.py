@@ -1,7 +1,9 @@
 """Ending the analysis on a real daemon's ready log line (issue 13): etcd (Debian's, Go) is the
-recorded command; its "ready to serve client requests" line comes from its own stderr, captured
-without a pid. The end must belong to etcd, and the path must hold up against an end on a
-process event of the same start (etcd's client listen)."""
+recorded command; its "ready to serve client requests" line comes from its own stderr, recorded
+with etcd's pid (the command's). With the pid removed (a trace from before schema 1.2, or a
+source that cannot say who wrote), the analyzer falls back to the command's tree. The end must
+belong to etcd, and the path must hold up against an end on a process event of the same start
+(etcd's client listen)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from tests.builders import analyze_json
@@ -45,7 +48,11 @@ def test_etcd_ready_line_end_belongs_to_etcd(tmp_path: Path) -> None:
     etcd_pid = trace.meta["command_pid"]
     logs = trace.table("log").to_pylist()
     ready = [r for r in logs if "ready to serve client requests" in (r["message"] or "")]
-    assert ready and ready[0]["pid"] is None  # captured from etcd's stderr: no pid of its own
+    assert ready and ready[0]["pid"] == etcd_pid  # etcd's stderr: the command's lines are its own
+    # the pid-less case: the end must still belong to etcd (the command's tree)
+    log = trace.tables["log"]
+    trace.tables["log"] = log.set_column(log.schema.get_field_index("pid"), "pid",
+                                         pa.nulls(log.num_rows, pa.int32()))
 
     by_log = analyze_json(trace, end=READY)
     by_listen = analyze_json(trace, end=f"listen:{port}")

@@ -34,10 +34,16 @@ Examples:
   sudo k3sprof record -o t --until listen:6443 --duration 120
   sudo k3sprof record -o t -- sh -c 'curl -s localhost:8080'
   sudo k3sprof record -o t --sched -- k3s server   # + thread states, wakers, disk
+  sudo k3sprof record -o t --until 'log:successfully booted' -- containerd
 
 \b
 COND: exec:NAME  exit:NAME  listen:PORT|PATH  connect-ok:PORT|PATH  log:REGEX
       link-up:IFNAME  addr:IFNAME
+Many daemons listen BEFORE they are ready (containerd listens, then boots;
+etcd listens, then elects a leader: ~0.1-0.9 s later here), so listen:
+stops at the socket, not at readiness. To stop when the daemon says it is
+ready, match its log line instead: --until 'log:successfully booted'
+(containerd), --until 'log:ready to serve client requests' (etcd).
 Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 (a second Ctrl-C stops immediately). The trace directory is root-only."""
 )
@@ -45,7 +51,10 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Trace directory to write (must not exist unless --force).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="S",
               help="Stop after S seconds.")
-@click.option("--until", "until", metavar="COND", help="Stop at the first event matching COND.")
+@click.option("--until", "until", metavar="COND",
+              help="Stop at the first event matching COND. listen:PORT is often before the "
+                   "daemon is ready; log:REGEX on its ready line is when it says it is "
+                   "(e.g. --until 'log:successfully booted').")
 @click.option("--force", is_flag=True, help="Overwrite an existing trace directory.")
 @click.option("--user", metavar="USER", help="Run CMD as USER (the recorder stays root).")
 @click.option("--journal-unit", "journal_units", multiple=True, metavar="UNIT",

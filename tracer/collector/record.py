@@ -341,7 +341,8 @@ class Recorder:
             # each line is stamped on arrival and still reaches the terminal unchanged
             for stream, name in ((child.stdout, "stdout"), (child.stderr, "stderr")):
                 assert stream is not None
-                src = logs.CommandOutputSource(stream, name, True)
+                src = logs.CommandOutputSource(stream, name, True, pid=child.pid,
+                                               realtime_offset_ns=self.meta["realtime_offset_ns"])
                 src.start()
                 self.sources.append(src)
         return child

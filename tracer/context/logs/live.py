@@ -1,9 +1,12 @@
 """Live log sources, driven by the recorder (tracer.context.ContextSource): the traced command's
 stdout/stderr stamped on arrival, and journald followed for a unit (journal times converted).
+Either way a line's own sub-millisecond stamp, when consistent with its receipt, places it
+(tracer.context.logs.rows.own_time_ns).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -28,17 +31,23 @@ MAX_LINE_BYTES = 64 * 1024
 class _ThreadedLogSource:
     table = "log"
 
-    def __init__(self, source: str) -> None:
-        self._rows = LogRows(source)
+    def __init__(self, source: str, *, default_pid: int | None = None,
+                 realtime_offset_ns: int | None = None) -> None:
+        self._rows = LogRows(source, default_pid)
+        #: realtime - monotonic of the trace (meta.json), to put lines' own stamps on our clock
+        self._offset = realtime_offset_ns
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: why the source produced nothing, if it failed (for the trace metadata)
         self.problem: str | None = None
 
-    def _add(self, raw: str, parsed: ParsedLine, ts_ns: int | None, time_from: str) -> None:
+    def _add(self, raw: str, parsed: ParsedLine, received_ns: int | None,
+             received_from: str) -> None:
+        if self._offset is None:
+            self._offset = realtime_offset_ns()
         with self._lock:
-            self._rows.add(raw, parsed, ts_ns, time_from)
+            self._rows.add_received(raw, parsed, received_ns, received_from, self._offset)
 
     def drain(self) -> pa.Table | None:
         with self._lock:
@@ -55,11 +64,16 @@ class CommandOutputSource(_ThreadedLogSource):
     stream: the pipe (a binary file object or an fd). name: "stdout" or "stderr" (the row's
     source). passthrough: where the bytes go unchanged: a binary file, an fd, True for this
     process's own stream of the same name, or None/False to swallow them.
+    pid: the process the lines are attributed to when they name none themselves: the command
+    whose pipe this is (children that inherit the pipe write to it too; the pipe cannot say
+    which one wrote, so a line is the command's unless it names its pid, as klog does).
+    realtime_offset_ns: the trace's realtime - monotonic (measured at start() when None).
     """
 
     def __init__(self, stream: IO[bytes] | int, name: str,
-                 passthrough: IO[bytes] | int | bool | None = True) -> None:
-        super().__init__(name)
+                 passthrough: IO[bytes] | int | bool | None = True, *,
+                 pid: int | None = None, realtime_offset_ns: int | None = None) -> None:
+        super().__init__(name, default_pid=pid, realtime_offset_ns=realtime_offset_ns)
         self._fd = stream if isinstance(stream, int) else stream.fileno()
         if passthrough is True:
             passthrough = sys.stderr.buffer if name == "stderr" else sys.stdout.buffer
@@ -68,6 +82,8 @@ class CommandOutputSource(_ThreadedLogSource):
         self.stop_grace_s = 1.0
 
     def start(self) -> None:
+        if self._offset is None:
+            self._offset = realtime_offset_ns()
         self._start_thread(self._run, f"k3sprof-{self._rows.source}")
 
     def stop(self) -> None:
@@ -147,11 +163,9 @@ def journal_row(record: dict[str, Any], *, boot_id: str, offset_ns: int,
     pid = _int_or_none(record.get("_PID"))
     ident = record.get("SYSLOG_IDENTIFIER")
     if pid is not None or (ident and not parsed.component):
-        parsed = ParsedLine(
-            message=parsed.message, level=parsed.level,
-            component=parsed.component or (str(ident) if ident else None),
-            pid=pid if pid is not None else parsed.pid, realtime_ns=parsed.realtime_ns,
-            format=parsed.format, continuation=parsed.continuation,
+        parsed = dataclasses.replace(
+            parsed, component=parsed.component or (str(ident) if ident else None),
+            pid=pid if pid is not None else parsed.pid,
         )
     mono_us = _int_or_none(record.get("__MONOTONIC_TIMESTAMP"))
     rec_boot = host.journal_boot_id(str(record.get("_BOOT_ID", "")))
@@ -176,10 +190,9 @@ class JournalSource(_ThreadedLogSource):
 
     def __init__(self, unit: str, *, command: Sequence[str] | None = None,
                  realtime_offset_ns: int | None = None) -> None:
-        super().__init__(f"journal:{unit}")
+        super().__init__(f"journal:{unit}", realtime_offset_ns=realtime_offset_ns)
         self.unit = unit
         self._command = list(command) if command is not None else None
-        self._offset = realtime_offset_ns
         self._proc: subprocess.Popen[bytes] | None = None
         self._boot_id = host.boot_id("journal")
 

@@ -29,6 +29,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
 
 from tracer._errors import UsageError
 
@@ -91,6 +92,9 @@ class ParsedLine:
     pid: int | None = None
     #: the line's own wall-clock time (ns since the epoch), if it has one
     realtime_ns: int | None = None
+    #: the step of that time as written (1_000 for microseconds, 1_000_000 for milliseconds):
+    #: only a sub-millisecond stamp is finer than our own arrival stamp (rows.own_time_ns)
+    resolution_ns: int | None = None
     #: "logrus" | "logrus-tty" | "klog" | "json" | "capnslog" | "golog" | "go-panic" | "raw"
     format: str = "raw"
     #: the line continues the entry before it (stack frame, goroutine dump, indented detail)
@@ -111,13 +115,15 @@ def parse_line(
     ident = None
     ident_pid = None
     prefix_ns = None
+    prefix_res = None
     m = _JOURNAL_PREFIX.match(line)
     if m:
         ident = m["ident"]
         ident_pid = int(m["pid"]) if m["pid"] else None
         if m["iso"]:
-            prefix_ns = _parse_iso(m["iso"], tz)
+            prefix_ns, prefix_res = _parse_iso_res(m["iso"], tz)
         else:
+            prefix_res = _resolution(m["frac"])
             hh, mm, ss = (int(x) for x in m["hms"].split(":"))
             prefix_ns = _yearless(_MONTHS.get(m["mon"], 0), int(m["day"]), hh, mm, ss,
                                   _frac_ns(m["frac"]), reference_ns, tz)
@@ -132,6 +138,7 @@ def parse_line(
         # journald's pid is the process's; klog's own field is a thread id at best
         pid=ident_pid if ident_pid is not None else body.pid,
         realtime_ns=body.realtime_ns if body.realtime_ns is not None else prefix_ns,
+        resolution_ns=body.resolution_ns if body.realtime_ns is not None else prefix_res,
         format=body.format,
         continuation=body.continuation,
     )
@@ -156,25 +163,27 @@ def _parse_body(line: str, ref: int | None, tz: tzinfo | None) -> ParsedLine:
                            int(km[7]) * 1000, ref, tz)
             return ParsedLine(
                 message=km[11], level=_LETTER_LEVELS[km[1]], component=_stem(km[9]),
-                pid=int(km[8]), realtime_ns=ts, format="klog",
+                pid=int(km[8]), realtime_ns=ts, resolution_ns=1_000, format="klog",
             )
     if first in "IWEDTFP":
         tm = _LOGRUS_TTY.match(line)
         if tm:
             stamp = tm[2]
-            ts = _parse_iso(stamp, tz) if "-" in stamp else None
+            ts, res = _parse_iso_res(stamp, tz) if "-" in stamp else (None, None)
             return ParsedLine(message=tm[3], level=_LEVELS[tm[1].lower()], realtime_ns=ts,
-                              format="logrus-tty")
+                              resolution_ns=res, format="logrus-tty")
     if first.isdigit():
         cm = _CAPNSLOG.match(line)
         if cm:
+            ts, res = _parse_iso_res(cm[1], tz)
             return ParsedLine(message=cm[4], level=_LETTER_LEVELS[cm[2]], component=cm[3],
-                              realtime_ns=_parse_iso(cm[1], tz), format="capnslog")
+                              realtime_ns=ts, resolution_ns=res, format="capnslog")
         gm = _GOLOG.match(line)
         if gm:
             y, mo, d, h, mi, s = (int(gm[i]) for i in range(1, 7))
             return ParsedLine(message=gm[8], realtime_ns=_wall_ns(y, mo, d, h, mi, s,
-                              _frac_ns(gm[7]), tz), format="golog")
+                              _frac_ns(gm[7]), tz), resolution_ns=_resolution(gm[7]),
+                              format="golog")
     pm = _GO_PANIC.match(line)
     if pm:
         return ParsedLine(message=line, level="panic" if pm[1] == "panic" else "fatal",
@@ -186,7 +195,8 @@ def _parse_body(line: str, ref: int | None, tz: tzinfo | None) -> ParsedLine:
 
 def _parse_json(line: str, tz: tzinfo | None) -> ParsedLine | None:
     try:
-        obj = json.loads(line)
+        # Decimal keeps a numeric ts as written: its digits are its resolution
+        obj = json.loads(line, parse_float=Decimal)
     except ValueError:
         return None
     if not isinstance(obj, dict):
@@ -196,11 +206,12 @@ def _parse_json(line: str, tz: tzinfo | None) -> ParsedLine | None:
     if msg is None and level is None:
         return None
     ts_val = obj.get("ts", obj.get("time", obj.get("timestamp")))
-    realtime = None
-    if isinstance(ts_val, (int, float)) and not isinstance(ts_val, bool):
-        realtime = _epoch_number_ns(float(ts_val))
+    realtime = resolution = None
+    if isinstance(ts_val, (int, Decimal)) and not isinstance(ts_val, bool):
+        if Decimal(-(10**19)) < Decimal(ts_val) < Decimal(10**19):  # else not a time; no overflow
+            realtime, resolution = _epoch_number_ns(ts_val)
     elif isinstance(ts_val, str):
-        realtime = _parse_iso(ts_val, tz)
+        realtime, resolution = _parse_iso_res(ts_val, tz)
     component = obj.get("logger") or obj.get("component") or obj.get("module")
     caller = obj.get("caller")
     if not component and isinstance(caller, str):
@@ -212,6 +223,7 @@ def _parse_json(line: str, tz: tzinfo | None) -> ParsedLine | None:
         component=str(component) if component else None,
         pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
         realtime_ns=realtime,
+        resolution_ns=resolution,
         format="json",
     )
 
@@ -226,7 +238,7 @@ def _parse_logrus(line: str, tz: tzinfo | None) -> ParsedLine | None:
         pos = m.end()
     if "level" not in fields or "msg" not in fields or line[pos:].strip():
         return None
-    realtime = _parse_iso(fields["time"], tz) if "time" in fields else None
+    realtime, resolution = _parse_iso_res(fields["time"], tz) if "time" in fields else (None, None)
     component = fields.get("component") or fields.get("logger") or fields.get("module")
     if not component:
         plugin_type = fields.get("type", "")
@@ -238,6 +250,7 @@ def _parse_logrus(line: str, tz: tzinfo | None) -> ParsedLine | None:
         level=_LEVELS.get(fields["level"].lower()),
         component=component or None,
         realtime_ns=realtime,
+        resolution_ns=resolution,
         format="logrus",
     )
 
@@ -265,6 +278,20 @@ def _caller_component(caller: str) -> str:
 
 def _frac_ns(frac: str | None) -> int:
     return int(frac.ljust(9, "0")[:9]) if frac else 0
+
+
+def _resolution(frac: str | None) -> int:
+    """The step of a time written with these fraction digits: '123456' -> 1_000 ns."""
+    return 10 ** (9 - min(len(frac), 9)) if frac else 1_000_000_000
+
+
+def _parse_iso_res(text: str, tz: tzinfo | None) -> tuple[int | None, int | None]:
+    """(ns since the epoch, resolution in ns) of an ISO time, (None, None) when not one."""
+    ns = _parse_iso(text, tz)
+    if ns is None:
+        return None, None
+    m = _ISO.match(text.strip())
+    return ns, _resolution(m[7] if m else None)
 
 
 def _parse_iso(text: str, tz: tzinfo | None) -> int | None:
@@ -312,15 +339,19 @@ def _yearless(mo: int, d: int, h: int, mi: int, s: int, frac: int, ref: int | No
     return best
 
 
-def _epoch_number_ns(v: float) -> int:
-    """zap's numeric ts is epoch seconds; tolerate ms/us/ns encoders by magnitude."""
-    if v > 1e17:
-        return int(v)
-    if v > 1e14:
-        return int(v * 1e3)
-    if v > 1e11:
-        return int(v * 1e6)
-    return round(v * 1e6) * 1000  # float seconds carry ~us precision at today's epoch
+def _epoch_number_ns(v: int | Decimal) -> tuple[int, int]:
+    """zap's numeric ts is epoch seconds (``1742551872.1234567``); tolerate ms/us/ns encoders by
+    magnitude. Returns (ns, resolution ns): the digits written after the point are the step,
+    but never finer than 1 us for seconds (a float64 of today's epoch keeps ~0.2 us)."""
+    d = Decimal(v)
+    exp = d.as_tuple().exponent
+    places = -exp if isinstance(exp, int) and exp < 0 else 0
+    for unit_ns, magnitude in ((1, Decimal("1e17")), (1_000, Decimal("1e14")),
+                               (1_000_000, Decimal("1e11"))):
+        if d > magnitude:
+            return int(d * unit_ns), max(1, unit_ns // 10**places)
+    resolution = max(1_000, 1_000_000_000 // 10**places)
+    return int(d * 1_000_000_000) // resolution * resolution, resolution
 
 
 def parse_timezone(text: str) -> tzinfo:
