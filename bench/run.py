@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import RESULTS, is_root, load_avg, log
 
-PHASES = ("overhead", "throughput", "attach", "scale")
+PHASES = ("overhead", "probe_cost", "throughput", "attach", "scale")
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -116,6 +116,22 @@ def table(res: dict[str, Any]) -> str:
             rows.append((f"overhead: {name}", "-", f"skipped: {why}", "n/a"))
     elif ov:
         rows.append(("overhead", "-", f"skipped: {ov}", "n/a"))
+    pc_ = res.get("probe_cost")
+    if isinstance(pc_, dict) and "programs" in pc_:
+        rows.append(("probes: BPF time per burst, all programs (kernel.bpf_stats_enabled)", "-",
+                     _r({k: v * 1e3 if k != "n" else v
+                         for k, v in pc_["bpf_s_per_burst"].items()}, "{:.1f}", " ms"),
+                     "n/a"))
+        busy = sorted(pc_["programs"].items(), key=lambda kv: -kv[1]["ms_per_burst"]["median"])
+        for name, p in busy:
+            if not p["runs"]["median"]:
+                continue
+            rows.append((f"probe `{name}`: ns per run; runs per burst", "-",
+                         f"{_r(p['ns_per_run'], '{:.0f}', ' ns')}; "
+                         f"{p['runs']['median']:.0f} runs, "
+                         f"{p['ms_per_burst']['median']:.2f} ms per burst", "n/a"))
+    elif pc_:
+        rows.append(("probe_cost", "-", f"skipped: {pc_}", "n/a"))
     tp = res.get("throughput")
     if isinstance(tp, dict) and "steps" in tp:
         rate = tp["max_lossless_rate"]
@@ -225,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 res[phase] = overhead.measure(rounds=3 if args.quick else 9,
                                               scale=0.3 if args.quick else 2.0)
+            elif phase == "probe_cost":
+                from bench import probe_cost
+
+                res[phase] = probe_cost.measure(runs=1 if args.quick else 3,
+                                                scale=0.3 if args.quick else 2.0)
             elif phase == "throughput":
                 from bench import throughput
 

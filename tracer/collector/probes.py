@@ -199,3 +199,20 @@ def load(p: ProbePlan) -> tuple[Any, float]:
         bpf.cleanup()
         raise ProbeError("no tracepoint attached (run `k3sprof doctor`)")
     return bpf, time.monotonic() - t0
+
+
+def program_ids(bpf: Any) -> dict[str, int]:
+    """Loaded program name -> kernel prog id (from /proc/self/fdinfo), for meta.json: the
+    kernel's own name field is cut to 15 characters, and bench.probe_cost needs the names
+    to read per-program run counts and times (kernel.bpf_stats_enabled)."""
+    out: dict[str, int] = {}
+    for name, fn in getattr(bpf, "funcs", {}).items():
+        try:
+            info = Path(f"/proc/self/fdinfo/{fn.fd}").read_text()
+        except (OSError, AttributeError):
+            continue
+        for line in info.splitlines():
+            if line.startswith("prog_id:"):
+                key = name.decode() if isinstance(name, bytes) else str(name)
+                out[key] = int(line.split(":", 1)[1])
+    return out

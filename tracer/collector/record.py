@@ -240,6 +240,7 @@ class Recorder:
             "cflags": plan.cflags,
             "attach_s": round(attach_s, 4),
             "compile_s": round(compile_s, 4),
+            "programs": probes.program_ids(bpf),
             "ring_pages": o.ring_pages,
             "target_command": list(o.command) or None,
             "until": str(o.until) if o.until else None,
