@@ -1,8 +1,9 @@
 """The recorder: attach the probes, drain the ring buffer, stream Arrow batches to a trace.
 
-Hot path (per event): the ring-buffer callback appends the record's bytes to a list chosen
-by record size. Everything else runs per batch: decode (numpy views), pair (assemble),
-write (Arrow IPC stream, flushed at least every second so SIGKILL loses at most that).
+Hot path (per event): reading the record's header while walking the ring buffer's mmapped
+pages (ringbuf.py: no per-record callback). Everything else runs per batch: decode (numpy
+views), pair (assemble), write (Arrow IPC stream, flushed at least every second so SIGKILL
+loses at most that).
 
 Probes submit with BPF_RB_NO_WAKEUP and we consume on a timer: on startup-like bursts a
 wakeup per event costs far more than the probes themselves (PLATFORM.md).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 import shutil
 import signal
@@ -32,6 +34,7 @@ from tracer import __version__, conditions, schema
 from tracer._errors import ProbeError, TracerError, UsageError
 from tracer.collector import decode, probes, procfs
 from tracer.collector.assemble import Assembler
+from tracer.collector.ringbuf import RingReader
 
 
 @dataclass
@@ -141,7 +144,8 @@ class Recorder:
     def __init__(self, opts: RecordOptions) -> None:
         self.opts = opts
         self.chunks: defaultdict[int, list[bytes]] = defaultdict(list)
-        self.buffered = 0
+        self.buffered = 0  # records in self.chunks
+        self.ring: RingReader | None = None
         self.writers: dict[str, schema.StreamWriter] = {}
         self.types = decode.dtypes(opts.max_args, opts.arg_len)
         describe = None
@@ -159,10 +163,13 @@ class Recorder:
         self._nice = 0
 
     # -- ring buffer ------------------------------------------------------------------------
-    def _callback(self, ctx: Any, data: Any, size: int) -> int:
-        self.chunks[size].append(ctypes.string_at(data, size))
-        # BCC's wrapper does int(ret): returning None would raise (and be caught) per event
-        return 0
+    def _consume(self) -> None:
+        """Copy every submitted record out of the ring (bulk, see ringbuf.py)."""
+        assert self.ring is not None
+        before = self.ring.records
+        for size, raw in self.ring.consume().items():
+            self.chunks[size].append(raw)
+        self.buffered += self.ring.records - before
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
         for name, t in tables.items():
@@ -175,6 +182,7 @@ class Recorder:
 
     def _process_batch(self, final: bool = False) -> None:
         chunks, self.chunks = self.chunks, defaultdict(list)
+        self.buffered = 0
         typed = decode.split(chunks, self.types)
         tables = self.assembler.feed(typed)
         extra = [self.assembler.finish()] if final else []
@@ -225,7 +233,7 @@ class Recorder:
                 compile_s: float) -> RecordSummary:
         o = self.opts
         self._nice = _raise_priority()
-        bpf["events"].open_ring_buffer(self._callback)
+        self.ring = RingReader(bpf["events"].map_fd, o.ring_pages * mmap.PAGESIZE)
         live_ns = time.monotonic_ns()
         attach_s = time.monotonic() - t_start
         self.meta = {
@@ -265,7 +273,7 @@ class Recorder:
             if not self.stop.now:
                 # events already in the buffer belong to the trace: drain them
                 time.sleep(o.poll_interval)
-                bpf.ring_buffer_consume()
+                self._consume()
             self._process_batch(final=True)
         except BaseException:
             self._close(bpf, complete=False, stop_reason="error")
@@ -348,11 +356,11 @@ class Recorder:
         exit_code: int | None = None
         while True:
             time.sleep(o.poll_interval)
-            bpf.ring_buffer_consume()
+            self._consume()
             now = time.monotonic()
             # also process when many records are buffered, so no single batch
             # keeps us away from the ring buffer long enough for it to fill
-            if now >= next_flush or sum(map(len, self.chunks.values())) >= 16384:
+            if now >= next_flush or self.buffered >= 16384:
                 self._process_batch()
                 if now >= next_flush:
                     self._update_meta(bpf)
