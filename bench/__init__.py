@@ -62,12 +62,13 @@ class Recorder:
     _reader: threading.Thread | None = None
 
     @classmethod
-    def start(cls, out: Path, *extra: str, timeout: float = 60.0) -> Recorder:
+    def start(cls, out: Path, *extra: str, timeout: float = 60.0,
+              env: dict[str, str] | None = None) -> Recorder:
         """Start a system-wide recording and return once its `recording` line is printed."""
         spawn_ns = time.monotonic_ns()
         proc = subprocess.Popen([*K3SPROF, "record", "-o", str(out), "--force", *extra],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                cwd=TREE)
+                                cwd=TREE, env={**os.environ, **env} if env else None)
         assert proc.stderr is not None
         live = threading.Event()
         rec = cls(out=out, proc=proc, spawn_ns=spawn_ns, live_ns=0)
@@ -97,6 +98,7 @@ class Recorder:
             pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
+                stop_s = time.monotonic() - t0  # the recorder has exited
                 break
             if time.monotonic() > deadline:
                 self.proc.kill()
@@ -107,7 +109,7 @@ class Recorder:
         if self.proc.returncode != 0:
             raise RuntimeError(f"k3sprof record exited {self.proc.returncode}: "
                                + " | ".join(self.lines[-5:]))
-        return time.monotonic() - t0, rusage
+        return stop_s, rusage
 
 
 def run_json(cmd: Sequence[str], **kw: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@
  *    silently.
  *
  * Compile-time options (cflags, set by tracer/collector/probes.py):
- *  -DSELF_TGID=N       the recorder's own tgid: its events are not recorded
  *  -DRB_PAGES=N        ring buffer size in pages (power of two)
  *  -DRB_FLAGS=F        ringbuf_submit flags: BPF_RB_NO_WAKEUP (default: the collector
  *                      polls on a timer; a wakeup per event costs ~13% on bursts)
@@ -35,9 +34,6 @@
 #define PATH_LEN 256
 #define SA_LEN 112 /* >= sizeof(struct sockaddr_un) == 110, sockaddr_in6 == 28 */
 #define MOD_NAME_LEN 56
-#ifndef SELF_TGID
-#define SELF_TGID 0
-#endif
 #ifndef RB_PAGES
 #define RB_PAGES 4096
 #endif

@@ -12,7 +12,6 @@ wakeup per event costs far more than the probes themselves (PLATFORM.md).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import mmap
 import os
 import shutil
@@ -49,6 +48,8 @@ class RecordOptions:
     flush_interval: float = 1.0
     poll_interval: float = 0.05
     wakeup: bool = False
+    #: load a cached build of the BPF programs when there is one (probes.load)
+    bpf_cache: bool = True
     max_args: int = 20
     arg_len: int = 256
     #: capture CMD's stdout/stderr into the log table (still shown on the terminal)
@@ -130,14 +131,6 @@ def prepare_output(path: Path, force: bool) -> None:
     os.chmod(path, 0o700)  # mkdir honours umask
 
 
-def _lost(bpf: Any) -> list[int]:
-    try:
-        vals = bpf["lost_events"][ctypes.c_int(0)]
-        return [int(v) for v in vals]
-    except Exception:
-        return []
-
-
 class Recorder:
     """One recording. Use record() unless you need the pieces."""
 
@@ -202,7 +195,7 @@ class Recorder:
                 self.until_ns = hit
 
     def _update_meta(self, bpf: Any, **extra: Any) -> None:
-        lost = _lost(bpf)
+        lost = bpf.lost()
         self.meta.update(
             lost_events=sum(lost),
             lost_per_cpu=lost,
@@ -222,18 +215,23 @@ class Recorder:
             raise UsageError(f"command not found: {o.command[0]}")
         plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
                            arg_len=o.arg_len)
-        bpf, compile_s = probes.load(plan)
+        bpf = probes.load(plan, use_cache=o.bpf_cache)
+        done = False
         try:
-            return self._record(bpf, plan, t_start, compile_s)
+            summary = self._record(bpf, plan, t_start, bpf.compile_s)
+            done = True
+            return summary
         finally:
-            _detach_parallel(bpf)
-            bpf.cleanup()
+            # the trace is complete and written: the slow kernel detach need not hold up
+            # our exit (a forked child finishes it); on an error, detach here and now
+            bpf.detach(background=done)
+            bpf.close()
 
-    def _record(self, bpf: Any, plan: probes.ProbePlan, t_start: float,
+    def _record(self, bpf: probes.Attached, plan: probes.ProbePlan, t_start: float,
                 compile_s: float) -> RecordSummary:
         o = self.opts
         self._nice = _raise_priority()
-        self.ring = RingReader(bpf["events"].map_fd, o.ring_pages * mmap.PAGESIZE)
+        self.ring = RingReader(bpf.ring_fd, o.ring_pages * mmap.PAGESIZE)
         live_ns = time.monotonic_ns()
         attach_s = time.monotonic() - t_start
         self.meta = {
@@ -248,6 +246,8 @@ class Recorder:
             "cflags": plan.cflags,
             "attach_s": round(attach_s, 4),
             "compile_s": round(compile_s, 4),
+            "bpf_loaded_from": bpf.source,
+            **({"bpf_cache_note": bpf.cache_note} if bpf.cache_note else {}),
             "programs": probes.program_ids(bpf),
             "ring_pages": o.ring_pages,
             "target_command": list(o.command) or None,
@@ -404,18 +404,6 @@ def _raise_priority() -> int:
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, min(before, RECORDER_NICE))
     return before
-
-
-def _detach_parallel(bpf: Any) -> None:
-    """Each tracepoint detach waits for an RCU grace period in the kernel
-    (tracepoint_synchronize_unregister); done one after another that is ~60 ms x 25.
-    Closing them from threads lets the waits overlap (ctypes releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    tps = list(getattr(bpf, "tracepoint_fds", {}))
-    if tps:
-        with ThreadPoolExecutor(max_workers=len(tps)) as ex:
-            list(ex.map(bpf.detach_tracepoint, tps))
 
 
 def _group_of(user: str | None) -> int | None:
