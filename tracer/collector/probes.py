@@ -278,6 +278,11 @@ def _detach_in_child(fds: list[int]) -> bool:
         return False
     if pid == 0:  # the child: only syscalls, then _exit (no Python cleanup, no flushing)
         try:
+            # a name of its own (comm), so tools can tell it from a live recorder
+            with contextlib.suppress(Exception):
+                import ctypes
+
+                ctypes.CDLL(None).prctl(15, b"k3sprof-detach", 0, 0, 0)  # PR_SET_NAME
             # hold nothing but the perf events: a reader of our stdout/stderr (a pipe, a
             # terminal, systemd) must see EOF when the recorder exits, not when we do
             null = os.open("/dev/null", os.O_RDWR)
