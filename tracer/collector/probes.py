@@ -245,6 +245,8 @@ class Attached:
         if background and fds and _detach_in_child(fds):
             for fd in fds:
                 _close_quietly(fd)
+            while _DETACH_DONE_FDS:  # now the child may close the last references
+                _close_quietly(_DETACH_DONE_FDS.pop())
             if self.cached is not None:
                 self.cached.tracepoint_fds.clear()
             else:
@@ -272,9 +274,19 @@ class Attached:
 def _detach_in_child(fds: list[int]) -> bool:
     """Fork a child that closes the perf event fds (the slow part of a detach) and exits;
     False if it cannot fork (the caller then detaches itself)."""
+    # The child must close the perf events AFTER we have closed our copies: whoever closes
+    # an event last pays its detach, and a child that ran ahead would leave us every one
+    # of them (measured: stop 1.9 s instead of 0.3 s). It waits for EOF on this pipe, which
+    # comes when we close the write end, after our copies.
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return False
     try:
         pid = os.fork()
     except OSError:
+        os.close(r)
+        os.close(w)
         return False
     if pid == 0:  # the child: only syscalls, then _exit (no Python cleanup, no flushing)
         try:
@@ -289,16 +301,24 @@ def _detach_in_child(fds: list[int]) -> bool:
             for std in (0, 1, 2):
                 os.dup2(null, std)
             low = 3
-            for fd in sorted(fds):
+            for fd in sorted([*fds, r]):
                 os.closerange(low, fd)
                 low = fd + 1
             os.closerange(low, 1 << 20)
+            while os.read(r, 1):  # EOF: the recorder has closed its copies (or exited)
+                pass
             for fd in fds:
                 _close_quietly(fd)
         finally:
             os._exit(0)
+    os.close(r)
     _reap_later(pid)
+    _DETACH_DONE_FDS.append(w)
     return True
+
+
+#: write ends of the detach children's pipes, closed once our perf fds are (detach())
+_DETACH_DONE_FDS: list[int] = []
 
 
 def _reap_later(pid: int) -> None:
