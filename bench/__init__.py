@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,12 +63,13 @@ class Recorder:
     _reader: threading.Thread | None = None
 
     @classmethod
-    def start(cls, out: Path, *extra: str, timeout: float = 60.0) -> Recorder:
+    def start(cls, out: Path, *extra: str, timeout: float = 60.0,
+              env: dict[str, str] | None = None) -> Recorder:
         """Start a system-wide recording and return once its `recording` line is printed."""
         spawn_ns = time.monotonic_ns()
         proc = subprocess.Popen([*K3SPROF, "record", "-o", str(out), "--force", *extra],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                cwd=TREE)
+                                cwd=TREE, env={**os.environ, **env} if env else None)
         assert proc.stderr is not None
         live = threading.Event()
         rec = cls(out=out, proc=proc, spawn_ns=spawn_ns, live_ns=0)
@@ -97,6 +99,7 @@ class Recorder:
             pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
+                stop_s = time.monotonic() - t0  # the recorder has exited
                 break
             if time.monotonic() > deadline:
                 self.proc.kill()
@@ -104,10 +107,35 @@ class Recorder:
             time.sleep(0.01)
         if self._reader is not None:
             self._reader.join(5)
+        wait_detached()
         if self.proc.returncode != 0:
             raise RuntimeError(f"k3sprof record exited {self.proc.returncode}: "
                                + " | ".join(self.lines[-5:]))
-        return time.monotonic() - t0, rusage
+        return stop_s, rusage
+
+
+DETACH_COMM = "k3sprof-detach"
+
+
+def _detach_children() -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == DETACH_COMM:
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
+
+
+def wait_detached(limit: float = 10.0) -> None:
+    """A stopped recorder leaves a child (comm k3sprof-detach) that finishes detaching its
+    tracepoints (~1 s); until it exits the probes still run. Wait for it, so the next
+    "untraced" run is untraced."""
+    deadline = time.monotonic() + limit
+    while _detach_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def run_json(cmd: Sequence[str], **kw: Any) -> dict[str, Any]:
@@ -139,6 +167,9 @@ def foreign_tracers(mine: Sequence[int] = ()) -> list[str]:
         if not words:
             continue
         prog = os.path.basename(words[0])
+        with contextlib.suppress(OSError):
+            if (d / "comm").read_text().strip() == DETACH_COMM:
+                continue  # a stopped recorder finishing its detach (waited for in stop())
         if prog in ("bpftrace", "strace") or ("record" in words and any(
                 w.endswith("k3sprof") or w == "tracer" for w in words[:3])):
             found.append(f"{d.name}:{' '.join(words[:4])}")

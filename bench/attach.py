@@ -7,7 +7,10 @@ each attempt naming its own send time in the path. The first of them in the trac
 moment the probes were really live (1 ms resolution), independent of when the recorder
 says so. The breakdown comes from the trace's meta.json (`attach_s`: Recorder.run start ->
 ring buffer open; `compile_s`: BCC compile + load + attach) and from timing the interpreter
-and the CLI's imports alone; `stop_s` is SIGINT -> recorder exited.
+and the CLI's imports alone; `stop_s` is SIGINT -> recorder exited; `peak_rss_mb` the
+recorder's ru_maxrss. Each run is done twice with its own bytecode cache directory: "cold"
+(empty: BCC compiles, then fills it) and "warm" (loaded from it, no bcc import); the
+headline figures are the warm ones, the cold ones are reported beside them.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def _prober(tag: str, stop: threading.Event) -> None:
     s.close()
 
 
-def one_run(tmp: Path, i: int) -> dict[str, Any]:
+def one_run(tmp: Path, i: int, cache_dir: Path | None = None) -> dict[str, Any]:
     import pyarrow.compute as pc
 
     from tracer import schema
@@ -48,12 +51,13 @@ def one_run(tmp: Path, i: int) -> dict[str, Any]:
     probe.start()
     trace = tmp / f"attach{i}.trace"
     try:
-        rec = Recorder.start(trace)
+        env = {"K3SPROF_BPF_CACHE": str(cache_dir)} if cache_dir else None
+        rec = Recorder.start(trace, env=env)
         time.sleep(0.3)
     finally:
         stop.set()
         probe.join()
-    stop_s, _ = rec.stop()
+    stop_s, rusage = rec.stop()
     t = schema.load(trace)
     sock = t.table("socket")
     mine = sock.filter(pc.and_(pc.equal(sock["pid"], os.getpid()),
@@ -69,6 +73,8 @@ def one_run(tmp: Path, i: int) -> dict[str, Any]:
         # spawn -> Recorder.run: interpreter start, imports, CLI parsing
         "before_run_s": line_s - float(meta.get("attach_s") or 0),
         "stop_s": stop_s,
+        "peak_rss_mb": rusage.ru_maxrss / 1024,  # KiB on Linux
+        "loaded_from": meta.get("bpf_loaded_from", "bcc"),
         "load": load_avg(),
     }
 
@@ -85,19 +91,30 @@ def _time_cmd(cmd: list[str], runs: int = 3) -> float:
 def measure(runs: int = 5) -> dict[str, Any]:
     log(f"attach: {runs} runs, load {load_avg()}")
     out: list[dict[str, Any]] = []
+    cold: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-") as tmpd:
         for i in range(runs):
-            r = one_run(Path(tmpd), i)
-            out.append(r)
-            log(f"  run {i}: recording line {r['line_s']:.2f}s, first event "
-                f"{r['first_event_s'] or float('nan'):.2f}s (compile {r['compile_s']}s, "
-                f"before run {r['before_run_s']:.2f}s) stop {r['stop_s']:.2f}s load {r['load']}")
-    keys = ("line_s", "first_event_s", "attach_s", "compile_s", "before_run_s", "stop_s")
+            # cold: an empty bytecode cache, so BCC compiles (the first recording on a
+            # machine, or after a kernel/source change); warm: the cache is filled by then
+            cache = Path(tmpd) / f"cache{i}"
+            cache.mkdir(mode=0o700)
+            for kind, cdir in (("cold", cache), ("warm", cache)):
+                r = one_run(Path(tmpd), i, cdir)
+                r["kind"] = kind
+                (cold if kind == "cold" else out).append(r)
+                log(f"  run {i} {kind} ({r['loaded_from']}): recording line {r['line_s']:.2f}s, "
+                    f"first event {r['first_event_s'] or float('nan'):.2f}s (compile/load "
+                    f"{r['compile_s']}s, before run {r['before_run_s']:.2f}s) stop "
+                    f"{r['stop_s']:.2f}s, peak RSS {r['peak_rss_mb']:.0f} MB, load {r['load']}")
+    keys = ("line_s", "first_event_s", "attach_s", "compile_s", "before_run_s", "stop_s",
+            "peak_rss_mb")
     res: dict[str, Any] = {k: summary([r[k] for r in out if r[k] is not None]) for k in keys}
+    res["cold"] = {k: summary([r[k] for r in cold if r[k] is not None]) for k in keys}
+    res["warm_from_cache"] = sum(r["loaded_from"] == "cache" for r in out)
     res["python_start_s"] = _time_cmd([sys.executable, "-c", "pass"])
     res["cli_start_s"] = _time_cmd([*K3SPROF, "--version"])
     res["import_bcc_s"] = _time_cmd([sys.executable, "-c", "import bcc"])
-    res["runs"] = out
+    res["runs"] = cold + out
     return res
 
 

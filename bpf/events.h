@@ -15,7 +15,6 @@
  *    silently.
  *
  * Compile-time options (cflags, set by tracer/collector/probes.py):
- *  -DSELF_TGID=N       the recorder's own tgid: its events are not recorded
  *  -DRB_PAGES=N        ring buffer size in pages (power of two)
  *  -DRB_FLAGS=F        ringbuf_submit flags: BPF_RB_NO_WAKEUP (default: the collector
  *                      polls on a timer; a wakeup per event costs ~13% on bursts)
@@ -35,9 +34,6 @@
 #define PATH_LEN 256
 #define SA_LEN 112 /* >= sizeof(struct sockaddr_un) == 110, sockaddr_in6 == 28 */
 #define MOD_NAME_LEN 56
-#ifndef SELF_TGID
-#define SELF_TGID 0
-#endif
 #ifndef RB_PAGES
 #define RB_PAGES 4096
 #endif
@@ -114,7 +110,20 @@ struct sockop_event {
     u32 addrlen;            /* bytes of sa that are valid */
     u8 sa[SA_LEN];          /* struct sockaddr, as the caller passed it (listen: built from
                              * the LISTEN transition; accept: the peer, as the kernel wrote it) */
-};  /* 48 + 32 + 112 = 192 */
+    /* A TCP connect answered while its thread is still inside connect() (every blocking
+     * connect, and loopback handshakes, which complete in the caller's softirq) carries the
+     * answer here instead of in separate sk_result records: paired in the kernel, so the
+     * collector builds its row column-wise with no pairing state. newstate 0 = no answer
+     * yet (the answer, if any, comes as an sk_result_event). */
+    u64 result_ns;          /* when SYN_SENT -> newstate happened */
+    s32 newstate;           /* TCP_ESTABLISHED(1) / TCP_CLOSE(7) / 0 */
+    s32 error;              /* the inet_sk_error_report that followed the CLOSE, else 0 */
+    u16 sport;              /* the socket's 4-tuple at the answer (as in sk_result_event) */
+    u16 dport;
+    u16 family;
+    u16 _pad;
+    u8 daddr[16];
+};  /* 48 + 32 + 112 + 40 = 232 */
 
 struct sk_result_event {
     struct event_hdr hdr;   /* pid/comm unreliable: may fire in softirq */

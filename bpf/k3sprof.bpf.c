@@ -37,9 +37,16 @@ static __always_inline int fill_hdr(struct event_hdr *h, u32 type)
     return 1;
 }
 
+/* The recorder's own tgid, written by the collector right after loading: a map, not a
+ * -D constant, so the compiled programs are the same for every recording and can be cached
+ * (tracer/collector/bpfcache.py). */
+BPF_ARRAY(self_tgid, u32, 1);
+
 static __always_inline int is_self(void)
 {
-    return SELF_TGID != 0 && (bpf_get_current_pid_tgid() >> 32) == SELF_TGID;
+    int zero = 0;
+    u32 *self = self_tgid.lookup(&zero);
+    return self && *self != 0 && (bpf_get_current_pid_tgid() >> 32) == *self;
 }
 
 #ifdef PROBE_PROCESS

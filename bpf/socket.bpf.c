@@ -29,6 +29,15 @@ struct pending_sockop {
     s32 fd;
     u32 addrlen;
     u8 sa[SA_LEN];
+    /* the connect's answer, when it comes while the thread is still in the syscall */
+    u64 result_ns;
+    s32 newstate;
+    s32 error;
+    u16 sport;
+    u16 dport;
+    u16 family;
+    u16 _pad;
+    u8 daddr[16];
 };
 /* tid -> the socket syscall it is inside. One at a time per thread. */
 BPF_HASH(pending_sockops, u32, struct pending_sockop, 16384);
@@ -82,6 +91,14 @@ static __always_inline void sockop_exit(u32 type, long ret)
     e->fd = p->fd;
     e->addrlen = p->addrlen;
     __builtin_memcpy(e->sa, p->sa, SA_LEN);
+    e->result_ns = p->result_ns;
+    e->newstate = p->newstate;
+    e->error = p->error;
+    e->sport = p->sport;
+    e->dport = p->dport;
+    e->family = p->family;
+    e->_pad = 0;
+    __builtin_memcpy(e->daddr, p->daddr, 16);
     if (type == EV_ACCEPT && p->uaddr) {
         /* the kernel has written the peer's address by now */
         if (bpf_probe_read_user(e->sa, 28, (void *)p->uaddr) == 0)
@@ -207,6 +224,21 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state)
         return 0;
     if (!tracked_socks.lookup(&sk))
         return 0;
+    {
+        /* Answered while the connecting thread is still inside connect() (we run in its
+         * context: a blocking connect woken up, or a loopback handshake processed in the
+         * caller's softirq)? Then the answer travels in the connect's own record: one
+         * record instead of two or three, and nothing to pair in user space. */
+        u32 tid = (u32)bpf_get_current_pid_tgid();
+        struct pending_sockop *p = pending_sockops.lookup(&tid);
+        if (p && p->skaddr == sk && p->newstate == 0) {
+            p->result_ns = bpf_ktime_get_ns();
+            p->newstate = newstate;
+            FILL_TUPLE(p);
+            tracked_socks.delete(&sk);
+            return 0;
+        }
+    }
     /* the answer to a connect we saw: ESTABLISHED = ok, CLOSE = failed (the error report,
      * if any, says why) */
     struct sk_result_event *e = events.ringbuf_reserve(sizeof(*e));
@@ -233,6 +265,22 @@ TRACEPOINT_PROBE(sock, inet_sk_error_report)
     /* (no is_self() here: in softirq "current" is whoever was interrupted) */
     if (args->protocol != IPPROTO_TCP_)
         return 0;
+    /* error 0 explains nothing: a refused connect is followed by a second report with
+     * error 0 and dport 0 (seen on 6.18), as many records as refusals, all useless */
+    if (args->error == 0)
+        return 0;
+    {
+        /* the report that explains a CLOSE already folded into a pending connect (refused:
+         * CLOSE, then this, in the same softirq, in the connecting thread's context):
+         * fold it in too. Same 4-tuple, so it is that socket's. */
+        u32 tid = (u32)bpf_get_current_pid_tgid();
+        struct pending_sockop *p = pending_sockops.lookup(&tid);
+        if (p && p->newstate == TCP_CLOSE_ && p->error == 0 && p->sport == args->sport &&
+            p->dport == args->dport && p->family == args->family) {
+            p->error = args->error;
+            return 0;
+        }
+    }
     struct sk_result_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
         count_lost();

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tracer.collector import decode as d
@@ -81,8 +82,14 @@ def exec_fail(ts: int, tid: int, ret: int) -> bytes:
 
 
 def sockop(t: int, ts: int, enter: int, ret: int, sa: bytes, sk: int = 0, fd: int = 3,
-           pid: int = 100) -> bytes:
-    return hdr(t, ts, pid) + struct.pack("<QQqiI112s", enter, sk, ret, fd, len(sa), sa)
+           pid: int = 100, answer: tuple[int, int, int] | None = None,
+           sport: int = 40000) -> bytes:
+    """answer = (result_ns, newstate, error): a TCP answer the kernel folded into the record."""
+    result_ns, newstate, error = answer or (0, 0, 0)
+    return hdr(t, ts, pid) + struct.pack("<QQqiI112s", enter, sk, ret, fd, len(sa), sa) + \
+        struct.pack("<QiiHHHH16s", result_ns, newstate, error, sport if answer else 0,
+                    6443 if answer else 0, socket.AF_INET if answer else 0, 0,
+                    socket.inet_aton("127.0.0.1") if answer else b"")
 
 
 def sin(ip: str, port: int) -> bytes:
@@ -226,6 +233,52 @@ def test_nonblocking_refused_close_then_report_and_timeout_report_then_close() -
         (70, "pending", None, None),
     ]
     assert all(r["tcp"] for r in rows)
+
+
+def test_tcp_answers_folded_into_the_connect_record_by_the_kernel() -> None:
+    asm = Assembler()
+    ep = sin("127.0.0.1", 6443)
+    a = feed(
+        asm,
+        # blocking connect, answered inside the syscall: ok, and refused (CLOSE + report)
+        sockop(d.EV_CONNECT, 12, 10, 0, ep, sk=0xA, answer=(11, 1, 0), sport=40001),
+        sockop(d.EV_CONNECT, 22, 20, -111, ep, sk=0xB, answer=(21, 7, 111), sport=40002),
+        # CLOSE folded in, its error report came on another CPU: a record of its own, later
+        sockop(d.EV_CONNECT, 32, 30, -115, ep, sk=0xC, answer=(31, 7, 0), sport=40003),
+        result(33, 0, 0, 110, sport=40003),
+        # ... or earlier (report first, then CLOSE, both while the caller was in connect())
+        result(40, 0, 0, 113, sport=40004),
+        sockop(d.EV_CONNECT, 42, 39, -115, ep, sk=0xD, answer=(41, 7, 0), sport=40004),
+    )
+    rows = a["socket"] + feed(asm)["socket"] + asm.finish().get("socket", pa.table({})).to_pylist()
+    got = sorted((r["ts_ns"], r["outcome"], r["outcome_errno"], r["outcome_ns"], r["tcp"])
+                 for r in rows)
+    assert got == [
+        (10, "ok", None, 11, True),
+        (20, "refused", 111, 21, True),
+        (30, "timeout", 110, 31, True),
+        (39, "unreachable", 113, 41, True),
+    ]
+
+
+def test_accept_endpoint_is_the_listen_before_it_on_that_fd() -> None:
+    # fd 9 of pid 300 listens on one path, then (closed, fd reused) on another, in ONE batch
+    asm = Assembler()
+    one, two = b"/run/one.sock\0", b"/run/two.sock\0"
+    rows = feed(
+        asm,
+        sockop(d.EV_BIND, 2, 1, 0, sun(one), fd=9, pid=300),
+        sockop(d.EV_LISTEN, 4, 3, 0, b"", fd=9, pid=300),
+        sockop(d.EV_ACCEPT, 6, 5, 10, b"", fd=9, pid=300),
+        sockop(d.EV_BIND, 8, 7, 0, sun(two), fd=9, pid=300),
+        sockop(d.EV_LISTEN, 10, 9, 0, b"", fd=9, pid=300),
+        sockop(d.EV_ACCEPT, 12, 11, 10, b"", fd=9, pid=300),
+        sockop(d.EV_ACCEPT, 14, 13, 10, b"", fd=5, pid=300),  # fd never seen listening
+    )["socket"]
+    later = feed(asm, sockop(d.EV_ACCEPT, 16, 15, 11, b"", fd=9, pid=300))["socket"]
+    got = [(r["kind"], r["endpoint"]) for r in rows + later if r["kind"] == "accept"]
+    assert got == [("accept", "unix:/run/one.sock"), ("accept", "unix:/run/two.sock"),
+                   ("accept", None), ("accept", "unix:/run/two.sock")]
 
 
 def test_unix_connect_outcome_is_the_syscall_return_and_listen_path_comes_from_bind() -> None:

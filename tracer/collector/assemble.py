@@ -278,77 +278,118 @@ class Assembler:
         rows: list[dict[str, Any]] = self._held  # last flush's provisional rows are final now
         self._held = []
         events: list[tuple[int, int, np.void]] = []
-        fast: pa.Table | None = None
-        for t in (d.EV_CONNECT, d.EV_BIND, d.EV_LISTEN, d.EV_ACCEPT, d.EV_SK_RESULT):
+        parts: list[pa.Table] = []
+        if d.EV_CONNECT in arrs:
+            a = arrs[d.EV_CONNECT]
+            # A connect whose outcome is in its own record touches no pairing state, so its
+            # row is built column-wise: no TCP handshake (unix, failed before the SYN: the
+            # return value is the outcome), or a TCP answer the kernel folded into the record
+            # while the caller was still in connect() (ESTABLISHED, or CLOSE with the error
+            # report that says why). Only the rest (non-blocking connects answered later,
+            # a CLOSE whose report has not come yet) pair row by row.
+            final = ((a["skaddr"] == 0) | (a["newstate"] == TCP_ESTABLISHED)
+                     | ((a["newstate"] == TCP_CLOSE) & (a["error"] != 0)))
+            if final.any():
+                parts.append(self._sockops_columnar(a[final] if not final.all() else a,
+                                                    "connect"))
+            events += [(int(r["ts_ns"]), d.EV_CONNECT, r) for r in a[~final]]
+        for t in (d.EV_BIND, d.EV_LISTEN, d.EV_SK_RESULT):
             if t in arrs:
-                a = arrs[t]
-                if t == d.EV_CONNECT:
-                    # connects that saw no TCP handshake (unix, failed before
-                    # SYN) touch no pairing state: their row is a pure function of the
-                    # record, so build those column-wise; only TCP connects go row by row
-                    nohs = a["skaddr"] == 0
-                    if nohs.any():
-                        fast = self._connects_columnar(a[nohs])
-                        a = a[~nohs]
-                events += [(int(r["ts_ns"]), t, r) for r in a]
-        if not events and not rows:
-            return fast
+                events += [(int(r["ts_ns"]), t, r) for r in arrs[t]]
+        listens: list[tuple[int, tuple[int, int], str | None]] = []
+        before: dict[tuple[int, int], Any] = {}  # (pid, fd) -> its listen endpoint before
         events.sort(key=lambda e: (e[0], e[1]))
         for ts, t, r in events:
             if t == d.EV_SK_RESULT:
                 self._on_result(ts, r, rows)
                 continue
-            pid, fd, ret = int(r["pid"]), int(r["fd"]), int(r["ret"])
-            family, addr, port, endpoint = self._sockaddr(r)
-            row: dict[str, Any] = {
-                "ts_ns": int(r["enter_ns"]) or ts,
-                "kind": d.SOCKOP_KIND[t],
-                "pid": pid,
-                "tid": int(r["tid"]),
-                "comm": d.cstr(bytes(r["comm"])),
-                "uid": int(r["uid"]),
-                "cgroup_id": int(r["cgroup_id"]),
-                "fd": fd,
-                "family": family,
-                "addr": addr,
-                "port": port,
-                "endpoint": endpoint,
-                "ret": ret,
-                "ret_ns": ts,
-                "tcp": False,
-            }
+            row = self._sockop_row(ts, t, r)
+            pid, fd, ret = row["pid"], row["fd"], row["ret"]
             if t == d.EV_BIND:
                 if ret == 0:
-                    self._bind_by_fd[(pid, fd)] = (family, addr, port, endpoint)
+                    self._bind_by_fd[(pid, fd)] = (row["family"], row["addr"], row["port"],
+                                                   row["endpoint"])
             elif t == d.EV_LISTEN:
-                skaddr = int(r["skaddr"])
-                row["tcp"] = skaddr != 0
-                if endpoint is None:  # not TCP: the address is the bind's
+                row["tcp"] = int(r["skaddr"]) != 0
+                if row["endpoint"] is None:  # not TCP: the address is the bind's
                     bound = self._bind_by_fd.get((pid, fd))
                     if bound:
                         row["family"], row["addr"], row["port"], row["endpoint"] = bound
                 if ret == 0:
+                    before.setdefault((pid, fd), self._listen_by_fd.get((pid, fd)))
                     self._listen_by_fd[(pid, fd)] = row["endpoint"]
-            elif t == d.EV_ACCEPT:
-                # addr/port: the peer; endpoint: the listening socket it came in on
-                row["endpoint"] = self._listen_by_fd.get((pid, fd))
-                if family == "unix":
-                    row["addr"] = None
+                    listens.append((ts, (pid, fd), row["endpoint"]))
             elif t == d.EV_CONNECT:
-                if self._on_connect(row, int(r["skaddr"])):
+                if self._on_connect(row, r):
                     rows.append(row)
                 continue
             rows.append(row)
-        if not rows:
-            return fast
-        slow = self._socket_table(rows)
-        if fast is None:
-            return slow
-        both = pa.concat_tables([slow, fast])
+        if d.EV_ACCEPT in arrs:
+            parts.append(self._accepts(arrs[d.EV_ACCEPT], listens, before))
+        if rows:
+            parts.append(self._socket_table(rows))
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        both = pa.concat_tables(parts)
         return both.take(pc.sort_indices(both, [("ts_ns", "ascending")]))
 
-    def _connects_columnar(self, a: np.ndarray) -> pa.Table:
-        """Rows of connects with no TCP handshake: outcome = the syscall's return."""
+    def _sockop_row(self, ts: int, t: int, r: np.void) -> dict[str, Any]:
+        family, addr, port, endpoint = self._sockaddr(r)
+        return {
+            "ts_ns": int(r["enter_ns"]) or ts,
+            "kind": d.SOCKOP_KIND[t],
+            "pid": int(r["pid"]),
+            "tid": int(r["tid"]),
+            "comm": d.cstr(bytes(r["comm"])),
+            "uid": int(r["uid"]),
+            "cgroup_id": int(r["cgroup_id"]),
+            "fd": int(r["fd"]),
+            "family": family,
+            "addr": addr,
+            "port": port,
+            "endpoint": endpoint,
+            "ret": int(r["ret"]),
+            "ret_ns": ts,
+            "tcp": False,
+        }
+
+    def _accepts(self, a: np.ndarray, listens: list[tuple[int, tuple[int, int], str | None]],
+                 before: dict[tuple[int, int], Any]) -> pa.Table:
+        """Accept rows, column-wise: addr/port are the peer's, endpoint the listening socket
+        the connection came in on, i.e. the latest listen() on that (pid, fd) before it."""
+        n = len(a)
+        key = (a["pid"].astype(np.uint64) << np.uint64(32)) | a["fd"].astype(np.uint32)
+        ukeys, inv = np.unique(key, return_inverse=True)
+        eps: list[str | None] = []
+        ep_idx = np.empty(n, np.int64)
+        hist: dict[tuple[int, int], list[tuple[int, str | None]]] = {}
+        for ts, k, ep in listens:
+            hist.setdefault(k, []).append((ts, ep))
+        ts_all = a["ts_ns"]
+        for i, uk in enumerate(ukeys.tolist()):
+            k = (uk >> 32, int(np.int32(np.uint32(uk & 0xFFFFFFFF))))
+            sel = inv == i
+            h = hist.get(k)
+            if h is None:  # no listen on it in this batch: what we knew before holds
+                eps.append(self._listen_by_fd.get(k))
+                ep_idx[sel] = len(eps) - 1
+                continue
+            # listened (again) during this batch: each accept takes the listen before it
+            first = len(eps)
+            eps.append(before.get(k))
+            eps += [ep for _, ep in h]
+            pos = np.searchsorted(np.array([t for t, _ in h], np.uint64), ts_all[sel],
+                                  side="right")
+            ep_idx[sel] = first + pos
+        endpoint = pa.array(eps, pa.string()).take(pa.array(ep_idx))
+        return self._sockops_columnar(a, "accept", endpoint=endpoint)
+
+    def _sockops_columnar(self, a: np.ndarray, kind: str,
+                          endpoint: pa.Array | None = None) -> pa.Table:
+        """Rows of sockops that need no pairing (see _socket), built column-wise: each
+        distinct sockaddr and comm is decoded once, outcomes mapped from distinct values."""
         n = len(a)
         ts = a["ts_ns"]
         enter = a["enter_ns"]
@@ -362,38 +403,58 @@ class Assembler:
         enc = pc.dictionary_encode(_fixed_binary(np.ascontiguousarray(key), d.SA_LEN + 4))
         ukeys, sa_inv = enc.dictionary.to_pylist(), enc.indices
         dec = [decode_sockaddr(k[4:], int.from_bytes(k[:4], "little")) for k in ukeys]
+        if kind == "accept":  # the peer of a unix accept has no address worth naming
+            dec = [(f, None if f == "unix" else ad, p, e) for f, ad, p, e in dec]
         fam, addr, port, ep = (pa.array([x[i] for x in dec]).take(sa_inv) for i in range(4))
         cenc = pc.dictionary_encode(_fixed_binary(np.ascontiguousarray(a["comm"]), 16))
         comm = pa.array([c.split(b"\0", 1)[0].decode("utf-8", "replace")
                          for c in cenc.dictionary.to_pylist()], pa.string()).take(cenc.indices)
-        uret, ret_inv = np.unique(ret, return_inverse=True)
-        outc = [("ok" if r == 0 else "pending" if r == -EINPROGRESS
-                 else OUTCOME_BY_ERRNO.get(-int(r), "error")) for r in uret]
-        outcome = pa.array(outc, pa.string()).take(pa.array(ret_inv))
-        has_errno = (ret < 0) & (ret != -EINPROGRESS)
-        cols = {
+        cols: dict[str, Any] = {
             "ts_ns": pa.array(np.where(enter != 0, enter, ts)),
-            "kind": pa.array(["connect"], pa.string()).take(pa.array(np.zeros(n, np.int64))),
+            "kind": pa.array([kind], pa.string()).take(pa.array(np.zeros(n, np.int64))),
             "pid": pa.array(a["pid"].astype(np.int32)),
             "tid": pa.array(a["tid"].astype(np.int32)),
             "comm": comm,
             "uid": pa.array(a["uid"]),
             "cgroup_id": pa.array(a["cgroup_id"]),
             "fd": pa.array(a["fd"]),
-            "family": fam, "addr": addr, "port": port.cast(pa.int32()), "endpoint": ep,
+            "family": fam, "addr": addr, "port": port.cast(pa.int32()),
+            "endpoint": ep if endpoint is None else endpoint,
             "ret": pa.array(ret),
             "ret_ns": pa.array(ts),
             "tcp": pa.array(np.zeros(n, bool)),
-            "outcome": outcome,
-            "outcome_errno": pa.array((-ret).astype(np.int32), mask=~has_errno),
-            "outcome_ns": pa.array(ts),
         }
-        return pa.Table.from_arrays([cols[f.name].cast(f.type) for f in schema.SOCKET],
-                                    schema=schema.SOCKET)
+        if kind == "connect":
+            tcp = a["skaddr"] != 0
+            # the outcome as a return value: the syscall's, or the folded TCP answer's
+            # (ESTABLISHED = 0, CLOSE = -error of its report)
+            eff = np.where(~tcp, ret,
+                           np.where(a["newstate"] == TCP_ESTABLISHED, 0,
+                                    -a["error"].astype(np.int64)))
+            ueff, eff_inv = np.unique(eff, return_inverse=True)
+            outc = [("ok" if r == 0 else "pending" if r == -EINPROGRESS
+                     else OUTCOME_BY_ERRNO.get(-int(r), "error")) for r in ueff]
+            has_errno = (eff < 0) & (eff != -EINPROGRESS)
+            out_ns = np.where(tcp, a["result_ns"], ts)
+            cols.update({
+                "tcp": pa.array(tcp),
+                "outcome": pa.array(outc, pa.string()).take(pa.array(eff_inv.ravel())),
+                "outcome_errno": pa.array((-eff).astype(np.int32), mask=~has_errno),
+                "outcome_ns": pa.array(out_ns),
+            })
+        return pa.Table.from_arrays(
+            [cols[f.name].cast(f.type) if f.name in cols else pa.nulls(n, f.type)
+             for f in schema.SOCKET], schema=schema.SOCKET)
 
-    def _on_connect(self, row: dict[str, Any], skaddr: int) -> bool:
+    def _on_connect(self, row: dict[str, Any], r: np.void) -> bool:
         """Set the connect's outcome if known now; True when the row is ready to emit."""
         ret = row["ret"]
+        skaddr = int(r["skaddr"])
+        newstate = int(r["newstate"])
+        if skaddr and newstate:
+            # the kernel folded the answer in (CLOSE, with no error report yet: that may
+            # still come as its own record); treat it as an answer seen before the exit
+            self._early_by_sk[skaddr] = (int(r["result_ns"]), newstate, _tuple_key(r))
         if skaddr == 0:
             # no TCP handshake (unix, UDP, or failed before SYN): the syscall is the answer
             if ret == 0:

@@ -1,8 +1,9 @@
 """The recorder: attach the probes, drain the ring buffer, stream Arrow batches to a trace.
 
-Hot path (per event): the ring-buffer callback appends the record's bytes to a list chosen
-by record size. Everything else runs per batch: decode (numpy views), pair (assemble),
-write (Arrow IPC stream, flushed at least every second so SIGKILL loses at most that).
+Hot path (per event): reading the record's header while walking the ring buffer's mmapped
+pages (ringbuf.py: no per-record callback). Everything else runs per batch: decode (numpy
+views), pair (assemble), write (Arrow IPC stream, flushed at least every second so SIGKILL
+loses at most that).
 
 Probes submit with BPF_RB_NO_WAKEUP and we consume on a timer: on startup-like bursts a
 wakeup per event costs far more than the probes themselves (PLATFORM.md).
@@ -11,7 +12,7 @@ wakeup per event costs far more than the probes themselves (PLATFORM.md).
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import mmap
 import os
 import shutil
 import signal
@@ -32,6 +33,7 @@ from tracer._errors import ProbeError, TracerError, UsageError
 from tracer.collector import decode, probes, procfs
 from tracer.collector import sched as sched_collector
 from tracer.collector.assemble import Assembler
+from tracer.collector.ringbuf import RingReader
 
 
 @dataclass
@@ -46,6 +48,8 @@ class RecordOptions:
     flush_interval: float = 1.0
     poll_interval: float = 0.05
     wakeup: bool = False
+    #: load a cached build of the BPF programs when there is one (probes.load)
+    bpf_cache: bool = True
     max_args: int = 20
     arg_len: int = 256
     #: capture CMD's stdout/stderr into the log table (still shown on the terminal)
@@ -114,21 +118,14 @@ def prepare_output(path: Path, force: bool) -> None:
     os.chmod(path, 0o700)  # mkdir honours umask
 
 
-def _lost(bpf: Any) -> list[int]:
-    try:
-        vals = bpf["lost_events"][ctypes.c_int(0)]
-        return [int(v) for v in vals]
-    except Exception:
-        return []
-
-
 class Recorder:
     """One recording. Use record() unless you need the pieces."""
 
     def __init__(self, opts: RecordOptions) -> None:
         self.opts = opts
         self.chunks: defaultdict[int, list[bytes]] = defaultdict(list)
-        self.buffered = 0
+        self.buffered = 0  # records in self.chunks
+        self.ring: RingReader | None = None
         self.writers: dict[str, schema.StreamWriter] = {}
         self.types = decode.dtypes(opts.max_args, opts.arg_len)
         self.types.update(sched_collector.dtypes())
@@ -149,10 +146,13 @@ class Recorder:
         self._nice = 0
 
     # -- ring buffer ------------------------------------------------------------------------
-    def _callback(self, ctx: Any, data: Any, size: int) -> int:
-        self.chunks[size].append(ctypes.string_at(data, size))
-        # BCC's wrapper does int(ret): returning None would raise (and be caught) per event
-        return 0
+    def _consume(self) -> None:
+        """Copy every submitted record out of the ring (bulk, see ringbuf.py)."""
+        assert self.ring is not None
+        before = self.ring.records
+        for size, raw in self.ring.consume().items():
+            self.chunks[size].append(raw)
+        self.buffered += self.ring.records - before
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
         for name, t in tables.items():
@@ -166,6 +166,7 @@ class Recorder:
     def _process_batch(self, final: bool = False) -> None:
         frozen = sched_collector.freeze(self._bpf) if final and self.sched else None
         chunks, self.chunks = self.chunks, defaultdict(list)
+        self.buffered = 0
         typed = decode.split(chunks, self.types)
         sched_typed = {t: typed.pop(t) for t in sched_collector.TYPES if t in typed}
         tables = self.assembler.feed(typed)
@@ -192,7 +193,7 @@ class Recorder:
                 self.until_ns = hit
 
     def _update_meta(self, bpf: Any, **extra: Any) -> None:
-        lost = _lost(bpf)
+        lost = bpf.lost()
         self.meta.update(
             lost_events=sum(lost),
             lost_per_cpu=lost,
@@ -213,18 +214,25 @@ class Recorder:
         concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
         plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
                            arg_len=o.arg_len, concerns=concerns)
-        bpf, compile_s = probes.load(plan)
+        # The sched concern reads and writes its maps through BCC's map API at stop
+        # (collector/sched.py freeze): it compiles with BCC, not from the bytecode cache.
+        bpf = probes.load(plan, use_cache=o.bpf_cache and not o.sched)
+        done = False
         try:
-            return self._record(bpf, plan, t_start, compile_s)
+            summary = self._record(bpf, plan, t_start, bpf.compile_s)
+            done = True
+            return summary
         finally:
-            _detach_parallel(bpf)
-            bpf.cleanup()
+            # the trace is complete and written: the slow kernel detach need not hold up
+            # our exit (a forked child finishes it); on an error, detach here and now
+            bpf.detach(background=done)
+            bpf.close()
 
-    def _record(self, bpf: Any, plan: probes.ProbePlan, t_start: float,
+    def _record(self, bpf: probes.Attached, plan: probes.ProbePlan, t_start: float,
                 compile_s: float) -> RecordSummary:
         o = self.opts
         self._nice = _raise_priority()
-        bpf["events"].open_ring_buffer(self._callback)
+        self.ring = RingReader(bpf.ring_fd, o.ring_pages * mmap.PAGESIZE)
         live_ns = time.monotonic_ns()
         attach_s = time.monotonic() - t_start
         self.meta = {
@@ -239,6 +247,9 @@ class Recorder:
             "cflags": plan.cflags,
             "attach_s": round(attach_s, 4),
             "compile_s": round(compile_s, 4),
+            "bpf_loaded_from": bpf.source,
+            **({"bpf_cache_note": bpf.cache_note} if bpf.cache_note else {}),
+            "programs": probes.program_ids(bpf),
             "ring_pages": o.ring_pages,
             "target_command": list(o.command) or None,
             "until": str(o.until) if o.until else None,
@@ -248,7 +259,7 @@ class Recorder:
             **procfs.machine_facts(),
         }
         if plan.concerns.get("sched") == "attached":
-            self._bpf = bpf
+            self._bpf = bpf.bpf
             self.sched = sched_collector.SchedCollector(
                 live_ns, sched_collector.threads_at_start(), sched_collector.irq_names())
             self.meta["sched"] = sched_collector.machine_facts()
@@ -271,7 +282,7 @@ class Recorder:
             if not self.stop.now:
                 # events already in the buffer belong to the trace: drain them
                 time.sleep(o.poll_interval)
-                bpf.ring_buffer_consume()
+                self._consume()
             self._process_batch(final=True)
         except BaseException:
             self._close(bpf, complete=False, stop_reason="error")
@@ -355,11 +366,11 @@ class Recorder:
         exit_code: int | None = None
         while True:
             time.sleep(o.poll_interval)
-            bpf.ring_buffer_consume()
+            self._consume()
             now = time.monotonic()
             # also process when many records are buffered, so no single batch
             # keeps us away from the ring buffer long enough for it to fill
-            if now >= next_flush or sum(map(len, self.chunks.values())) >= 16384:
+            if now >= next_flush or self.buffered >= 16384:
                 self._process_batch()
                 if now >= next_flush:
                     self._update_meta(bpf)
@@ -409,18 +420,6 @@ def _raise_priority() -> int:
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, min(before, RECORDER_NICE))
     return before
-
-
-def _detach_parallel(bpf: Any) -> None:
-    """Each tracepoint detach waits for an RCU grace period in the kernel
-    (tracepoint_synchronize_unregister); done one after another that is ~60 ms x 25.
-    Closing them from threads lets the waits overlap (ctypes releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    tps = list(getattr(bpf, "tracepoint_fds", {}))
-    if tps:
-        with ThreadPoolExecutor(max_workers=len(tps)) as ex:
-            list(ex.map(bpf.detach_tracepoint, tps))
 
 
 def _group_of(user: str | None) -> int | None:
