@@ -246,6 +246,20 @@ class SchedIndex:
             return None
         return _waker(rows[i])
 
+    def cpu_by_pid(self, t0: int, t1: int) -> dict[int, int]:
+        """On-CPU ns of each process (all its threads together, so it can exceed t1 - t0) over
+        [t0, t1), mixed rows spread evenly over their span; processes with none left out."""
+        cpu = self._ns[:, PRIORITY.index("cpu")]
+        m = (cpu > 0) & (self._end > t0) & (self._start < t1) & (self._pid >= 0)
+        start, end, c, pid = self._start[m], self._end[m], cpu[m], self._pid[m]
+        span = np.maximum(end - start, 1).astype(np.float64)
+        inside = (np.minimum(end, t1) - np.maximum(start, t0)).astype(np.float64)
+        part = c.astype(np.float64) * inside / span
+        out: dict[int, int] = {}
+        for p, v in zip(pid.tolist(), part.tolist()):
+            out[p] = out.get(p, 0) + v
+        return {p: round(v) for p, v in out.items() if round(v) > 0}
+
     # -- machine ----------------------------------------------------------------------------
     def busy_cores(self, t0: int, t1: int, bucket_ns: int = BUCKET_NS) -> tuple[I64, F64]:
         """(bucket starts, busy cores in each bucket) over [t0, t1): the CPU time of every
