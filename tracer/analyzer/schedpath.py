@@ -13,7 +13,7 @@ machine's busy cores per 10 ms.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +84,7 @@ def _wakers(ix: SchedIndex, pid: int, t0: int, t1: int, top: int = 3) -> list[di
     return out
 
 
-def composition(segments: Sequence[dict[str, Any]]) -> dict[str, int] | None:
+def composition(segments: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
     """States summed over the segments that carry them (None when none does)."""
     tot = dict.fromkeys(STATES, 0)
     seen = False

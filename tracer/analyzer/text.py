@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tracer.analyzer import summary
-from tracer.analyzer.model import Analysis, Party
+from tracer.analyzer import schedpath, summary
+from tracer.analyzer.model import Analysis, Party, SegmentJson
 
 TOP_WAITS = 10
 TOP_GROUPS = 20
@@ -23,6 +23,57 @@ def _at(ns: int | None, base: int) -> str:
 
 def _who(p: Party | None) -> str:
     return "?" if not p else f"{p['comm']}[{p['pid']}]"
+
+
+#: a run/wait segment's state breakdown is printed when it is at least this share of the path
+STATES_MIN_PCT = 1.0
+_STATE_WORDS = {"cpu": "on-CPU", "runqueue": "waiting for a CPU", "io": "in disk I/O"}
+
+
+def _shares(states: dict[str, int], total: int, *, always: bool = False) -> str:
+    """"cpu 41.0%, runqueue 12.0%, ..." (states under 0.05 % left out unless always)."""
+    tot = total or 1
+    return ", ".join(
+        f"{k} {100 * v / tot:.1f}%"
+        for k, v in states.items()
+        if always or 100 * v / tot >= 0.05
+    )
+
+
+def _states_lines(s: SegmentJson) -> list[str]:
+    """The state breakdown under a significant segment, and issue 17's one-liner for a poll:
+    what the target was doing while it answered not-ready."""
+    st = s.get("states")
+    if not st or (s["pct"] or 0.0) < STATES_MIN_PCT:
+        return []
+    dur = s["duration_ns"] or 1
+    of = s.get("states_of")
+    whose = "" if s["kind"] == "run" else f"{_who(of)}: "
+    out = [f"  {'':>10} {'':>12} {'':>6}  {'':<14} {'':<22} {whose}{_shares(st, dur)}"]
+    if s["kind"] != "wait:poll":
+        return out
+    name = (of["comm"] if of else None) or "the target"
+    busy = {k: st[k] for k in ("cpu", "runqueue", "io")}
+    if sum(busy.values()) >= dur / 2:
+        parts = [f"{_STATE_WORDS[k]} {100 * v / dur:.0f} %" for k, v in busy.items()
+                 if v >= dur / 20]
+        out.append(f"  {'':>10}   note: {name} was {' and '.join(parts)} while answering "
+                   "not-ready")
+    elif st["sleep"] + st["io"] >= dur / 2:
+        wakers = s.get("woken_by") or []
+        woke = wakers[0] if wakers else None
+        if woke is None:
+            why = "no wakeup of it was recorded"
+        elif woke["kind"] == "process":
+            who = f"{woke['comm']}[{woke['pid']}]"
+            why = f"ended by {'its own thread ' if woke['same_process'] else ''}{who}"
+        else:
+            kind = woke["kind"]
+            why = f"ended by {'a ' + kind if kind != 'unknown' else 'an unknown waker'}"
+        longest = f"its longest idle stretch ({_ms(woke['idle_ns'])}) " if woke else ""
+        out.append(f"  {'':>10}   note: {name} was asleep {100 * st['sleep'] / dur:.0f} % "
+                   f"while answering not-ready; {longest}{why}".replace("; no", ": no"))
+    return out
 
 
 def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) -> str:
@@ -100,6 +151,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 f"{(s['comm'] or '-') + ('[' + str(s['pid']) + ']' if s['pid'] else ''):<22} "
                 f"{s['label']}"
             )
+            lines.extend(_states_lines(s))
         by_kind: dict[str, int] = {}
         for s in a.critical_path:
             by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + s["duration_ns"]
@@ -111,6 +163,18 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 for k, v in sorted(by_kind.items(), key=lambda x: -x[1])
             )
         )
+        comp = schedpath.composition(a.critical_path)
+        if comp is not None:
+            covered = sum(comp.values())
+            lines.append(
+                "  path: " + _shares(comp, covered, always=True)
+                + (
+                    f" (over the {100 * covered / total:.1f}% of the path with scheduler "
+                    "states: run segments and the targets of poll/listener waits)"
+                    if covered < total
+                    else ""
+                )
+            )
         ps = a.sections.get("path_summary") or {}
         for what, key in (("executable", "by_executable"), ("component", "by_component")):
             rows_of = ps.get(key) or []
