@@ -82,8 +82,8 @@ def test_a_sleeping_target_says_what_woke_it() -> None:
     assert poll["states"]["sleep"] == ms(280) and sum(poll["states"].values()) == ms(300)
     assert poll["woken_by"][0]["kind"] == "timer"
     assert poll["woken_by"][0]["idle_ns"] == ms(280)
-    assert ("note: server was asleep 93 % while answering not-ready; its longest idle stretch "
-            "(280.0 ms) ended by a timer") in render(a)
+    assert ("note: server was asleep 93 % while answering not-ready; woken by a timer "
+            "(1x, longest idle 280.0 ms)") in render(a)
 
 
 def test_no_sched_data_no_new_keys() -> None:

@@ -233,6 +233,17 @@ class SchedIndex:
         i = int(np.searchsorted(tss, ts, "left"))
         return _waker(rows[i]) if i < len(tss) and tss[i] == ts else None
 
+    def wakeups(self, pid: int, t0: int, t1: int) -> list[Waker]:
+        """The recorded wakeups of `pid`'s threads in [t0, t1] (each ended an idle stretch of
+        >= 1 ms of ONE thread: a process-level stretch may be cut short by another thread)."""
+        got = self._wake_by_pid.get(pid)
+        if got is None:
+            return []
+        tss, rows = got
+        lo = int(np.searchsorted(tss, t0, "left"))
+        hi = int(np.searchsorted(tss, t1, "right"))
+        return [_waker(r) for r in rows[lo:hi]]
+
     def waker_at(self, pid: int, t: int, max_lag_ns: int = 10_000_000) -> Waker | None:
         """The wakeup that ended `pid`'s idle stretch ending at t: the latest recorded wakeup
         of one of its threads in [t - max_lag_ns, t] (t may be when the process was seen

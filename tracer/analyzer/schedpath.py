@@ -28,6 +28,8 @@ from tracer.analyzer.waits import Wait
 TARGET_KINDS = ("wait:poll", "wait:listener", "wait:poll-lag")
 #: states counted as "busy" (the target was working, or wanted to)
 BUSY = ("cpu", "runqueue", "io")
+#: at most this many wakeups per wait:poll segment in `woken_by`
+MAX_WAKERS = 20
 #: at most this many processes in the cpu section (the rest are summed in `others_ns`)
 TOP_PROCESSES = 50
 
@@ -38,7 +40,7 @@ class SegmentStates:
 
     of: int  # process instance whose states these are (the segment's, or the wait's target)
     states: dict[str, int]
-    #: wait:poll segments: wakers of the target's idle stretches (longest stretch first)
+    #: wait:poll segments: wakeups of the target's threads inside it (time order)
     woken_by: list[dict[str, Any]] | None = None
 
 
@@ -64,24 +66,32 @@ def path_states(
     return out
 
 
-def _wakers(ix: SchedIndex, pid: int, t0: int, t1: int, top: int = 3) -> list[dict[str, Any]]:
-    stretches = sorted(ix.idle_stretches(pid, t0, t1), key=lambda x: -(x.end_ns - x.start_ns))
-    out: list[dict[str, Any]] = []
-    for x in stretches[:top]:
-        w = x.waker
-        out.append(
-            {
-                "idle_start_ns": x.start_ns,
-                "idle_end_ns": x.end_ns,
-                "idle_ns": x.end_ns - x.start_ns,
-                "kind": w.kind if w is not None else "unknown",
-                "pid": w.waker_pid if w is not None else None,
-                "comm": w.waker_comm if w is not None else None,
-                "same_process": bool(w is not None and w.kind == "process"
-                                     and not w.other_process),
-            }
-        )
-    return out
+def _wakers(ix: SchedIndex, pid: int, t0: int, t1: int) -> list[dict[str, Any]]:
+    """The wakeups of the target's threads inside the segment (each ended one thread's idle
+    stretch of >= 1 ms), in time order; the MAX_WAKERS longest stretches when there are more.
+    Per thread, not per process: a sleeping worker's timer is seen even while another thread
+    answers connections."""
+    found = ix.wakeups(pid, t0, t1)
+
+    def idle(w: Any) -> int:
+        return int(w.ts_ns - (w.idle_start_ns if w.idle_start_ns is not None else t0))
+
+    if len(found) > MAX_WAKERS:
+        found = sorted(sorted(found, key=lambda w: -idle(w))[:MAX_WAKERS], key=lambda w: w.ts_ns)
+    return [
+        {
+            "ts_ns": w.ts_ns,
+            "tid": w.tid,
+            "idle_start_ns": w.idle_start_ns,
+            "idle_ns": idle(w),
+            "idle_state": w.idle_state,
+            "kind": w.kind,
+            "pid": w.waker_pid,
+            "comm": w.waker_comm,
+            "same_process": bool(w.kind == "process" and not w.other_process),
+        }
+        for w in found
+    ]
 
 
 def composition(segments: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
