@@ -100,4 +100,4 @@ def test_sleeping_target_is_asleep_and_woken_by_a_timer(polled) -> None:  # type
               and abs(w["ts_ns"] - t["t1"]) <= 5_000_000
               and w["idle_ns"] >= 0.85 * (t["t1"] - t["t0"])]
     assert timers, (seg["woken_by"], t["t1"])
-    assert "woken by a timer (1x, longest idle 3" in render(a), render(a)
+    assert "while answering not-ready; woken by a timer (1x, longest idle " in render(a), render(a)
