@@ -33,11 +33,13 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("cgroups", p.cgroups_pass),  # cgroup -> unit / pod
     ("window", p.window_pass),  # start and end milestones
     ("path", p.path_pass),  # critical path from start to end (critical_path.py)
+    ("sched", p.sched_pass),  # scheduler states on the path (schedpath.py; needs record --sched)
     ("milestones", p.milestones_pass),
     ("phases", p.phases_pass),
     ("shown", p.shown_pass),  # the processes the analysis shows
     ("processes", p.processes_pass),
     ("path_summary", p.path_summary_pass),  # the path by executable / component (summary.py)
+    ("cpu", p.cpu_pass),  # per-process CPU, busy cores (schedpath.py; needs record --sched)
     ("groups", p.groups_pass),  # per systemd unit / pod
     ("counts", p.counts_pass),
     ("facts", p.facts_pass),  # the trace's own facts (meta, k3s version)

@@ -61,6 +61,14 @@ class SegmentJson(TypedDict):
     key: str | None
     wait: int | None
     pct: float | None
+    #: ns per scheduler state {cpu, runqueue, io, sleep, other}, summing exactly to
+    #: duration_ns: the segment's process (run) or the wait's target (poll/listener waits);
+    #: absent without sched data (record --sched) or for other kinds
+    states: NotRequired[dict[str, int]]
+    #: whose states those are
+    states_of: NotRequired[Party | None]
+    #: wait:poll: wakers of the target's longest idle stretches in the segment
+    woken_by: NotRequired[list[dict[str, Any]]]
 
 
 class MilestoneJson(TypedDict):

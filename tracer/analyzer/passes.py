@@ -14,7 +14,17 @@ from typing import Any
 import pyarrow.compute as pc
 
 from tracer._errors import UsageError
-from tracer.analyzer import critical_path, facts, phases, profiles, summary, tree, views, waits
+from tracer.analyzer import (
+    critical_path,
+    facts,
+    phases,
+    profiles,
+    schedpath,
+    summary,
+    tree,
+    views,
+    waits,
+)
 from tracer.analyzer import scope as scoping
 from tracer.analyzer.model import (
     EventViews,
@@ -29,6 +39,7 @@ from tracer.analyzer.model import (
     WaitJson,
 )
 from tracer.analyzer.profiles import Profile
+from tracer.analyzer.sched import SchedIndex
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
 
@@ -129,6 +140,15 @@ class Window:
 
 
 @dataclass
+class SchedPath:
+    """The scheduler states on the critical path (empty without sched data)."""
+
+    index: SchedIndex | None
+    #: one per critical-path segment (None: no states for it)
+    segments: list[schedpath.SegmentStates | None]
+
+
+@dataclass
 class Work:
     """The inputs, then each pass's result under its name (set in pass order)."""
 
@@ -144,6 +164,7 @@ class Work:
     cgroups: facts.Cgroups = field(init=False)
     window: Window = field(init=False)
     path: list[critical_path.Segment] = field(init=False)
+    sched: SchedPath = field(init=False)
     milestones: list[MilestoneJson] = field(init=False)
     phases: list[PhaseJson] = field(init=False)
     shown: set[int] | None = field(init=False)
@@ -311,6 +332,25 @@ def path_pass(w: Work) -> list[critical_path.Segment]:
     )
 
 
+def sched_pass(w: Work) -> SchedPath:
+    """Scheduler states of each run segment's process and of each poll/listener wait's target
+    (schedpath.py); nothing when the trace has no sched rows."""
+    ix = SchedIndex.from_trace(w.full)
+    if not ix.available:
+        return SchedPath(None, [None] * len(w.path))
+    return SchedPath(ix, schedpath.path_states(ix, w.procs, w.path, w.waits))
+
+
+def cpu_pass(w: Work) -> dict[str, Any] | None:
+    """Optional section `cpu`: per-process on-CPU time over the analysis window and the
+    machine's busy cores per 10 ms (null, so left out, without sched data)."""
+    ix = w.sched.index
+    if ix is None:
+        return None
+    lo, hi = w.window.span(w.bounds.end_ns)
+    return schedpath.cpu_section(ix, w.procs, lo, hi)
+
+
 def milestones_pass(w: Work) -> list[MilestoneJson]:
     """Named moments: start, the profile's, first listens, new interfaces, end."""
     win, prof, events, text = w.window, w.profile, w.events, w.redact.text
@@ -433,7 +473,7 @@ def views_pass(w: Work) -> Callable[[], EventViews]:
 
 def segments_json(w: Work) -> list[SegmentJson]:
     total = w.window.total_ns
-    return [
+    out: list[SegmentJson] = [
         {
             "start_ns": s.start_ns,
             "end_ns": s.end_ns,
@@ -448,6 +488,16 @@ def segments_json(w: Work) -> list[SegmentJson]:
         }
         for s in w.path
     ]
+    sched = getattr(w, "sched", None)  # absent while passes before `sched` run
+    if sched is not None:
+        for seg, st in zip(out, sched.segments):
+            if st is None:
+                continue
+            seg["states"] = st.states
+            seg["states_of"] = w.party(st.of)
+            if st.woken_by is not None:
+                seg["woken_by"] = st.woken_by
+    return out
 
 
 def wait_json(w: Work, x: waits.Wait) -> WaitJson:

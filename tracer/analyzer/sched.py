@@ -233,6 +233,17 @@ class SchedIndex:
         i = int(np.searchsorted(tss, ts, "left"))
         return _waker(rows[i]) if i < len(tss) and tss[i] == ts else None
 
+    def wakeups(self, pid: int, t0: int, t1: int) -> list[Waker]:
+        """The recorded wakeups of `pid`'s threads in [t0, t1] (each ended an idle stretch of
+        >= 1 ms of ONE thread: a process-level stretch may be cut short by another thread)."""
+        got = self._wake_by_pid.get(pid)
+        if got is None:
+            return []
+        tss, rows = got
+        lo = int(np.searchsorted(tss, t0, "left"))
+        hi = int(np.searchsorted(tss, t1, "right"))
+        return [_waker(r) for r in rows[lo:hi]]
+
     def waker_at(self, pid: int, t: int, max_lag_ns: int = 10_000_000) -> Waker | None:
         """The wakeup that ended `pid`'s idle stretch ending at t: the latest recorded wakeup
         of one of its threads in [t - max_lag_ns, t] (t may be when the process was seen
@@ -245,6 +256,20 @@ class SchedIndex:
         if i < 0 or tss[i] < t - max_lag_ns:
             return None
         return _waker(rows[i])
+
+    def cpu_by_pid(self, t0: int, t1: int) -> dict[int, int]:
+        """On-CPU ns of each process (all its threads together, so it can exceed t1 - t0) over
+        [t0, t1), mixed rows spread evenly over their span; processes with none left out."""
+        cpu = self._ns[:, PRIORITY.index("cpu")]
+        m = (cpu > 0) & (self._end > t0) & (self._start < t1) & (self._pid >= 0)
+        start, end, c, pid = self._start[m], self._end[m], cpu[m], self._pid[m]
+        span = np.maximum(end - start, 1).astype(np.float64)
+        inside = (np.minimum(end, t1) - np.maximum(start, t0)).astype(np.float64)
+        part = c.astype(np.float64) * inside / span
+        out: dict[int, int] = {}
+        for p, v in zip(pid.tolist(), part.tolist()):
+            out[p] = out.get(p, 0) + v
+        return {p: round(v) for p, v in out.items() if round(v) > 0}
 
     # -- machine ----------------------------------------------------------------------------
     def busy_cores(self, t0: int, t1: int, bucket_ns: int = BUCKET_NS) -> tuple[I64, F64]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from tracer.analyzer import summary
-from tracer.analyzer.model import Analysis, Party
+from typing import Any
+
+from tracer.analyzer import schedpath, summary
+from tracer.analyzer.model import Analysis, Party, SegmentJson
 
 TOP_WAITS = 10
 TOP_GROUPS = 20
@@ -23,6 +25,68 @@ def _at(ns: int | None, base: int) -> str:
 
 def _who(p: Party | None) -> str:
     return "?" if not p else f"{p['comm']}[{p['pid']}]"
+
+
+#: a run/wait segment's state breakdown is printed when it is at least this share of the path
+STATES_MIN_PCT = 1.0
+_STATE_WORDS = {"cpu": "on-CPU", "runqueue": "waiting for a CPU", "io": "in disk I/O"}
+
+
+def _shares(states: dict[str, int], total: int, *, always: bool = False) -> str:
+    """"cpu 41.0%, runqueue 12.0%, ..." (states under 0.05 % left out unless always)."""
+    tot = total or 1
+    return ", ".join(
+        f"{k} {100 * v / tot:.1f}%"
+        for k, v in states.items()
+        if always or 100 * v / tot >= 0.05
+    )
+
+
+def _states_lines(s: SegmentJson) -> list[str]:
+    """The state breakdown under a significant segment, and issue 17's one-liner for a poll:
+    what the target was doing while it answered not-ready."""
+    st = s.get("states")
+    if not st or (s["pct"] or 0.0) < STATES_MIN_PCT:
+        return []
+    dur = s["duration_ns"] or 1
+    of = s.get("states_of")
+    whose = "" if s["kind"] == "run" else f"{_who(of)}: "
+    out = [f"  {'':>10} {'':>12} {'':>6}  {'':<14} {'':<22} {whose}{_shares(st, dur)}"]
+    if s["kind"] != "wait:poll":
+        return out
+    name = (of["comm"] if of else None) or "the target"
+    busy = {k: st[k] for k in ("cpu", "runqueue", "io")}
+    if sum(busy.values()) >= dur / 2:
+        parts = [f"{_STATE_WORDS[k]} {100 * v / dur:.0f} %" for k, v in busy.items()
+                 if v >= dur / 20]
+        out.append(f"  {'':>10}   note: {name} was {' and '.join(parts)} while answering "
+                   "not-ready")
+    elif st["sleep"] + st["io"] >= dur / 2:
+        out.append(f"  {'':>10}   note: {name} was asleep {100 * st['sleep'] / dur:.0f} % "
+                   f"while answering not-ready; {_woken(s.get('woken_by') or [])}")
+    return out
+
+
+def _woken(wakers: list[dict[str, Any]]) -> str:
+    """"woken by a timer (1x, longest idle 280.0 ms), client[12] (6x, longest idle 50.1 ms)":
+    what woke its threads, the one that ended the longest sleep first."""
+    if not wakers:
+        return "no wakeup of its threads (after >= 1 ms idle) inside the wait"
+    by: dict[str, list[int]] = {}
+    for w in wakers:
+        if w["kind"] == "process":
+            who = f"{'its own thread ' if w['same_process'] else ''}{w['comm']}[{w['pid']}]"
+        elif w["kind"] == "unknown":
+            who = "an unknown waker"
+        else:
+            who = {"timer": "a timer"}.get(w["kind"], f"the {w['kind']}")
+        got = by.setdefault(who, [0, 0])
+        got[0] += 1
+        got[1] = max(got[1], int(w["idle_ns"]))
+    ranked = sorted(by.items(), key=lambda kv: -kv[1][1])  # the longest sleep it ended first
+    return "woken by " + ", ".join(
+        f"{k} ({n}x, longest idle {_ms(ns)})" for k, (n, ns) in ranked
+    )
 
 
 def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) -> str:
@@ -100,6 +164,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 f"{(s['comm'] or '-') + ('[' + str(s['pid']) + ']' if s['pid'] else ''):<22} "
                 f"{s['label']}"
             )
+            lines.extend(_states_lines(s))
         by_kind: dict[str, int] = {}
         for s in a.critical_path:
             by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + s["duration_ns"]
@@ -111,6 +176,18 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 for k, v in sorted(by_kind.items(), key=lambda x: -x[1])
             )
         )
+        comp = schedpath.composition(a.critical_path)
+        if comp is not None:
+            covered = sum(comp.values())
+            lines.append(
+                "  path: " + _shares(comp, covered, always=True)
+                + (
+                    f" (over the {100 * covered / total:.1f}% of the path with scheduler "
+                    "states: run segments and the targets of poll/listener waits)"
+                    if covered < total
+                    else ""
+                )
+            )
         ps = a.sections.get("path_summary") or {}
         for what, key in (("executable", "by_executable"), ("component", "by_component")):
             rows_of = ps.get(key) or []

@@ -331,12 +331,33 @@ def _critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableD
         ]
         for s in shown
     ]
-    table = _table(
-        ["kind", "what", "process", "start", "duration", "% of total"], "lllrrr", rows, "segments"
-    )
+    if any("states" in s for s in shown):
+        # scheduler data (record --sched): what each run (or a wait's target) was doing
+        for row, s in zip(rows, shown):
+            row.append(_states_cell(s))
+        table = _table(
+            ["kind", "what", "process", "start", "duration", "% of total", "scheduler states"],
+            "lllrrrl", rows, "segments",
+        )
+    else:
+        table = _table(
+            ["kind", "what", "process", "start", "duration", "% of total"], "lllrrr", rows,
+            "segments",
+        )
     if note:
         table["note"] = note
     return table
+
+
+def _states_cell(s: model.SegmentRow) -> str:
+    """"cpu 41% · runqueue 12% · sleep 47%" (states of >= 0.5 %), prefixed by the target's
+    name for a wait segment."""
+    st = s.get("states")
+    if not st:
+        return ""
+    dur = max(s["end_ns"] - s["start_ns"], 1)
+    parts = " · ".join(f"{k} {100 * v / dur:.0f}%" for k, v in st.items() if 200 * v >= dur)
+    return parts if s["kind"] == "run" else f"{s.get('states_of', '?')}: {parts}"
 
 
 def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDict:

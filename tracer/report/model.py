@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from tracer.analyzer.model import Analysis
 
@@ -52,6 +52,9 @@ class SegmentRow(TypedDict):
     label: str
     pid: int | None
     comm: str
+    #: scheduler states (ns) and whose they are ("comm[pid]"), when the trace has them
+    states: NotRequired[dict[str, int]]
+    states_of: NotRequired[str]
 
 
 class WaitRow(TypedDict):
@@ -156,6 +159,11 @@ def segments(a: Analysis) -> list[SegmentRow]:
                 comm=_str(s.get("comm")),
             )
         )
+        st = s.get("states")
+        if isinstance(st, dict):
+            out[-1]["states"] = {str(k): int(v) for k, v in st.items()}
+            of: dict[str, Any] = dict(s.get("states_of") or {})
+            out[-1]["states_of"] = f"{_str(of.get('comm'))}[{_int(of.get('pid'))}]"
     return out
 
 

@@ -1,0 +1,151 @@
+"""Scheduler states on the critical path (issues 15 and 17): pure functions over a SchedIndex.
+
+* every ``run`` segment carries the states of its own process over the segment;
+* every ``wait:poll``, ``wait:listener`` and ``wait:poll-lag`` segment whose target process is
+  known carries the TARGET's states over the segment (what the waiter waited on was doing);
+* both sum EXACTLY to the segment's duration (SchedIndex.states_between's contract).
+
+For a ``wait:poll`` whose target was mostly idle, the wakers of the target's idle stretches in
+the segment say what ended them (the longest one first): the timer a retry loop slept on, or
+another process. The ``cpu`` section: per-process on-CPU time over the analysis window and the
+machine's busy cores per 10 ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tracer.analyzer.critical_path import Segment
+from tracer.analyzer.sched import BUCKET_NS, PRIORITY, STATES, SchedIndex
+from tracer.analyzer.tree import Processes
+from tracer.analyzer.waits import Wait
+
+#: segment kinds whose states are the target's (issue 17)
+TARGET_KINDS = ("wait:poll", "wait:listener", "wait:poll-lag")
+#: states counted as "busy" (the target was working, or wanted to)
+BUSY = ("cpu", "runqueue", "io")
+#: at most this many wakeups per wait:poll segment in `woken_by`
+MAX_WAKERS = 20
+#: at most this many processes in the cpu section (the rest are summed in `others_ns`)
+TOP_PROCESSES = 50
+
+
+@dataclass
+class SegmentStates:
+    """The states attached to one critical-path segment."""
+
+    of: int  # process instance whose states these are (the segment's, or the wait's target)
+    states: dict[str, int]
+    #: wait:poll segments: wakeups of the target's threads inside it (time order)
+    woken_by: list[dict[str, Any]] | None = None
+
+
+def path_states(
+    ix: SchedIndex, procs: Processes, path: Sequence[Segment], waits: Sequence[Wait]
+) -> list[SegmentStates | None]:
+    """One entry per segment (None: no states for that kind or no known process)."""
+    out: list[SegmentStates | None] = []
+    for s in path:
+        of: int | None = None
+        if s.kind == "run":
+            of = s.proc
+        elif s.kind in TARGET_KINDS and s.wait is not None:
+            of = waits[s.wait].target
+        if of is None or of < 0:
+            out.append(None)
+            continue
+        pid = procs.procs[of].pid
+        st = SegmentStates(of, ix.states_between(pid, s.start_ns, s.end_ns))
+        if s.kind == "wait:poll":
+            st.woken_by = _wakers(ix, pid, s.start_ns, s.end_ns)
+        out.append(st)
+    return out
+
+
+def _wakers(ix: SchedIndex, pid: int, t0: int, t1: int) -> list[dict[str, Any]]:
+    """The wakeups of the target's threads inside the segment (each ended one thread's idle
+    stretch of >= 1 ms), in time order; the MAX_WAKERS longest stretches when there are more.
+    Per thread, not per process: a sleeping worker's timer is seen even while another thread
+    answers connections."""
+    found = ix.wakeups(pid, t0, t1)
+
+    def idle(w: Any) -> int:
+        return int(w.ts_ns - (w.idle_start_ns if w.idle_start_ns is not None else t0))
+
+    if len(found) > MAX_WAKERS:
+        found = sorted(sorted(found, key=lambda w: -idle(w))[:MAX_WAKERS], key=lambda w: w.ts_ns)
+    return [
+        {
+            "ts_ns": w.ts_ns,
+            "tid": w.tid,
+            "idle_start_ns": w.idle_start_ns,
+            "idle_ns": idle(w),
+            "idle_state": w.idle_state,
+            "kind": w.kind,
+            "pid": w.waker_pid,
+            "comm": w.waker_comm,
+            "same_process": bool(w.kind == "process" and not w.other_process),
+        }
+        for w in found
+    ]
+
+
+def composition(segments: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
+    """States summed over the segments that carry them (None when none does)."""
+    tot = dict.fromkeys(STATES, 0)
+    seen = False
+    for s in segments:
+        st = s.get("states")
+        if st:
+            seen = True
+            for k in STATES:
+                tot[k] += int(st[k])
+    return tot if seen else None
+
+
+def cpu_section(ix: SchedIndex, procs: Processes, lo: int, hi: int) -> dict[str, Any]:
+    """Per-process on-CPU time (all its threads) over [lo, hi) and busy cores per 10 ms."""
+    per_pid = ix.cpu_by_pid(lo, hi)
+    ranked = sorted(per_pid.items(), key=lambda kv: (-kv[1], kv[0]))
+    rows = []
+    for pid, ns in ranked[:TOP_PROCESSES]:
+        p = _instance(procs, pid, lo, hi)
+        rows.append(
+            {
+                "pid": pid,
+                "comm": p.comm if p is not None else None,
+                "key": p.key if p is not None else None,
+                "cpu_ns": ns,
+                "pct_of_window": round(100.0 * ns / (hi - lo), 2) if hi > lo else None,
+            }
+        )
+    starts, cores = ix.busy_cores(lo, hi, BUCKET_NS)
+    return {
+        "start_ns": lo,
+        "end_ns": hi,
+        "processes": rows,
+        "others_ns": int(sum(ns for _, ns in ranked[TOP_PROCESSES:])),
+        "busy_cores": {
+            "bucket_ns": BUCKET_NS,
+            "start_ns": [int(x) for x in starts],
+            "cores": [round(float(x), 3) for x in np.asarray(cores)],
+        },
+    }
+
+
+def _instance(procs: Processes, pid: int, lo: int, hi: int) -> Any:
+    best = None
+    for p in procs.procs:
+        if p.pid != pid:
+            continue
+        born = p.start_ns if p.start_ns is not None else p.first_seen_ns
+        if born <= hi and (p.end_ns is None or p.end_ns >= lo):
+            best = p
+    return best
+
+
+__all__ = ["BUSY", "PRIORITY", "SegmentStates", "composition", "cpu_section", "path_states"]
