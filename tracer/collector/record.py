@@ -164,7 +164,7 @@ class Recorder:
             w.write(t)
 
     def _process_batch(self, final: bool = False) -> None:
-        frozen = sched_collector.freeze(self._bpf) if final and self.sched else None
+        frozen = sched_collector.freeze(self._bpf, self._consume) if final and self.sched else None
         chunks, self.chunks = self.chunks, defaultdict(list)
         self.buffered = 0
         typed = decode.split(chunks, self.types)

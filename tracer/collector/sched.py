@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,8 +177,9 @@ class Frozen:
     missed: dict[str, int]  # context switches the tracepoint programs never saw (sched.bpf.c)
 
 
-def freeze(bpf: Any) -> Frozen:
-    """Stop the sched probes, drain what they emitted, read the open intervals.
+def freeze(bpf: Any, drain: Callable[[], None]) -> Frozen:
+    """Stop the sched probes, drain what they emitted (`drain`: the recorder's ring-buffer
+    consumer), read the open intervals.
 
     The only bcc-touching helper here; the recorder calls it once, at the end."""
     import ctypes
@@ -186,7 +187,7 @@ def freeze(bpf: Any) -> Frozen:
     freeze_ns = time.monotonic_ns()
     bpf["sched_frozen"][ctypes.c_int(0)] = ctypes.c_uint64(freeze_ns)
     time.sleep(0.005)  # a probe that read the flag just before it was set finishes in us
-    bpf.ring_buffer_consume()
+    drain()
     missed = {"switch_out": 0, "switch_in": 0}
     try:
         for i, key in enumerate(missed):
