@@ -119,6 +119,9 @@ MODULE = pa.schema(
         ("comm", _str),
         ("cgroup_id", pa.uint64()),
         ("ret", pa.int64()),
+        #: init_module / finit_module rows: the syscall's entry (ts_ns is its return), so a
+        #: load's duration is exact; null for load/free rows and in traces before 1.2
+        ("enter_ns", pa.uint64()),
     ]
 )
 

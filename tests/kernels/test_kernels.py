@@ -178,6 +178,18 @@ def test_analysis_charges_each_module_to_the_modprobe_and_puts_it_on_the_path(
     path = [(s["kind"], s["pid"]) for s in a["critical_path"]]
     for m in ("br_netfilter", "nf_conntrack"):
         assert ("wait:module", by_pid[m]) in path, f"modprobe {m} not on the path: {path}"
+    # per modprobe, the modules it loaded (its --show-depends chain), each with the duration
+    # of its own (f)init_module call; the path's wait:module segment names them
+    loaders = {e["pid"]: e for e in a.get("module_loads", [])}
+    for m in MODULES:
+        loads = [x for x in loaders.get(by_pid[m], {"loads": []})["loads"] if x["ret"] == 0]
+        assert [x["module"] for x in loads] == chains[m], f"module_loads of modprobe {m}"
+        assert all(x["duration_ns"] and x["duration_ns"] > 0 for x in loads), loads
+    for m in ("br_netfilter", "nf_conntrack"):
+        labels = [s["label"] for s in a["critical_path"]
+                  if s["kind"] == "wait:module" and s["pid"] == by_pid[m]]
+        assert labels and all(lb.endswith("loaded " + ", ".join(chains[m])) for lb in labels), \
+            labels
 
 
 def test_demo_modprobes_load_modules(guest: GuestRun) -> None:

@@ -39,6 +39,7 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("shown", p.shown_pass),  # the processes the analysis shows
     ("processes", p.processes_pass),
     ("path_summary", p.path_summary_pass),  # the path by executable / component (summary.py)
+    ("module_loads", p.module_loads_pass),  # modules per modprobe, with durations (modules.py)
     ("cpu", p.cpu_pass),  # per-process CPU, busy cores (schedpath.py; needs record --sched)
     ("groups", p.groups_pass),  # per systemd unit / pod
     ("counts", p.counts_pass),

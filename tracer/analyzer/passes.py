@@ -17,6 +17,7 @@ from tracer._errors import UsageError
 from tracer.analyzer import (
     critical_path,
     facts,
+    modules,
     phases,
     profiles,
     schedpath,
@@ -318,10 +319,21 @@ def path_pass(w: Work) -> list[critical_path.Segment]:
         return []
     procs, prof, r = w.procs, w.profile, w.redact
 
+    # a module helper's segment names what it loaded ("modprobe br_netfilter: loaded llc,
+    # stp, bridge, br_netfilter"): one modprobe loads its whole dependency chain
+    loaded: dict[int, list[str]] = {}
+    for wt in w.waits:
+        if wt.kind == "module" and wt.target is not None and wt.endpoint and \
+                wt.reason.startswith("load"):
+            loaded.setdefault(wt.target, []).append(wt.endpoint)
+
     def proc_label(idx: int) -> str:
         p = procs.procs[idx]
         args = r.argv(p.argv)[1:4] if p.argv else []
         tail = (" " + " ".join(args)) if args else ""
+        mods = loaded.get(idx)
+        if mods and prof.is_module_helper(p.names):
+            tail += ": loaded " + ", ".join(mods)
         return r.text(f"{p.comm or '?'}{tail}")[:120]
 
     def helper_kind(idx: int) -> str:
@@ -439,6 +451,19 @@ def processes_pass(w: Work) -> list[ProcessJson]:
     return [
         _proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
     ]
+
+
+def module_loads_pass(w: Work) -> list[dict[str, Any]] | None:
+    """Optional section `module_loads`: per loader (modprobe), the modules it loaded,
+    dependencies included, with each load's exact duration (modules.py); left out when the
+    trace has no module loads."""
+
+    def command(idx: int) -> str:
+        p = w.procs.procs[idx]
+        return w.redact.text(" ".join(w.redact.argv(p.argv)) if p.argv else (p.comm or "?"))
+
+    members = w.scope.members if w.scope.mode == "tree" else None
+    return modules.loads_by_loader(w.full, w.procs, command, members) or None
 
 
 def path_summary_pass(w: Work) -> dict[str, Any] | None:

@@ -89,6 +89,26 @@ def _woken(wakers: list[dict[str, Any]]) -> str:
     )
 
 
+def _module_lines(loaders: list[dict[str, Any]]) -> list[str]:
+    """Module loads per loader: "modprobe br_netfilter [pid 42]: llc 1.1 ms, stp 0.9 ms, ..."."""
+    if not loaders:
+        return []
+    n = sum(len(e["loads"]) for e in loaders)
+    lines = [f"Module loads ({n} load calls by {len(loaders)} processes)"]
+    for e in loaders:
+        parts = [
+            f"{x['module']} {_ms(x['duration_ns'])}" if x["module"]
+            else f"(not loaded: ret {x['ret']}) {_ms(x['duration_ns'])}"
+            for x in e["loads"]
+        ]
+        lines.append(
+            f"  {e['command'][:60]} [pid {e['pid']}]: " + ", ".join(parts)
+            + f"  (total {_ms(e['total_ns'])})"
+        )
+    lines.append("")
+    return lines
+
+
 def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) -> str:
     """`k3sprof analyze` text. Top waits ranks the waits inside the analysis window; all_waits
     lists the others after them (never above). Consecutive runs of one helper on the critical
@@ -207,6 +227,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                     )
                 )
     lines.append("")
+    lines += _module_lines(a.sections.get("module_loads") or [])
     inside = [w for w in a.waits if w.get("in_window", True)]
     net = [w for w in inside if w["kind"] in ("listener", "poll")]
     net.sort(key=lambda w: -(w["duration_ns"] or 0))

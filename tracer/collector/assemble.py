@@ -554,6 +554,7 @@ class Assembler:
                 pa.array(_cstr_col(a["comm"]), pa.string()),
                 pa.array(a["cgroup_id"]),
                 pa.array(a["ret"], mask=~has_ret),
+                pa.array(a["enter_ns"].astype(np.uint64), mask=~has_ret),
             ],
             schema=schema.MODULE,
         )

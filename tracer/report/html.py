@@ -192,6 +192,7 @@ class HtmlReport:
                 "waits": _waits_table(waits, t0),
                 "phases": _phases_table(phases, t0),
                 "milestones": _milestones_table(miles, t0),
+                **_module_loads_tables(a, t0),
             },
             analysis={
                 "critical_path": list(segs),
@@ -368,6 +369,29 @@ def _composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDic
     )
     rows = [[k, model.fmt_ns(comp[k]), _pct(comp[k], total)] for k in order]
     return _table(["kind", "time on the critical path", "% of total"], "lrr", rows, "kinds")
+
+
+def _module_loads_tables(a: Analysis, t0: int) -> dict[str, TableDict]:
+    """Per loader (modprobe), each module it loaded, in order, with the load's duration; no
+    table at all when the trace has no module loads (most kernels record none at all)."""
+    loaders = a.sections.get("module_loads") or []
+    rows = [
+        [
+            f"{e['command'][:80]} [{e['pid']}]",
+            x["module"] or f"(not loaded: ret {x['ret']})",
+            f"{(x['end_ns'] - t0) / 1e6:,.1f} ms",
+            model.fmt_ns(x["duration_ns"]),
+        ]
+        for e in loaders
+        for x in e["loads"]
+    ]
+    if not rows:
+        return {}
+    return {
+        "module_loads": _table(
+            ["loaded by", "module", "done at", "load took"], "llrr", rows, "module loads"
+        )
+    }
 
 
 def _summary_table(a: Analysis, what: str) -> TableDict:
@@ -1022,7 +1046,13 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
             "define it. A phase whose events are not in the trace is absent, never guessed.",
             table_box("phases"),
         ),
-        section("events", *fig["events"]),
+        section(
+            "events",
+            fig["events"][0],
+            fig["events"][1],
+            fig["events"][2]
+            + ("<br>" + table_box("module_loads") if "module_loads" in payload["tables"] else ""),
+        ),
         section(
             "milestones", "Milestones", "Moments the analyzer recognized.", table_box("milestones")
         ),
