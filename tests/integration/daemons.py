@@ -41,14 +41,9 @@ def etcd(workdir: Path) -> Daemon | None:
                   ((rf"advertise client URLs = http://{ep}$", ep),))
 
 
-def containerd(workdir: Path) -> Daemon | None:
-    """containerd 1.6 (logrus, nanosecond stamps) with its own root, state and sockets. It
-    listens on the ttrpc and the gRPC socket, logs "serving..." (address=SOCKET) for each from
-    the goroutine that serves it, then "containerd successfully booted in ...s"."""
-    binary = shutil.which("containerd")
-    if binary is None:
-        return None
-    d = workdir
+def containerd_config(d: Path) -> Path:
+    """A private containerd's config: its own root, state and sockets (c.sock gRPC, t.sock
+    ttrpc) under `d`; nothing shared with the host's containerd."""
     config = d / "containerd.toml"
     config.write_text(f"""version = 2
 root = "{d}/root"
@@ -62,6 +57,18 @@ state = "{d}/state"
 [metrics]
   address = ""
 """)
+    return config
+
+
+def containerd(workdir: Path) -> Daemon | None:
+    """containerd 1.6 (logrus, nanosecond stamps) with its own root, state and sockets. It
+    listens on the ttrpc and the gRPC socket, logs "serving..." (address=SOCKET) for each from
+    the goroutine that serves it, then "containerd successfully booted in ...s"."""
+    binary = shutil.which("containerd")
+    if binary is None:
+        return None
+    d = workdir
+    config = containerd_config(d)
     grpc, ttrpc = f"unix:{d}/c.sock", f"unix:{d}/t.sock"
     return Daemon([binary, "--config", str(config)], "containerd successfully booted",
                   ((rf'msg=serving\.\.\. address={d}/c\.sock', grpc),

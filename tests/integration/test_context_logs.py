@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.integration.daemons import containerd_config
 from tests.integration.recording import free_port
 from tracer.context import logs
 
@@ -110,20 +111,7 @@ def test_real_etcd_capnslog_log(etcd_args: list[str]) -> None:
 @pytest.mark.root
 def test_real_containerd_log(tmp_path: Path) -> None:
     # a private containerd: own root, state and sockets; nothing shared with the host's
-    d = tmp_path
-    config = d / "config.toml"
-    config.write_text(f"""version = 2
-root = "{d}/root"
-state = "{d}/state"
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/t.sock"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-""")
+    config = containerd_config(tmp_path)
     t = _capture([_need("containerd"), "--config", str(config)], "successfully booted")
     rows = t.to_pylist()
     fmts = [logs.parse_line(r["raw"]).format for r in rows]
