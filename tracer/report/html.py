@@ -883,6 +883,15 @@ def _segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
         layout(
             110 + 24 * len(rows),
             barmode="stack",
+            # plotly lists stacked bars' legend bottom-up; keep the state order (running first)
+            legend={
+                "orientation": "h",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "x": 0,
+                "font": {"size": 11},
+                "traceorder": "normal",
+            },
             xaxis={"title": {"text": "ms in each state"}, "zeroline": False},
             yaxis={
                 "categoryorder": "array",
