@@ -142,3 +142,24 @@ def test_blank_page_would_fail_the_check(tmp_path: Path) -> None:
     chromium(tmp_path, blank, f"--screenshot={shot}", "--window-size=1366,900")
     _, _, rows = png_rows(shot.read_bytes())
     assert len(set(rows)) <= 300
+
+
+def test_scheduler_figures_are_rendered(tmp_path: Path) -> None:
+    """A report with scheduler data (record --sched): the busy-cores line and the segment-state
+    bars are drawn by plotly, without a JavaScript error."""
+    from tests.unit.test_schedpath import _with_sched
+    from tracer.analyzer import analyze
+
+    page = tmp_path / "sched.html"
+    a = analyze(_with_sched(server_sleeps=True))
+    HtmlReport.from_analysis(a).render(page)
+    p = chromium(tmp_path, page, "--dump-dom")
+    assert p.returncode == 0, p.stderr[-2000:]
+    console = [line for line in p.stderr.splitlines() if "Uncaught" in line or "Error" in line]
+    assert not [line for line in console if "CONSOLE" in line or "Uncaught" in line], console
+    busy = figure_markup(p.stdout, "fig-busy-cores")
+    assert "js-plotly-plot" in busy[:300] and 'class="js-line"' in busy
+    states = figure_markup(p.stdout, "fig-segment-states")
+    assert "js-plotly-plot" in states[:300]
+    # the whole path's bar plus the significant segments', at least the non-zero states each
+    assert len(re.findall(r'class="point[ "]', states)) >= 3

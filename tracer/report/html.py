@@ -72,6 +72,25 @@ OUTCOME_COLORS = {
     "closed": "#17becf",
     "pending": "#c7c7c7",
 }
+#: Scheduler states (record --sched), after Perfetto's / systrace's thread-state colours: running
+#: green, runnable blue, uninterruptible (disk) sleep orange, sleeping light grey; "other" (the
+#: recorder could not tell) a darker grey.
+STATE_COLORS = {
+    "cpu": "#2e8b3a",
+    "runqueue": "#6d9ee0",
+    "io": "#f08c00",
+    "sleep": "#dddddd",
+    "other": "#8c8c8c",
+}
+STATE_NAMES = {
+    "cpu": "running (on CPU)",
+    "runqueue": "runnable (waiting for a CPU)",
+    "io": "uninterruptible (disk I/O)",
+    "sleep": "sleeping",
+    "other": "unknown",
+}
+#: the segment-states chart lists segments of at least this share of the critical path
+STATES_MIN_SHARE = 0.01
 # Soft tones for components, so that the strong critical-path colors above stand out.
 COMPONENT_PALETTE = (
     "#9ecae9",
@@ -237,6 +256,23 @@ class HtmlReport:
                 _events_figure(miles, mods, execs, t0),
             ),
         ]
+        busy = model.busy_cores(a)
+        if busy is not None or any("states" in s for s in segs):
+            # scheduler data (record --sched) only: without it the page stays byte-identical
+            figures.append(
+                (
+                    "sched",
+                    "Scheduler: busy cores and critical-path states",
+                    "Top: how many cores the whole machine kept busy, per "
+                    f"{(busy['bucket_ns'] if busy else 10_000_000) / 1e6:g} ms, on the "
+                    "timeline's time axis. Below: what each critical-path segment of at least "
+                    f"{100 * STATES_MIN_SHARE:g}% of the path was doing (a run: its own process; a "
+                    "wait: its target), in Perfetto's thread-state colours: green running, blue "
+                    "runnable, orange disk I/O, light grey sleeping, dark grey unknown. The first "
+                    "bar is the whole path.",
+                    _busy_cores_figure(busy, f) + _segment_states_figure(segs, f),
+                )
+            )
         return cls(payload, figures)
 
     def render_bytes(self) -> bytes:
@@ -548,6 +584,7 @@ def _timeline_figure(
 ) -> str:
     t0, t_end = f["start_ns"], max(f["end_ns"], f["analysis_end_ns"])
     lo, hi = _window(f)
+    x_range = _x_range(f)
     in_window = _active_in_window(procs, lo, hi, active)
     idle = len(procs) - len(in_window)
     shown = _pick_timeline(in_window)
@@ -724,7 +761,6 @@ def _timeline_figure(
             }
         )
     height = 110 + 20 * len(categories)
-    margin_ns = max((hi - lo) // 40, 1_000_000)
     fig.update_layout(
         layout(
             height,
@@ -733,7 +769,7 @@ def _timeline_figure(
             xaxis={
                 "title": {"text": "seconds since recording started (the analysis window)"},
                 "zeroline": False,
-                "range": [_s(lo - margin_ns, t0), _s(hi + margin_ns, t0)],
+                "range": x_range,
             },
             bargap=0.25,
             shapes=shapes,
@@ -748,6 +784,125 @@ def _timeline_figure(
         )
     )
     return figure_html(fig, "fig-timeline")
+
+
+def _x_range(f: model.Facts) -> list[float | None]:
+    """The timeline's x range (seconds since recording started): the analysis window plus a
+    margin; the busy-cores chart shares it so the two line up."""
+    lo, hi = _window(f)
+    margin_ns = max((hi - lo) // 40, 1_000_000)
+    t0 = f["start_ns"]
+    return [_s(lo - margin_ns, t0), _s(hi + margin_ns, t0)]
+
+
+def _busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
+    """Busy cores per bucket as a step line (each bucket drawn over its whole width)."""
+    if busy is None or not busy["start_ns"]:
+        return empty_figure("fig-busy-cores", "No busy-cores timeline in this analysis.")
+    t0 = f["start_ns"]
+    xs = [_s(t, t0) for t in busy["start_ns"]]
+    ys = list(busy["cores"])
+    # close the last bucket: a step line otherwise stops at the last bucket's start
+    xs.append(_s(busy["start_ns"][-1] + busy["bucket_ns"], t0))
+    ys.append(ys[-1])
+    fig = go.Figure(
+        go.Scatter(
+            name="busy cores",
+            mode="lines",
+            x=xs,
+            y=ys,
+            line={"shape": "hv", "color": STATE_COLORS["cpu"], "width": 1},
+            fill="tozeroy",
+            hovertemplate="+%{x:.3f} s: %{y:.2f} cores busy<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        layout(
+            200,
+            showlegend=False,
+            xaxis={
+                "title": {"text": "seconds since recording started (the analysis window)"},
+                "zeroline": False,
+                "range": _x_range(f),
+            },
+            yaxis={"title": {"text": "busy cores"}, "rangemode": "tozero"},
+        )
+    )
+    return figure_html(fig, "fig-busy-cores")
+
+
+def _segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
+    """One horizontal stacked bar per significant segment with states (ms per state, summing
+    to the segment), the whole path's sum first."""
+    total = f["total_ns"] or sum(s["end_ns"] - s["start_ns"] for s in segs)
+    shown = [
+        (i, s)
+        for i, s in enumerate(segs)
+        if "states" in s and s["end_ns"] - s["start_ns"] >= STATES_MIN_SHARE * total
+    ]
+    if not shown:
+        return empty_figure(
+            "fig-segment-states", "No critical-path segment carries scheduler states."
+        )
+    t0 = f["start_ns"]
+    path = dict.fromkeys(STATE_COLORS, 0)
+    for s in segs:
+        for k, v in s.get("states", {}).items():
+            path[k] = path.get(k, 0) + v
+    rows: list[tuple[str, dict[str, int], int, str]] = [
+        ("whole path", path, sum(path.values()), "states summed over every segment that has them")
+    ]
+    for i, s in shown:
+        who = s.get("states_of", "") if s["kind"] != "run" else _who(s["pid"], s["comm"])
+        rows.append(
+            (
+                f"#{i + 1} {esc(s['kind'])} {esc(who)}",
+                s.get("states", {}),
+                s["end_ns"] - s["start_ns"],
+                f"{esc(s['label'] or s['comm'])} at {model.fmt_t(s['start_ns'], t0)}",
+            )
+        )
+    fig = go.Figure()
+    for state, color in STATE_COLORS.items():
+        fig.add_trace(
+            go.Bar(
+                name=esc(STATE_NAMES[state]),
+                orientation="h",
+                y=[r[0] for r in rows],
+                x=[round(r[1].get(state, 0) / 1e6, 3) for r in rows],
+                marker={"color": color, "line": {"color": "#666", "width": 0.5}},
+                customdata=[
+                    [f"{_pct(r[1].get(state, 0), r[2])} of {model.fmt_ns(r[2])}", r[3]]
+                    for r in rows
+                ],
+                hovertemplate=f"<b>%{{y}}</b><br>{esc(STATE_NAMES[state])}: %{{x:.1f}} ms "
+                "(%{customdata[0]})<br>%{customdata[1]}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        layout(
+            110 + 24 * len(rows),
+            barmode="stack",
+            # plotly lists stacked bars' legend bottom-up; keep the state order (running first)
+            legend={
+                "orientation": "h",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "x": 0,
+                "font": {"size": 11},
+                "traceorder": "normal",
+            },
+            xaxis={"title": {"text": "ms in each state"}, "zeroline": False},
+            yaxis={
+                "categoryorder": "array",
+                "categoryarray": [r[0] for r in rows],
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"family": "monospace", "size": 10},
+            },
+        )
+    )
+    return figure_html(fig, "fig-segment-states")
 
 
 def _connects_figure(
@@ -1015,6 +1170,7 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
     fig = {anchor: (title, help_text, body) for anchor, title, help_text, body in figures}
     sections = [
         section("timeline", *fig["timeline"]),
+        *([section("sched", *fig["sched"])] if "sched" in fig else []),
         section(
             "critical-path",
             "Critical path",
@@ -1061,6 +1217,7 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
         f'<a href="#{a}">{t}</a>'
         for a, t in (
             ("timeline", "Timeline"),
+            *([("sched", "Scheduler")] if "sched" in fig else []),
             ("critical-path", "Critical path"),
             ("connects", "Connects"),
             ("waits", "Waits"),

@@ -460,3 +460,24 @@ def fmt_t(ts_ns: int | None, t0: int) -> str:
     if ts_ns is None:
         return "–"
     return f"+{(ts_ns - t0) / 1e9:.6f} s"
+
+
+class BusyCores(TypedDict):
+    """The machine's busy cores per bucket (the analysis' `cpu` section, record --sched)."""
+
+    bucket_ns: int
+    start_ns: list[int]
+    cores: list[float]
+
+
+def busy_cores(a: Analysis) -> BusyCores | None:
+    """The `cpu` section's busy-cores timeline, or None without scheduler data."""
+    cpu = a.sections.get("cpu")
+    bc = cpu.get("busy_cores") if isinstance(cpu, Mapping) else None
+    if not isinstance(bc, Mapping):
+        return None
+    starts = [int(x) for x in bc.get("start_ns") or []]
+    cores = [float(x) for x in bc.get("cores") or []]
+    if len(starts) != len(cores):
+        return None
+    return BusyCores(bucket_ns=_int(bc.get("bucket_ns")) or 0, start_ns=starts, cores=cores)

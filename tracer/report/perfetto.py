@@ -7,7 +7,10 @@ Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsK
   exec and module load;
 * waits as slices on the waiter's track ("wait: ENDPOINT") plus a flow ("s" -> "f") from the
   moment the target became ready (its listen, or the helper's exit) to the waiter's slice end;
-* the critical path on its own track (pid 0, "k3sprof critical path"), one slice per segment.
+* the critical path on its own track (pid 0, "k3sprof critical path"), one slice per segment;
+* with scheduler data (record --sched): each segment's states as args (``states_ns``: ns per
+  state, ``states_of``: whose they are) and a "busy cores" counter track ("C" events, one per
+  10 ms bucket of the analysis' `cpu` section) on the same pid 0 process.
 
 ``ts`` and ``dur`` are microseconds since the recording started (floats keep ns precision).
 Deterministic: events are sorted and the JSON has sorted keys.
@@ -246,6 +249,24 @@ class PerfettoExport:
                         "ts": _us(s["start_ns"], t0),
                         "dur": max(0.0, _us(s["end_ns"], t0) - _us(s["start_ns"], t0)),
                         "args": {"pid": s["pid"], "comm": s["comm"], "kind": s["kind"]},
+                    }
+                )
+                if "states" in s:
+                    events[-1]["args"]["states_ns"] = dict(s["states"])
+                    events[-1]["args"]["states_of"] = s.get("states_of", "")
+        busy = model.busy_cores(a)
+        if busy is not None and busy["start_ns"]:
+            name_track(CRITICAL_PATH_PID, "k3sprof critical path", sort_index=-1)
+            for ts, cores in zip(busy["start_ns"], busy["cores"]):
+                events.append(
+                    {
+                        "ph": "C",
+                        "name": "busy cores",
+                        "cat": "sched",
+                        "pid": CRITICAL_PATH_PID,
+                        "tid": CRITICAL_PATH_PID,
+                        "ts": _us(ts, t0),
+                        "args": {"cores": cores},
                     }
                 )
 
