@@ -202,3 +202,33 @@ def test_critical_path_run_segments_carry_the_truth(recorded) -> None:  # type: 
     # the cpu section: the hogs' on-CPU time is there, per process
     cpu = {p["pid"]: p["cpu_ns"] for p in a.sections["cpu"]["processes"]}
     assert pid in cpu and cpu[pid] >= 0.9 * (ph["spin"]["cpu_ns"] + ph["hogs"]["spin_cpu_ns"])
+
+
+def test_wakeup_walk_follows_the_replier_not_the_hogs(recorded) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15 item 3: the workload's pipe block (an idle stretch ended by the replier, a
+    long-lived process that is not its child) is a `wait:wakeup` segment: the walk continues
+    in the replier, so >= 80 % of the replier's 300 ms spin (its own clock) lies on the path
+    inside the replier's pid; the CPU hogs, never waited for, are not on the path."""
+    from tracer.analyzer import analyze
+    from tracer.analyzer.text import render
+
+    trace, truth = recorded
+    pid = truth["meta"]["pid"]
+    ph = truth["phases"]["pipe"]
+    rp, t0, t1 = ph["replier_pid"], ph["spin_t0"], ph["spin_t1"]
+    a = analyze(trace)
+    assert a.end_reached
+    mine = [s for s in a.critical_path if s["pid"] == rp]
+    inside = sum(max(0, min(s["end_ns"], t1) - max(s["start_ns"], t0)) for s in mine)
+    assert inside >= 0.80 * (t1 - t0), (inside / 1e6, (t1 - t0) / 1e6, render(a))
+    for s in mine:
+        assert s["kind"] == "wait:wakeup", s
+        wk = s["wakeup"]
+        assert wk["woken"]["pid"] == pid and wk["waker_pid"] == rp, wk
+        # the wakeup ended the pipe block: after the spin, before the workload's read returned
+        assert t1 <= wk["ts_ns"] <= ph["read_done"], (wk, ph)
+        assert sum(s["states"].values()) == s["duration_ns"]
+        assert s["states"]["cpu"] + s["states"]["runqueue"] >= 0.8 * (t1 - t0), s
+    hogs = set(truth["meta"]["hogs"])
+    assert not [s for s in a.critical_path if s["pid"] in hogs], render(a)
+    assert "wait:wakeup" in render(a)

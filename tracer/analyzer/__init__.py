@@ -28,6 +28,7 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("bounds", p.bounds_pass),  # the recording's span
     ("scope", p.scope_pass),  # the recorded command's tree, or everything (scope.py)
     ("profile", p.profile_pass),  # components, endpoints, milestones (profiles.py)
+    ("schedix", p.schedix_pass),  # sched/wakeup tables indexed (sched.py; record --sched)
     ("waits", p.waits_pass),  # listener / poll / child / module waits (waits.py, polls.py)
     ("events", p.events_pass),  # moment specs over the scoped tables (phases.py)
     ("cgroups", p.cgroups_pass),  # cgroup -> unit / pod

@@ -15,8 +15,15 @@ At (process P, time t) the walk takes P's latest wait that ended at or before t:
   adds [o, e] ``wait:poll`` (listening but not ready) and [r, o] ``wait:poll-lag``.
 * child wait: the path enters the child at its exit; its time is ``wait:child`` (``wait:module``
   for module helpers) until its start, where the walk returns to the parent.
+* wakeup (only with scheduler data, ``wake`` given): P's latest idle stretch (>= 1 ms, mostly
+  interruptible sleep) that ANOTHER process ended by waking it, when it ended after P's latest
+  explicit wait and does not overlap it (socket, poll, child and module waits explain their own
+  time first): the path enters the waker at the wakeup instant; the waker's own time is
+  ``wait:wakeup`` (the wPerf / Perfetto rule) until P's stretch began, where the walk returns
+  to P. A waker not in the process table: P's stretch is one ``wait:wakeup`` segment of P.
 With no wait left, P ran since its start: the walk moves to its parent at that moment (a spawn
 edge), or stops at the start milestone. Time nobody can account for is ``wait:unknown``.
+Without ``wake`` the walk is exactly the one before scheduler data existed.
 """
 
 from __future__ import annotations
@@ -32,6 +39,23 @@ from tracer.analyzer.waits import Wait
 MAX_STEPS = 100_000
 
 
+@dataclass(frozen=True)
+class WakeEdge:
+    """An idle stretch of a process ended by another process's wakeup (scheduler data)."""
+
+    idle_start_ns: int
+    ts_ns: int  # the wakeup instant (the stretch's end)
+    waker: int | None  # the waker's process instance (None: not in the process table)
+    waker_pid: int | None
+    waker_tid: int | None
+    waker_comm: str | None
+    woken_tid: int | None = None
+
+
+#: (process instance, lo, hi) -> its latest followable wakeup edge ending in (lo, hi]
+WakeLookup = Callable[[int, int, int], "WakeEdge | None"]
+
+
 @dataclass
 class Segment:
     start_ns: int
@@ -40,6 +64,19 @@ class Segment:
     label: str
     proc: int | None
     wait: int | None = None  # index into the waits list
+    #: wait:wakeup: the wakeup this segment's time ended, and the process it woke
+    wakeup: WakeEdge | None = None
+    woken: int | None = None
+
+
+@dataclass
+class _Frame:
+    """Inside a woken process's idle stretch: the waker's time, down to the stretch start."""
+
+    waker: int | None
+    floor: int
+    woken: int
+    edge: WakeEdge
 
 
 class _Path:
@@ -47,15 +84,26 @@ class _Path:
         self.start = start
         self.cursor = end
         self.segs: list[Segment] = []
+        #: the walk may not go below this (the start, or the innermost wakeup frame's floor)
+        self.floor = start
 
     def emit(
-        self, lo: int, kind: str, label: str, proc: int | None, wait: int | None = None
+        self,
+        lo: int,
+        kind: str,
+        label: str,
+        proc: int | None,
+        wait: int | None = None,
+        frame: _Frame | None = None,
     ) -> None:
-        """Account [lo, cursor] (clipped at the start) and move the cursor back to lo."""
-        lo = max(lo, self.start)
+        """Account [lo, cursor] (clipped at the floor) and move the cursor back to lo."""
+        lo = max(lo, self.floor)
         if lo >= self.cursor:
             return
-        self.segs.append(Segment(lo, self.cursor, kind, label, proc, wait))
+        seg = Segment(lo, self.cursor, kind, label, proc, wait)
+        if frame is not None:
+            seg.wakeup, seg.woken = frame.edge, frame.woken
+        self.segs.append(seg)
         self.cursor = lo
 
     @property
@@ -71,6 +119,7 @@ def walk(
     end_proc: int | None,
     label: Callable[[int], str],
     helper_kind: Callable[[int], str],
+    wake: WakeLookup | None = None,
 ) -> list[Segment]:
     """The critical path (see module docstring)."""
     path = _Path(start_ns, end_ns)
@@ -83,14 +132,27 @@ def walk(
         v.sort()
     ends = {p: [e for e, _ in v] for p, v in by_waiter.items()}
     used: set[int] = set()
+    followed: set[tuple[int, int]] = set()
     mode: dict[int, str] = {}
 
     proc = end_proc
+    frames: list[_Frame] = []
     steps = 0
-    while not path.done and proc is not None and steps < MAX_STEPS:
+    while not path.done and steps < MAX_STEPS:
         steps += 1
+        while frames and path.cursor <= frames[-1].floor:  # back in the woken process
+            proc = frames.pop().woken
+            path.floor = frames[-1].floor if frames else path.start
+        if proc is None:
+            if not frames:
+                break
+            path.emit(path.floor, "wait:unknown", "not attributable to a process in the trace",
+                      None)
+            continue
         p = procs.procs[proc]
-        own = mode.get(proc, "run")
+        frame = frames[-1] if frames and frames[-1].waker == proc else None
+        own = "wait:wakeup" if frame is not None else mode.get(proc, "run")
+        own_label = label(proc) if frame is None else _woke_label(label(proc), procs, frame)
         t = path.cursor
         w_idx = None
         if proc in ends:
@@ -99,25 +161,62 @@ def walk(
                 i -= 1
             if i >= 0 and (p.start_ns is None or by_waiter[proc][i][0] >= p.start_ns):
                 w_idx = by_waiter[proc][i][1]
+        edge = None
+        if wake is not None:
+            lo = path.floor
+            if p.start_ns is not None:
+                lo = max(lo, p.start_ns)
+            if w_idx is not None:
+                lo = max(lo, _edge_end(waits[w_idx]) or lo)
+            edge = wake(proc, lo, t)
+            if edge is not None and w_idx is not None and \
+                    edge.idle_start_ns < (_edge_end(waits[w_idx]) or 0):
+                edge = None  # the explicit wait explains this stretch
+            if edge is not None and (proc, edge.ts_ns) in followed:
+                edge = None
+        if edge is not None:
+            followed.add((proc, edge.ts_ns))
+            path.emit(edge.ts_ns, own, own_label, proc, frame=frame)
+            new = _Frame(edge.waker, max(edge.idle_start_ns, path.floor), proc, edge)
+            if edge.waker is None or edge.waker == proc:  # waker not in the process table
+                path.emit(new.floor, "wait:wakeup", _unknown_waker_label(edge), proc,
+                          frame=new)
+                continue
+            frames.append(new)
+            path.floor = new.floor
+            proc = edge.waker
+            continue
         if w_idx is None:
             if p.start_ns is not None and p.start_ns > path.start:
-                path.emit(p.start_ns, own, label(proc), proc)
-                proc = p.parent
-                if proc is None:
-                    break
+                path.emit(p.start_ns, own, own_label, proc, frame=frame)
+                if path.cursor > path.floor:  # reached its start: the spawn edge
+                    proc = p.parent
                 continue
-            path.emit(path.start, own, label(proc), proc)
-            break
+            path.emit(path.start, own, own_label, proc, frame=frame)
+            continue
         used.add(w_idx)
         w = waits[w_idx]
         e = _edge_end(w)
         assert e is not None
-        path.emit(e, own, label(proc), proc)
+        path.emit(e, own, own_label, proc, frame=frame)
         proc = _follow_wait(path, w, w_idx, proc, procs, label, helper_kind, mode)
     if not path.done:
+        path.floor = path.start
         path.emit(path.start, "wait:unknown", "not attributable to a process in the trace", None)
     segs = list(reversed(path.segs))
     return _merge(segs)
+
+
+def _woke_label(waker_label: str, procs: Processes, frame: _Frame) -> str:
+    q = procs.procs[frame.woken]
+    idle = (frame.edge.ts_ns - frame.edge.idle_start_ns) / 1e6
+    return f"{waker_label} (woke {q.comm or '?'}[{q.pid}] after {idle:,.1f} ms asleep)"
+
+
+def _unknown_waker_label(edge: WakeEdge) -> str:
+    idle = (edge.ts_ns - edge.idle_start_ns) / 1e6
+    return (f"asleep {idle:,.1f} ms until woken by {edge.waker_comm or '?'}[{edge.waker_pid}] "
+            "(not in the trace's process table)")
 
 
 def _edge_end(w: Wait) -> int | None:
@@ -212,6 +311,7 @@ def _merge(segs: list[Segment]) -> list[Segment]:
             and out[-1].proc == s.proc
             and out[-1].label == s.label
             and out[-1].end_ns == s.start_ns
+            and out[-1].wakeup == s.wakeup
         ):
             out[-1].end_ns = s.end_ns
         else:

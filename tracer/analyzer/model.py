@@ -69,6 +69,10 @@ class SegmentJson(TypedDict):
     states_of: NotRequired[Party | None]
     #: wait:poll: wakers of the target's longest idle stretches in the segment
     woken_by: NotRequired[list[dict[str, Any]]]
+    #: wait:wakeup: the wakeup that ended the woken process's idle stretch {ts_ns,
+    #: idle_start_ns, idle_ns, woken (Party), woken_tid, waker_pid, waker_tid, waker_comm,
+    #: waker (Party or None)}; the segment's own pid/comm are the waker's (sched data only)
+    wakeup: NotRequired[dict[str, Any]]
 
 
 class MilestoneJson(TypedDict):

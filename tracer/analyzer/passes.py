@@ -25,6 +25,7 @@ from tracer.analyzer import (
     tree,
     views,
     waits,
+    wakewalk,
 )
 from tracer.analyzer import scope as scoping
 from tracer.analyzer.model import (
@@ -160,6 +161,8 @@ class Work:
     bounds: Bounds = field(init=False)
     scope: Scope = field(init=False)
     profile: Profile = field(init=False)
+    #: the sched/wakeup tables indexed (None: recorded without --sched)
+    schedix: SchedIndex | None = field(init=False)
     waits: list[waits.Wait] = field(init=False)
     events: phases.Events = field(init=False)
     cgroups: facts.Cgroups = field(init=False)
@@ -248,9 +251,19 @@ def profile_pass(w: Work) -> Profile:
     return profiles.detect(names)
 
 
+def schedix_pass(w: Work) -> SchedIndex | None:
+    """The scheduler tables indexed by process (None without sched data: every pass that
+    reads it then behaves exactly as before scheduler data existed)."""
+    ix = SchedIndex.from_trace(w.full)
+    return ix if ix.available else None
+
+
 def waits_pass(w: Work) -> list[waits.Wait]:
-    """Listener / poll / child / module wait-for edges of the processes in scope."""
+    """Listener / poll / child / module wait-for edges of the processes in scope (child waits
+    observed from wakeups with sched data: wakewalk.py)."""
     found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns)
+    if w.schedix is not None:
+        found = wakewalk.observe_children(found, w.schedix, w.procs)
     if w.scope.members is not None:
         found = [x for x in found if x.waiter in w.scope.members]
         _remap_evidence(found, w.scope.row_maps)
@@ -339,16 +352,19 @@ def path_pass(w: Work) -> list[critical_path.Segment]:
     def helper_kind(idx: int) -> str:
         return "wait:module" if prof.is_module_helper(procs.procs[idx].names) else "wait:child"
 
+    wake = None
+    if w.schedix is not None:  # wait:wakeup edges (wakewalk.py)
+        wake = wakewalk.WakeEdges(w.schedix, procs, w.bounds.start_ns, w.bounds.end_ns)
     return critical_path.walk(
-        procs, w.waits, win.start_ns, win.end_ns, win.end_proc, proc_label, helper_kind
+        procs, w.waits, win.start_ns, win.end_ns, win.end_proc, proc_label, helper_kind, wake
     )
 
 
 def sched_pass(w: Work) -> SchedPath:
     """Scheduler states of each run segment's process and of each poll/listener wait's target
     (schedpath.py); nothing when the trace has no sched rows."""
-    ix = SchedIndex.from_trace(w.full)
-    if not ix.available:
+    ix = w.schedix
+    if ix is None:
         return SchedPath(None, [None] * len(w.path))
     return SchedPath(ix, schedpath.path_states(ix, w.procs, w.path, w.waits))
 
@@ -522,6 +538,20 @@ def segments_json(w: Work) -> list[SegmentJson]:
             seg["states_of"] = w.party(st.of)
             if st.woken_by is not None:
                 seg["woken_by"] = st.woken_by
+    for seg, s in zip(out, w.path):
+        if s.wakeup is not None:
+            e = s.wakeup
+            seg["wakeup"] = {
+                "ts_ns": e.ts_ns,
+                "idle_start_ns": e.idle_start_ns,
+                "idle_ns": e.ts_ns - e.idle_start_ns,
+                "woken": w.party(s.woken),
+                "woken_tid": e.woken_tid,
+                "waker_pid": e.waker_pid,
+                "waker_tid": e.waker_tid,
+                "waker_comm": e.waker_comm,
+                "waker": w.party(e.waker),
+            }
     return out
 
 

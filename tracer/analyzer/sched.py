@@ -200,32 +200,37 @@ class SchedIndex:
         weights = (frac * seg[:, None]).sum(axis=0)
         return dict(zip(STATES, exact_split(weights, t1 - t0)))
 
+    def idle_arrays(self, pid: int, t0: int, t1: int,
+                    min_ns: int = MIN_IDLE_NS) -> tuple[I64, I64, I64]:
+        """(starts, ends, io ns) of the maximal stretches in [t0, t1) where the process was
+        certainly idle (io or sleep) for at least min_ns; columnar (run lengths over the
+        process's timeline, no per-row Python)."""
+        bounds, frac = self.timeline(pid, t0, t1)
+        empty = np.zeros(0, dtype=np.int64)
+        if len(frac) == 0:
+            return empty, empty, empty
+        io_frac = frac[:, STATES.index("io")]
+        idle = io_frac + frac[:, STATES.index("sleep")] >= 1.0 - 1e-9
+        edge = np.diff(np.concatenate([[0], idle.astype(np.int8), [0]]))
+        first = np.flatnonzero(edge == 1)  # first segment of each stretch
+        past = np.flatnonzero(edge == -1)  # one past its last segment
+        io_cum = np.concatenate([[0.0], np.cumsum(io_frac * np.diff(bounds))])
+        starts, ends = bounds[first], bounds[past]
+        io = np.rint(io_cum[past] - io_cum[first]).astype(np.int64)
+        keep = ends - starts >= min_ns
+        return starts[keep], ends[keep], io[keep]
+
     def idle_stretches(self, pid: int, t0: int, t1: int,
                        min_ns: int = MIN_IDLE_NS) -> list[IdleStretch]:
         """Maximal stretches in [t0, t1) where the process was certainly idle (io or sleep)
         for at least min_ns, each with the wakeup that ended it when it was recorded."""
-        bounds, frac = self.timeline(pid, t0, t1)
-        idle = frac[:, STATES.index("io")] + frac[:, STATES.index("sleep")] >= 1.0 - 1e-9
-        out: list[IdleStretch] = []
-        i, k = 0, len(idle)
-        while i < k:
-            if not idle[i]:
-                i += 1
-                continue
-            j = i
-            io = 0.0
-            while j < k and idle[j]:
-                io += frac[j, STATES.index("io")] * (bounds[j + 1] - bounds[j])
-                j += 1
-            s, e = int(bounds[i]), int(bounds[j])
-            if e - s >= min_ns:
-                w = self._wake_exact(pid, e) if e < t1 else None
-                out.append(IdleStretch(s, e, round(io), w))
-            i = j
-        return out
+        starts, ends, io = self.idle_arrays(pid, t0, t1, min_ns)
+        return [IdleStretch(s, e, i, self.waker_exact(pid, e) if e < t1 else None)
+                for s, e, i in zip(starts.tolist(), ends.tolist(), io.tolist())]
 
     # -- wakeups ----------------------------------------------------------------------------
-    def _wake_exact(self, pid: int, ts: int) -> Waker | None:
+    def waker_exact(self, pid: int, ts: int) -> Waker | None:
+        """The recorded wakeup of one of `pid`'s threads at exactly ts (an idle stretch's end)."""
         got = self._wake_by_pid.get(pid)
         if got is None:
             return None

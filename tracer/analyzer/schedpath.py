@@ -1,6 +1,7 @@
 """Scheduler states on the critical path (issues 15 and 17): pure functions over a SchedIndex.
 
-* every ``run`` segment carries the states of its own process over the segment;
+* every ``run`` segment carries the states of its own process over the segment, and so do
+  ``wait:wakeup`` (the waker's), ``wait:child`` and ``wait:module`` (the helper's) segments;
 * every ``wait:poll``, ``wait:listener`` and ``wait:poll-lag`` segment whose target process is
   known carries the TARGET's states over the segment (what the waiter waited on was doing);
 * both sum EXACTLY to the segment's duration (SchedIndex.states_between's contract).
@@ -26,6 +27,9 @@ from tracer.analyzer.waits import Wait
 
 #: segment kinds whose states are the target's (issue 17)
 TARGET_KINDS = ("wait:poll", "wait:listener", "wait:poll-lag")
+#: segment kinds whose states are their own process's: it ran (or, for a waker or a helper,
+#: it ran while another process waited for it)
+PROC_KINDS = ("run", "wait:wakeup", "wait:child", "wait:module")
 #: states counted as "busy" (the target was working, or wanted to)
 BUSY = ("cpu", "runqueue", "io")
 #: at most this many wakeups per wait:poll segment in `woken_by`
@@ -51,7 +55,7 @@ def path_states(
     out: list[SegmentStates | None] = []
     for s in path:
         of: int | None = None
-        if s.kind == "run":
+        if s.kind in PROC_KINDS:
             of = s.proc
         elif s.kind in TARGET_KINDS and s.wait is not None:
             of = waits[s.wait].target

@@ -1,0 +1,94 @@
+"""Issue 15 item 3 from built sched/wakeup tables: an idle stretch of the process on the path
+ended by ANOTHER process's wakeup is a `wait:wakeup` segment in the waker (the walk follows the
+waker back from the wakeup instant to the stretch's start); explicit waits keep precedence;
+child waits are observed (woken by the exit) or dropped (the parent kept running); disk I/O
+and timer sleeps are not followed; without sched data nothing changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.builders import ms, trace
+from tests.unit.test_analyzer import check_path, exec_, exit_, fork
+from tests.unit.test_schedpath import _row, _wake
+from tracer.analyzer import analyze
+from tracer.analyzer.text import render
+
+CLIENT, REPLIER, BUSY_CHILD, WAITED_CHILD = 10, 20, 30, 31
+
+
+def _processes() -> list[dict[str, Any]]:
+    return [fork(0, CLIENT, 1), exec_(1, CLIENT, "client"),
+            fork(0.5, REPLIER, 1), exec_(0.6, REPLIER, "replier"),
+            fork(410, BUSY_CHILD, CLIENT), exec_(411, BUSY_CHILD, "busychild"),
+            exit_(450, BUSY_CHILD),
+            fork(590, WAITED_CHILD, CLIENT), exec_(591, WAITED_CHILD, "helper"),
+            exit_(700, WAITED_CHILD), exit_(800, CLIENT)]
+
+
+def _sched(replier_io: bool = False, waker: str = "process") -> Any:
+    """The client (the recorded command) runs to 100 ms, sleeps until the replier (not its
+    child) wakes it at 400 ms, runs (a child runs 410-450 ms meanwhile: not waited for), forks
+    a helper at 590 ms and sleeps until the helper's exit wakes it (at 700.01 ms)."""
+    client_idle = {"io": 300} if replier_io else {"sleep": 300}
+    sched = [
+        _row(0.01, 100, CLIENT, CLIENT, cpu=99.99), _row(100, 400, CLIENT, CLIENT, **client_idle),
+        _row(400, 600, CLIENT, CLIENT, cpu=200), _row(600, 700.01, CLIENT, CLIENT, sleep=100.01),
+        _row(700.01, 800, CLIENT, CLIENT, cpu=99.99),
+        _row(0.5, 99, REPLIER, REPLIER, sleep=98.5), _row(99, 399, REPLIER, REPLIER, cpu=300),
+        _row(399, 3000, REPLIER, REPLIER, sleep=2601),
+        _row(410, 450, BUSY_CHILD, BUSY_CHILD, cpu=40),
+        _row(590, 700, WAITED_CHILD, WAITED_CHILD, cpu=110),
+    ]
+    wake = [_wake(99, REPLIER, 0.5, "process", CLIENT, "client"),
+            _wake(400, CLIENT, 100, waker, REPLIER if waker == "process" else None, "replier"),
+            _wake(700.01, CLIENT, 600, "process", WAITED_CHILD, "helper")]
+    if replier_io:
+        wake[1]["idle_state"] = "io"
+    return trace(meta={"start_ns": 0, "end_ns": ms(3000), "command_pid": CLIENT},
+                 process=_processes(), sched=sched, wakeup=wake)
+
+
+def _path(a: Any) -> list[tuple[str, int | None, int, int]]:
+    return [(s["kind"], s["pid"], s["start_ns"], s["end_ns"]) for s in a.critical_path]
+
+
+def test_the_walk_continues_in_the_waker_and_returns_at_the_stretch_start() -> None:
+    a = analyze(_sched())
+    check_path(a.to_json())
+    assert _path(a) == [
+        ("run", CLIENT, ms(1), ms(100)),
+        ("wait:wakeup", REPLIER, ms(100), ms(400)),  # the replier's work the client slept on
+        ("run", CLIENT, ms(400), ms(590)),  # the busy child (410-450) is not waited for
+        ("wait:child", WAITED_CHILD, ms(590), ms(700)),  # explicit child wait keeps precedence
+        ("run", CLIENT, ms(700), ms(800)),
+    ]
+    wk = a.critical_path[1]
+    assert wk["wakeup"]["woken"]["pid"] == CLIENT
+    assert (wk["wakeup"]["waker_pid"], wk["wakeup"]["waker_comm"]) == (REPLIER, "replier")
+    assert (wk["wakeup"]["ts_ns"], wk["wakeup"]["idle_ns"]) == (ms(400), ms(300))
+    assert wk["states_of"]["pid"] == REPLIER  # the waker's states
+    assert wk["states"]["cpu"] == ms(299) and wk["states"]["sleep"] == ms(1)
+    assert "woke client[10] after 300.0 ms asleep" in wk["label"]
+    assert "wait:wakeup" in render(a)
+    kids = {w["target"]["pid"]: w for w in a.waits if w["kind"] == "child"}
+    assert set(kids) == {WAITED_CHILD}  # observed; the busy child's wait is dropped
+    assert "observed" in kids[WAITED_CHILD]["reason"]
+
+
+def test_without_sched_data_the_walk_is_the_old_one() -> None:
+    tr = trace(meta={"start_ns": 0, "end_ns": ms(3000), "command_pid": CLIENT},
+               process=_processes())
+    a = analyze(tr)
+    assert "wait:wakeup" not in {s["kind"] for s in a.critical_path}
+    assert all("wakeup" not in s and "states" not in s for s in a.critical_path)
+    # the inferred child wait for the busy child is still there (no evidence against it)
+    kids = {w["target"]["pid"] for w in a.waits if w["kind"] == "child"}
+    assert kids == {BUSY_CHILD, WAITED_CHILD}
+
+
+def test_disk_io_and_timer_wakeups_are_not_followed() -> None:
+    for tr in (_sched(replier_io=True), _sched(waker="timer")):
+        a = analyze(tr)
+        assert REPLIER not in {s["pid"] for s in a.critical_path}, _path(a)
+        assert _path(a)[0] == ("run", CLIENT, ms(1), ms(590))
