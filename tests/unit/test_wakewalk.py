@@ -92,3 +92,30 @@ def test_disk_io_and_timer_wakeups_are_not_followed() -> None:
         a = analyze(tr)
         assert REPLIER not in {s["pid"] for s in a.critical_path}, _path(a)
         assert _path(a)[0] == ("run", CLIENT, ms(1), ms(590))
+
+
+def test_top_blockers_fsync_totals_and_wakeup_edges() -> None:
+    tr = _sched()
+    rows = {k: tr.table(k).to_pylist() for k in ("process", "sched", "wakeup")}
+    sync = [{"ts_ns": ms(t), "end_ns": ms(t + d), "kind": k, "pid": CLIENT, "tid": CLIENT,
+             "comm": "client", "ret": 0}
+            for t, d, k in ((420, 30, "fsync"), (460, 10, "fdatasync"), (480, 5, "fsync"))]
+    sync.append({"ts_ns": ms(430), "end_ns": ms(431), "kind": "request", "pid": 99, "tid": 99,
+                 "bytes": 4096, "rwbs": "W"})
+    a = analyze(trace(meta=tr.meta, blockio=sync, **rows))
+    b = a.sections["blockers"]
+    assert b["fsync"] == [{"pid": CLIENT, "comm": "client", "calls": 3, "total_ns": ms(45),
+                           "max_ns": ms(30), "by_kind": {"fdatasync": 1, "fsync": 2}}]
+    edges = {(e["waker_pid"], e["woken_pid"]): e for e in b["wakeups"]}
+    # the replier -> client edge ended 300 ms of sleep, all of it on the critical path
+    e = edges[(REPLIER, CLIENT)]
+    assert (e["count"], e["idle_ns"], e["path_ns"]) == (1, ms(300), ms(300))
+    assert b["wakeups"][0] == e  # the longest first
+    assert edges[(WAITED_CHILD, CLIENT)]["idle_ns"] == ms(100.01)
+    text = render(a)
+    assert "fsync   client[10]: 1 fdatasync, 2 fsync, 45.0 ms in total, longest 30.0 ms" in text
+    assert ("wakeup  replier[20] -> client[10]: 1x, ended 300.0 ms idle, longest 300.0 ms; "
+            "on the critical path 300.0 ms") in text
+    # without sched data: no section
+    plain = analyze(trace(meta=tr.meta, process=rows["process"]))
+    assert "blockers" not in plain.to_json() and "Top blockers" not in render(plain)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from tracer._errors import UsageError
 from tracer.analyzer import (
+    blockers,
     critical_path,
     facts,
     modules,
@@ -377,6 +378,18 @@ def cpu_pass(w: Work) -> dict[str, Any] | None:
         return None
     lo, hi = w.window.span(w.bounds.end_ns)
     return schedpath.cpu_section(ix, w.procs, lo, hi)
+
+
+def blockers_pass(w: Work) -> dict[str, Any] | None:
+    """Optional section `blockers`: fsync-family calls per process and the wakeup edges
+    (waker -> woken) with the idle time they ended, longest first (blockers.py); left out
+    without sched data."""
+    if w.schedix is None:
+        return None
+    lo, hi = w.window.span(w.bounds.end_ns)
+    pids = None if w.shown is None else {w.procs.procs[i].pid for i in w.shown}
+    return blockers.blockers(w.full.table("blockio"), w.full.table("wakeup"), w.procs, pids,
+                             lo, hi, segments_json(w))
 
 
 def milestones_pass(w: Work) -> list[MilestoneJson]:

@@ -109,6 +109,39 @@ def _module_lines(loaders: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+#: rows of each Top blockers list in the text (the JSON has up to blockers.TOP)
+TOP_BLOCKERS = 8
+
+
+def _blocker_lines(b: dict[str, Any] | None) -> list[str]:
+    """Top blockers (record --sched): fsync-family time per process, wakeup edges."""
+    if not b:
+        return []
+    fs, wk = b.get("fsync") or [], b.get("wakeups") or []
+    lines = ["Top blockers (inside the analysis window; scheduler data)"]
+    if not fs and not wk:
+        lines += ["  no fsync calls and no wakeup by another process after >= 1 ms idle", ""]
+        return lines
+    for r in fs[:TOP_BLOCKERS]:
+        calls = ", ".join(f"{n} {k}" for k, n in sorted(r["by_kind"].items()))
+        lines.append(f"  fsync   {r['comm'] or '?'}[{r['pid']}]: {calls}, "
+                     f"{_ms(r['total_ns'])} in total, longest {_ms(r['max_ns'])}")
+    more = len(fs) - TOP_BLOCKERS + int(b.get("fsync_left_out") or 0)
+    if more > 0:
+        lines.append(f"  fsync   ... {more} more processes (see --json)")
+    for r in wk[:TOP_BLOCKERS]:
+        path = f"; on the critical path {_ms(r['path_ns'])}" if r["path_ns"] else ""
+        lines.append(
+            f"  wakeup  {r['waker_comm'] or '?'}[{r['waker_pid']}] -> "
+            f"{r['woken_comm'] or '?'}[{r['woken_pid']}]: {r['count']}x, ended "
+            f"{_ms(r['idle_ns'])} idle, longest {_ms(r['max_idle_ns'])}{path}")
+    more = len(wk) - TOP_BLOCKERS + int(b.get("wakeups_left_out") or 0)
+    if more > 0:
+        lines.append(f"  wakeup  ... {more} more edges (see --json)")
+    lines.append("")
+    return lines
+
+
 def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) -> str:
     """`k3sprof analyze` text. Top waits ranks the waits inside the analysis window; all_waits
     lists the others after them (never above). Consecutive runs of one helper on the critical
@@ -203,7 +236,8 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 "  path: " + _shares(comp, covered, always=True)
                 + (
                     f" (over the {100 * covered / total:.1f}% of the path with scheduler "
-                    "states: run segments and the targets of poll/listener waits)"
+                    "states: run, wakeup and helper segments and the targets of poll/listener "
+                    "waits)"
                     if covered < total
                     else ""
                 )
@@ -228,6 +262,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 )
     lines.append("")
     lines += _module_lines(a.sections.get("module_loads") or [])
+    lines += _blocker_lines(a.sections.get("blockers"))
     inside = [w for w in a.waits if w.get("in_window", True)]
     net = [w for w in inside if w["kind"] in ("listener", "poll")]
     net.sort(key=lambda w: -(w["duration_ns"] or 0))
