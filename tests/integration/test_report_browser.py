@@ -163,3 +163,21 @@ def test_scheduler_figures_are_rendered(tmp_path: Path) -> None:
     assert "js-plotly-plot" in states[:300]
     # the whole path's bar plus the significant segments', at least the non-zero states each
     assert len(re.findall(r'class="point[ "]', states)) >= 3
+
+
+def test_state_lanes_and_blockers_are_rendered(tmp_path: Path) -> None:
+    """Issue 15: the per-process state lanes (a wakeup followed into another process: two
+    lanes) and the top-blockers table render without a JavaScript error."""
+    from tests.unit.test_wakewalk import _sched
+    from tracer.analyzer import analyze
+
+    page = tmp_path / "lanes.html"
+    HtmlReport.from_analysis(analyze(_sched())).render(page)
+    p = chromium(tmp_path, page, "--dump-dom")
+    assert p.returncode == 0, p.stderr[-2000:]
+    console = [line for line in p.stderr.splitlines() if "Uncaught" in line or "Error" in line]
+    assert not [line for line in console if "CONSOLE" in line or "Uncaught" in line], console
+    lanes = figure_markup(p.stdout, "fig-state-lanes")
+    assert "js-plotly-plot" in lanes[:300]
+    assert len(re.findall(r'class="point[ "]', lanes)) >= 4
+    assert "replier [20] → client [10]" in p.stdout  # the blockers table, filled by the page

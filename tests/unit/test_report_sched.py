@@ -114,3 +114,33 @@ def test_perfetto_without_sched_data_has_no_states() -> None:
     doc = PerfettoExport.from_analysis(analyze(server_client(client_polls_after_ok=3))).doc
     assert not any(e["ph"] == "C" for e in doc["traceEvents"])
     assert not any("states_ns" in e.get("args", {}) for e in doc["traceEvents"])
+
+
+def test_state_lanes_are_the_processes_on_the_path_on_the_busy_cores_axis() -> None:
+    """Issue 15: per-process thread-state lanes (dominant state per bucket), the processes on
+    the critical path, capped; on the busy-cores chart's x axis; the blockers table."""
+    from tests.unit.test_wakewalk import CLIENT, REPLIER, _sched
+
+    a = analyze(_sched())
+    lanes = a.sections["state_lanes"]
+    by_pid = {ln["pid"]: ln for ln in lanes["lanes"]}
+    assert lanes["lanes"][0]["pid"] == CLIENT  # longest on the path first
+    assert REPLIER in by_pid and lanes["left_out"] == 0
+    rep = by_pid[REPLIER]
+    assert rep["start_ns"][0] >= a.start_ns and rep["end_ns"][-1] <= a.end_ns  # type: ignore[operator]
+    # the replier's 300 ms of CPU (99-399 ms) is one cpu run at bucket resolution
+    cpu = [(s, e) for s, e, st in zip(rep["start_ns"], rep["end_ns"], rep["state"])
+           if st == "cpu"]
+    assert len(cpu) == 1 and abs((cpu[0][1] - cpu[0][0]) - 300_000_000) <= 2 * lanes["bucket_ns"]
+    page = HtmlReport.from_analysis(a).render_bytes().decode()
+    fig = _figure(page, "fig-state-lanes")
+    assert [t["marker"]["color"] for t in fig["data"]] == [STATE_COLORS[s] for s in STATES]
+    busy = _figure(page, "fig-busy-cores")
+    assert fig["layout"]["xaxis"]["range"] == busy["layout"]["xaxis"]["range"]
+    cpu_trace = fig["data"][STATES.index("cpu")]
+    assert "replier [20]" in cpu_trace["y"]
+    assert 'data-table="blockers"' in page
+    # without sched data: no lanes, no blockers table
+    plain = HtmlReport.from_analysis(analyze(server_client(client_polls_after_ok=3)))
+    text = plain.render_bytes().decode()
+    assert "fig-state-lanes" not in text and 'data-table="blockers"' not in text

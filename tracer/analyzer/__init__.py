@@ -42,6 +42,7 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("path_summary", p.path_summary_pass),  # the path by executable / component (summary.py)
     ("module_loads", p.module_loads_pass),  # modules per modprobe, with durations (modules.py)
     ("cpu", p.cpu_pass),  # per-process CPU, busy cores (schedpath.py; needs record --sched)
+    ("state_lanes", p.state_lanes_pass),  # per-process state lanes (schedpath.py; --sched)
     ("blockers", p.blockers_pass),  # fsync totals, wakeup edges (blockers.py; record --sched)
     ("groups", p.groups_pass),  # per systemd unit / pod
     ("counts", p.counts_pass),

@@ -380,6 +380,16 @@ def cpu_pass(w: Work) -> dict[str, Any] | None:
     return schedpath.cpu_section(ix, w.procs, lo, hi)
 
 
+def state_lanes_pass(w: Work) -> dict[str, Any] | None:
+    """Optional section `state_lanes`: the dominant scheduler state over time of the processes
+    on the critical path (schedpath.state_lanes; the report's per-process lanes); left out
+    without sched data or a critical path."""
+    if w.schedix is None:
+        return None
+    lo, hi = w.window.span(w.bounds.end_ns)
+    return schedpath.state_lanes(w.schedix, w.procs, w.path, lo, hi)
+
+
 def blockers_pass(w: Work) -> dict[str, Any] | None:
     """Optional section `blockers`: fsync-family calls per process and the wakeup edges
     (waker -> woken) with the idle time they ended, longest first (blockers.py); left out

@@ -141,6 +141,62 @@ def cpu_section(ix: SchedIndex, procs: Processes, lo: int, hi: int) -> dict[str,
     }
 
 
+#: at most this many processes get a state lane (those longest on the critical path)
+LANE_PROCESSES = 12
+#: a lane has at most this many buckets over the window (each >= 1 ms)
+LANE_BUCKETS = 2000
+
+
+def state_lanes(
+    ix: SchedIndex, procs: Processes, path: Sequence[Segment], lo: int, hi: int
+) -> dict[str, Any] | None:
+    """Per process on the critical path (the LANE_PROCESSES longest on it), its state over
+    the window as runs of the DOMINANT state per bucket (>= 1 ms, at most LANE_BUCKETS per
+    lane), clipped to the process's life. Columnar: the timeline's state time is integrated
+    at the bucket edges by interpolating its cumulative sum."""
+    on: dict[int, int] = {}
+    for s in path:
+        if s.proc is not None and s.proc >= 0:
+            on[s.proc] = on.get(s.proc, 0) + (s.end_ns - s.start_ns)
+    if not on or hi <= lo:
+        return None
+    ranked = sorted(on.items(), key=lambda kv: (-kv[1], kv[0]))
+    bucket = max(1_000_000, -(-(hi - lo) // LANE_BUCKETS))
+    lanes = []
+    for idx, ns in ranked[:LANE_PROCESSES]:
+        p = procs.procs[idx]
+        a = max(lo, p.start_ns if p.start_ns is not None else lo)
+        b = min(hi, p.end_ns if p.end_ns is not None else hi)
+        if b <= a:
+            continue
+        bounds, frac = ix.timeline(p.pid, a, b)
+        cum = np.vstack([np.zeros((1, len(STATES))),
+                         np.cumsum(frac * np.diff(bounds)[:, None].astype(np.float64), axis=0)])
+        edges = np.unique(np.concatenate([np.arange(a, b, bucket, dtype=np.int64), [b]]))
+        at = np.stack([np.interp(edges.astype(np.float64), bounds.astype(np.float64),
+                                 cum[:, j]) for j in range(len(STATES))], axis=1)
+        dom = np.argmax(np.diff(at, axis=0), axis=1)  # per bucket
+        change = np.flatnonzero(np.diff(dom) != 0) + 1
+        first = np.concatenate([[0], change])
+        past = np.concatenate([change, [len(dom)]])
+        lanes.append({
+            "pid": p.pid,
+            "comm": p.comm,
+            "key": p.key,
+            "on_path_ns": ns,
+            "start_ns": edges[first].tolist(),
+            "end_ns": edges[past].tolist(),
+            "state": [STATES[k] for k in dom[first].tolist()],
+        })
+    return {
+        "start_ns": lo,
+        "end_ns": hi,
+        "bucket_ns": bucket,
+        "lanes": lanes,
+        "left_out": max(0, len(ranked) - LANE_PROCESSES),
+    }
+
+
 def _instance(procs: Processes, pid: int, lo: int, hi: int) -> Any:
     best = None
     for p in procs.procs:
@@ -152,4 +208,5 @@ def _instance(procs: Processes, pid: int, lo: int, hi: int) -> Any:
     return best
 
 
-__all__ = ["BUSY", "PRIORITY", "SegmentStates", "composition", "cpu_section", "path_states"]
+__all__ = ["BUSY", "PRIORITY", "SegmentStates", "composition", "cpu_section", "path_states",
+           "state_lanes"]

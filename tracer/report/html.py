@@ -212,6 +212,7 @@ class HtmlReport:
                 "phases": _phases_table(phases, t0),
                 "milestones": _milestones_table(miles, t0),
                 **_module_loads_tables(a, t0),
+                **_blockers_tables(a),
             },
             analysis={
                 "critical_path": list(segs),
@@ -257,6 +258,7 @@ class HtmlReport:
             ),
         ]
         busy = model.busy_cores(a)
+        lanes = a.sections.get("state_lanes")
         if busy is not None or any("states" in s for s in segs):
             # scheduler data (record --sched) only: without it the page stays byte-identical
             figures.append(
@@ -265,12 +267,18 @@ class HtmlReport:
                     "Scheduler: busy cores and critical-path states",
                     "Top: how many cores the whole machine kept busy, per "
                     f"{(busy['bucket_ns'] if busy else 10_000_000) / 1e6:g} ms, on the "
-                    "timeline's time axis. Below: what each critical-path segment of at least "
-                    f"{100 * STATES_MIN_SHARE:g}% of the path was doing (a run: its own process; a "
-                    "wait: its target), in Perfetto's thread-state colours: green running, blue "
-                    "runnable, orange disk I/O, light grey sleeping, dark grey unknown. The first "
-                    "bar is the whole path.",
-                    _busy_cores_figure(busy, f) + _segment_states_figure(segs, f),
+                    "timeline's time axis. Then one lane per process on the critical path (the "
+                    "longest on it first): its dominant state per bucket over the same axis. "
+                    "Then what each critical-path segment of at least "
+                    f"{100 * STATES_MIN_SHARE:g}% of the path was doing (a run, a wakeup or a "
+                    "helper: its own process; a poll or listener wait: its target). All in "
+                    "Perfetto's thread-state colours: green running, blue runnable, orange disk "
+                    "I/O, light grey sleeping, dark grey unknown. The first bar is the whole "
+                    "path. Last: the top blockers (fsync calls, wakeups by another process).",
+                    _busy_cores_figure(busy, f)
+                    + _state_lanes_figure(lanes, f)
+                    + _segment_states_figure(segs, f)
+                    + ("<br>" + table_box("blockers") if a.sections.get("blockers") else ""),
                 )
             )
         return cls(payload, figures)
@@ -829,6 +837,100 @@ def _busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
         )
     )
     return figure_html(fig, "fig-busy-cores")
+
+
+def _state_lanes_figure(lanes: Any, f: model.Facts) -> str:
+    """One lane per process on the critical path: runs of its dominant state per bucket, as
+    horizontal bars on the busy-cores chart's time axis (the analysis' `state_lanes`)."""
+    rows = (lanes or {}).get("lanes") or [] if isinstance(lanes, dict) else []
+    if not rows:
+        return empty_figure("fig-state-lanes", "No per-process state lanes in this analysis.")
+    t0 = f["start_ns"]
+    names = [f"{esc(r.get('comm') or '?')} [{int(r['pid'])}]" for r in rows]
+    fig = go.Figure()
+    for state, color in STATE_COLORS.items():
+        ys: list[str] = []
+        base: list[float | None] = []
+        xs: list[float] = []
+        hover: list[str] = []
+        for name, r in zip(names, rows):
+            for a, b, st in zip(r["start_ns"], r["end_ns"], r["state"]):
+                if st != state:
+                    continue
+                ys.append(name)
+                base.append(_s(int(a), t0))
+                xs.append(_dur_s(int(b) - int(a)))
+                hover.append(f"{model.fmt_t(int(a), t0)}, {model.fmt_ns(int(b) - int(a))}")
+        fig.add_trace(
+            go.Bar(
+                name=esc(STATE_NAMES[state]),
+                orientation="h",
+                y=ys,
+                base=base,
+                x=xs,
+                marker={"color": color, "line": {"width": 0}},
+                customdata=hover,
+                hovertemplate=f"<b>%{{y}}</b><br>{esc(STATE_NAMES[state])}: %{{customdata}}"
+                "<extra></extra>",
+            )
+        )
+    left = int(lanes.get("left_out") or 0)
+    fig.update_layout(
+        layout(
+            90 + 26 * len(rows),
+            barmode="overlay",
+            bargap=0.25,
+            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
+                    "font": {"size": 11}, "traceorder": "normal"},
+            xaxis={
+                "title": {"text": "seconds since recording started: dominant state per "
+                          f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms"
+                          + (f" ({left} more processes on the path not shown)" if left else "")},
+                "zeroline": False,
+                "range": _x_range(f),
+            },
+            yaxis={
+                "categoryorder": "array",
+                "categoryarray": names,
+                "autorange": "reversed",
+                "automargin": True,
+                "tickfont": {"family": "monospace", "size": 10},
+            },
+        )
+    )
+    return figure_html(fig, "fig-state-lanes")
+
+
+def _blockers_tables(a: Analysis) -> dict[str, TableDict]:
+    """Top blockers (the analysis' `blockers`, record --sched): fsync-family calls per process
+    and wakeup edges, each list longest first; no table without the section."""
+    b = a.sections.get("blockers")
+    if not isinstance(b, dict):
+        return {}
+    rows: list[list[str]] = []
+    for r in b.get("fsync") or []:
+        calls = ", ".join(f"{n} {k}" for k, n in sorted((r.get("by_kind") or {}).items()))
+        rows.append(["fsync", _who(r["pid"], r.get("comm") or "?"), calls,
+                     model.fmt_ns(r["total_ns"]), model.fmt_ns(r["max_ns"]), "–"])
+    for r in b.get("wakeups") or []:
+        rows.append([
+            "wakeup",
+            f"{_who(r['waker_pid'], r.get('waker_comm') or '?')} → "
+            f"{_who(r['woken_pid'], r.get('woken_comm') or '?')}",
+            f"{r['count']}x",
+            model.fmt_ns(r["idle_ns"]),
+            model.fmt_ns(r["max_idle_ns"]),
+            model.fmt_ns(r["path_ns"]) if r["path_ns"] else "–",
+        ])
+    return {
+        "blockers": _table(
+            ["blocker", "who", "calls / wakeups", "total (idle ended)", "longest",
+             "on the critical path"],
+            "llrrrr",
+            rows,
+            "blockers",
+        )
+    }
 
 
 def _segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
