@@ -144,3 +144,21 @@ def test_state_lanes_are_the_processes_on_the_path_on_the_busy_cores_axis() -> N
     plain = HtmlReport.from_analysis(analyze(server_client(client_polls_after_ok=3)))
     text = plain.render_bytes().decode()
     assert "fig-state-lanes" not in text and 'data-table="blockers"' not in text
+
+
+def test_perfetto_export_has_a_state_track_per_lane() -> None:
+    from tests.unit.test_wakewalk import REPLIER, _sched
+    from tracer.report.perfetto import STATE_TID_BASE
+
+    a = analyze(_sched())
+    doc = json.loads(PerfettoExport.from_analysis(a).render_bytes())
+    lane = {ln["pid"]: ln for ln in a.sections["state_lanes"]["lanes"]}[REPLIER]
+    slices = [e for e in doc["traceEvents"] if e["ph"] == "X"
+              and e.get("tid") == STATE_TID_BASE + REPLIER]
+    assert [e["name"] for e in slices] == lane["state"]
+    assert all(e["pid"] == REPLIER for e in slices)
+    t0 = a.trace["start_ns"]
+    assert slices[0]["ts"] == round((lane["start_ns"][0] - t0) / 1000, 3)
+    names = [e for e in doc["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"
+             and e["tid"] == STATE_TID_BASE + REPLIER]
+    assert names and names[0]["args"]["name"].startswith("scheduler state")

@@ -10,7 +10,10 @@ Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsK
 * the critical path on its own track (pid 0, "k3sprof critical path"), one slice per segment;
 * with scheduler data (record --sched): each segment's states as args (``states_ns``: ns per
   state, ``states_of``: whose they are) and a "busy cores" counter track ("C" events, one per
-  10 ms bucket of the analysis' `cpu` section) on the same pid 0 process.
+  10 ms bucket of the analysis' `cpu` section) on the same pid 0 process; for each process
+  with a state lane (the analysis' `state_lanes`: the processes on the critical path), a
+  "scheduler state" thread track (tid = STATE_TID_BASE + pid) under its process, one slice per
+  run of its dominant state ("cpu", "runqueue", "io", "sleep", "other").
 
 ``ts`` and ``dur`` are microseconds since the recording started (floats keep ns precision).
 Deterministic: events are sorted and the JSON has sorted keys.
@@ -29,6 +32,8 @@ from tracer.report._output import write_output
 
 OUTPUT_SUFFIX = ".perfetto.json"
 CRITICAL_PATH_PID = 0
+#: the per-process "scheduler state" track's tid (apart from every real tid)
+STATE_TID_BASE = 1 << 30
 
 
 class TraceEventDoc(TypedDict):
@@ -269,6 +274,22 @@ class PerfettoExport:
                         "args": {"cores": cores},
                     }
                 )
+
+        lanes = a.sections.get("state_lanes")
+        lanes = lanes if isinstance(lanes, dict) else {}
+        for lane in lanes.get("lanes") or []:
+            pid = int(lane["pid"])
+            name_track(pid, f"{lane.get('comm')} {pid}")
+            tid = STATE_TID_BASE + pid
+            events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
+                           "args": {"name": "scheduler state (dominant per "
+                                    f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms)"}})
+            for lo, hi, state in zip(lane["start_ns"], lane["end_ns"], lane["state"]):
+                events.append({
+                    "ph": "X", "name": state, "cat": "sched", "pid": pid, "tid": tid,
+                    "ts": _us(int(lo), t0),
+                    "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
+                })
 
         # metadata first, then by time; ties broken by the full event for stable bytes
         events.sort(
