@@ -59,6 +59,7 @@ SEGMENT_COLORS = {
     "wait:poll-lag": "#ff7f0e",
     "wait:child": "#9467bd",
     "wait:module": "#8c564b",
+    "wait:wakeup": "#17becf",
     "wait:unknown": "#7f7f7f",
 }
 OUTCOME_COLORS = {

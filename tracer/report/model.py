@@ -22,6 +22,7 @@ SEGMENT_KINDS = (
     "wait:poll-lag",
     "wait:child",
     "wait:module",
+    "wait:wakeup",
     "wait:unknown",
 )
 
