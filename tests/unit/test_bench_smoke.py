@@ -25,7 +25,7 @@ from bench.workload_burst import Burst, expected_outcomes, slice_counts  # noqa:
 
 @pytest.mark.parametrize("module", ["bench.run", "bench.overhead", "bench.throughput",
                                     "bench.attach", "bench.scale", "bench.workload_burst",
-                                    "bench.probe_cost"])
+                                    "bench.probe_cost", "bench.sched_analyze"])
 def test_bench_modules_import(module: str) -> None:
     assert hasattr(importlib.import_module(module), "main")
 
