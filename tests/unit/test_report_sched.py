@@ -162,3 +162,11 @@ def test_perfetto_export_has_a_state_track_per_lane() -> None:
     names = [e for e in doc["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"
              and e["tid"] == STATE_TID_BASE + REPLIER]
     assert names and names[0]["args"]["name"].startswith("scheduler state")
+    # its thread's own track (single-threaded: the same runs as the process lane)
+    from tracer.report.perfetto import THREAD_TID_BASE
+
+    (th,) = lane["threads"]
+    assert th["tid"] == REPLIER and th["cpu_ns"] > 0
+    per_thread = [e for e in doc["traceEvents"] if e["ph"] == "X"
+                  and e.get("tid") == THREAD_TID_BASE + REPLIER]
+    assert [e["name"] for e in per_thread] == th["state"] == lane["state"]

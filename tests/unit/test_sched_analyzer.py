@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -139,3 +140,26 @@ def test_exact_split() -> None:
     assert exact_split([1, 1, 1], 10) in ([4, 3, 3], [3, 4, 3], [3, 3, 4])
     assert sum(exact_split([0.1, 0.7, 0.2], 1_000_003)) == 1_000_003
     assert exact_split([0, 0], 5) == [0, 5]
+
+
+def test_thread_buckets_split_each_thread_exactly() -> None:
+    """Per-thread state time per bucket (the report's / export's thread tracks): a mixed row's
+    states spread evenly over it; time a thread has no row is `other`."""
+    from tests.builders import table
+    from tests.unit.test_schedpath import _row
+
+    rows = [_row(0, 100, 40, 40, cpu=100), _row(100, 200, 40, 40, sleep=100),
+            _row(20, 100, 40, 41, sleep=80), _row(100, 200, 40, 41, cpu=30, runqueue=70),
+            _row(0, 200, 50, 50, cpu=200)]
+    ix = SchedIndex(table("sched", rows))
+    edges = np.array([0, 50, 100, 150, 200], dtype=np.int64) * MS
+    tids, ns = ix.thread_buckets(40, edges)
+    assert tids.tolist() == [40, 41]
+    cols = {s: STATES.index(s) for s in STATES}
+    assert np.allclose(ns[0, :, cols["cpu"]], [50 * MS, 50 * MS, 0, 0])
+    assert np.allclose(ns[0, :, cols["sleep"]], [0, 0, 50 * MS, 50 * MS])
+    assert np.allclose(ns[1, :, cols["other"]], [20 * MS, 0, 0, 0])  # before its first row
+    assert np.allclose(ns[1, :, cols["sleep"]], [30 * MS, 50 * MS, 0, 0])
+    assert np.allclose(ns[1, :, cols["cpu"]], [0, 0, 15 * MS, 15 * MS])
+    assert np.allclose(ns[1, :, cols["runqueue"]], [0, 0, 35 * MS, 35 * MS])
+    assert np.allclose(ns.sum(axis=2), 50 * MS)  # every bucket of every thread, exactly

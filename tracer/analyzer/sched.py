@@ -200,6 +200,39 @@ class SchedIndex:
         weights = (frac * seg[:, None]).sum(axis=0)
         return dict(zip(STATES, exact_split(weights, t1 - t0)))
 
+    def thread_buckets(self, pid: int, edges: I64) -> tuple[I64, F64]:
+        """(tids, ns): ns[k, b, j] = time thread tids[k] of `pid` spent in STATES[j] in bucket
+        [edges[b], edges[b+1]); time without a row (before a thread's first record, after its
+        end) is `other`. Columnar per thread: its rows tile its time, so its cumulative state
+        time is linear inside each row (a mixed row's states spread evenly) and is read at the
+        bucket edges by interpolation."""
+        t0, t1 = int(edges[0]), int(edges[-1])
+        r = self._rows(pid, t0, t1)
+        nb = len(edges) - 1
+        if len(r.tid) == 0 or nb <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, max(nb, 0), len(STATES)))
+        order = np.lexsort((r.start, r.tid))
+        tid, start, end, ns = r.tid[order], r.start[order], r.end[order], r.ns[order]
+        cols = [PRIORITY.index(x) for x in STATES]  # PRIORITY-ordered columns -> STATES order
+        ns = ns[:, cols].astype(np.float64)
+        cut = np.flatnonzero(np.diff(tid)) + 1
+        tids = tid[np.concatenate([[0], cut])]
+        out = np.zeros((len(tids), nb, len(STATES)))
+        width = np.diff(edges).astype(np.float64)
+        x = edges.astype(np.float64)
+        for k, (a, b) in enumerate(zip(np.concatenate([[0], cut]).tolist(),
+                                        np.concatenate([cut, [len(tid)]]).tolist())):
+            xp = np.empty(2 * (b - a))
+            xp[0::2], xp[1::2] = start[a:b], end[a:b]
+            cum = np.cumsum(ns[a:b], axis=0)
+            for j in range(len(STATES)):
+                fp = np.empty(2 * (b - a))
+                fp[1::2] = cum[:, j]
+                fp[0::2] = np.concatenate([[0.0], cum[:-1, j]])
+                out[k, :, j] = np.diff(np.interp(x, xp, fp))
+            out[k, :, STATES.index("other")] += np.clip(width - out[k].sum(axis=1), 0.0, None)
+        return tids, out
+
     def idle_arrays(self, pid: int, t0: int, t1: int,
                     min_ns: int = MIN_IDLE_NS) -> tuple[I64, I64, I64]:
         """(starts, ends, io ns) of the maximal stretches in [t0, t1) where the process was

@@ -145,6 +145,8 @@ def cpu_section(ix: SchedIndex, procs: Processes, lo: int, hi: int) -> dict[str,
 LANE_PROCESSES = 12
 #: a lane has at most this many buckets over the window (each >= 1 ms)
 LANE_BUCKETS = 2000
+#: per lane, at most this many threads (the most on-CPU first) get their own runs
+LANE_THREADS = 16
 
 
 def state_lanes(
@@ -175,19 +177,16 @@ def state_lanes(
         edges = np.unique(np.concatenate([np.arange(a, b, bucket, dtype=np.int64), [b]]))
         at = np.stack([np.interp(edges.astype(np.float64), bounds.astype(np.float64),
                                  cum[:, j]) for j in range(len(STATES))], axis=1)
-        dom = np.argmax(np.diff(at, axis=0), axis=1)  # per bucket
-        change = np.flatnonzero(np.diff(dom) != 0) + 1
-        first = np.concatenate([[0], change])
-        past = np.concatenate([change, [len(dom)]])
-        lanes.append({
-            "pid": p.pid,
-            "comm": p.comm,
-            "key": p.key,
-            "on_path_ns": ns,
-            "start_ns": edges[first].tolist(),
-            "end_ns": edges[past].tolist(),
-            "state": [STATES[k] for k in dom[first].tolist()],
-        })
+        lane: dict[str, Any] = {"pid": p.pid, "comm": p.comm, "key": p.key, "on_path_ns": ns,
+                                **_runs(edges, np.diff(at, axis=0))}
+        tids, per = ix.thread_buckets(p.pid, edges)
+        busy = per[:, :, STATES.index("cpu")].sum(axis=1) if len(tids) else np.zeros(0)
+        top = np.argsort(-busy, kind="stable")[:LANE_THREADS]
+        lane["threads"] = [{"tid": int(tids[k]), "cpu_ns": round(float(busy[k])),
+                            **_runs(edges, per[k])} for k in sorted(top.tolist(),
+                                                                   key=lambda k: int(tids[k]))]
+        lane["threads_left_out"] = max(0, len(tids) - LANE_THREADS)
+        lanes.append(lane)
     return {
         "start_ns": lo,
         "end_ns": hi,
@@ -195,6 +194,16 @@ def state_lanes(
         "lanes": lanes,
         "left_out": max(0, len(ranked) - LANE_PROCESSES),
     }
+
+
+def _runs(edges: Any, per_bucket: Any) -> dict[str, list[Any]]:
+    """Runs of the dominant state per bucket: {start_ns, end_ns, state} (parallel lists)."""
+    dom = np.argmax(per_bucket, axis=1)
+    change = np.flatnonzero(np.diff(dom) != 0) + 1
+    first = np.concatenate([[0], change])
+    past = np.concatenate([change, [len(dom)]])
+    return {"start_ns": edges[first].tolist(), "end_ns": edges[past].tolist(),
+            "state": [STATES[k] for k in dom[first].tolist()]}
 
 
 def _instance(procs: Processes, pid: int, lo: int, hi: int) -> Any:

@@ -13,7 +13,9 @@ Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsK
   10 ms bucket of the analysis' `cpu` section) on the same pid 0 process; for each process
   with a state lane (the analysis' `state_lanes`: the processes on the critical path), a
   "scheduler state" thread track (tid = STATE_TID_BASE + pid) under its process, one slice per
-  run of its dominant state ("cpu", "runqueue", "io", "sleep", "other").
+  run of its dominant state ("cpu", "runqueue", "io", "sleep", "other"), and one track per
+  thread of the lane (its 16 most on-CPU threads; tid = THREAD_TID_BASE + the real tid, named
+  "thread TID state") with the thread's own dominant state per bucket.
 
 ``ts`` and ``dur`` are microseconds since the recording started (floats keep ns precision).
 Deterministic: events are sorted and the JSON has sorted keys.
@@ -34,6 +36,8 @@ OUTPUT_SUFFIX = ".perfetto.json"
 CRITICAL_PATH_PID = 0
 #: the per-process "scheduler state" track's tid (apart from every real tid)
 STATE_TID_BASE = 1 << 30
+#: the per-thread state tracks' tids (real tids are < 2^22: no clash with either)
+THREAD_TID_BASE = 1 << 29
 
 
 class TraceEventDoc(TypedDict):
@@ -284,12 +288,19 @@ class PerfettoExport:
             events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
                            "args": {"name": "scheduler state (dominant per "
                                     f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms)"}})
-            for lo, hi, state in zip(lane["start_ns"], lane["end_ns"], lane["state"]):
-                events.append({
-                    "ph": "X", "name": state, "cat": "sched", "pid": pid, "tid": tid,
-                    "ts": _us(int(lo), t0),
-                    "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
-                })
+            tracks = [(tid, lane)]
+            for th in lane.get("threads") or []:
+                ttid = THREAD_TID_BASE + int(th["tid"])
+                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": ttid,
+                               "ts": 0, "args": {"name": f"thread {int(th['tid'])} state"}})
+                tracks.append((ttid, th))
+            for track, runs in tracks:
+                for lo, hi, state in zip(runs["start_ns"], runs["end_ns"], runs["state"]):
+                    events.append({
+                        "ph": "X", "name": state, "cat": "sched", "pid": pid, "tid": track,
+                        "ts": _us(int(lo), t0),
+                        "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
+                    })
 
         # metadata first, then by time; ties broken by the full event for stable bytes
         events.sort(
