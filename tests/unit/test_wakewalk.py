@@ -119,3 +119,19 @@ def test_top_blockers_fsync_totals_and_wakeup_edges() -> None:
     # without sched data: no section
     plain = analyze(trace(meta=tr.meta, process=rows["process"]))
     assert "blockers" not in plain.to_json() and "Top blockers" not in render(plain)
+
+
+def test_a_child_whose_exit_woke_a_parent_that_looked_active_becomes_a_child_wait() -> None:
+    """The no-activity rule rejects the helper's wait (the parent forked another child while
+    the helper ran); the helper's exit woke the parent: with sched data it is a child wait."""
+    tr = _sched()
+    procs = tr.table("process").to_pylist()
+    procs += [fork(650, 32, CLIENT), exec_(650.1, 32, "other"), exit_(651, 32)]
+    procs.sort(key=lambda r: r["ts_ns"])
+    rows = {k: tr.table(k).to_pylist() for k in ("sched", "wakeup")}
+    plain = analyze(trace(meta=tr.meta, process=procs))
+    assert WAITED_CHILD not in {w["target"]["pid"] for w in plain.waits if w["kind"] == "child"}
+    a = analyze(trace(meta=tr.meta, process=procs, **rows))
+    kids = {w["target"]["pid"]: w for w in a.waits if w["kind"] == "child"}
+    assert "woken by the child's exit (observed)" in kids[WAITED_CHILD]["reason"]
+    assert ("wait:child", WAITED_CHILD, ms(590), ms(700)) in _path(a), _path(a)
