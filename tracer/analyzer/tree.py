@@ -87,9 +87,12 @@ class Processes:
         if n == 0 or len(self._pid) == 0:
             return np.full(n, -1, np.int64)
         # Compose (pid, time-rank) into one sortable int64 so one searchsorted does the join.
-        times = np.unique(np.concatenate([self._lo, ts]))
-        r_inst = np.searchsorted(times, self._lo)
-        r_ev = np.searchsorted(times, ts)
+        # Ranks count the instance start times <= t (side="right"), so lo <= ts exactly when
+        # rank(lo) <= rank(ts); ranking against the instances' times only (thousands) instead
+        # of the union with the events' (a million) keeps this a searchsorted, not a sort.
+        times = np.unique(self._lo)
+        r_inst = np.searchsorted(times, self._lo, side="right")
+        r_ev = np.searchsorted(times, ts, side="right")
         k_inst = (self._pid << 32) | r_inst
         k_ev = (pids << 32) | r_ev
         pos = np.searchsorted(k_inst, k_ev, side="right") - 1
