@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from tracer.analyzer import polls
 from tracer.analyzer.profiles import Profile, split_endpoint
-from tracer.analyzer.tree import Processes
+from tracer.analyzer.tree import Processes, unique_sorted
 from tracer.schema import Trace
 
 #: connect outcomes that mean "nobody answered yet" (the client will retry)
@@ -487,7 +487,7 @@ def _child_waits(trace: Trace, procs: Processes, profile: Profile, sock_idx: Any
     if act_proc:
         ap, at = np.concatenate(act_proc), np.concatenate(act_ts)
         # one sorted int64 key (process, time rank) answers "any activity in (start, end)?"
-        bounds = np.unique(np.concatenate([k_start, k_end]))
+        bounds = unique_sorted(np.concatenate([k_start, k_end]))
         keys = np.sort((ap << 32) | _rank(bounds, at))
         lo = np.searchsorted(keys, (k_par << 32) | _rank(bounds, k_start), "right")
         hi = np.searchsorted(keys, (k_par << 32) | _rank(bounds, k_end), "left")
