@@ -144,39 +144,44 @@ def _np(col: Any) -> I64:
 _BUILD_SLICE = 32768
 
 
-def _shared_strings(col: pa.ChunkedArray) -> list[Any]:
+def shared_strings(col: pa.ChunkedArray | pa.Array) -> list[Any]:
     """A string column as Python values, one str object per distinct value (a few hundred
     names over 100k+ rows: shared objects instead of a copy per row)."""
-    enc = col.combine_chunks().dictionary_encode()
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    enc = arr.dictionary_encode()
     values = enc.dictionary.to_pylist()
     return [None if i is None else values[i] for i in enc.indices.to_pylist()]
 
 
-def _exec_argvs(pt: pa.Table) -> list[Any]:
-    """The argv column as Python lists, on exec rows only (the only rows build() reads it on).
+def shared_argvs(col: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """A list<string> column (argv) as Python lists; rows with the same command line share one
+    list (do not mutate it: copy) and its strings.
 
-    Thousands of helpers share a few command lines: each distinct argv is converted once and
-    its rows share its strings, so later per-process work (redaction's cache, profile
-    matching) hashes and compares cached strings instead of fresh copies."""
-    n = pt.num_rows
-    out: list[Any] = [None] * n
-    rows = pc.indices_nonzero(pc.fill_null(pc.equal(pt["kind"], "exec"), False))
-    if len(rows) == 0:
-        return out
-    av = pt["argv"].take(rows).combine_chunks()
+    Thousands of helpers share a few command lines: each distinct argv is converted once, so
+    later per-process work (redaction's cache, profile matching) hashes and compares cached
+    strings instead of fresh copies."""
+    av = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     flat = pc.list_flatten(av)
     if flat.null_count or pc.any(pc.match_substring(flat, "\x00")).as_py():
-        for r, v in zip(rows.to_pylist(), av.to_pylist()):  # cannot join losslessly: as is
-            out[r] = v
-        return out
+        return list(av.to_pylist())  # cannot join losslessly: as is
     # one "\0"-joined string per row (no argument holds a NUL: C strings), dictionary-encoded;
     # empty lists are kept apart (joined, [] and [""] would both be "")
     enc = pc.binary_join(av, "\x00").dictionary_encode()
     distinct = [v.split("\x00") for v in enc.dictionary.to_pylist()]
     empty = pc.equal(pc.list_value_length(av), 0).to_pylist()
-    codes = enc.indices.to_pylist()
-    for r, c, e in zip(rows.to_pylist(), codes, empty):
-        out[r] = None if c is None else ([] if e else distinct[c])
+    return [
+        None if c is None else ([] if e else distinct[c])
+        for c, e in zip(enc.indices.to_pylist(), empty)
+    ]
+
+
+def _exec_argvs(pt: pa.Table) -> list[Any]:
+    """The argv column on exec rows only (the only rows build() reads it on), else None."""
+    out: list[Any] = [None] * pt.num_rows
+    rows = pc.indices_nonzero(pc.fill_null(pc.equal(pt["kind"], "exec"), False))
+    if len(rows):
+        for r, v in zip(rows.to_pylist(), shared_argvs(pt["argv"].take(rows))):
+            out[r] = v
     return out
 
 
@@ -228,7 +233,7 @@ def build(trace: Trace) -> Processes:
                 for c in ("ts_ns", "pid", "ppid", "exit_code", "exit_signal", "cgroup_id")
             }
             for c in ("kind", "comm", "filename"):
-                cols[c] = _shared_strings(part.column(c))
+                cols[c] = shared_strings(part.column(c))
             for i in range(part.num_rows):
                 kind = cols["kind"][i]
                 pid = cols["pid"][i]
