@@ -5,8 +5,9 @@
 While the recorder starts, this process connects to a missing unix path every millisecond,
 each attempt naming its own send time in the path. The first of them in the trace is the
 moment the probes were really live (1 ms resolution), independent of when the recorder
-says so. The breakdown comes from the trace's meta.json (`attach_s`: Recorder.run start ->
-ring buffer open; `compile_s`: BCC compile + load + attach) and from timing the interpreter
+says so. The breakdown comes from the trace's meta.json (`attach_s`: start of
+collector/start.py's go_live -> last probe attached; `compile_s`: BCC compile + load + attach)
+and from timing the interpreter
 and the CLI's imports alone; `stop_s` is SIGINT -> recorder exited; `peak_rss_mb` the
 recorder's ru_maxrss. Each run is done twice with its own bytecode cache directory: "cold"
 (empty: BCC compiles, then fills it) and "warm" (loaded from it, no bcc import); the
@@ -70,7 +71,8 @@ def one_run(tmp: Path, i: int, cache_dir: Path | None = None) -> dict[str, Any]:
         "first_event_s": (first_ns - rec.spawn_ns) / 1e9 if first_ns else None,
         "attach_s": meta.get("attach_s"),
         "compile_s": meta.get("compile_s"),
-        # spawn -> Recorder.run: interpreter start, imports, CLI parsing
+        # the rest of spawn -> `recording` line: interpreter start, CLI imports and parsing before
+        # the probes go live; the recorder's imports (pyarrow, numpy) and context sources after
         "before_run_s": line_s - float(meta.get("attach_s") or 0),
         "stop_s": stop_s,
         "peak_rss_mb": rusage.ru_maxrss / 1024,  # KiB on Linux

@@ -145,7 +145,7 @@ def write(d: Path, tables: dict[str, pa.Table]) -> int:
 
 
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 from tracer import schema
 from tracer.analyzer import analyze
@@ -153,8 +153,12 @@ tr = schema.load(sys.argv[1])
 t1 = time.perf_counter()
 r = analyze(tr)
 t2 = time.perf_counter()
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so this child would report at least
+# the size of the bench process that generated the trace (~600 MB at 1M events)
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
+              if line.startswith("VmHWM:"))
 print(json.dumps({"load_s": t1 - t0, "analyze_s": t2 - t1, "total_s": t2 - t0,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": hwm_kb / 1024,
                   "waits": r.counts["waits"], "processes": r.counts["processes"],
                   "segments": len(r.critical_path), "end_reached": r.end_reached}))
 """

@@ -178,7 +178,8 @@ def table(res: dict[str, Any]) -> str:
         rows.append(("attach: `record` start -> first event recorded", "<= 0.5 s",
                      _r(first, "{:.2f}", " s"),
                      _met(first["median"] <= 0.5 if first.get("n") else None)))
-        rows.append(("attach breakdown: interpreter + imports + CLI (before Recorder.run)", "-",
+        rows.append(("attach breakdown: interpreter + CLI before go-live, imports + sources after",
+                     "-",
                      f"{_r(at['before_run_s'], '{:.2f}', ' s')}; `python -c pass` "
                      f"{at['python_start_s']:.2f} s, `k3sprof --version` "
                      f"{at['cli_start_s']:.2f} s, `import bcc` {at['import_bcc_s']:.2f} s",

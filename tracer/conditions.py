@@ -19,11 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from tracer._errors import UsageError
+
+if TYPE_CHECKING:  # imported where used: `record --until` parses before the probes go live
+    import pyarrow as pa
 
 KINDS = ("exec", "exit", "listen", "connect-ok", "log", "link-up", "addr")
 SYNTAX = (
@@ -90,6 +91,9 @@ def _unix_endpoint(value: str) -> str:
 
 def match_mask(cond: Condition, tables: Mapping[str, pa.Table]) -> tuple[pa.Table, pa.Array]:
     """The table the condition reads and a boolean mask of its matching rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     name = cond.tables[0]
     t = tables.get(name)
     if t is None or t.num_rows == 0:
@@ -129,6 +133,8 @@ def match_mask(cond: Condition, tables: Mapping[str, pa.Table]) -> tuple[pa.Tabl
 
 def when(cond: Condition, tables: Mapping[str, pa.Table]) -> int | None:
     """CLOCK_MONOTONIC ns of the first row matching cond, or None."""
+    import pyarrow.compute as pc
+
     t, mask = match_mask(cond, tables)
     if len(mask) == 0:
         return None

@@ -119,7 +119,7 @@ def counts(
     connect = pc.fill_null(pc.equal(st["kind"], "connect"), False) if st.num_rows else None
     ok = failed = 0
     if connect is not None:
-        oc = st.filter(connect)["outcome"]
+        oc = pc.filter(st["outcome"], connect)  # the one column: not a copy of the table
         ok = int(pc.sum(pc.fill_null(pc.equal(oc, "ok"), False).cast("int64")).as_py() or 0)
         failed = int(
             pc.sum(pc.fill_null(pc.is_in(oc, value_set=_failed()), False).cast("int64")).as_py()
@@ -203,7 +203,18 @@ def _k3s_version(trace: Trace) -> tuple[str | None, str | None, str | None]:
                 return m.group(1), m.group(2), "log"
     pt = trace.table("process")
     if pt.num_rows:
-        ex = pt.filter(pc.fill_null(pc.equal(pt["kind"], "exec"), False)).sort_by("ts_ns")
+        # only execs whose file or argv[0] is named k3s* (the test below), found column-wise:
+        # a 1M-event trace has 100k+ helper execs whose argv need not become Python lists
+        k3s_named = r"(^|/)k3s[^/]*$"
+        argv0 = pc.binary_join(pc.list_slice(pt["argv"], 0, 1), "")
+        named = pc.or_kleene(
+            pc.match_substring_regex(pt["filename"], k3s_named),
+            pc.match_substring_regex(argv0, k3s_named),
+        )
+        is_exec = pc.equal(pt["kind"], "exec")
+        ex = pt.select(["ts_ns", "filename", "argv"]).filter(
+            pc.fill_null(pc.and_kleene(is_exec, named), False)
+        ).sort_by("ts_ns")
         for fn, argv in zip(ex["filename"].to_pylist(), ex["argv"].to_pylist()):
             words = [fn or "", *(argv or [])]
             if not any(os.path.basename(w).startswith("k3s") for w in words[:2]):

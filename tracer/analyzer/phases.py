@@ -66,6 +66,7 @@ class Events:
         self.log_owner = log_owner or (lambda ts: None)
         self._cache: dict[str, list[Occurrence]] = {}
         self._tables = {n: trace.table(n) for n in ("process", "socket", "log", "netlink")}
+        self._by_kind: dict[str, pa.ChunkedArray] = {}
 
     def occurrences(self, spec: str) -> list[Occurrence]:
         if spec not in self._cache:
@@ -85,6 +86,14 @@ class Events:
                     best = (spec, ts, proc)
                 break
         return best
+
+    def _kind_mask(self, kind: str) -> pa.ChunkedArray:
+        """Which socket rows are of one kind: computed once (every connect spec reuses it) and
+        kept as a mask, since a filtered copy of the socket table costs its size again."""
+        if kind not in self._by_kind:
+            st = self._tables["socket"]
+            self._by_kind[kind] = pc.fill_null(pc.equal(st["kind"], kind), False)
+        return self._by_kind[kind]
 
     def _rows(self, t: pa.Table, mask: Any, ts_col: str = "ts_ns") -> list[Occurrence]:
         hits = t.filter(mask)
@@ -123,14 +132,14 @@ class Events:
             if st.num_rows == 0:
                 return []
             want = "connect" if kind == "connect" else "listen"
-            kind_eq = pc.fill_null(pc.equal(st["kind"], want), False)
-            sel = st.filter(kind_eq)
+            of_kind = self._kind_mask(want)
             if kind == "connect" and value.isdigit():  # vectorized: the common case
-                return self._rows(sel, pc.fill_null(pc.equal(sel["port"], int(value)), False))
+                eq = pc.equal(st["port"], int(value))
+                return self._rows(st, pc.fill_null(pc.and_(of_kind, eq), False))
             if kind == "connect" and value.startswith(("/", "@")):
-                return self._rows(
-                    sel, pc.fill_null(pc.equal(sel["endpoint"], "unix:" + value), False)
-                )
+                eq = pc.equal(st["endpoint"], "unix:" + value)
+                return self._rows(st, pc.fill_null(pc.and_(of_kind, eq), False))
+            sel = st.filter(of_kind)
             eps = pc.fill_null(sel["endpoint"], "").to_pylist()
             if kind == "connect":
                 keep = [_ep_match(value, e) for e in eps]

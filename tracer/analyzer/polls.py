@@ -180,7 +180,7 @@ def _prefilter(t: list[int]) -> dict[int, list[int]]:
 
 def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
     """Regular poll series in one group's sorted attempt times (see module docstring)."""
-    t = [int(x) for x in times]
+    t: list[int] = np.asarray(times, dtype=np.int64).tolist()
     n = len(t)
     if n < MIN_ATTEMPTS:
         return []
@@ -220,8 +220,13 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
                 best = s
         return best
 
-    for i in range(n - MIN_ATTEMPTS + 1):
-        if used[i]:
+    # In a large group only the prefiltered firsts can start a series (best_from returns None
+    # for any other): walk those, not every attempt (a busy daemon's group holds thousands).
+    firsts: list[int] = (
+        sorted(seconds_of) if seconds_of is not None else list(range(n - MIN_ATTEMPTS + 1))
+    )
+    for fi, i in enumerate(firsts):
+        if i > n - MIN_ATTEMPTS or used[i]:
             continue
         best = best_from(i)
         if best is None:
@@ -229,7 +234,7 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
         # An unrelated connect just before a loop can pass for its first attempt and make the
         # chain skip the real first one (k3s's certificate fetches right before its /readyz
         # poller): a chain starting inside the first gap that is as long and purer wins.
-        for k in range(i + 1, best.indices[1]):
+        for k in firsts[fi + 1 : bisect_left(firsts, best.indices[1])]:
             alt = best_from(k) if not used[k] else None
             if alt is not None and (len(alt.indices), alt.purity, alt.confidence) > (
                 len(best.indices),

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.analyzer.model import Columns, EventViews, ProcessJson
+from tracer.analyzer.tree import shared_argvs, shared_strings
 from tracer.schema import Trace
 
 if TYPE_CHECKING:
@@ -68,11 +69,24 @@ def build(
 def _columns(
     table: pa.Table, mask: Any, names: Sequence[str], shown: list[ProcessJson] | None
 ) -> Columns:
-    t = table.filter(pc.fill_null(mask, False))
+    # select before filter: a filtered copy of every column of a 1M-row table costs its size
+    t = table.select(list({*names, "pid", "ts_ns"})).filter(pc.fill_null(mask, False))
     if shown is not None:
         t = _of_processes(t, shown)
     t = t.select(list(names)).sort_by([("ts_ns", "ascending")])
-    return {n: t.column(n).to_pylist() for n in names}
+    return {
+        n: _python(t.column(n))
+        for n in names
+    }
+
+
+def _python(col: pa.ChunkedArray) -> list[Any]:
+    """A column as Python values; strings and argvs shared between equal rows (tree.py)."""
+    if pa.types.is_string(col.type):
+        return shared_strings(col)
+    if pa.types.is_list(col.type) and pa.types.is_string(col.type.value_type):
+        return shared_argvs(col)
+    return list(col.to_pylist())
 
 
 def _of_processes(table: pa.Table, shown: list[ProcessJson]) -> pa.Table:
@@ -104,5 +118,5 @@ def _active_pids(trace: Trace, lo: int, hi: int) -> set[int]:
             continue
         ts = t["ts_ns"]
         m = pc.fill_null(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)), False)
-        out.update(x for x in pc.unique(t.filter(m)["pid"]).to_pylist() if x is not None)
+        out.update(x for x in pc.unique(pc.filter(t["pid"], m)).to_pylist() if x is not None)
     return out

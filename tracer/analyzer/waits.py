@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from tracer.analyzer import polls
 from tracer.analyzer.profiles import Profile, split_endpoint
-from tracer.analyzer.tree import Processes
+from tracer.analyzer.tree import Processes, unique_sorted
 from tracer.schema import Trace
 
 #: connect outcomes that mean "nobody answered yet" (the client will retry)
@@ -166,7 +166,8 @@ def _connect_waits(
     rows = pc.indices_nonzero(pc.and_(is_connect, pc.invert(_udp(st)))).to_numpy().astype(np.int64)
     if len(rows) == 0:
         return []
-    ct = st.take(pa.array(rows))
+    # only the columns used below: a take of the whole table copies every string column
+    ct = st.select(["ts_ns", "endpoint", "outcome", "family", "addr", "port"]).take(pa.array(rows))
     ts = np.asarray(pc.fill_null(ct["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
     pidx = sock_idx[rows]
     ep_enc = pc.fill_null(ct["endpoint"], "").combine_chunks().dictionary_encode()
@@ -438,6 +439,15 @@ def _log_evidence(
             break
 
 
+def _rank(bounds: Any, x: Any) -> Any:
+    """A rank of each time that orders it against the sorted unique ``bounds`` exactly as the
+    time itself: 2i+1 for bounds[i], 2i for a time between bounds[i-1] and bounds[i]. Ranking
+    against the bounds only (the children's starts and ends) avoids sorting every event time."""
+    i = np.searchsorted(bounds, x, "left")
+    hit = bounds[np.minimum(i, len(bounds) - 1)] == x
+    return 2 * i + hit
+
+
 def _child_waits(trace: Trace, procs: Processes, profile: Profile, sock_idx: Any) -> list[Wait]:
     """A parent idle (nothing visible) while its child ran to exit was waiting for it."""
     act_proc: list[Any] = []
@@ -477,10 +487,10 @@ def _child_waits(trace: Trace, procs: Processes, profile: Profile, sock_idx: Any
     if act_proc:
         ap, at = np.concatenate(act_proc), np.concatenate(act_ts)
         # one sorted int64 key (process, time rank) answers "any activity in (start, end)?"
-        times = np.unique(np.concatenate([at, k_start, k_end]))
-        keys = np.sort((ap << 32) | np.searchsorted(times, at))
-        lo = np.searchsorted(keys, (k_par << 32) | np.searchsorted(times, k_start), "right")
-        hi = np.searchsorted(keys, (k_par << 32) | np.searchsorted(times, k_end), "left")
+        bounds = unique_sorted(np.concatenate([k_start, k_end]))
+        keys = np.sort((ap << 32) | _rank(bounds, at))
+        lo = np.searchsorted(keys, (k_par << 32) | _rank(bounds, k_start), "right")
+        hi = np.searchsorted(keys, (k_par << 32) | _rank(bounds, k_end), "left")
         idle = hi <= lo
     else:
         idle = np.ones(len(kids), bool)

@@ -65,11 +65,13 @@ def analyze_cmd(
         profile=profile, start=start, end=end, redact=not no_redact, scope=scope or "auto"
     )
     from tracer.analyzer.text import not_reached, render
-    from tracer.report.outputs import analysis_json
+    from tracer.report.outputs import analysis_json_chunks
 
     a = run_library(load_and_analyze, trace, options)
     if as_json:
-        click.echo(analysis_json(a))
+        for piece in analysis_json_chunks(a):  # 1M events: ~80 MB of text, never all at once
+            click.echo(piece, nl=False)
+        click.echo()
     else:
         click.echo(render(a, all_waits=all_waits, all_segments=all_segments), nl=False)
     why = not_reached(a)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from tracer import conditions
 from tracer.cli import cli, run_library
 
 
@@ -81,9 +80,10 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
            no_netlink: bool, sched: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
            print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
+    from tracer import conditions
     from tracer.collector import probes
-    from tracer.collector.record import RecordOptions
-    from tracer.collector.record import record as do_record
+    from tracer.collector.start import RecordOptions
+    from tracer.collector.start import record as do_record
 
     if print_bpf:
         plan = run_library(probes.plan, ring_pages=buffer_pages)

@@ -14,68 +14,31 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pyarrow as pa
 
 from tracer import __version__, conditions, host, schema
-from tracer._errors import ProbeError, TracerError, UsageError
+from tracer._errors import UsageError
 from tracer.collector import decode, probes, procfs
 from tracer.collector import sched as sched_collector
 from tracer.collector.assemble import Assembler
 from tracer.collector.ringbuf import RingReader
+from tracer.collector.start import Live, RecordOptions, RecordSummary, prepare_output, record
 
+__all__ = ["Live", "RecordOptions", "RecordSummary", "Recorder", "prepare_output", "record"]
 
-@dataclass
-class RecordOptions:
-    output: Path
-    command: Sequence[str] = ()
-    duration: float | None = None
-    until: conditions.Condition | None = None
-    user: str | None = None
-    force: bool = False
-    ring_pages: int = 4096
-    flush_interval: float = 1.0
-    poll_interval: float = 0.05
-    wakeup: bool = False
-    #: load a cached build of the BPF programs when there is one (probes.load)
-    bpf_cache: bool = True
-    max_args: int = 20
-    arg_len: int = 256
-    #: capture CMD's stdout/stderr into the log table (still shown on the terminal)
-    capture_output: bool = True
-    #: systemd units whose journal is followed into the log table
-    journal_units: Sequence[str] = ()
-    #: record link/address/route changes from netlink
-    netlink: bool = True
-    #: the scheduler concern (thread states, wakers, block I/O, fsyncs): docs/sched.md.
-    #: Opt-in until its overhead on context-switch storms meets the goal (bench.sched_overhead)
-    sched: bool = False
-    #: called with progress messages (the CLI prints them); the first is the "recording" line
-    notify: Callable[[str], None] = lambda msg: None
-    argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
-
-
-@dataclass
-class RecordSummary:
-    output: Path
-    duration_s: float
-    rows: dict[str, int]
-    lost_events: int
-    attach_s: float
-    stop_reason: str
-    command_exit: int | None
-    unavailable: dict[str, str]
+# The recorder's Arrow buffers come from the C library's malloc, not pyarrow's default mimalloc:
+# its arenas added ~9 MB to the recorder's resident memory on the first batches (measured with
+# ARROW_DEFAULT_MEMORY_POOL=system/mimalloc: 73 vs 82 MB after the first compute calls), and
+# the recorder's batches are small. Set where the recorder is imported: not for the analyzer.
+if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 class _Stop:
@@ -98,24 +61,6 @@ class _Stop:
         if self.reason is not None and signum == signal.SIGINT:
             self.now = True
         self.reason = self.reason or signal.Signals(signum).name
-
-
-def prepare_output(path: Path, force: bool) -> None:
-    """Create the trace directory (0700); refuse to clobber unless force."""
-    if path.exists():
-        if not force:
-            raise UsageError(f"{path} already exists (use --force to overwrite)")
-        if path.is_dir() and (path / schema.META_FILE).exists():
-            shutil.rmtree(path)
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-        else:
-            raise UsageError(f"{path} exists and is not a k3sprof trace: refusing to delete it")
-    try:
-        path.mkdir(mode=0o700, parents=True)
-    except OSError as e:
-        raise UsageError(f"cannot create {path}: {e.strerror}") from None
-    os.chmod(path, 0o700)  # mkdir honours umask
 
 
 class Recorder:
@@ -204,22 +149,12 @@ class Recorder:
         schema.write_meta(self.opts.output, self.meta)
 
     # -- main -------------------------------------------------------------------------------
-    def run(self) -> RecordSummary:
-        o = self.opts
-        t_start = time.monotonic()
-        probes.require_root()
-        prepare_output(o.output, o.force)
-        if o.command and shutil.which(o.command[0]) is None:
-            raise UsageError(f"command not found: {o.command[0]}")
-        concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
-        plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
-                           arg_len=o.arg_len, concerns=concerns)
-        # The sched concern reads and writes its maps through BCC's map API at stop
-        # (collector/sched.py freeze): it compiles with BCC, not from the bytecode cache.
-        bpf = probes.load(plan, use_cache=o.bpf_cache and not o.sched)
+    def run(self, live: Live) -> RecordSummary:
+        """Record with the probes start.go_live attached (they are detached here, always)."""
+        bpf = live.bpf
         done = False
         try:
-            summary = self._record(bpf, plan, t_start, bpf.compile_s)
+            summary = self._record(bpf, live.plan, live)
             done = True
             return summary
         finally:
@@ -228,13 +163,15 @@ class Recorder:
             bpf.detach(background=done)
             bpf.close()
 
-    def _record(self, bpf: probes.Attached, plan: probes.ProbePlan, t_start: float,
-                compile_s: float) -> RecordSummary:
+    def _record(self, bpf: probes.Attached, plan: probes.ProbePlan, live: Live) -> RecordSummary:
         o = self.opts
         self._nice = _raise_priority()
         self.ring = RingReader(bpf.ring_fd, o.ring_pages * mmap.PAGESIZE)
-        live_ns = time.monotonic_ns()
-        attach_s = time.monotonic() - t_start
+        # the trace starts when the probes went live (start.go_live), before this module's
+        # imports: the ring buffer kept every event of that time
+        live_ns = live.live_ns
+        attach_s = live.attach_s
+        compile_s = bpf.compile_s
         self.meta = {
             "schema_version": schema.SCHEMA_VERSION,
             "tracer_version": __version__,
@@ -438,15 +375,3 @@ def _stop_child(child: subprocess.Popen[bytes], grace: float) -> int | None:
     except subprocess.TimeoutExpired:
         child.kill()
         return child.wait()
-
-
-def record(opts: RecordOptions) -> RecordSummary:
-    """Record until the command exits, --until matches, --duration passes, or a signal."""
-    if opts.ring_pages < 1:
-        raise UsageError("--buffer-pages must be positive")
-    try:
-        return Recorder(opts).run()
-    except TracerError:
-        raise
-    except decode.UnknownRecord as e:
-        raise ProbeError(f"the BPF programs and the decoder disagree ({e}): reinstall") from None

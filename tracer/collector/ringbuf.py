@@ -7,8 +7,11 @@ ring_buffer__consume reads):
 
   offset 0          one page, read-write: consumer_pos (u64), advanced by the reader;
   offset PAGE       one page, read-only: producer_pos (u64), advanced by the kernel;
-  offset 2*PAGE     the data area, SIZE bytes, mapped TWICE in a row, so a record that wraps
-                    around the end is still contiguous in the mapping.
+  offset 2*PAGE     the data area, SIZE bytes, which the kernel lets a reader map TWICE in a
+                    row so that a record wrapping around the end is contiguous. This reader
+                    maps it once: it copies the pending range out anyway, in two slices when
+                    the range wraps, and the second mapping would count the ring's size again
+                    in the recorder's RSS (16 MiB by default).
 
 Each record is an 8-byte header (u32 len with BUSY bit 31 = reserved but not yet submitted,
 DISCARD bit 30 = dropped by the program; u32 page offset) followed by len bytes, padded to
@@ -42,7 +45,7 @@ class RingReader:
         page = mmap.PAGESIZE
         self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
                                mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._prod = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ,
+        self._prod = mmap.mmap(map_fd, page + size, mmap.MAP_SHARED, mmap.PROT_READ,
                                offset=page)
         self._data_off = page
         # The positions are read and written as ONE aligned 8-byte access each (numpy element
@@ -69,7 +72,12 @@ class RingReader:
         if prod == cons:
             return {}
         start = self._data_off + (cons & self.mask)
-        raw = self._prod[start : start + (prod - cons)]  # one copy of everything pending
+        stop = start + (prod - cons)
+        data_end = self._data_off + self.size
+        if stop <= data_end:
+            raw = self._prod[start:stop]  # one copy of everything pending
+        else:  # the pending range wraps around the end of the (singly mapped) data area
+            raw = self._prod[start:data_end] + self._prod[self._data_off : stop - self.size]
         offs: dict[int, list[int]] = {}
         pos, end = 0, len(raw)
         unpack = _U32.unpack_from

@@ -188,6 +188,13 @@ class HtmlReport:
     @classmethod
     def from_analysis(cls, a: Analysis) -> HtmlReport:
         """The report of one analysis (scoped and redacted as the analysis was)."""
+        from tracer.analyzer import gc_paused
+
+        with gc_paused():  # 100k+ rows of small objects that all live until the page is built
+            return cls._from_analysis(a)
+
+    @classmethod
+    def _from_analysis(cls, a: Analysis) -> HtmlReport:
         f = model.facts(a)
         t0 = f["start_ns"]
         procs = model.processes(a)

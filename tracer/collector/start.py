@@ -1,0 +1,139 @@
+"""`record`'s first step: the probes live before anything heavy is imported.
+
+This module imports only the standard library and tracer.collector.probes (which brings
+bpfcache, or BCC when the bytecode cache misses). pyarrow, numpy, the decoder and the assembler
+(~0.2 s of a ~0.25 s start here; most of the ~8 s a TCG VM took to start recording) are
+imported by tracer.collector.record after the probes are attached: meanwhile the ring buffer
+keeps every event, and the trace starts at the moment the probes went live.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tracer._errors import ProbeError, TracerError, UsageError
+from tracer.collector import probes
+
+if TYPE_CHECKING:
+    from tracer import conditions
+
+#: tracer.schema.META_FILE (not imported from there: tracer.schema imports pyarrow)
+META_FILE = "meta.json"
+
+
+@dataclass
+class RecordOptions:
+    output: Path
+    command: Sequence[str] = ()
+    duration: float | None = None
+    until: conditions.Condition | None = None
+    user: str | None = None
+    force: bool = False
+    ring_pages: int = 4096
+    flush_interval: float = 1.0
+    poll_interval: float = 0.05
+    wakeup: bool = False
+    #: load a cached build of the BPF programs when there is one (probes.load)
+    bpf_cache: bool = True
+    max_args: int = 20
+    arg_len: int = 256
+    #: capture CMD's stdout/stderr into the log table (still shown on the terminal)
+    capture_output: bool = True
+    #: systemd units whose journal is followed into the log table
+    journal_units: Sequence[str] = ()
+    #: record link/address/route changes from netlink
+    netlink: bool = True
+    #: the scheduler concern (thread states, wakers, block I/O, fsyncs): docs/sched.md.
+    #: Opt-in until its overhead on context-switch storms meets the goal (bench.sched_overhead)
+    sched: bool = False
+    #: called with progress messages (the CLI prints them); the first is the "recording" line
+    notify: Callable[[str], None] = lambda msg: None
+    argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RecordSummary:
+    output: Path
+    duration_s: float
+    rows: dict[str, int]
+    lost_events: int
+    attach_s: float
+    stop_reason: str
+    command_exit: int | None
+    unavailable: dict[str, str]
+
+
+@dataclass
+class Live:
+    """Probes attached: what go_live hands the recorder."""
+
+    bpf: probes.Attached
+    plan: probes.ProbePlan
+    live_ns: int  # CLOCK_MONOTONIC when the last probe was attached: the trace's start
+    attach_s: float  # from go_live's start to then
+
+
+def prepare_output(path: Path, force: bool) -> None:
+    """Create the trace directory (0700); refuse to clobber unless force."""
+    if path.exists():
+        if not force:
+            raise UsageError(f"{path} already exists (use --force to overwrite)")
+        if path.is_dir() and (path / META_FILE).exists():
+            shutil.rmtree(path)
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        else:
+            raise UsageError(f"{path} exists and is not a k3sprof trace: refusing to delete it")
+    try:
+        path.mkdir(mode=0o700, parents=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {path}: {e.strerror}") from None
+    os.chmod(path, 0o700)  # mkdir honours umask
+
+
+def go_live(opts: RecordOptions) -> Live:
+    """Check the options, create the output, attach the probes (from the bytecode cache when
+    it has them): the part of the start that nothing heavy is imported for."""
+    o = opts
+    t_start = time.monotonic()
+    probes.require_root()
+    prepare_output(o.output, o.force)
+    if o.command and shutil.which(o.command[0]) is None:
+        raise UsageError(f"command not found: {o.command[0]}")
+    concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
+    plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
+                       arg_len=o.arg_len, concerns=concerns)
+    # The sched concern reads and writes its maps through BCC's map API at stop
+    # (collector/sched.py freeze): it compiles with BCC, not from the bytecode cache.
+    bpf = probes.load(plan, use_cache=o.bpf_cache and not o.sched)
+    live_ns = time.monotonic_ns()
+    return Live(bpf=bpf, plan=plan, live_ns=live_ns, attach_s=time.monotonic() - t_start)
+
+
+def record(opts: RecordOptions) -> RecordSummary:
+    """Record until the command exits, --until matches, --duration passes, or a signal."""
+    if opts.ring_pages < 1:
+        raise UsageError("--buffer-pages must be positive")
+    live = go_live(opts)
+    try:
+        from tracer.collector import decode
+        from tracer.collector.record import Recorder
+
+        recorder = Recorder(opts)
+    except BaseException:
+        live.bpf.detach()
+        live.bpf.close()
+        raise
+    try:
+        return recorder.run(live)
+    except TracerError:
+        raise
+    except decode.UnknownRecord as e:
+        raise ProbeError(f"the BPF programs and the decoder disagree ({e}): reinstall") from None
