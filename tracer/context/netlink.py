@@ -1,9 +1,7 @@
 """Network plumbing as it happens: rtnetlink link, address and route changes -> ``netlink`` rows.
 
 A thread listens on an rtnetlink socket bound to the link / IPv4+IPv6 address / route multicast
-groups and decodes the few fields it records itself (``_parse``: linux/netlink.h,
-linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h; pyroute2 did this before, but importing it
-cost the recorder 17 MB of its ~110 MB and ~70 ms of its start). Each message is stamped with
+groups and decodes with pyroute2's rtnetlink marshal. Each message is stamped with
 ``time.monotonic_ns()`` when the datagram is read: the trace clock, a few microseconds after the
 kernel made the change (rtnetlink notifications are sent synchronously by the kernel path that
 made it; only our wakeup latency is added).
@@ -27,16 +25,17 @@ import ctypes
 import os
 import select
 import socket
-import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
+import pyarrow as pa
+from pyroute2.netlink import rtnl
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from tracer import schema
 from tracer._errors import UsageError
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 # rtnetlink message types (linux/rtnetlink.h)
 RTM_NEWLINK, RTM_DELLINK = 16, 17
@@ -47,109 +46,22 @@ _KINDS = {
     RTM_NEWADDR: "addr_new", RTM_DELADDR: "addr_del",
     RTM_NEWROUTE: "route_new", RTM_DELROUTE: "route_del",
 }  # fmt: skip
-# multicast groups (linux/rtnetlink.h): RTMGRP_LINK, _IPV4_IFADDR, _IPV4_ROUTE, _IPV6_IFADDR,
-# _IPV6_ROUTE
-_GROUPS = 0x1 | 0x10 | 0x40 | 0x100 | 0x400
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-RTM_GETLINK = 18
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
-_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
-_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope,
-#                                        type, flags
-_RTATTR = struct.Struct("=HH")  # len, type
-# attribute types (by message family) whose values we record, and how to read them
-IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND = 3, 18, 1
-IFA_ADDRESS, IFA_LOCAL, IFA_LABEL = 1, 2, 3
-RTA_DST, RTA_OIF, RTA_TABLE = 1, 4, 15
-
-
-def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
-    """type -> payload of the rtattrs in buf[off:end] (NLA_F_NESTED / _NET_BYTEORDER masked)."""
-    out: dict[int, bytes] = {}
-    while off + 4 <= end:
-        alen, atype = _RTATTR.unpack_from(buf, off)
-        if alen < 4 or off + alen > end:
-            break
-        out.setdefault(atype & 0x3FFF, bytes(buf[off + 4 : off + alen]))
-        off += (alen + 3) & ~3
-    return out
-
-
-def _str(v: bytes | None) -> str | None:
-    return v.split(b"\0", 1)[0].decode(errors="replace") if v is not None else None
-
-
-def _ip(family: int, v: bytes | None) -> str | None:
-    if not v:
-        return None
-    return socket.inet_ntop(family, v) if family in (socket.AF_INET, socket.AF_INET6) else None
-
-
-class _Msg:
-    """One rtnetlink message: its header fields and attributes, read as pyroute2 exposed them
-    (msg["index"], msg.get("family"), msg.get_attr("IFLA_IFNAME"))."""
-
-    def __init__(self, mtype: int, fields: dict[str, int], attrs: dict[str, Any]) -> None:
-        self.fields = {"header": {"type": mtype}, **fields}
-        self.attrs = attrs
-
-    def __getitem__(self, key: str) -> Any:
-        return self.fields[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.fields.get(key, default)
-
-    def get_attr(self, name: str) -> Any:
-        return self.attrs.get(name)
-
-
-def _parse(data: bytes) -> Iterator[_Msg]:
-    """The link, address and route messages of one datagram (others are skipped)."""
-    off = 0
-    while off + _NLMSGHDR.size <= len(data):
-        mlen, mtype, _, _, _ = _NLMSGHDR.unpack_from(data, off)
-        if mlen < _NLMSGHDR.size or off + mlen > len(data):
-            return
-        body, end = off + _NLMSGHDR.size, off + mlen
-        off += (mlen + 3) & ~3
-        if mtype in (RTM_NEWLINK, RTM_DELLINK) and body + _IFINFOMSG.size <= end:
-            fam, _, index, flags, _ = _IFINFOMSG.unpack_from(data, body)
-            a = _attrs(data, body + _IFINFOMSG.size, end)
-            info = a.get(IFLA_LINKINFO)
-            kind = _str(_attrs(info, 0, len(info)).get(IFLA_INFO_KIND)) if info else None
-            yield _Msg(mtype, {"family": fam, "index": index, "flags": flags},
-                       {"IFLA_IFNAME": _str(a.get(IFLA_IFNAME)), "IFLA_INFO_KIND": kind})
-        elif mtype in (RTM_NEWADDR, RTM_DELADDR) and body + _IFADDRMSG.size <= end:
-            fam, plen, _, _, index = _IFADDRMSG.unpack_from(data, body)
-            a = _attrs(data, body + _IFADDRMSG.size, end)
-            yield _Msg(mtype, {"family": fam, "prefixlen": plen, "index": index},
-                       {"IFA_LOCAL": _ip(fam, a.get(IFA_LOCAL)),
-                        "IFA_ADDRESS": _ip(fam, a.get(IFA_ADDRESS)),
-                        "IFA_LABEL": _str(a.get(IFA_LABEL))})
-        elif mtype in (RTM_NEWROUTE, RTM_DELROUTE) and body + _RTMSG.size <= end:
-            fam, dst_len, _, _, table, _, _, _, _ = _RTMSG.unpack_from(data, body)
-            a = _attrs(data, body + _RTMSG.size, end)
-            oif, rtable = a.get(RTA_OIF), a.get(RTA_TABLE)
-            yield _Msg(mtype, {"family": fam, "dst_len": dst_len, "table": table},
-                       {"RTA_DST": _ip(fam, a.get(RTA_DST)),
-                        "RTA_OIF": struct.unpack("=I", oif[:4])[0] if oif else None,
-                        "RTA_TABLE": struct.unpack("=I", rtable[:4])[0] if rtable else None})
+_GROUPS = (rtnl.RTMGRP_LINK | rtnl.RTMGRP_IPV4_IFADDR | rtnl.RTMGRP_IPV6_IFADDR
+           | rtnl.RTMGRP_IPV4_ROUTE | rtnl.RTMGRP_IPV6_ROUTE)
 IFF_UP = 0x1
 RT_TABLE_LOCAL = 255
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 
 
-def _open_socket(netns: str, groups: int = _GROUPS) -> socket.socket:
-    """An rtnetlink socket bound to groups, in netns ("" = ours).
+def _open_socket(netns: str) -> socket.socket:
+    """An rtnetlink socket bound to our groups, in netns ("" = ours).
 
     setns() only moves the calling thread, so a named namespace is entered from a short-lived
     thread; the socket stays bound to the namespace it was made in.
     """
     if not netns:
-        return _bound_socket(groups)
+        return _bound_socket()
     path = os.path.join(NETNS_DIR, netns)
     if not os.path.exists(path):
         raise UsageError(f"network namespace {netns!r} not found in {NETNS_DIR}")
@@ -165,7 +77,7 @@ def _open_socket(netns: str, groups: int = _GROUPS) -> socket.socket:
                     raise OSError(err, os.strerror(err))
             finally:
                 os.close(fd)
-            result["sock"] = _bound_socket(groups)
+            result["sock"] = _bound_socket()
         except OSError as e:
             result["error"] = e
 
@@ -178,17 +90,20 @@ def _open_socket(netns: str, groups: int = _GROUPS) -> socket.socket:
     return sock
 
 
-def _bound_socket(groups: int) -> socket.socket:
+def _bound_socket() -> socket.socket:
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
     # a startup burst (CNI setting up many veths) must not overflow the receive queue
     with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    s.bind((0, groups))
+    s.bind((0, _GROUPS))
     return s
 
 
 def _link_kind(msg: Any) -> str | None:
-    kind = msg.get_attr("IFLA_INFO_KIND")
+    info = msg.get_attr("IFLA_LINKINFO")
+    if info is None:
+        return None
+    kind = info.get_attr("IFLA_INFO_KIND")
     return str(kind) if kind else None
 
 
@@ -262,24 +177,10 @@ class _Namespace:
 
 def _dump_links(netns: str) -> list[Any]:
     """The links that exist now (names and kinds for address/route rows of old links)."""
-    sock = _open_socket(netns, groups=0)
-    try:
-        # struct ifinfomsg after the header: family AF_UNSPEC, all links
-        req = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-        sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(req), RTM_GETLINK,
-                                 NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)
-        out: list[Any] = []
-        while True:
-            data = sock.recv(1 << 20)
-            off = 0
-            while off + _NLMSGHDR.size <= len(data):
-                mlen, mtype, _, _, _ = _NLMSGHDR.unpack_from(data, off)
-                if mtype in (NLMSG_DONE, NLMSG_ERROR) or mlen < _NLMSGHDR.size:
-                    return out
-                off += (mlen + 3) & ~3
-            out.extend(_parse(data))
-    finally:
-        sock.close()
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+        return list(ipr.get_links())
 
 
 class NetlinkSource:
@@ -312,17 +213,18 @@ class NetlinkSource:
         self._thread.start()
 
     def _run(self) -> None:
+        marshal = MarshalRtnl()
         fds = [*self._socks, self._stop_r]
         while True:
             ready, _, _ = select.select(fds, [], [])
             stopping = self._stop_r in ready
             # when stopping, a last look at every socket, then end
             for fd in list(self._socks) if stopping else ready:
-                self._read_all(fd)
+                self._read_all(fd, marshal)
             if stopping:
                 return
 
-    def _read_all(self, fd: int) -> None:
+    def _read_all(self, fd: int, marshal: MarshalRtnl) -> None:
         sock, ns = self._socks[fd]
         while True:
             try:
@@ -336,7 +238,7 @@ class NetlinkSource:
                 return
             ts = time.monotonic_ns()
             rows: list[dict[str, Any]] = []
-            for msg in _parse(data):
+            for msg in marshal.parse(data):
                 try:
                     rows.extend(ns.rows(msg, ts))
                 except (KeyError, TypeError, ValueError):
@@ -346,10 +248,6 @@ class NetlinkSource:
                     self._rows.extend(rows)
 
     def drain(self) -> pa.Table | None:
-        import pyarrow as pa
-
-        from tracer import schema
-
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
