@@ -33,24 +33,12 @@ def _workload(trips: int) -> dict[str, Any]:
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
-def _bpf_cost(pid: int) -> tuple[int, int]:
-    """(run_time_ns, run_cnt) summed over every BPF program the process holds open
+def _bpf_cost(pid: int) -> dict[int, dict[str, int]]:
+    """prog_id -> {run_cnt, run_time_ns} of every BPF program the process holds open
     (/proc/PID/fdinfo; counted only while kernel.bpf_stats_enabled is 1)."""
-    ns = cnt = 0
-    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            info = fd.read_text()
-        except OSError:
-            continue
-        if "prog_id:" not in info:
-            continue
-        for line in info.splitlines():
-            k, _, v = line.partition(":")
-            if k == "run_time_ns":
-                ns += int(v)
-            elif k == "run_cnt":
-                cnt += int(v)
-    return ns, cnt
+    from bench.probe_cost import prog_stats
+
+    return prog_stats(pid)
 
 
 def _traced(trips: int, out: Path, *extra: str,
@@ -77,10 +65,18 @@ def _traced(trips: int, out: Path, *extra: str,
         # the two ping-pong processes must be in the trace, with their CPU time
         seen = sum(ix.states_between(p, meta["start_ns"], meta["sched"]["end_ns"])["cpu"]
                    for p in (w["pid"], w["child"]))
-    bpf_ns = c1[0] - c0[0]
+    names = {int(i): n.removeprefix("tracepoint__")
+             for n, i in meta.get("programs", {}).items()}
+    progs: dict[str, dict[str, int]] = {}
+    for prog_id, a in c1.items():
+        b = c0.get(prog_id, {"run_cnt": 0, "run_time_ns": 0})
+        progs[names.get(prog_id, f"id {prog_id}")] = {
+            "runs": a["run_cnt"] - b["run_cnt"], "ns": a["run_time_ns"] - b["run_time_ns"]}
+    bpf_ns = sum(p["ns"] for p in progs.values())
+    runs = sum(p["runs"] for p in progs.values())
     return w, {"lost": int(meta.get("lost_events", 0)), "rows": meta.get("rows", {}),
                "cpu_seen_ns": seen, "bpf_cpu_share": bpf_ns / (w["wall_s"] * 1e9),
-               "bpf_ns_per_run": bpf_ns / max(1, c1[1] - c0[1])}
+               "bpf_ns_per_run": bpf_ns / max(1, runs), "programs": progs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     bpf_share: dict[str, list[float]] = {"sched": [], "no-sched": []}
     per_run: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    # sched on: program -> per round (ns per run, runs per trip)
+    per_prog: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
         for r in range(a.rounds):
             for label, extra in (("sched", ("--sched",)), ("no-sched", ("--no-sched",))):
@@ -106,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
                 lost[label].append(info["lost"])
                 bpf_share[label].append(info["bpf_cpu_share"])
                 per_run[label].append(info["bpf_ns_per_run"])
+                if label == "sched":
+                    for name, p in info["programs"].items():
+                        d = per_prog.setdefault(name, {"ns_per_run": [], "runs_per_trip": [],
+                                                       "ns_per_trip": []})
+                        d["ns_per_run"].append(p["ns"] / p["runs"] if p["runs"] else 0.0)
+                        d["runs_per_trip"].append(p["runs"] / a.trips)
+                        d["ns_per_trip"].append(p["ns"] / a.trips)
                 rates.append(base["switches_per_s"])
                 others = foreign_tracers()
                 if others:
@@ -118,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
            "bpf_cpu_share_sched": summary(bpf_share["sched"]),
            "bpf_cpu_share_no_sched": summary(bpf_share["no-sched"]),
            "bpf_ns_per_run_sched": summary(per_run["sched"]),
+           "programs_sched": {n: {k: summary(v) for k, v in d.items()}
+                              for n, d in sorted(per_prog.items(),
+                                                 key=lambda kv: -sum(kv[1]["ns_per_trip"]))},
            "untraced_switches_per_s": summary(rates), "lost_sched": lost["sched"],
            "lost_no_sched": lost["no-sched"], "trips": a.trips, "notes": notes}
     print(json.dumps(res))

@@ -214,9 +214,7 @@ class Recorder:
         concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
         plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
                            arg_len=o.arg_len, concerns=concerns)
-        # The sched concern reads and writes its maps through BCC's map API at stop
-        # (collector/sched.py freeze): it compiles with BCC, not from the bytecode cache.
-        bpf = probes.load(plan, use_cache=o.bpf_cache and not o.sched)
+        bpf = probes.load(plan, use_cache=o.bpf_cache)
         done = False
         try:
             summary = self._record(bpf, plan, t_start, bpf.compile_s)
@@ -259,7 +257,7 @@ class Recorder:
             **procfs.machine_facts(),
         }
         if plan.concerns.get("sched") == "attached":
-            self._bpf = bpf.bpf
+            self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(
                 live_ns, sched_collector.threads_at_start(), sched_collector.irq_names())
             self.meta["sched"] = sched_collector.machine_facts()
