@@ -1,6 +1,7 @@
 """Scheduler-concern overhead on a context-switch storm (issue 15's goal: <= 1.15x, 0 lost).
 
     sudo .venv/bin/python -m bench.sched_overhead [--rounds 7] [--trips 200000]
+    sudo .venv/bin/python -m bench.sched_overhead --workload burst   # the realistic mix
 
 Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
 reports its own wall time and context switches; > 100k switches/s here). Each round runs it
@@ -26,7 +27,18 @@ from bench import BENCH, Recorder, foreign_tracers, load_avg, log, run_json, sum
 WORKLOAD = [sys.executable, "-m", "bench.workload_pingpong"]
 
 
+#: --workload burst: bench/workload_burst.py at this scale (the realistic startup mix)
+BURST_SCALE = 2.0
+WORKLOAD_KIND = "pingpong"
+
+
 def _workload(trips: int) -> dict[str, Any]:
+    if WORKLOAD_KIND == "burst":
+        from bench.overhead import burst_cmd
+
+        r = run_json(burst_cmd(BURST_SCALE), cwd=BENCH.parent)
+        # same keys as the ping-pong's; the burst is one process (no ping-pong partner)
+        return {**r, "wall_s": r["elapsed_s"], "child": r["pid"], "switches_per_s": 0.0}
     return run_json([*WORKLOAD, "--trips", str(trips)], cwd=BENCH.parent)
 
 
@@ -85,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=200_000)
     ap.add_argument("--no-bpf-stats", action="store_true",
                     help="do not turn on kernel.bpf_stats_enabled (wall ratio only)")
+    ap.add_argument("--workload", choices=("pingpong", "burst"), default="pingpong",
+                    help="burst: bench/workload_burst.py --scale 2 instead of the ping-pong "
+                         "(is sched on affordable on the realistic startup mix?)")
     a = ap.parse_args(argv)
+    global WORKLOAD_KIND
+    WORKLOAD_KIND = a.workload
     ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    cpu_ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
     rates: list[float] = []
     lost: dict[str, list[int]] = {"sched": [], "no-sched": []}
     notes: list[str] = []
@@ -101,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
                                   bpf_stats=not a.no_bpf_stats)
                 ratios[label].append(w["wall_s"] / base["wall_s"])
+                cpu_ratios[label].append(w["cpu_s"] / base["cpu_s"])
                 lost[label].append(info["lost"])
                 bpf_share[label].append(info["bpf_cpu_share"])
                 per_run[label].append(info["bpf_ns_per_run"])
@@ -109,17 +128,22 @@ def main(argv: list[str] | None = None) -> int:
                         d = per_prog.setdefault(name, {"ns_per_run": [], "runs_per_trip": [],
                                                        "ns_per_trip": []})
                         d["ns_per_run"].append(p["ns"] / p["runs"] if p["runs"] else 0.0)
-                        d["runs_per_trip"].append(p["runs"] / a.trips)
-                        d["ns_per_trip"].append(p["ns"] / a.trips)
+                        # per round trip of the ping-pong, per burst of --workload burst
+                        unit = a.trips if a.workload == "pingpong" else 1
+                        d["runs_per_trip"].append(p["runs"] / unit)
+                        d["ns_per_trip"].append(p["ns"] / unit)
                 rates.append(base["switches_per_s"])
                 others = foreign_tracers()
                 if others:
                     notes.append(f"round {r}: other tracers live: {others}")
                 log(f"round {r} {label}: untraced {base['wall_s']:.3f}s traced "
-                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} lost {info['lost']} "
+                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} cpu ratio "
+                    f"{cpu_ratios[label][-1]:.3f} lost {info['lost']} "
                     f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
                     f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
     res = {"ratio_sched": summary(ratios["sched"]), "ratio_no_sched": summary(ratios["no-sched"]),
+           "cpu_ratio_sched": summary(cpu_ratios["sched"]),
+           "cpu_ratio_no_sched": summary(cpu_ratios["no-sched"]),
            "bpf_cpu_share_sched": summary(bpf_share["sched"]),
            "bpf_cpu_share_no_sched": summary(bpf_share["no-sched"]),
            "bpf_ns_per_run_sched": summary(per_run["sched"]),
@@ -127,14 +151,20 @@ def main(argv: list[str] | None = None) -> int:
                               for n, d in sorted(per_prog.items(),
                                                  key=lambda kv: -sum(kv[1]["ns_per_trip"]))},
            "untraced_switches_per_s": summary(rates), "lost_sched": lost["sched"],
-           "lost_no_sched": lost["no-sched"], "trips": a.trips, "notes": notes}
+           "lost_no_sched": lost["no-sched"], "trips": a.trips, "workload": a.workload,
+           "notes": notes}
     print(json.dumps(res))
     s = res["ratio_sched"]
     n = res["ratio_no_sched"]
-    print(f"ping-pong {a.trips} trips, untraced {summary(rates)['median']:.0f} switches/s; "
+    what = f"ping-pong {a.trips} trips" if a.workload == "pingpong" else \
+        f"burst (scale {BURST_SCALE:g})"
+    print(f"{what}, untraced {summary(rates)['median']:.0f} switches/s; "
           f"traced/untraced wall: sched on {s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f}, "
           f"n={s['n']}), --no-sched {n['median']:.3f} ({n['min']:.3f}-{n['max']:.3f}, "
-          f"n={n['n']}); lost events sched {sum(lost['sched'])}, no-sched "
+          f"n={n['n']}); CPU time traced/untraced: sched on "
+          f"{res['cpu_ratio_sched']['median']:.3f}, --no-sched "
+          f"{res['cpu_ratio_no_sched']['median']:.3f}; lost events sched "
+          f"{sum(lost['sched'])}, no-sched "
           f"{sum(lost['no-sched'])}; BPF programs' CPU time / workload wall: sched on "
           f"{res['bpf_cpu_share_sched']['median']:.3f}, --no-sched "
           f"{res['bpf_cpu_share_no_sched']['median']:.3f}", file=sys.stderr)
