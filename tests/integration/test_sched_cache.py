@@ -63,6 +63,8 @@ def _check(trace_dir: Path, truth: dict[str, object]) -> schema.Trace:
     assert abs(st["cpu"] - spin["cpu_ns"]) <= 0.10 * spin["cpu_ns"], (st, spin)
     st = ix.states_between(pid, sleep["t0"], sleep["t1"])
     assert st["sleep"] >= 0.85 * (sleep["t1"] - sleep["t0"]), (st, sleep)
+    waker = ix.waker_at(pid, sleep["t1"], max_lag_ns=50_000_000)
+    assert waker is not None and waker.kind == "timer", waker
     fsyncs = [r for r in trace.table("blockio").to_pylist()
               if r["kind"] == "fsync" and r["pid"] == pid]
     assert len(fsyncs) == 1, fsyncs
