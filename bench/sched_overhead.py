@@ -30,6 +30,13 @@ WORKLOAD = [sys.executable, "-m", "bench.workload_pingpong"]
 #: --workload burst: bench/workload_burst.py at this scale (the realistic startup mix)
 BURST_SCALE = 2.0
 WORKLOAD_KIND = "pingpong"
+#: --pin: the CPU both ping-pong processes are pinned to (None: unpinned). Unpinned, the two
+#: sides of a round trip often sit on different CPUs, and on a VM an idle vCPU takes tens of
+#: us to wake (a HLT exit to the host): the rate then swings between ~45k and ~190k
+#: switches/s with whatever else keeps the other vCPU busy. Pinned, every round trip is two
+#: same-CPU switches: a steady context-switch storm (> 150k/s here), which is what the goal
+#: is about.
+PIN: int | None = None
 
 
 def _workload(trips: int) -> dict[str, Any]:
@@ -39,7 +46,8 @@ def _workload(trips: int) -> dict[str, Any]:
         r = run_json(burst_cmd(BURST_SCALE), cwd=BENCH.parent)
         # same keys as the ping-pong's; the burst is one process (no ping-pong partner)
         return {**r, "wall_s": r["elapsed_s"], "child": r["pid"], "switches_per_s": 0.0}
-    return run_json([*WORKLOAD, "--trips", str(trips)], cwd=BENCH.parent)
+    pin = [] if PIN is None else ["--cpu", str(PIN)]
+    return run_json([*WORKLOAD, "--trips", str(trips), *pin], cwd=BENCH.parent)
 
 
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -100,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", choices=("pingpong", "burst"), default="pingpong",
                     help="burst: bench/workload_burst.py --scale 2 instead of the ping-pong "
                          "(is sched on affordable on the realistic startup mix?)")
+    ap.add_argument("--pin", type=int, default=0, metavar="CPU",
+                    help="pin the ping-pong to this CPU (default 0; -1: unpinned)")
     a = ap.parse_args(argv)
-    global WORKLOAD_KIND
+    global WORKLOAD_KIND, PIN
     WORKLOAD_KIND = a.workload
+    PIN = None if a.pin < 0 else a.pin
     ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
     cpu_ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
     rates: list[float] = []
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  key=lambda kv: -sum(kv[1]["ns_per_trip"]))},
            "untraced_switches_per_s": summary(rates), "lost_sched": lost["sched"],
            "lost_no_sched": lost["no-sched"], "trips": a.trips, "workload": a.workload,
+           "pinned_cpu": PIN,
            "notes": notes}
     print(json.dumps(res))
     s = res["ratio_sched"]

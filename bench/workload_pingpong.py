@@ -1,6 +1,6 @@
 """Two processes ping-ponging one byte over a pair of pipes: a context-switch storm.
 
-    python -m bench.workload_pingpong [--trips 200000]
+    python -m bench.workload_pingpong [--trips 200000] [--cpu N]
 
 Prints one JSON line: wall seconds (first to last trip), trips, the voluntary context
 switches both processes made (getrusage), so the rate is measured, not assumed, and the CPU
@@ -29,7 +29,13 @@ def on_cpu_ns() -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trips", type=int, default=200_000)
+    ap.add_argument("--cpu", type=int, default=None,
+                    help="pin both processes to this CPU: every round trip is then two "
+                         "same-CPU context switches, with no idle CPU to wake (bench."
+                         "sched_overhead does this by default, see docs/sched.md)")
     a = ap.parse_args(argv)
+    if a.cpu is not None:
+        os.sched_setaffinity(0, {a.cpu})  # before the fork: the child inherits it
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()
     pid = os.fork()
@@ -61,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_ns / 1e9
     wall = (t1 - t0) / 1e9
     print(json.dumps({"wall_s": wall, "cpu_s": cpu, "trips": a.trips, "switches": switches,
+                      "cpu": a.cpu,
                       "switches_per_s": switches / wall, "pid": os.getpid(), "child": pid}))
     return 0
 
