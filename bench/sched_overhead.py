@@ -1,6 +1,7 @@
 """Scheduler-concern overhead on a context-switch storm (issue 15's goal: <= 1.15x, 0 lost).
 
     sudo .venv/bin/python -m bench.sched_overhead [--rounds 7] [--trips 200000]
+    sudo .venv/bin/python -m bench.sched_overhead --workload burst   # the realistic mix
 
 Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
 reports its own wall time and context switches; > 100k switches/s here). Each round runs it
@@ -26,31 +27,38 @@ from bench import BENCH, Recorder, foreign_tracers, load_avg, log, run_json, sum
 WORKLOAD = [sys.executable, "-m", "bench.workload_pingpong"]
 
 
+#: --workload burst: bench/workload_burst.py at this scale (the realistic startup mix)
+BURST_SCALE = 2.0
+WORKLOAD_KIND = "pingpong"
+#: --pin: the CPU both ping-pong processes are pinned to (None: unpinned). Unpinned, the two
+#: sides of a round trip often sit on different CPUs, and on a VM an idle vCPU takes tens of
+#: us to wake (a HLT exit to the host): the rate then swings between ~45k and ~190k
+#: switches/s with whatever else keeps the other vCPU busy. Pinned, every round trip is two
+#: same-CPU switches: a steady context-switch storm (> 150k/s here), which is what the goal
+#: is about.
+PIN: int | None = None
+
+
 def _workload(trips: int) -> dict[str, Any]:
-    return run_json([*WORKLOAD, "--trips", str(trips)], cwd=BENCH.parent)
+    if WORKLOAD_KIND == "burst":
+        from bench.overhead import burst_cmd
+
+        r = run_json(burst_cmd(BURST_SCALE), cwd=BENCH.parent)
+        # same keys as the ping-pong's; the burst is one process (no ping-pong partner)
+        return {**r, "wall_s": r["elapsed_s"], "child": r["pid"], "switches_per_s": 0.0}
+    pin = [] if PIN is None else ["--cpu", str(PIN)]
+    return run_json([*WORKLOAD, "--trips", str(trips), *pin], cwd=BENCH.parent)
 
 
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
-def _bpf_cost(pid: int) -> tuple[int, int]:
-    """(run_time_ns, run_cnt) summed over every BPF program the process holds open
+def _bpf_cost(pid: int) -> dict[int, dict[str, int]]:
+    """prog_id -> {run_cnt, run_time_ns} of every BPF program the process holds open
     (/proc/PID/fdinfo; counted only while kernel.bpf_stats_enabled is 1)."""
-    ns = cnt = 0
-    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
-        try:
-            info = fd.read_text()
-        except OSError:
-            continue
-        if "prog_id:" not in info:
-            continue
-        for line in info.splitlines():
-            k, _, v = line.partition(":")
-            if k == "run_time_ns":
-                ns += int(v)
-            elif k == "run_cnt":
-                cnt += int(v)
-    return ns, cnt
+    from bench.probe_cost import prog_stats
+
+    return prog_stats(pid)
 
 
 def _traced(trips: int, out: Path, *extra: str,
@@ -77,10 +85,18 @@ def _traced(trips: int, out: Path, *extra: str,
         # the two ping-pong processes must be in the trace, with their CPU time
         seen = sum(ix.states_between(p, meta["start_ns"], meta["sched"]["end_ns"])["cpu"]
                    for p in (w["pid"], w["child"]))
-    bpf_ns = c1[0] - c0[0]
+    names = {int(i): n.removeprefix("tracepoint__")
+             for n, i in meta.get("programs", {}).items()}
+    progs: dict[str, dict[str, int]] = {}
+    for prog_id, a in c1.items():
+        b = c0.get(prog_id, {"run_cnt": 0, "run_time_ns": 0})
+        progs[names.get(prog_id, f"id {prog_id}")] = {
+            "runs": a["run_cnt"] - b["run_cnt"], "ns": a["run_time_ns"] - b["run_time_ns"]}
+    bpf_ns = sum(p["ns"] for p in progs.values())
+    runs = sum(p["runs"] for p in progs.values())
     return w, {"lost": int(meta.get("lost_events", 0)), "rows": meta.get("rows", {}),
                "cpu_seen_ns": seen, "bpf_cpu_share": bpf_ns / (w["wall_s"] * 1e9),
-               "bpf_ns_per_run": bpf_ns / max(1, c1[1] - c0[1])}
+               "bpf_ns_per_run": bpf_ns / max(1, runs), "programs": progs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,13 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trips", type=int, default=200_000)
     ap.add_argument("--no-bpf-stats", action="store_true",
                     help="do not turn on kernel.bpf_stats_enabled (wall ratio only)")
+    ap.add_argument("--workload", choices=("pingpong", "burst"), default="pingpong",
+                    help="burst: bench/workload_burst.py --scale 2 instead of the ping-pong "
+                         "(is sched on affordable on the realistic startup mix?)")
+    ap.add_argument("--pin", type=int, default=0, metavar="CPU",
+                    help="pin the ping-pong to this CPU (default 0; -1: unpinned)")
     a = ap.parse_args(argv)
+    global WORKLOAD_KIND, PIN
+    WORKLOAD_KIND = a.workload
+    PIN = None if a.pin < 0 else a.pin
     ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    cpu_ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
     rates: list[float] = []
     lost: dict[str, list[int]] = {"sched": [], "no-sched": []}
     notes: list[str] = []
     bpf_share: dict[str, list[float]] = {"sched": [], "no-sched": []}
     per_run: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    # sched on: program -> per round (ns per run, runs per trip)
+    per_prog: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
         for r in range(a.rounds):
             for label, extra in (("sched", ("--sched",)), ("no-sched", ("--no-sched",))):
@@ -103,30 +130,53 @@ def main(argv: list[str] | None = None) -> int:
                 w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
                                   bpf_stats=not a.no_bpf_stats)
                 ratios[label].append(w["wall_s"] / base["wall_s"])
+                cpu_ratios[label].append(w["cpu_s"] / base["cpu_s"])
                 lost[label].append(info["lost"])
                 bpf_share[label].append(info["bpf_cpu_share"])
                 per_run[label].append(info["bpf_ns_per_run"])
+                if label == "sched":
+                    for name, p in info["programs"].items():
+                        d = per_prog.setdefault(name, {"ns_per_run": [], "runs_per_trip": [],
+                                                       "ns_per_trip": []})
+                        d["ns_per_run"].append(p["ns"] / p["runs"] if p["runs"] else 0.0)
+                        # per round trip of the ping-pong, per burst of --workload burst
+                        unit = a.trips if a.workload == "pingpong" else 1
+                        d["runs_per_trip"].append(p["runs"] / unit)
+                        d["ns_per_trip"].append(p["ns"] / unit)
                 rates.append(base["switches_per_s"])
                 others = foreign_tracers()
                 if others:
                     notes.append(f"round {r}: other tracers live: {others}")
                 log(f"round {r} {label}: untraced {base['wall_s']:.3f}s traced "
-                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} lost {info['lost']} "
+                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} cpu ratio "
+                    f"{cpu_ratios[label][-1]:.3f} lost {info['lost']} "
                     f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
                     f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
     res = {"ratio_sched": summary(ratios["sched"]), "ratio_no_sched": summary(ratios["no-sched"]),
+           "cpu_ratio_sched": summary(cpu_ratios["sched"]),
+           "cpu_ratio_no_sched": summary(cpu_ratios["no-sched"]),
            "bpf_cpu_share_sched": summary(bpf_share["sched"]),
            "bpf_cpu_share_no_sched": summary(bpf_share["no-sched"]),
            "bpf_ns_per_run_sched": summary(per_run["sched"]),
+           "programs_sched": {n: {k: summary(v) for k, v in d.items()}
+                              for n, d in sorted(per_prog.items(),
+                                                 key=lambda kv: -sum(kv[1]["ns_per_trip"]))},
            "untraced_switches_per_s": summary(rates), "lost_sched": lost["sched"],
-           "lost_no_sched": lost["no-sched"], "trips": a.trips, "notes": notes}
+           "lost_no_sched": lost["no-sched"], "trips": a.trips, "workload": a.workload,
+           "pinned_cpu": PIN,
+           "notes": notes}
     print(json.dumps(res))
     s = res["ratio_sched"]
     n = res["ratio_no_sched"]
-    print(f"ping-pong {a.trips} trips, untraced {summary(rates)['median']:.0f} switches/s; "
+    what = f"ping-pong {a.trips} trips" if a.workload == "pingpong" else \
+        f"burst (scale {BURST_SCALE:g})"
+    print(f"{what}, untraced {summary(rates)['median']:.0f} switches/s; "
           f"traced/untraced wall: sched on {s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f}, "
           f"n={s['n']}), --no-sched {n['median']:.3f} ({n['min']:.3f}-{n['max']:.3f}, "
-          f"n={n['n']}); lost events sched {sum(lost['sched'])}, no-sched "
+          f"n={n['n']}); CPU time traced/untraced: sched on "
+          f"{res['cpu_ratio_sched']['median']:.3f}, --no-sched "
+          f"{res['cpu_ratio_no_sched']['median']:.3f}; lost events sched "
+          f"{sum(lost['sched'])}, no-sched "
           f"{sum(lost['no-sched'])}; BPF programs' CPU time / workload wall: sched on "
           f"{res['bpf_cpu_share_sched']['median']:.3f}, --no-sched "
           f"{res['bpf_cpu_share_no_sched']['median']:.3f}", file=sys.stderr)

@@ -36,12 +36,41 @@ struct sched_thread {
     u8 state;           /* enum sched_state of the current interval */
     u8 _pad;
     u32 cpu;            /* where it was last switched in */
-    u32 _pad2;
-};
+    u32 tid;            /* the entry's thread: in sched_slots, 0 = a free slot */
+};  /* 72: tracer/collector/sched.py THREAD mirrors it */
 
-/* tid -> its state. Entries are deleted at the thread's last switch (TASK_DEAD). The
- * collector reads the open intervals from here when the recording stops. */
+/* Where each thread's entry lives. Every context switch looks up two threads and every
+ * wakeup one, so the lookup is the hot path (bench/sched_overhead.py, docs/bench.md): a
+ * hash lookup hashes the key and walks a bucket, an array lookup is inlined by the
+ * verifier into a bounds check and an add. So threads live in a direct-mapped array
+ * indexed by the low bits of the tid, tagged with the tid; a thread whose slot is held by
+ * another live thread (tids SCHED_SLOTS apart: pid_max is 4M on systemd hosts) goes to
+ * the hash map instead. A tid is in at most one of the two (sched_get looks in the slot
+ * first, sched_new_thread reuses an existing entry). Entries are dropped at the thread's
+ * last switch (TASK_DEAD). The collector reads the open intervals from both when the
+ * recording stops; the array is mmapable so that read is one copy, not 65536 syscalls. */
+#define SCHED_SLOTS 65536
+BPF_F_TABLE("array", u32, struct sched_thread, sched_slots, SCHED_SLOTS, BPF_F_MMAPABLE);
 BPF_HASH(sched_threads, u32, struct sched_thread, SCHED_MAX_THREADS);
+
+static __always_inline struct sched_thread *sched_get(u32 tid)
+{
+    u32 i = tid & (SCHED_SLOTS - 1);
+    struct sched_thread *s = sched_slots.lookup(&i);
+    if (s && s->tid == tid)
+        return s;
+    return sched_threads.lookup(&tid);
+}
+
+static __always_inline void sched_drop(u32 tid)
+{
+    u32 i = tid & (SCHED_SLOTS - 1);
+    struct sched_thread *s = sched_slots.lookup(&i);
+    if (s && s->tid == tid)
+        s->tid = 0;
+    else
+        sched_threads.delete(&tid);
+}
 
 /* Per-CPU interrupt context, for naming wakers. Set on entry, cleared on exit (not
  * counted: a trace attached mid-handler sees an exit without its entry). */
@@ -143,14 +172,39 @@ reset:
     t->state = next;
 }
 
-static __always_inline void sched_new_thread(u32 tid, u64 now, u8 state, u32 tgid)
+/* A thread's timeline starts (or restarts: a tid whose death we never saw) at now.
+ * Two CPUs claiming one free slot at once for different tids: the later write wins and the
+ * other thread is re-created at its next event; the collector sees the hole in its tiling
+ * ("other", counted in sched.repairs). */
+static __always_inline struct sched_thread *sched_new_thread(u32 tid, u64 now, u8 state,
+                                                             u32 tgid)
 {
+    struct sched_thread *s = sched_get(tid);
+    if (!s) {
+        u32 i = tid & (SCHED_SLOTS - 1);
+        s = sched_slots.lookup(&i);
+        if (s && s->tid != 0)
+            s = 0;  /* held by another live thread: this one overflows to the hash */
+    }
+    if (s) {
+        __builtin_memset(s->acc, 0, sizeof(s->acc));
+        s->since = now;
+        s->acc_start = now;
+        s->state = state;
+        s->tgid = tgid;
+        s->nfold = 0;
+        s->cpu = 0;
+        s->tid = tid;
+        return s;
+    }
     struct sched_thread t = {};
     t.since = now;
     t.acc_start = now;
     t.state = state;
     t.tgid = tgid;
+    t.tid = tid;
     sched_threads.update(&tid, &t);
+    return sched_threads.lookup(&tid);
 }
 
 /* prev_state as sched_switch reports it (__trace_sched_switch_state): 0 = still
@@ -174,7 +228,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
     u32 *runner = sched_runner.lookup(&zero);
     if (runner && *runner != 0 && *runner != prev) {
         u32 lost = *runner;
-        struct sched_thread *l = sched_threads.lookup(&lost);
+        struct sched_thread *l = sched_get(lost);
         if (l && l->state == ST_CPU && l->cpu == cpu) {
             l->state = ST_OTHER;  /* [switch-in, now): ran for an unknown part of it */
             sched_transition(lost, l, now, ST_OTHER, 0);
@@ -190,7 +244,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
             to = ST_RQ;
         else if (ps & PS_UNINTERRUPTIBLE)
             to = ST_IO;
-        struct sched_thread *t = sched_threads.lookup(&prev);
+        struct sched_thread *t = sched_get(prev);
         if (!t) {
             if (!(ps & PS_DEAD))
                 sched_new_thread(prev, now, to, tgid);
@@ -203,17 +257,16 @@ TRACEPOINT_PROBE(sched, sched_switch)
             }
             if (ps & PS_DEAD) {
                 sched_transition(prev, t, now, ST_OTHER, SCHED_F_DIED);
-                sched_threads.delete(&prev);
+                sched_drop(prev);
             } else {
                 sched_transition(prev, t, now, to, 0);
             }
         }
     }
     if (next != 0) {
-        struct sched_thread *t = sched_threads.lookup(&next);
+        struct sched_thread *t = sched_get(next);
         if (!t) {
-            sched_new_thread(next, now, ST_CPU, 0);
-            t = sched_threads.lookup(&next);
+            t = sched_new_thread(next, now, ST_CPU, 0);
         } else if (t->state != ST_CPU) {
             sched_transition(next, t, now, ST_CPU, 0);
         } else if (t->cpu != cpu) {
@@ -234,7 +287,7 @@ TRACEPOINT_PROBE(sched, sched_waking)
     u32 tid = args->pid;
     if (tid == 0 || sched_is_frozen())
         return 0;
-    struct sched_thread *t = sched_threads.lookup(&tid);
+    struct sched_thread *t = sched_get(tid);
     u64 idle_start;
     u8 idle_state;
     u32 wakee_tgid = 0;

@@ -13,7 +13,9 @@ Steps (each one's argv, exit status and duration in OUT/steps.json):
      then for each `modprobe --show-depends` and `lsmod` (what is loaded before the loads);
   4. ONE recording (BCC compiles once: slow under TCG) of a shell that runs
      a. a socket/exec workload under `strace -f` (the independent witness),
-     b. `modprobe overlay`, `modprobe br_netfilter`, `modprobe nf_conntrack`, one by one;
+     b. `modprobe overlay`, `modprobe br_netfilter`, `modprobe nf_conntrack`, one by one,
+     c. a planted spin / sleep / fsync (tests/kernels/sched_planted.py) for the scheduler
+        concern, which this recording has on (`--sched`);
   5. the modules unloaded again, then `k3sprof demo` (whose modprobes now load them).
 """
 
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K3SPROF = [str(ROOT / ".venv" / "bin" / "k3sprof")]
 MODULES = ("overlay", "br_netfilter", "nf_conntrack")
 SOCKETS = ROOT / "tests" / "integration" / "workloads" / "sockets.py"
+PLANTED = ROOT / "tests" / "kernels" / "sched_planted.py"
 WITNESS_PORT = 47310  # nothing else runs in the VM: a fixed port is free
 
 
@@ -83,9 +86,10 @@ def main(out: Path) -> int:
         f"strace -f -qq -e trace=execve,connect -e signal=none -o {out}/strace.log "
         f"/bin/sh -c {shlex.quote(work)}\n"
         + "".join(f"modprobe {m}\n" for m in MODULES)
+        + f"/usr/bin/python3 {PLANTED} {out}/sched-truth.json {scratch}/fsync.data\n"
     )
     (out / "recorded.sh").write_text(script)
-    step("record", [*K3SPROF, "record", "-o", str(out / "witness.trace"), "--",
+    step("record", [*K3SPROF, "record", "-o", str(out / "witness.trace"), "--sched", "--",
                     "/bin/sh", str(out / "recorded.sh")])
     step("lsmod-after", ["lsmod"])
 

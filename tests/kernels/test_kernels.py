@@ -208,3 +208,39 @@ def test_demo_modprobes_load_modules(guest: GuestRun) -> None:
     path = {s["pid"]: s["kind"] for s in a["critical_path"]}
     for m in ("br_netfilter", "nf_conntrack"):
         assert path.get(by_pid[m]) == "wait:module", f"demo's modprobe {m} not on the path"
+
+
+def test_sched_concern_records_and_classifies_a_planted_spin_sleep_fsync(
+        guest: GuestRun) -> None:
+    """The scheduler concern on a distro kernel: available with every optional tracepoint
+    family, its three tables filled, its health counted, and the planted workload
+    (tests/kernels/sched_planted.py) classified against the workload's own clocks."""
+    from tracer.analyzer.sched import SchedIndex
+
+    _ok(guest, "record")
+    trace = schema.load(guest.out / "witness.trace")
+    assert trace.meta["probes"]["sched"] == "attached"
+    for flag in ("HAVE_SCHED_IRQ", "HAVE_SCHED_HRTIMER", "HAVE_SCHED_BLOCK"):
+        assert f"-D{flag}" in trace.meta["cflags"], f"{flag} missing on {guest.kernel.release}"
+    for table in ("sched", "wakeup", "blockio"):
+        assert trace.table(table).num_rows, f"no {table} rows"
+    sched = trace.meta["sched"]
+    assert set(sched["repairs"]) >= {"repaired_sum", "repaired_overlap", "lost_holes"}
+    assert all(isinstance(v, int) and v >= 0 for v in sched["repairs"].values())
+    assert set(sched["missed_switches"]) == {"switch_out", "switch_in"}
+    assert all(isinstance(v, int) and v >= 0 for v in sched["missed_switches"].values())
+    truth = guest.json("sched-truth.json")
+    pid = truth["pid"]
+    ix = SchedIndex.from_trace(trace)
+    spin, sleep, fsync = truth["spin"], truth["sleep"], truth["fsync"]
+    st = ix.states_between(pid, spin["t0"], spin["t1"])
+    assert sum(st.values()) == spin["t1"] - spin["t0"]  # exact
+    assert abs(st["cpu"] - spin["cpu_ns"]) <= 0.10 * spin["cpu_ns"], (st, spin)
+    st = ix.states_between(pid, sleep["t0"], sleep["t1"])
+    assert st["sleep"] >= 0.85 * (sleep["t1"] - sleep["t0"]), (st, sleep)
+    waker = ix.waker_at(pid, sleep["t1"], max_lag_ns=50_000_000)  # TCG is slow to resume
+    assert waker is not None and waker.kind == "timer", waker
+    rows = [r for r in trace.table("blockio").to_pylist()
+            if r["kind"] == "fsync" and r["pid"] == pid]
+    assert len(rows) == 1, rows
+    assert fsync["t0"] <= rows[0]["ts_ns"] <= rows[0]["end_ns"] <= fsync["t1"], (rows, fsync)

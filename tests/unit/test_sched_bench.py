@@ -26,3 +26,5 @@ def test_pingpong_does_its_trips_and_counts_switches() -> None:
     assert out["trips"] == 2000 and out["wall_s"] > 0
     # each side blocks in read() at least once per few trips: switches are real and counted
     assert out["switches"] >= 100, out
+    # CPU time of both processes (schedstat): some, and at most both of them all the time
+    assert 0 < out["cpu_s"] <= 2 * out["wall_s"] * 1.1 + 0.01, out

@@ -34,6 +34,18 @@ def test_dtypes_mirror_sched_h() -> None:
         assert re.search(rf"struct {cname} \{{.*?\}};  /\* {size} \*/", raw, re.S), cname
 
 
+def test_thread_entry_mirrors_sched_bpf_c() -> None:
+    """The collector reads the BPF thread entries raw (mmapped array, hash values): the numpy
+    layout must be the C struct's, field for field, and the slot count the C constant."""
+    text = re.sub(r"/\*.*?\*/", "", (ROOT / "bpf" / "sched.bpf.c").read_text(), flags=re.S)
+    body = re.search(r"struct sched_thread \{(.*?)\};", text, re.S)
+    assert body
+    fields = [m.group(1) for m in re.finditer(r"\b(\w+)(?:\[[^\]]*\])?;", body.group(1))]
+    assert list(sc.THREAD.names) == fields
+    assert sc.THREAD.itemsize == 72 and sc.THREAD.itemsize % 8 == 0
+    assert re.search(rf"#define SCHED_SLOTS {sc.SLOTS}\b", text)
+
+
 def _iv(*rows: tuple[int, int, int, int, int, int, list[int]]) -> np.ndarray:
     """rows of (start, end, tid, pid, state, flags, ns[5])."""
     a = np.zeros(len(rows), dtype=sc.INTERVAL)

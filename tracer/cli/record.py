@@ -64,8 +64,8 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Do not record netlink link/address/route changes.")
 @click.option("--sched/--no-sched", default=False, show_default=True,
               help="Also record thread states (cpu/runqueue/io/sleep), who woke whom, block "
-                   "I/O and fsyncs (docs/sched.md). Opt-in: it costs ~1.27x on a "
-                   "context-switch storm.")
+                   "I/O and fsyncs (docs/sched.md). Opt-in until its cost on a context-switch "
+                   "storm meets the 1.15x goal (docs/sched.md, Overhead).")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,

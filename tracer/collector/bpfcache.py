@@ -40,6 +40,7 @@ FORMAT = 1
 _NR = {"x86_64": {"bpf": 321, "perf_event_open": 298},
        "aarch64": {"bpf": 280, "perf_event_open": 241}}
 _BPF_MAP_CREATE, _BPF_MAP_LOOKUP_ELEM, _BPF_MAP_UPDATE_ELEM = 0, 1, 2
+_BPF_MAP_GET_NEXT_KEY = 4
 _BPF_PROG_LOAD, _BPF_OBJ_GET_INFO_BY_FD = 5, 15
 _BPF_PROG_TYPE_TRACEPOINT = 5
 _BPF_PSEUDO_MAP_FD = 1
@@ -276,3 +277,36 @@ def update(map_fd: int, key_bytes: bytes, value: bytes) -> None:
     attr = ctypes.create_string_buffer(32)
     struct.pack_into("<IIQQQ", attr, 0, map_fd, 0, ctypes.addressof(k), ctypes.addressof(v), 0)
     _bpf(_BPF_MAP_UPDATE_ELEM, attr)
+
+
+def keys(map_fd: int, key_size: int, limit: int = 1 << 20) -> list[bytes]:
+    """Every key of a hash map (BPF_MAP_GET_NEXT_KEY from no key until ENOENT). Entries
+    added or deleted meanwhile may be missed or seen twice: read frozen maps only."""
+    out: list[bytes] = []
+    k = ctypes.create_string_buffer(key_size)
+    nxt = ctypes.create_string_buffer(key_size)
+    attr = ctypes.create_string_buffer(24)
+    first = True
+    while len(out) < limit:
+        struct.pack_into("<IIQQ", attr, 0, map_fd, 0, 0 if first else ctypes.addressof(k),
+                         ctypes.addressof(nxt))
+        ret: int = _libc.syscall(_nr("bpf"), _BPF_MAP_GET_NEXT_KEY, attr, len(attr))
+        if ret < 0:
+            err = ctypes.get_errno()
+            if err == 2:  # ENOENT: that was the last key
+                break
+            raise CacheError(f"bpf(MAP_GET_NEXT_KEY): {os.strerror(err)}")
+        first = False
+        out.append(nxt.raw)
+        ctypes.memmove(k, nxt, key_size)
+    return out
+
+
+def read_mmapable_array(map_fd: int, value_size: int, max_entries: int) -> bytes:
+    """The whole of a BPF_F_MMAPABLE array, in one copy (values are 8-aligned)."""
+    import mmap
+
+    size = ((value_size + 7) & ~7) * max_entries
+    length = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+    with mmap.mmap(map_fd, length, mmap.MAP_SHARED, mmap.PROT_READ) as m:
+        return m[:size]

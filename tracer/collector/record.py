@@ -196,7 +196,7 @@ class Recorder:
             **procfs.machine_facts(),
         }
         if plan.concerns.get("sched") == "attached":
-            self._bpf = bpf.bpf
+            self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(
                 live_ns, sched_collector.threads_at_start(), sched_collector.irq_names())
             self.meta["sched"] = sched_collector.machine_facts()

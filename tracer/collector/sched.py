@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -177,33 +177,66 @@ class Frozen:
     missed: dict[str, int]  # context switches the tracepoint programs never saw (sched.bpf.c)
 
 
-def freeze(bpf: Any, drain: Callable[[], None]) -> Frozen:
+#: struct sched_thread (bpf/sched.bpf.c): one thread's open interval and folded ns
+THREAD = np.dtype([
+    ("since", "<u8"), ("acc_start", "<u8"), ("acc", "<u8", (ST_N,)), ("tgid", "<u4"),
+    ("nfold", "<u2"), ("state", "u1"), ("_pad", "u1"), ("cpu", "<u4"), ("tid", "<u4"),
+])
+#: SCHED_SLOTS in bpf/sched.bpf.c: the direct-mapped array of thread entries
+SLOTS = 65536
+
+
+class MapFds(Protocol):
+    """What freeze needs of the loaded programs (probes.Attached): a map's fd by name,
+    whether BCC compiled them or they came from the bytecode cache."""
+
+    def map_fd(self, name: str) -> int: ...
+
+
+def freeze(maps: MapFds, drain: Callable[[], None]) -> Frozen:
     """Stop the sched probes, drain what they emitted (`drain`: the recorder's ring-buffer
     consumer), read the open intervals.
 
-    The only bcc-touching helper here; the recorder calls it once, at the end."""
-    import ctypes
+    Plain bpf() syscalls on the maps' fds (bpfcache), so it works the same for programs
+    BCC just compiled and for programs loaded from the bytecode cache."""
+    from tracer.collector import bpfcache
 
     freeze_ns = time.monotonic_ns()
-    bpf["sched_frozen"][ctypes.c_int(0)] = ctypes.c_uint64(freeze_ns)
+    bpfcache.update(maps.map_fd("sched_frozen"), _U32_ZERO, freeze_ns.to_bytes(8, "little"))
     time.sleep(0.005)  # a probe that read the flag just before it was set finishes in us
     drain()
     missed = {"switch_out": 0, "switch_in": 0}
     try:
-        for i, key in enumerate(missed):
-            missed[key] = sum(int(v) for v in bpf["sched_missed"][ctypes.c_int(i)])
-    except Exception:  # bcc raises bare errors on map access; the count is diagnostic only
-        pass
-    return Frozen(read_open_threads(bpf), freeze_ns, missed)
+        fd = maps.map_fd("sched_missed")
+        for i, name in enumerate(missed):
+            raw = bpfcache.lookup(fd, i.to_bytes(4, "little"), 8, percpu=True)
+            missed[name] = sum(np.frombuffer(raw, "<u8").tolist())
+    except (bpfcache.CacheError, KeyError, OSError):
+        pass  # the count is diagnostic only
+    return Frozen(read_open_threads(maps), freeze_ns, missed)
 
 
-def read_open_threads(bpf: Any) -> list[OpenThread]:
-    """The BPF map of open intervals."""
-    out = []
-    for k, v in bpf["sched_threads"].items():
-        out.append(OpenThread(int(k.value), int(v.tgid), int(v.since), int(v.acc_start),
-                              [int(x) for x in v.acc], int(v.state), int(v.nfold)))
-    return out
+_U32_ZERO = b"\0\0\0\0"
+
+
+def read_open_threads(maps: MapFds) -> list[OpenThread]:
+    """Every thread's entry: the array's claimed slots, then the hash map's overflow (a tid
+    is in one of them; were it in both, the slot wins, as in sched_get)."""
+    from tracer.collector import bpfcache
+
+    slots = np.frombuffer(bpfcache.read_mmapable_array(
+        maps.map_fd("sched_slots"), THREAD.itemsize, SLOTS), THREAD)
+    rows = slots[slots["tid"] != 0]
+    fd = maps.map_fd("sched_threads")
+    extra = [bpfcache.lookup(fd, k, THREAD.itemsize) for k in bpfcache.keys(fd, 4)]
+    if extra:
+        more = np.frombuffer(b"".join(extra), THREAD)
+        rows = np.concatenate([rows, more[~np.isin(more["tid"], rows["tid"])]])
+    return [OpenThread(tid, tgid, since, acc_start, acc, state, nfold)
+            for tid, tgid, since, acc_start, acc, state, nfold in zip(
+                rows["tid"].tolist(), rows["tgid"].tolist(), rows["since"].tolist(),
+                rows["acc_start"].tolist(), rows["acc"].tolist(), rows["state"].tolist(),
+                rows["nfold"].tolist())]
 
 
 @dataclass

@@ -110,9 +110,9 @@ def go_live(opts: RecordOptions) -> Live:
     concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
     plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
                        arg_len=o.arg_len, concerns=concerns)
-    # The sched concern reads and writes its maps through BCC's map API at stop
-    # (collector/sched.py freeze): it compiles with BCC, not from the bytecode cache.
-    bpf = probes.load(plan, use_cache=o.bpf_cache and not o.sched)
+    # The sched concern's stop-time freeze and map read go by map fd (collector/sched.py),
+    # so it loads from the bytecode cache like the rest.
+    bpf = probes.load(plan, use_cache=o.bpf_cache)
     live_ns = time.monotonic_ns()
     return Live(bpf=bpf, plan=plan, live_ns=live_ns, attach_s=time.monotonic() - t_start)
 
