@@ -26,6 +26,7 @@ later runs reuse the .box file and `vagrant box add` it only when the added one 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -113,8 +114,11 @@ def key() -> str:
     mm = subprocess.run(["mmdebstrap", "--version"], capture_output=True, text=True,
                         check=True).stdout.strip()
     h = hashlib.sha256()
-    for part in (SUITE, ",".join(MIRRORS), ",".join(packages(rel)), mm, CMDLINE,
-                 Path(__file__).read_text(), (vm.ROOT / "pyproject.toml").read_text()):
+    # what goes into the image: packages, the code that customizes it, the wheelhouse's inputs
+    for part in (SUITE, ",".join(MIRRORS), ",".join(packages(rel)), mm, CMDLINE, DISK_SIZE,
+                 BOX_VAGRANTFILE, NETWORK, inspect.getsource(_customize),
+                 inspect.getsource(_wheelhouse), inspect.getsource(build),
+                 (vm.ROOT / "pyproject.toml").read_text()):
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:16]
 
@@ -160,7 +164,9 @@ def _customize(root: Path) -> None:
     (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 k3sprof-lab\n")
     (root / "etc/pip.conf").write_text(
         "# k3sprof lab box: no internet in the guest; pip installs from this wheelhouse only\n"
-        "[global]\nno-index = true\nfind-links = /var/cache/k3sprof-wheels\n")
+        "[global]\nno-index = true\nfind-links = /var/cache/k3sprof-wheels\n"
+        # no .pyc for all of plotly & co. at install: slow under TCG; imports compile lazily
+        "no-compile = true\n")
     _wheelhouse(root / "var/cache/k3sprof-wheels")
     # containerd is the stand-in k3s's child, not a service of its own (as with k3s)
     for unit in ("containerd.service",):
@@ -230,6 +236,19 @@ def build(out: Path) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def drop_pool_volumes(env: dict[str, str]) -> None:
+    """vagrant-libvirt uploads a box into libvirt's `default` pool once per added box: drop the
+    copies of earlier builds (libvirtd must run: labns.sh start)."""
+    labns = [str(vm.ROOT / "tests/lab/labns.sh"), "exec", "virsh", "-c", "qemu:///system"]
+    out = subprocess.run([*labns, "vol-list", "default"], capture_output=True, text=True,
+                         env=env)
+    prefix = BOX_NAME.replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_"
+    for line in out.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith(prefix):
+            _run([*labns, "vol-delete", name, "default"], env=env)
+
+
 def ensure(env: dict[str, str]) -> str:
     """The cached box file (built when its inputs changed), added to Vagrant (VAGRANT_HOME in
     `env`) as BOX_NAME unless that is already this build. Returns BOX_NAME."""
@@ -245,6 +264,7 @@ def ensure(env: dict[str, str]) -> str:
     if not (stamp.exists() and stamp.read_text() == k):
         _run(["vagrant", "box", "add", "--force", "--name", BOX_NAME, str(boxfile)], env=env,
              timeout=1800)
+        drop_pool_volumes(env)
         stamp.write_text(k)
     return BOX_NAME
 
