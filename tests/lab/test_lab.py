@@ -67,7 +67,6 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         "VAGRANT_HOME": str(box.CACHE / "vagrant-home"),
         "VAGRANT_DEFAULT_PROVIDER": "libvirt",
         "VAGRANT_CHECKPOINT_DISABLE": "1",  # no version check against HashiCorp's servers
-        "VAGRANT_NO_PLUGINS": "0",
         "LAB_LIBVIRT_DRIVER": "qemu",
         "K3S_BINARY": "/k3sprof-src/tests/lab/k3s-standin",
         "K3S_VERSION": VERSION,
