@@ -16,11 +16,15 @@ demo: setup ## The main job: record a control-plane-style startup, analyze it, w
 	$(VENV)/bin/k3sprof demo -o $(OUT)
 
 test: setup lint ## Lint, the whole test suite (unit + integration with real BPF; root), then test-kernels
-	$(PY) -m pytest -q tests --ignore=tests/kernels
+	$(PY) -m pytest -q tests --ignore=tests/kernels --ignore=tests/lab
 	$(MAKE) --no-print-directory test-kernels
 
 test-kernels: setup ## Kernel matrix in QEMU VMs: Debian 6.1 + 6.12 (doctor, strace witness, modules, demo) and a systemd boot (root; ~8 min under TCG; K3SPROF_SKIP_KERNELS=1 skips locally)
 	$(PY) -m pytest -v -p no:cacheprovider tests/kernels
+
+lab-test: setup ## The Vagrant lab end to end: single + compare with a stand-in k3s, on a Debian box built here, libvirt/QEMU TCG inside a private netns (root; not yet in CI)
+	@bash scripts/lab-setup.sh
+	$(PY) -m pytest -v -p no:cacheprovider tests/lab
 
 test-unit: ## Unit tests only (no root needed once .venv exists)
 	$(PY) -m pytest -q tests/unit
@@ -35,4 +39,4 @@ bench: setup ## Benchmarks (overhead, throughput, attach latency, analysis scale
 clean: ## Remove generated reports and caches (keeps .venv)
 	rm -rf reports/*.html reports/demo .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup demo test test-kernels test-unit lint bench clean
+.PHONY: help setup demo test test-kernels lab-test test-unit lint bench clean

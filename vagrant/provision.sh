@@ -127,7 +127,9 @@ install_k3sprof() {
     site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     echo "$PREFIX/bcc-path" > "$site/k3sprof-bcc.pth"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check "$PREFIX/src"
+  # Editable: the recorder compiles the BPF C sources from the source tree (bpf/ next to
+  # tracer/), which a plain `pip install` does not copy into site-packages.
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$PREFIX/src"
   ln -sfn "$venv/bin/k3sprof" /usr/local/bin/k3sprof
   chmod 0755 "$PREFIX/src/vagrant/"*.sh
   [ -e /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing

@@ -660,3 +660,41 @@ def test_suse_headers_are_asked_from_rpm_not_guessed_from_uname(
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == want
         assert want != f"kernel-default-devel={kver.removesuffix('-default')}"  # the old guess
+
+
+# --- make lab-test's own pieces ---------------------------------------------------------------
+
+ROOT = LAB.parent
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_lab_test_scripts_pass_shellcheck() -> None:
+    r = subprocess.run(["shellcheck", str(ROOT / "tests/lab/labns.sh"),
+                        str(ROOT / "scripts/lab-setup.sh")], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 0, r.stdout
+
+
+def test_standin_k3s_version_reads_as_provision_reads_it() -> None:
+    # provision.sh and collect.sh take k3s's version from `k3s --version` (3rd word, 1st line)
+    standin = ROOT / "tests/lab/k3s-standin"
+    r = subprocess.run([sys.executable, str(standin), "--version"], capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.splitlines()[0].split()[2] == "v0.0.0+standin"
+    # anything it does not play fails loudly instead of pretending
+    r = subprocess.run([sys.executable, str(standin), "agent"], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode != 0 and "STAND-IN" in r.stderr
+
+
+def test_libvirt_tcg_override_leaves_the_default_alone() -> None:
+    # users get vagrant-libvirt's default driver (kvm): the qemu/TCG settings apply only when
+    # LAB_LIBVIRT_DRIVER is set (make lab-test)
+    for name in ("single", "compare"):
+        text = (LAB / name / "Vagrantfile").read_text()
+        body = text[text.index('config.vm.provider "libvirt"'):]
+        body = body[:body.index("\n  end\n")]
+        guarded = body[body.index("unless LIBVIRT_DRIVER.empty?"):]
+        for setting in ("lv.driver =", "lv.cpu_mode =", "lv.cpu_model ="):
+            assert body.count(setting) == guarded.count(setting) == 1, (name, setting)
+        assert 'ENV.fetch("LAB_LIBVIRT_DRIVER", "")' in text
