@@ -15,14 +15,15 @@ setup: ## Install OS packages, mount tracefs, link headers, create .venv (root, 
 demo: setup ## The main job: record a control-plane-style startup, analyze it, write reports/demo/demo.html
 	$(VENV)/bin/k3sprof demo -o $(OUT)
 
-test: setup lint ## Lint, the whole test suite (unit + integration with real BPF; root), then test-kernels
+test: setup lint ## Lint, the whole test suite (unit + integration with real BPF; root), then test-kernels, then lab-test
 	$(PY) -m pytest -q tests --ignore=tests/kernels --ignore=tests/lab
 	$(MAKE) --no-print-directory test-kernels
+	$(MAKE) --no-print-directory lab-test
 
 test-kernels: setup ## Kernel matrix in QEMU VMs: Debian 6.1 + 6.12 (doctor, strace witness, modules, demo) and a systemd boot (root; ~8 min under TCG; K3SPROF_SKIP_KERNELS=1 skips locally)
 	$(PY) -m pytest -v -p no:cacheprovider tests/kernels
 
-lab-test: setup ## The Vagrant lab end to end: single + compare with a stand-in k3s, on a Debian box built here, libvirt/QEMU TCG inside a private netns (root; not yet in CI)
+lab-test: setup ## The Vagrant lab end to end: single + compare with a stand-in k3s, on a Debian box built here, libvirt/QEMU TCG inside a private netns (root; ~20 min under TCG; part of make test)
 	@bash scripts/lab-setup.sh
 	$(PY) -m pytest -v -p no:cacheprovider tests/lab
 
