@@ -32,6 +32,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from tracer.analyzer.tree import unique_sorted
+
 STATES = ("cpu", "runqueue", "io", "sleep", "other")
 #: process-level precedence; index into the per-row ns columns below
 PRIORITY = ("cpu", "other", "runqueue", "io", "sleep")
@@ -160,7 +162,7 @@ class SchedIndex:
         r = self._rows(pid, t0, t1)
         s = np.clip(r.start, t0, t1)
         e = np.clip(r.end, t0, t1)
-        bounds = np.unique(np.concatenate([[t0, t1], s, e]))
+        bounds = unique_sorted(np.concatenate([[t0, t1], s, e]))
         k = len(bounds) - 1
         nlev = len(PRIORITY)
         zero = np.zeros((nlev, k + 1), dtype=np.int64)

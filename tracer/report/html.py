@@ -600,7 +600,6 @@ def _timeline_figure(
 ) -> str:
     t0, t_end = f["start_ns"], max(f["end_ns"], f["analysis_end_ns"])
     lo, hi = _window(f)
-    x_range = _x_range(f)
     in_window = _active_in_window(procs, lo, hi, active)
     idle = len(procs) - len(in_window)
     shown = _pick_timeline(in_window)
@@ -776,30 +775,19 @@ def _timeline_figure(
                 "font": {"size": 10},
             }
         )
-    height = 110 + 20 * len(categories)
-    fig.update_layout(
-        layout(
-            height,
-            barmode="overlay",
-            margin={"l": 10, "r": 100, "t": 30, "b": 60},
-            xaxis={
-                "title": {"text": "seconds since recording started (the analysis window)"},
-                "zeroline": False,
-                "range": x_range,
-            },
-            bargap=0.25,
-            shapes=shapes,
-            annotations=annotations,
-            yaxis={
-                "categoryorder": "array",
-                "categoryarray": categories,
-                "autorange": "reversed",
-                "automargin": True,
-                "tickfont": {"family": "monospace", "size": 10},
-            },
-        )
+    return _window_figure(
+        fig,
+        f,
+        "fig-timeline",
+        110 + 20 * len(categories),
+        "seconds since recording started (the analysis window)",
+        barmode="overlay",
+        margin={"l": 10, "r": 100, "t": 30, "b": 60},
+        bargap=0.25,
+        shapes=shapes,
+        annotations=annotations,
+        yaxis=_process_axis(categories),
     )
-    return figure_html(fig, "fig-timeline")
 
 
 def _x_range(f: model.Facts) -> list[float | None]:
@@ -809,6 +797,28 @@ def _x_range(f: model.Facts) -> list[float | None]:
     margin_ns = max((hi - lo) // 40, 1_000_000)
     t0 = f["start_ns"]
     return [_s(lo - margin_ns, t0), _s(hi + margin_ns, t0)]
+
+
+def _window_figure(
+    fig: go.Figure, f: model.Facts, div_id: str, height: int, x_title: str, **extra: Any
+) -> str:
+    """A chart on the analysis window's time axis (seconds since recording started, the
+    range of _x_range): the timeline, the busy-cores chart and the state lanes share it, so
+    they line up; `extra` is the rest of the chart's layout."""
+    xaxis = {"title": {"text": x_title}, "zeroline": False, "range": _x_range(f)}
+    fig.update_layout(layout(height, xaxis=xaxis, **extra))
+    return figure_html(fig, div_id)
+
+
+def _process_axis(names: list[str]) -> dict[str, Any]:
+    """A y axis of one row per process, top to bottom in the given order."""
+    return {
+        "categoryorder": "array",
+        "categoryarray": names,
+        "autorange": "reversed",
+        "automargin": True,
+        "tickfont": {"family": "monospace", "size": 10},
+    }
 
 
 def _busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
@@ -832,19 +842,15 @@ def _busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
             hovertemplate="+%{x:.3f} s: %{y:.2f} cores busy<extra></extra>",
         )
     )
-    fig.update_layout(
-        layout(
-            200,
-            showlegend=False,
-            xaxis={
-                "title": {"text": "seconds since recording started (the analysis window)"},
-                "zeroline": False,
-                "range": _x_range(f),
-            },
-            yaxis={"title": {"text": "busy cores"}, "rangemode": "tozero"},
-        )
+    return _window_figure(
+        fig,
+        f,
+        "fig-busy-cores",
+        200,
+        "seconds since recording started (the analysis window)",
+        showlegend=False,
+        yaxis={"title": {"text": "busy cores"}, "rangemode": "tozero"},
     )
-    return figure_html(fig, "fig-busy-cores")
 
 
 def _state_lanes_figure(lanes: Any, f: model.Facts) -> str:
@@ -883,30 +889,20 @@ def _state_lanes_figure(lanes: Any, f: model.Facts) -> str:
             )
         )
     left = int(lanes.get("left_out") or 0)
-    fig.update_layout(
-        layout(
-            90 + 26 * len(rows),
-            barmode="overlay",
-            bargap=0.25,
-            legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
-                    "font": {"size": 11}, "traceorder": "normal"},
-            xaxis={
-                "title": {"text": "seconds since recording started: dominant state per "
-                          f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms"
-                          + (f" ({left} more processes on the path not shown)" if left else "")},
-                "zeroline": False,
-                "range": _x_range(f),
-            },
-            yaxis={
-                "categoryorder": "array",
-                "categoryarray": names,
-                "autorange": "reversed",
-                "automargin": True,
-                "tickfont": {"family": "monospace", "size": 10},
-            },
-        )
+    return _window_figure(
+        fig,
+        f,
+        "fig-state-lanes",
+        90 + 26 * len(rows),
+        "seconds since recording started: dominant state per "
+        f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms"
+        + (f" ({left} more processes on the path not shown)" if left else ""),
+        barmode="overlay",
+        bargap=0.25,
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
+                "font": {"size": 11}, "traceorder": "normal"},
+        yaxis=_process_axis(names),
     )
-    return figure_html(fig, "fig-state-lanes")
 
 
 def _blockers_tables(a: Analysis) -> dict[str, TableDict]:
