@@ -83,9 +83,15 @@ BPF_PERCPU_ARRAY(sched_irqctx, struct sched_irqctx, 1);
 
 /* The thread each CPU last switched to. Some context switches never reach the tracepoint
  * programs (seen here: a task switched in, then its switch-out never reported, while the
- * same CPU later switches out another task; bpftrace sees the same holes). A switch-out of
- * a task other than the one we last switched in proves that task's switch-out was missed:
- * the time since its switch-in is then "other" (it ran for an unknown part of it), never
+ * same CPU later switches out another task; bpftrace sees the same holes). On the 2-vCPU
+ * Firecracker VMs this was built on, the missing switches are exactly the switch-outs of
+ * the sandbox agent's threads (PID 1's tokio-rt-worker): no tracepoint program runs while
+ * one of them is current, so the switch away from it (which fires in its context) and the
+ * switch-in of whatever follows are never seen (docs/sched.md "Missed switches"; the
+ * recursion_misses of every program stay 0, so it is not BPF's recursion guard). A
+ * switch-out of a task other than the one we last switched in, or a timer tick finding
+ * another task on the CPU (sched_resync), proves that a switch was missed: the time since
+ * the lost task's switch-in is then "other" (it ran for an unknown part of it), never
  * cpu. Counted in sched_missed[0] (switch-outs) and [1] (switch-ins), shown in meta.json. */
 BPF_PERCPU_ARRAY(sched_runner, u32, 1);
 BPF_PERCPU_ARRAY(sched_missed, u64, 2);
@@ -400,12 +406,66 @@ TRACEPOINT_PROBE(irq, irq_handler_exit)
 #endif
 
 #ifdef HAVE_SCHED_HRTIMER
+/* The scheduler tick is an hrtimer: on a busy CPU this fires every 1/HZ (4 ms at HZ=250),
+ * in interrupt context, where current is the task the interrupt stopped, i.e. the task on
+ * this CPU. When that is not the thread the CPU last switched to (sched_runner), a switch
+ * was never reported (see sched_runner: on the machines this was built on, every switch-out
+ * of the sandbox agent's threads is missing). Without this check the thread that got the
+ * CPU in the missing switch keeps its old state until its own next reported switch, which
+ * for a thread spinning on an otherwise quiet CPU can be 50 ms or more, all of it "other"
+ * (a 300 ms spin read 52 ms of other in CI: docs/sched.md "Missed switches"). Here the
+ * lost runner's time since its switch-in and the found thread's time since its last event
+ * become "other", the found thread is on this CPU from now, and every hole is closed
+ * within one tick of the CPU running something we can see. Counted as the switch that
+ * sched_switch would count at the next reported switch (never both: the runner is fixed). */
+static __always_inline void sched_resync(void)
+{
+    int zero = 0;
+    u32 *runner = sched_runner.lookup(&zero);
+    if (!runner)
+        return;
+    u64 id = bpf_get_current_pid_tgid();
+    u32 cur = (u32)id;
+    if (*runner == cur || sched_is_frozen())
+        return;
+    u64 now = bpf_ktime_get_ns();
+    u32 cpu = bpf_get_smp_processor_id();
+    u32 lost = *runner;
+    if (lost != 0) {
+        struct sched_thread *l = sched_get(lost);
+        if (l && l->state == ST_CPU && l->cpu == cpu) {
+            l->state = ST_OTHER;  /* [switch-in, now): ran for an unknown part of it */
+            sched_transition(lost, l, now, ST_OTHER, 0);
+            sched_count_missed(0);
+        }
+    }
+    *runner = cur;
+    if (cur == 0)
+        return;  /* the idle task: no entry */
+    struct sched_thread *t = sched_get(cur);
+    if (!t) {
+        /* first sight, e.g. running since before the attach with no switch yet: on CPU
+         * from now; the collector fills the time before from /proc ("other" for R) */
+        t = sched_new_thread(cur, now, ST_CPU, id >> 32);
+    } else if (t->state != ST_CPU || t->cpu != cpu) {
+        /* its switch-in here was missed: since its last event it waited and ran */
+        t->state = ST_OTHER;
+        sched_transition(cur, t, now, ST_CPU, 0);
+        sched_count_missed(1);
+    }
+    if (t) {
+        t->cpu = cpu;
+        t->tgid = id >> 32;
+    }
+}
+
 TRACEPOINT_PROBE(timer, hrtimer_expire_entry)
 {
     int zero = 0;
     struct sched_irqctx *c = sched_irqctx.lookup(&zero);
     if (c)
         c->hrtimer = 1;
+    sched_resync();
     return 0;
 }
 

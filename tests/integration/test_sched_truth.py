@@ -152,11 +152,27 @@ def test_busy_cores_never_exceed_the_machine(recorded) -> None:  # type: ignore[
     assert busy.mean() >= 0.9 * ncpu, busy  # ncpu hogs + the workload: all cores busy
 
 
+@pytest.fixture(scope="module")
+def analysis(recorded):  # type: ignore[no-untyped-def]
+    """The recording analyzed to the recorded command's exit (once for the module)."""
+    from tracer.analyzer import analyze
+
+    a = analyze(recorded[0])
+    assert a.end_reached
+    return a
+
+
+def _segments(analysis, pids: set[int], kind: str | None = None) -> list[dict]:  # type: ignore[no-untyped-def,type-arg]
+    """The critical path's segments in any of `pids` (of one kind, when given)."""
+    return [s for s in analysis.critical_path
+            if s["pid"] in pids and (kind is None or s["kind"] == kind)]
+
+
 def _run_over(analysis, pid: int, t0: int, t1: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """The critical path's run segment of pid containing [t0, t1] (phases are separated by an
     exec of /bin/true, so each phase is inside one run segment of the workload)."""
-    segs = [s for s in analysis.critical_path if s["kind"] == "run" and s["pid"] == pid
-            and s["start_ns"] <= t0 and t1 <= s["end_ns"]]
+    segs = [s for s in _segments(analysis, {pid}, "run")
+            if s["start_ns"] <= t0 and t1 <= s["end_ns"]]
     assert len(segs) == 1, [(s["kind"], s["pid"], s["start_ns"], s["end_ns"])
                             for s in analysis.critical_path]
     s = segs[0]
@@ -165,17 +181,14 @@ def _run_over(analysis, pid: int, t0: int, t1: int) -> dict:  # type: ignore[no-
     return s  # type: ignore[no-any-return]
 
 
-def test_critical_path_run_segments_carry_the_truth(recorded) -> None:  # type: ignore[no-untyped-def]
+def test_critical_path_run_segments_carry_the_truth(recorded, analysis) -> None:  # type: ignore[no-untyped-def]
     """Issue 15 item 3: the analysis to the recorded command's exit; every run segment carries
     states summing exactly to it; the phases' segments agree with the workload's own clocks.
     A segment is a little longer than its phase (the fork of the next /bin/true): what the
     segment holds beyond the phase is bounded by that extra wall time."""
-    from tracer.analyzer import analyze
-
-    trace, truth = recorded
+    _, truth = recorded
     pid = truth["meta"]["pid"]
-    a = analyze(trace)
-    assert a.end_reached
+    a = analysis
     for s in a.critical_path:
         if s["kind"] == "run":
             assert set(s["states"]) == set(STATES)
@@ -197,28 +210,25 @@ def test_critical_path_run_segments_carry_the_truth(recorded) -> None:  # type: 
     assert waiting - tol <= hog["states"]["runqueue"] <= waiting + outside + tol, (hog, waiting)
     assert hog["states"]["cpu"] >= 0.9 * ph["hogs"]["spin_cpu_ns"], hog
     # the hogs were never waited for: not on the path
-    hogs = set(truth["meta"]["hogs"])
-    assert not [s for s in a.critical_path if s["pid"] in hogs]
+    assert not _segments(a, set(truth["meta"]["hogs"]))
     # the cpu section: the hogs' on-CPU time is there, per process
     cpu = {p["pid"]: p["cpu_ns"] for p in a.sections["cpu"]["processes"]}
     assert pid in cpu and cpu[pid] >= 0.9 * (ph["spin"]["cpu_ns"] + ph["hogs"]["spin_cpu_ns"])
 
 
-def test_wakeup_walk_follows_the_replier_not_the_hogs(recorded) -> None:  # type: ignore[no-untyped-def]
+def test_wakeup_walk_follows_the_replier_not_the_hogs(recorded, analysis) -> None:  # type: ignore[no-untyped-def]
     """Issue 15 item 3: the workload's pipe block (an idle stretch ended by the replier, a
     long-lived process that is not its child) is a `wait:wakeup` segment: the walk continues
     in the replier, so >= 80 % of the replier's 300 ms spin (its own clock) lies on the path
     inside the replier's pid; the CPU hogs, never waited for, are not on the path."""
-    from tracer.analyzer import analyze
     from tracer.analyzer.text import render
 
-    trace, truth = recorded
+    _, truth = recorded
     pid = truth["meta"]["pid"]
     ph = truth["phases"]["pipe"]
     rp, t0, t1 = ph["replier_pid"], ph["spin_t0"], ph["spin_t1"]
-    a = analyze(trace)
-    assert a.end_reached
-    mine = [s for s in a.critical_path if s["pid"] == rp]
+    a = analysis
+    mine = _segments(a, {rp})
     inside = sum(max(0, min(s["end_ns"], t1) - max(s["start_ns"], t0)) for s in mine)
     assert inside >= 0.80 * (t1 - t0), (inside / 1e6, (t1 - t0) / 1e6, render(a))
     for s in mine:
@@ -229,6 +239,5 @@ def test_wakeup_walk_follows_the_replier_not_the_hogs(recorded) -> None:  # type
         assert t1 <= wk["ts_ns"] <= ph["read_done"], (wk, ph)
         assert sum(s["states"].values()) == s["duration_ns"]
         assert s["states"]["cpu"] + s["states"]["runqueue"] >= 0.8 * (t1 - t0), s
-    hogs = set(truth["meta"]["hogs"])
-    assert not [s for s in a.critical_path if s["pid"] in hogs], render(a)
+    assert not _segments(a, set(truth["meta"]["hogs"])), render(a)
     assert "wait:wakeup" in render(a)
