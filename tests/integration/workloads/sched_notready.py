@@ -16,9 +16,9 @@ until 300 ms of wall time have passed; every fsync call timed), `sleep` (time.sl
 timer). Writes its CLOCK_MONOTONIC / thread-CPU truth to TRUTH.json when the job is done, and
 every answer, as the server saw it, to TRUTH.json.answers (one JSON list per line:
 [client's connect stamp, accepted, answered, answer], CLOCK_MONOTONIC ns, "answered" taken
-before the reply is sent) until killed. The listener thread runs at nice -10 when allowed
-(root), the worker at the niceness the server was started with: under CPU load the answers
-stay prompt, so the poller's cadence stays regular, and the job competes like any program.
+before the reply is sent) until killed. The listener thread runs as a real-time (SCHED_FIFO)
+thread when allowed (root), the worker with the policy the server was started with: under CPU
+load the answers stay prompt, and the job competes for a CPU like any program.
 """
 
 from __future__ import annotations
@@ -34,22 +34,22 @@ import time
 
 CPU = time.CLOCK_THREAD_CPUTIME_ID
 JOB_NS = 300_000_000
-URGENT_NICE = -10
+URGENT = os.sched_param(1)  # the lowest real-time priority: above every normal thread
 
 
 def mono() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
-def set_thread_nice(nice: int) -> None:
-    """This thread's niceness (Linux: PRIO_PROCESS with a thread id is per thread)."""
+def set_thread_policy(policy: int, param: os.sched_param) -> None:
+    """This thread's scheduling policy (Linux: sched_setscheduler on a thread id is per thread)."""
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        os.sched_setscheduler(threading.get_native_id(), policy, param)
 
 
-def job(mode: str, datafile: str | None, out: str, nice: int, ended: list[int],
-        done: threading.Event) -> None:
-    set_thread_nice(nice)  # created by the urgent listener thread: back to the normal level
+def job(mode: str, datafile: str | None, out: str, policy: tuple[int, os.sched_param],
+        ended: list[int], done: threading.Event) -> None:
+    set_thread_policy(*policy)  # created by the urgent listener thread: back to normal
     c0, t0 = time.clock_gettime_ns(CPU), mono()
     fsync_ns, fsyncs = 0, 0
     if mode == "spin":
@@ -85,8 +85,8 @@ def job(mode: str, datafile: str | None, out: str, nice: int, ended: list[int],
 def main() -> None:
     mode, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     datafile = sys.argv[4] if len(sys.argv) > 4 else None
-    nice = os.getpriority(os.PRIO_PROCESS, 0)
-    set_thread_nice(URGENT_NICE)
+    policy = (os.sched_getscheduler(0), os.sched_getparam(0))
+    set_thread_policy(os.SCHED_FIFO, URGENT)
     done = threading.Event()
     ended: list[int] = []  # the job's t1, set before done
     started = False
@@ -103,7 +103,7 @@ def main() -> None:
                 connect_ns = int(line) if line.isdigit() else accepted
                 if not started:
                     started = True
-                    threading.Thread(target=job, args=(mode, datafile, out, nice, ended, done),
+                    threading.Thread(target=job, args=(mode, datafile, out, policy, ended, done),
                                      daemon=True).start()
                 ready = done.is_set() and ended[0] < connect_ns
                 answer = "ready" if ready else "not-ready"
