@@ -7,10 +7,13 @@ spin, fsync, sleep.
 usage: sched_poller.py DIR PORT0 DATADIR
 
 Writes DIR/servers.json: [{mode, pid, port, truth}] (truth = the server's own TRUTH.json path).
-Runs as a real-time (SCHED_FIFO) thread when allowed (root), so that its cadence stays regular on
-a loaded machine: the analyzer only calls a regular cadence a poll loop (a median error within
-2 % of the interval), and at nice -10 beside 4 CPU hogs on 2 cores single attempts came 3-8 ms
-late. It sleeps between attempts; the servers start with the policy and niceness it was given.
+The cadence must stay regular on a loaded machine: the analyzer only calls a regular cadence a
+poll loop (a median error within 2 % of the interval), and beside 4 CPU hogs on 2 cores single
+attempts came 3-8 ms late, at nice -10 and, during the fsync job, even as a real-time thread
+(the kernel here is not preemptible: CONFIG_PREEMPT_NONE). So it sleeps until WAIT_ON_CPU_S
+before each attempt and waits the rest on the CPU, as a real-time (SCHED_FIFO) thread when
+allowed (root), where no normal thread can take the CPU from it. The servers start with the
+policy and niceness it was given.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 INTERVAL = 0.1
 MODES = ("spin", "fsync", "sleep")
 URGENT = os.sched_param(1)  # the lowest real-time priority: above every normal thread
+#: a wakeup from sleep came up to 8 ms late under load: wake this long before an attempt
+WAIT_ON_CPU_S = 0.015
 
 
 def poll(port: int) -> None:
@@ -42,7 +47,10 @@ def poll(port: int) -> None:
         except ConnectionRefusedError:
             pass
         k += 1
-        time.sleep(max(0.0, t0 + k * INTERVAL - time.monotonic()))
+        due = t0 + k * INTERVAL
+        time.sleep(max(0.0, due - WAIT_ON_CPU_S - time.monotonic()))
+        while time.monotonic() < due:
+            pass
 
 
 def main() -> None:
