@@ -179,6 +179,10 @@ def warm_start(run: GuestRun) -> dict[str, Any]:
         "load_s": round(float(t.meta["compile_s"]), 2),
         "loaded_from": t.meta.get("bpf_loaded_from"),
         "prober_rows": mine.num_rows,
+        # (the send time the prober wrote into the path, the trace's time of that connect)
+        "sent_seen": [(int(a[len(probe["prefix"]):]), ts) for a, ts in
+                      zip(mine["addr"].to_pylist(), mine["ts_ns"].to_pylist(), strict=True)],
+        "spawn_ns": spawn,
         "start_ns": t.meta["start_ns"],
         "first_ns": first_ns,
         "meta": t.meta,
