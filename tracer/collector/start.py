@@ -129,7 +129,7 @@ def _arrow_on_malloc() -> None:
     calls pass; Arrow's C++ code that allocates from `arrow::default_memory_pool()` itself
     (IPC writing, compute kernels) still started mimalloc, whose arena came with a 2 MiB-page
     (THP) region: 4 MiB of the recorder's resident memory from its first batch on (measured:
-    94.4 vs 98.5 MB idle peak). Arrow reads the variable once, when that pool is first asked
+    92.2 vs 96.2 MiB idle peak). Arrow reads the variable once, when that pool is first asked
     for: so it is set, the pool is asked for, and it is taken out of the environment again
     before the recorded command (which inherits our environment) can start.
     """
