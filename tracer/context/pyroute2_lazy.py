@@ -4,8 +4,8 @@
 ipset, nftables, nl80211, wireguard, NDB with sqlite3, the asyncio IPRoute with ssl, ...),
 and Python runs a package's ``__init__`` before any of its submodules. The recorder decodes
 rtnetlink with pyroute2's marshal and three message classes; through the package that import
-cost 10.6 MB of resident memory and 84 ms (229 modules) here, and seconds in a TCG VM where
-the recorder's start holds up a boot. The submodules it uses need ~0.4 MB and ~10 ms.
+cost 10.6 MiB of resident memory and 84 ms (229 modules) here, and seconds in a TCG VM where
+the recorder's start holds up a boot. The submodules it uses need ~0.5 MiB and ~14 ms.
 
 :func:`package_init_deferred` puts the ``pyroute2`` package object into ``sys.modules``
 created from its own spec but not executed, so ``import pyroute2.netlink.x`` finds the
