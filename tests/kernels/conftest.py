@@ -158,6 +158,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                              f"{run.console})", vm.tail(run.console, 80)))
 
 
+def warm_start(run: GuestRun) -> dict[str, Any]:
+    """The second recording's start, timed from outside (tests/kernels/start_probe.py) and
+    read back from its trace: seconds from spawn to the first prober connect in the trace
+    (the probes really live), to the `recording` line, and the trace's own figures."""
+    import pyarrow.compute as pc
+
+    from tracer import schema
+
+    probe = run.json("warm-start.json")
+    t = schema.load(run.out / "warm.trace")
+    sock = t.table("socket")
+    mine = sock.filter(pc.starts_with(sock["addr"], probe["prefix"]))
+    first_ns = pc.min(mine["ts_ns"]).as_py() if mine.num_rows else None
+    spawn = probe["spawn_ns"]
+    return {
+        "first_event_s": round((first_ns - spawn) / 1e9, 2) if first_ns else None,
+        "line_s": round((probe["line_ns"] - spawn) / 1e9, 2) if probe["line_ns"] else None,
+        "attach_s": round(float(t.meta["attach_s"]), 2),
+        "load_s": round(float(t.meta["compile_s"]), 2),
+        "loaded_from": t.meta.get("bpf_loaded_from"),
+        "prober_rows": mine.num_rows,
+        # (the send time the prober wrote into the path, the trace's time of that connect)
+        "sent_seen": [(int(a[len(probe["prefix"]):]), ts) for a, ts in
+                      zip(mine["addr"].to_pylist(), mine["ts_ns"].to_pylist(), strict=True)],
+        "spawn_ns": spawn,
+        "start_ns": t.meta["start_ns"],
+        "first_ns": first_ns,
+        "meta": t.meta,
+    }
+
+
 def _facts(run: GuestRun) -> dict[str, Any]:
     row: dict[str, Any] = {
         "kernel": run.kernel.release, "accel": run.accel, "vm_s": round(run.seconds, 1),
@@ -176,6 +207,8 @@ def _facts(run: GuestRun) -> dict[str, Any]:
         d = schema.load(run.out / "demo" / "demo.trace")
         row["demo_events"] = {n: d.table(n).num_rows for n in ("process", "socket", "module")}
         row["demo_s"] = run.step("demo")["seconds"]
+        w = warm_start(run)
+        row["warm"] = {k: w[k] for k in ("first_event_s", "line_s", "load_s", "loaded_from")}
     except Exception as e:  # the table still gets a row, saying what is missing
         row["error"] = f"{type(e).__name__}: {e}"
     return row
@@ -192,18 +225,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"`make test-kernels` on {os.uname().nodename} ({os.cpu_count()} CPUs)",
         "",
         "| kernel | accel | result | attach (compile) s | events process/socket/module, lost "
-        "| demo: module rows, s | VM s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| demo: module rows, s | warm start: first event / `recording` line (load) s | VM s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         ev = r.get("events", {})
         dv = r.get("demo_events", {})
+        w = r.get("warm", {})
         lines.append(
             f"| {r['kernel']} | {r['accel']} | {r['result']} "
             f"({sum(v == 'passed' for v in r['tests'].values())}/{len(r['tests'])}) "
             f"| {r.get('attach_s', '?')} ({r.get('compile_s', '?')}) "
             f"| {ev.get('process', '?')}/{ev.get('socket', '?')}/{ev.get('module', '?')}, "
             f"{r.get('lost_events', '?')} | {dv.get('module', '?')}, {r.get('demo_s', '?')} "
+            f"| {w.get('first_event_s', '?')} / {w.get('line_s', '?')} ({w.get('load_s', '?')}"
+            f"{', ' + str(w.get('loaded_from')) if w.get('loaded_from') != 'cache' else ''}) "
             f"| {r['vm_s']} |")
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
     tr = terminalreporter

@@ -11,12 +11,15 @@ Steps (each one's argv, exit status and duration in OUT/steps.json):
   2. `k3sprof doctor --json`;
   3. the target modules (overlay, br_netfilter, nf_conntrack) unloaded where they can be,
      then for each `modprobe --show-depends` and `lsmod` (what is loaded before the loads);
-  4. ONE recording (BCC compiles once: slow under TCG) of a shell that runs
+  4. ONE recording, with an EMPTY bytecode cache (BCC compiles: slow under TCG), of a shell
+     that runs
      a. a socket/exec workload under `strace -f` (the independent witness),
      b. `modprobe overlay`, `modprobe br_netfilter`, `modprobe nf_conntrack`, one by one,
      c. a planted spin / sleep / fsync (tests/kernels/sched_planted.py) for the scheduler
         concern, which this recording has on (`--sched`);
-  5. the modules unloaded again, then `k3sprof demo` (whose modprobes now load them).
+  5. a second recording with the same options (the warm start: loaded from the cache the first
+     filled), started and stopped by tests/kernels/start_probe.py, which times it from outside;
+  6. the modules unloaded again, then `k3sprof demo` (whose modprobes now load them).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +39,7 @@ K3SPROF = [str(ROOT / ".venv" / "bin" / "k3sprof")]
 MODULES = ("overlay", "br_netfilter", "nf_conntrack")
 SOCKETS = ROOT / "tests" / "integration" / "workloads" / "sockets.py"
 PLANTED = ROOT / "tests" / "kernels" / "sched_planted.py"
+START_PROBE = ROOT / "tests" / "kernels" / "start_probe.py"
 WITNESS_PORT = 47310  # nothing else runs in the VM: a fixed port is free
 
 
@@ -89,9 +94,18 @@ def main(out: Path) -> int:
         + f"/usr/bin/python3 {PLANTED} {out}/sched-truth.json {scratch}/fsync.data\n"
     )
     (out / "recorded.sh").write_text(script)
+    # the recordings' own bytecode cache, empty at first: the witness recording compiles
+    # (cold start) and fills it, the second one loads from it (warm start)
+    cache = scratch / "bpf-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(mode=0o700)
+    env = {**os.environ, "K3SPROF_BPF_CACHE": str(cache)}
     step("record", [*K3SPROF, "record", "-o", str(out / "witness.trace"), "--sched", "--",
-                    "/bin/sh", str(out / "recorded.sh")])
+                    "/bin/sh", str(out / "recorded.sh")], env=env)
     step("lsmod-after", ["lsmod"])
+    step("record-warm", [sys.executable, str(START_PROBE), str(out / "warm-start.json"),
+                         str(out / "warm-start.recorder.err"), "--", *K3SPROF, "record", "-o",
+                         str(out / "warm.trace"), "--sched"], env=env)
 
     for m in reversed(MODULES):
         step(f"unload2-{m}", ["modprobe", "-r", m])

@@ -20,7 +20,7 @@ import pytest
 from tests.integration.recording import descendants, rows_of
 from tests.integration.test_record import _strace_events
 from tests.kernels import vm
-from tests.kernels.conftest import KERNELS, PROBLEMS, GuestRun, skip_reason
+from tests.kernels.conftest import KERNELS, PROBLEMS, GuestRun, skip_reason, warm_start
 from tests.kernels.guest import MODULES
 from tracer import schema
 
@@ -244,3 +244,28 @@ def test_sched_concern_records_and_classifies_a_planted_spin_sleep_fsync(
             if r["kind"] == "fsync" and r["pid"] == pid]
     assert len(rows) == 1, rows
     assert fsync["t0"] <= rows[0]["ts_ns"] <= rows[0]["end_ns"] <= fsync["t1"], (rows, fsync)
+
+
+def test_second_recording_loads_from_the_cache_the_first_filled(guest: GuestRun) -> None:
+    """The warm start: the witness recording began with an empty bytecode cache, so BCC
+    compiled and filled it; a second recording with the same options loads from it (no BCC,
+    no LLVM) and its probes see a workload running while it starts. How long that took is a
+    reported figure (results.md: warm start), not asserted: TCG's speed is the host's load."""
+    _ok(guest, "record")
+    _ok(guest, "record-warm")
+    cold = schema.load(guest.out / "witness.trace").meta
+    assert cold["bpf_loaded_from"] == "bcc", "the first recording must start from an empty cache"
+    assert "bpf_cache_note" not in cold, cold.get("bpf_cache_note")  # and it filled the cache
+    w = warm_start(guest)
+    meta = w["meta"]
+    assert w["loaded_from"] == "cache", meta.get("bpf_cache_note")
+    assert meta["cflags"] == cold["cflags"] and meta["probes"] == cold["probes"]
+    assert meta["complete"] and meta.get("lost_events", 0) == 0
+    # the prober connected every 10 ms from before the spawn to 1 s after the `recording`
+    # line: the probes saw it (the first rows may precede meta start_ns, the moment the LAST
+    # probe was attached: the connect probe can be attached before it)
+    assert w["prober_rows"] > 0, "the warm recording saw none of the prober's connects"
+    assert w["first_ns"] >= w["spawn_ns"]
+    # each connect is stamped on the prober's own clock, after the time it wrote in the path
+    late = [(sent, seen) for sent, seen in w["sent_seen"] if seen < sent]
+    assert not late, f"connects stamped before they were sent: {late[:5]}"

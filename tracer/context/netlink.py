@@ -1,7 +1,11 @@
 """Network plumbing as it happens: rtnetlink link, address and route changes -> ``netlink`` rows.
 
 A thread listens on an rtnetlink socket bound to the link / IPv4+IPv6 address / route multicast
-groups and decodes with pyroute2's rtnetlink marshal. Each message is stamped with
+groups and decodes with pyroute2's netlink marshal and its rtnetlink message classes (link,
+address, route: the kinds subscribed to), imported without the rest of pyroute2
+(tracer/context/pyroute2_lazy.py: the package's ``__init__`` costs ~10 MB of the recorder's
+memory). The links that exist at the start come from a RTM_GETLINK dump on a socket of our
+own, decoded the same way. Each message is stamped with
 ``time.monotonic_ns()`` when the datagram is read: the trace clock, a few microseconds after the
 kernel made the change (rtnetlink notifications are sent synchronously by the kernel path that
 made it; only our wakeup latency is added).
@@ -28,14 +32,28 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
-from pyroute2.netlink import rtnl
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from tracer import schema
 from tracer._errors import UsageError
+from tracer.context.pyroute2_lazy import package_init_deferred
+
+with package_init_deferred():
+    from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
+    from pyroute2.netlink.marshal import Marshal
+    from pyroute2.netlink.rtnl import (
+        RTM_GETLINK,
+        RTMGRP_IPV4_IFADDR,
+        RTMGRP_IPV4_ROUTE,
+        RTMGRP_IPV6_IFADDR,
+        RTMGRP_IPV6_ROUTE,
+        RTMGRP_LINK,
+    )
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 # rtnetlink message types (linux/rtnetlink.h)
 RTM_NEWLINK, RTM_DELLINK = 16, 17
@@ -46,22 +64,36 @@ _KINDS = {
     RTM_NEWADDR: "addr_new", RTM_DELADDR: "addr_del",
     RTM_NEWROUTE: "route_new", RTM_DELROUTE: "route_del",
 }  # fmt: skip
-_GROUPS = (rtnl.RTMGRP_LINK | rtnl.RTMGRP_IPV4_IFADDR | rtnl.RTMGRP_IPV6_IFADDR
-           | rtnl.RTMGRP_IPV4_ROUTE | rtnl.RTMGRP_IPV6_ROUTE)
+_GROUPS = (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+           | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE)
 IFF_UP = 0x1
 RT_TABLE_LOCAL = 255
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
+#: how long the start-time link dump may take before we go on without it
+DUMP_TIMEOUT_S = 5.0
 
 
-def _open_socket(netns: str) -> socket.socket:
-    """An rtnetlink socket bound to our groups, in netns ("" = ours).
+class RtnlMarshal(Marshal):  # type: ignore[misc]  # pyroute2 is untyped
+    """pyroute2's netlink parser, with the message classes of the kinds we subscribe to (its
+    own MarshalRtnl maps every rtnetlink family, and imports their classes: tc, neighbour,
+    ...). Other types decode as plain netlink messages (and make no row)."""
+
+    msg_map: ClassVar[dict[int, type]] = {
+        RTM_NEWLINK: ifinfmsg, RTM_DELLINK: ifinfmsg,
+        RTM_NEWADDR: ifaddrmsg, RTM_DELADDR: ifaddrmsg,
+        RTM_NEWROUTE: rtmsg, RTM_DELROUTE: rtmsg,
+    }  # fmt: skip
+
+
+def _open_socket(netns: str, groups: int = _GROUPS) -> socket.socket:
+    """An rtnetlink socket bound to `groups` (0: none, for a request), in netns ("" = ours).
 
     setns() only moves the calling thread, so a named namespace is entered from a short-lived
     thread; the socket stays bound to the namespace it was made in.
     """
     if not netns:
-        return _bound_socket()
+        return _bound_socket(groups)
     path = os.path.join(NETNS_DIR, netns)
     if not os.path.exists(path):
         raise UsageError(f"network namespace {netns!r} not found in {NETNS_DIR}")
@@ -77,7 +109,7 @@ def _open_socket(netns: str) -> socket.socket:
                     raise OSError(err, os.strerror(err))
             finally:
                 os.close(fd)
-            result["sock"] = _bound_socket()
+            result["sock"] = _bound_socket(groups)
         except OSError as e:
             result["error"] = e
 
@@ -90,12 +122,12 @@ def _open_socket(netns: str) -> socket.socket:
     return sock
 
 
-def _bound_socket() -> socket.socket:
+def _bound_socket(groups: int) -> socket.socket:
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
     # a startup burst (CNI setting up many veths) must not overflow the receive queue
     with contextlib.suppress(OSError):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-    s.bind((0, _GROUPS))
+    s.bind((0, groups))
     return s
 
 
@@ -176,11 +208,34 @@ class _Namespace:
 
 
 def _dump_links(netns: str) -> list[Any]:
-    """The links that exist now (names and kinds for address/route rows of old links)."""
-    from pyroute2 import IPRoute
-
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
-        return list(ipr.get_links())
+    """The links that exist now (names and kinds for address/route rows of old links): an
+    RTM_GETLINK dump request built with pyroute2's ifinfmsg, its replies parsed by
+    RtnlMarshal, until NLMSG_DONE. OSError when the kernel answers with an error or the dump
+    does not finish in DUMP_TIMEOUT_S."""
+    seq = 1
+    req = ifinfmsg()
+    req["family"] = socket.AF_UNSPEC
+    req["header"]["type"] = RTM_GETLINK
+    req["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+    req["header"]["sequence_number"] = seq
+    req.encode()
+    marshal = RtnlMarshal()
+    links: list[Any] = []
+    with _open_socket(netns, groups=0) as sock:
+        sock.settimeout(DUMP_TIMEOUT_S)
+        sock.send(req.data)
+        while True:
+            data = sock.recv(1 << 20)  # socket.timeout is an OSError
+            for msg in marshal.parse(data):
+                header = msg["header"]
+                if header.get("sequence_number") != seq:
+                    continue
+                if header["type"] == NLMSG_DONE:
+                    return links
+                if header["type"] == NLMSG_ERROR:
+                    raise OSError(f"RTM_GETLINK dump failed: {header.get('error')}")
+                if header["type"] == RTM_NEWLINK and not header.get("error"):
+                    links.append(msg)  # (one that did not decode is left out)
 
 
 class NetlinkSource:
@@ -213,7 +268,7 @@ class NetlinkSource:
         self._thread.start()
 
     def _run(self) -> None:
-        marshal = MarshalRtnl()
+        marshal = RtnlMarshal()
         fds = [*self._socks, self._stop_r]
         while True:
             ready, _, _ = select.select(fds, [], [])
@@ -224,7 +279,7 @@ class NetlinkSource:
             if stopping:
                 return
 
-    def _read_all(self, fd: int, marshal: MarshalRtnl) -> None:
+    def _read_all(self, fd: int, marshal: RtnlMarshal) -> None:
         sock, ns = self._socks[fd]
         while True:
             try:
