@@ -563,6 +563,80 @@ def test_vagrant_reads_the_pinned_box_version(tmp_path: Path) -> None:
     assert "box version provided (not-a-version) is incorrect" in r.stdout + r.stderr
 
 
+# --- k3sprof into the guest's venv (provision.sh) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def k3sprof_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of what provision.sh rsyncs into the guest and installs (nothing is built here)."""
+    src = tmp_path_factory.mktemp("src") / "src"
+    src.mkdir()
+    root = LAB.parent
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    for name in ("tracer", "bpf"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def guest_venv(where: Path, with_deps: bool) -> Path:
+    """A venv made as provision.sh makes it (the OS's python3, --system-site-packages). With
+    deps: the real dependencies installed in this checkout's .venv are made visible to it (a
+    .pth file), standing in for the ones the lab's box bakes in."""
+    venv = where / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, capture_output=True, timeout=120)
+    if with_deps:
+        import sysconfig
+
+        site = subprocess.run([str(venv / "bin/python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
+
+
+def offline_env() -> dict[str, str]:
+    # no index, no config: whatever pip needs must already be there
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+            "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no /usr/bin/python3")
+def test_a_venv_with_the_dependencies_gets_k3sprof_alone(tmp_path: Path, k3sprof_src: Path) -> None:
+    venv = guest_venv(tmp_path, with_deps=True)
+    r = run(bash_with_lib(f"lab_pip_install_k3sprof {venv} {k3sprof_src}"), offline_env(),
+            timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "k3sprof's dependencies: all in" in r.stderr, r.stderr
+    assert not (k3sprof_src / "build").exists()
+    # a plain install (not editable): the recorder's BPF sources come from the venv
+    q = subprocess.run([str(venv / "bin/python"), "-c",
+                        "import tracer.collector.probes as p; print(p.BPF_DIR)"],
+                       capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert q.returncode == 0, q.stderr
+    bpf_dir = Path(q.stdout.strip())
+    assert bpf_dir.is_relative_to(venv) and (bpf_dir / "k3sprof.bpf.c").is_file(), bpf_dir
+    assert (venv / "bin/k3sprof").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no /usr/bin/python3")
+def test_a_venv_without_the_dependencies_gets_them_from_the_index(
+    tmp_path: Path, k3sprof_src: Path
+) -> None:
+    # users' boxes: the same function asks pip for what is missing; with the index switched
+    # off here, pip's own "no matching distribution" shows that it did ask
+    venv = guest_venv(tmp_path, with_deps=False)
+    r = run(bash_with_lib(f"lab_pip_install_k3sprof {venv} {k3sprof_src}"), offline_env(),
+            timeout=300)
+    assert r.returncode != 0
+    want = r"installing what \S+ lacks \(pip\): k3sprof 0\.1\.0 requires \w+"
+    assert re.search(want, r.stderr), r.stderr
+    assert "No matching distribution found for" in r.stderr, r.stderr
+
+
 # --- k3s.service for the offline install -----------------------------------------------------
 
 
