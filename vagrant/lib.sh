@@ -265,6 +265,43 @@ lab_suse_kernel_devel() {
   printf 'kernel-%s-devel=%s\n' "$flavor" "$ver"
 }
 
+# --- guest side: k3sprof into its venv -------------------------------------------------------
+
+# lab_venv_builds_wheels VENV: the venv's own setuptools can build k3sprof's wheel
+# (pyproject.toml: setuptools>=64; before 70.1 setuptools needs the wheel package for that), so
+# pip need not make an isolated build environment (slow under TCG).
+lab_venv_builds_wheels() {
+  "$1/bin/python" - 2>/dev/null <<'PY'
+import importlib.util, sys
+import setuptools
+v = tuple(int(x) for x in setuptools.__version__.split(".")[:2])
+sys.exit(0 if v >= (70, 1) or (v >= (64, 0) and importlib.util.find_spec("wheel")) else 1)
+PY
+}
+
+# lab_pip_install_k3sprof VENV SRC: k3sprof from the source tree SRC into VENV. First k3sprof
+# alone (--no-deps: no dependency resolution; a plain install: the wheel carries the BPF C
+# sources), then `pip check` says whether the venv lacks any of its dependencies. The lab's box
+# has them all (tests/lab/box.py installs them into this venv when it builds the box: under TCG,
+# unpacking pyarrow, numpy and plotly was most of provisioning); any other venv (users' boxes)
+# then gets what it lacks, resolved by pip from the index as usual.
+lab_pip_install_k3sprof() {
+  local venv=$1 src=$2 missing
+  local pip=("$venv/bin/pip" install -q --disable-pip-version-check)
+  local build=()
+  if lab_venv_builds_wheels "$venv"; then build=(--no-build-isolation); fi
+  "${pip[@]}" --no-deps "${build[@]}" "$src"
+  rm -rf "$src/build"  # setuptools builds in the tree; a stale build/ would leak into the next
+  # only k3sprof's own lines: other distributions the venv sees (the OS's) are not ours
+  missing=$("$venv/bin/pip" check --disable-pip-version-check 2>&1 | grep '^k3sprof ' || true)
+  if [ -z "$missing" ]; then
+    lab_log "k3sprof's dependencies: all in $venv already"
+    return 0
+  fi
+  lab_log "k3sprof's dependencies: installing what $venv lacks (pip): $(tr '\n' ' ' <<< "$missing")"
+  "${pip[@]}" "${build[@]}" "$src"
+}
+
 # --- guest side: k3s without the internet ---------------------------------------------------
 
 # lab_write_k3s_unit ROLE K3S_BIN DIR [K3S ARGS...]: the systemd unit k3s's install script

@@ -127,9 +127,9 @@ install_k3sprof() {
     site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     echo "$PREFIX/bcc-path" > "$site/k3sprof-bcc.pth"
   fi
-  # Editable: the recorder compiles the BPF C sources from the source tree (bpf/ next to
-  # tracer/), which a plain `pip install` does not copy into site-packages.
-  "$venv/bin/pip" install -q --disable-pip-version-check -e "$PREFIX/src"
+  # k3sprof alone when the venv already has its dependencies (the lab's box: tests/lab/box.py
+  # bakes them in), else with them from PyPI (lib.sh)
+  step "installing the k3sprof package into $venv" lab_pip_install_k3sprof "$venv" "$PREFIX/src"
   ln -sfn "$venv/bin/k3sprof" /usr/local/bin/k3sprof
   chmod 0755 "$PREFIX/src/vagrant/"*.sh
   [ -e /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing

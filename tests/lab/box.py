@@ -10,7 +10,9 @@ No box from the internet can be used here (and the guest has no internet at all)
   the first NIC (systemd-networkd), rsync for the synced folder, dbus for hostnamectl;
 * what the lab's provision.sh needs offline: python3-venv/pip, curl, containerd (the stand-in
   k3s's child), openssl (its certificates), and a wheelhouse of k3sprof's Python dependencies
-  built on the host, with /etc/pip.conf making pip in the guest use only it (no index).
+  built on the host, with /etc/pip.conf making pip in the guest use only it (no index);
+* provision.sh's venv (/opt/k3sprof/.venv) with all of those dependencies already installed
+  and byte-compiled, so provisioning installs k3sprof alone (no dependency resolution).
 
 The disk is an ext4 file system without a partition table or boot loader (no loop device, no
 grub install needed); the box's own Vagrantfile boots it libvirt's way for a kernel outside the
@@ -117,7 +119,8 @@ def key() -> str:
     # what goes into the image: packages, the code that customizes it, the wheelhouse's inputs
     for part in (SUITE, ",".join(MIRRORS), ",".join(packages(rel)), mm, CMDLINE, DISK_SIZE,
                  BOX_VAGRANTFILE, NETWORK, inspect.getsource(_customize),
-                 inspect.getsource(_wheelhouse), inspect.getsource(build),
+                 inspect.getsource(_wheelhouse), inspect.getsource(_bake_venv), GUEST_VENV,
+                 inspect.getsource(build),
                  (vm.ROOT / "pyproject.toml").read_text()):
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:16]
@@ -131,6 +134,29 @@ def _wheelhouse(dest: Path) -> None:
           str(vm.ROOT), "setuptools>=64", "wheel"], timeout=1200)
     for w in dest.glob("k3sprof-*.whl"):  # the guest installs k3sprof from the synced repo
         w.unlink()
+
+
+#: where provision.sh makes k3sprof's venv (its PREFIX/.venv); the box brings it with every
+#: dependency installed, so provision.sh installs k3sprof alone (vagrant/lib.sh
+#: lab_pip_install_k3sprof): under TCG, unpacking pyarrow, numpy and plotly in the guest took
+#: most of the 150 s that provisioning's pip install took
+GUEST_VENV = "/opt/k3sprof/.venv"
+
+
+def _bake_venv(root: Path) -> None:
+    """Make provision.sh's venv in the rootfs (chroot: the guest's own Python 3.11, the same
+    --system-site-packages for python3-bpfcc) and install the whole wheelhouse into it:
+    k3sprof's dependencies plus setuptools and wheel, so the guest builds k3sprof's own wheel
+    without an isolated build env. Byte-compiled here, natively, not in the guest under TCG."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    _run(["chroot", str(root), "python3", "-m", "venv", "--system-site-packages", GUEST_VENV],
+         env=env, timeout=600)
+    wheels = sorted(f"/var/cache/k3sprof-wheels/{w.name}"
+                    for w in (root / "var/cache/k3sprof-wheels").glob("*.whl"))
+    # the rootfs's /etc/pip.conf applies: no index, the wheelhouse only (--compile overrides
+    # its no-compile, which is there for installs inside the slow guest)
+    _run(["chroot", str(root), f"{GUEST_VENV}/bin/pip", "install", "-q",
+          "--disable-pip-version-check", "--compile", *wheels], env=env, timeout=1200)
 
 
 def _customize(root: Path) -> None:
@@ -168,6 +194,7 @@ def _customize(root: Path) -> None:
         # no .pyc for all of plotly & co. at install: slow under TCG; imports compile lazily
         "no-compile = true\n")
     _wheelhouse(root / "var/cache/k3sprof-wheels")
+    _bake_venv(root)
     # containerd is the stand-in k3s's child, not a service of its own (as with k3s)
     for unit in ("containerd.service",):
         link = wants / unit

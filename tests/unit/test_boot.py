@@ -646,6 +646,8 @@ def test_vagrantfiles_validate(tmp_path: Path) -> None:
     broken = tmp_path / "elsewhere" / "single"
     broken.mkdir(parents=True)
     shutil.copy(LAB / "single" / "Vagrantfile", broken)
+    (broken.parent / "lib").mkdir()  # the shared provider settings are there: only the path
+    shutil.copy(LAB / "lib" / "provider.rb", broken.parent / "lib")  # to provision.sh breaks
     runs["broken"] = _vagrant_validate(broken, tmp_path)
     out = {name: (p.wait(timeout=120), p.communicate()[0]) for name, p in runs.items()}
     for name in ("compare", "server-agent", "single"):

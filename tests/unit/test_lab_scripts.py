@@ -11,6 +11,7 @@ collect, runs the real collect.sh here. No root, no VM, no fixed ports.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -562,6 +563,80 @@ def test_vagrant_reads_the_pinned_box_version(tmp_path: Path) -> None:
     assert "box version provided (not-a-version) is incorrect" in r.stdout + r.stderr
 
 
+# --- k3sprof into the guest's venv (provision.sh) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def k3sprof_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of what provision.sh rsyncs into the guest and installs (nothing is built here)."""
+    src = tmp_path_factory.mktemp("src") / "src"
+    src.mkdir()
+    root = LAB.parent
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    for name in ("tracer", "bpf"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
+def guest_venv(where: Path, with_deps: bool) -> Path:
+    """A venv made as provision.sh makes it (the OS's python3, --system-site-packages). With
+    deps: the real dependencies installed in this checkout's .venv are made visible to it (a
+    .pth file), standing in for the ones the lab's box bakes in."""
+    venv = where / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, capture_output=True, timeout=120)
+    if with_deps:
+        import sysconfig
+
+        site = subprocess.run([str(venv / "bin/python"), "-c",
+                               "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
+
+
+def offline_env() -> dict[str, str]:
+    # no index, no config: whatever pip needs must already be there
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+            "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no /usr/bin/python3")
+def test_a_venv_with_the_dependencies_gets_k3sprof_alone(tmp_path: Path, k3sprof_src: Path) -> None:
+    venv = guest_venv(tmp_path, with_deps=True)
+    r = run(bash_with_lib(f"lab_pip_install_k3sprof {venv} {k3sprof_src}"), offline_env(),
+            timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "k3sprof's dependencies: all in" in r.stderr, r.stderr
+    assert not (k3sprof_src / "build").exists()
+    # a plain install (not editable): the recorder's BPF sources come from the venv
+    q = subprocess.run([str(venv / "bin/python"), "-c",
+                        "import tracer.collector.probes as p; print(p.BPF_DIR)"],
+                       capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert q.returncode == 0, q.stderr
+    bpf_dir = Path(q.stdout.strip())
+    assert bpf_dir.is_relative_to(venv) and (bpf_dir / "k3sprof.bpf.c").is_file(), bpf_dir
+    assert (venv / "bin/k3sprof").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no /usr/bin/python3")
+def test_a_venv_without_the_dependencies_gets_them_from_the_index(
+    tmp_path: Path, k3sprof_src: Path
+) -> None:
+    # users' boxes: the same function asks pip for what is missing; with the index switched
+    # off here, pip's own "no matching distribution" shows that it did ask
+    venv = guest_venv(tmp_path, with_deps=False)
+    r = run(bash_with_lib(f"lab_pip_install_k3sprof {venv} {k3sprof_src}"), offline_env(),
+            timeout=300)
+    assert r.returncode != 0
+    want = r"installing what \S+ lacks \(pip\): k3sprof 0\.1\.0 requires \w+"
+    assert re.search(want, r.stderr), r.stderr
+    assert "No matching distribution found for" in r.stderr, r.stderr
+
+
 # --- k3s.service for the offline install -----------------------------------------------------
 
 
@@ -687,14 +762,83 @@ def test_standin_k3s_version_reads_as_provision_reads_it() -> None:
     assert r.returncode != 0 and "STAND-IN" in r.stderr
 
 
-def test_libvirt_tcg_override_leaves_the_default_alone() -> None:
-    # users get vagrant-libvirt's default driver (kvm): the qemu/TCG settings apply only when
-    # LAB_LIBVIRT_DRIVER is set (make lab-test)
-    for name in ("single", "compare"):
-        text = (LAB / name / "Vagrantfile").read_text()
-        body = text[text.index('config.vm.provider "libvirt"'):]
-        body = body[:body.index("\n  end\n")]
-        guarded = body[body.index("unless LIBVIRT_DRIVER.empty?"):]
-        for setting in ("lv.driver =", "lv.cpu_mode =", "lv.cpu_model ="):
-            assert body.count(setting) == guarded.count(setting) == 1, (name, setting)
-        assert 'ENV.fetch("LAB_LIBVIRT_DRIVER", "")' in text
+# Evaluates a Vagrantfile in plain Ruby (no Vagrant, no provider, no box) with a stand-in
+# `Vagrant.configure` whose config object records every setting by its path, e.g.
+# config.vm.define(a).vm.provider(libvirt).cpus => 2, and prints them as JSON.
+VAGRANTFILE_RECORDER = textwrap.dedent(
+    """\
+    require "json"
+    SETTINGS = {}
+    class Recorder
+      def initialize(path) @path = path end
+      def respond_to_missing?(*) true end
+      def method_missing(name, *args, **_kw, &blk)
+        path = "#{@path}.#{name.to_s.chomp("=")}"
+        if name.to_s.end_with?("=")
+          SETTINGS[path] = args[0]
+          return args[0]
+        end
+        path = "#{path}(#{args.join(",")})" unless args.empty?
+        blk&.call(Recorder.new(path))
+        Recorder.new(path)
+      end
+    end
+    module Vagrant
+      def self.configure(_version) yield Recorder.new("config") end
+    end
+    load ARGV[0]
+    puts JSON.generate(SETTINGS)
+    """
+)
+
+
+def vagrantfile_settings(name: str, env: dict[str, str]) -> dict[str, object]:
+    ruby = shutil.which("ruby")
+    if ruby is None:  # a failure in CI (tests/conftest.py): vagrant depends on ruby
+        pytest.skip("ruby not installed (Debian package ruby, a dependency of vagrant)")
+    r = subprocess.run([ruby, "-e", VAGRANTFILE_RECORDER, str(LAB / name / "Vagrantfile")],
+                       capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    settings: dict[str, object] = json.loads(r.stdout)
+    return settings
+
+
+def provider_settings(settings: dict[str, object], provider: str) -> dict[str, dict[str, object]]:
+    """{machine: {setting: value}} of one provider ("" = the scenario-wide config)."""
+    out: dict[str, dict[str, object]] = {}
+    for path, value in settings.items():
+        m = re.fullmatch(rf"config(?:\.vm\.define\((\w+)[^)]*\))?\.vm\.provider\({provider}\)"
+                         r"\.(\w+)", path)
+        if m:
+            out.setdefault(m.group(1) or "", {})[m.group(2)] = value
+    return out
+
+
+#: what users get (no LAB_* variable set): VM size only, per machine
+USERS_PROVIDERS = {
+    "single": {"": {"cpus": 2, "memory": 4096}},
+    "compare": {"": {"cpus": 2, "memory": 4096}},
+    "server-agent": {"server": {"cpus": 2, "memory": 4096}, "agent": {"cpus": 2, "memory": 2048}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(USERS_PROVIDERS))
+def test_libvirt_tcg_override_leaves_the_default_alone(name: str) -> None:
+    # users get vagrant-libvirt's default driver (kvm) and CPU model: the qemu/TCG settings
+    # (vagrant/lib/provider.rb, shared by every Vagrantfile) apply only when LAB_LIBVIRT_DRIVER
+    # is set (make lab-test)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "CPUS", "MEMORY"))}
+    users = vagrantfile_settings(name, base)
+    assert provider_settings(users, "libvirt") == USERS_PROVIDERS[name]
+    assert provider_settings(users, "virtualbox") == USERS_PROVIDERS[name]
+    lab = vagrantfile_settings(name, {**base, "LAB_LIBVIRT_DRIVER": "qemu", "MEMORY": "2048"})
+    tcg = {"driver": "qemu", "cpu_mode": "custom", "cpu_model": "Nehalem"}
+    for machine, want in USERS_PROVIDERS[name].items():
+        got = provider_settings(lab, "libvirt")[machine]
+        memory = want["memory"] if machine == "server" else 2048  # MEMORY is not the server's
+        assert got == {**want, "memory": memory, **tcg}, (machine, got)
+    assert provider_settings(lab, "virtualbox").keys() == USERS_PROVIDERS[name].keys()
+    # the settings live in one place: no Vagrantfile sets a provider option itself
+    text = (LAB / name / "Vagrantfile").read_text()
+    assert 'require_relative "../lib/provider"' in text
+    assert not re.search(r"\b(lv|vb)\.\w+ =", text), "provider settings belong in lib/provider.rb"

@@ -21,7 +21,11 @@ from typing import Any
 
 from tracer._errors import PrivilegeError, ProbeError
 
-BPF_DIR = Path(__file__).resolve().parent.parent.parent / "bpf"
+#: the BPF C sources: tracer/bpf/ in an installed wheel (pyproject.toml packages bpf/ there),
+#: else bpf/ next to tracer/ (the source tree, editable installs)
+_WHEEL_BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+BPF_DIR = (_WHEEL_BPF_DIR if _WHEEL_BPF_DIR.is_dir()
+           else Path(__file__).resolve().parent.parent.parent / "bpf")
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 
 #: concern -> tracepoints it cannot work without
