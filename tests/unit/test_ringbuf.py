@@ -71,3 +71,37 @@ def test_a_busy_record_stops_the_consume_until_it_is_submitted(tmp_path) -> None
     finally:
         reader.close()
         os.close(ring.fd)
+
+
+def test_runs_of_one_record_kind_with_discards_and_a_busy_record_inside(tmp_path) -> None:
+    """The reader walks runs of equal headers with one strided compare: a run broken by a
+    record of another size, by a DISCARD of the same size, or by a BUSY one ends exactly there."""
+    ring = FakeRing(str(tmp_path / "ring"))
+    reader = RingReader(ring.fd, SIZE)
+    try:
+        sent: dict[int, list[bytes]] = {}
+        # run lengths that cross the reader's probe steps (2, 16, 64, ...)
+        plan = [(24, 1), (24, 3), (40, 2), (24, 17), (24, 0), (24, 70), (8, 1), (40, 1), (24, 2)]
+        seq = 0
+        for size, count in plan:
+            if count == 0:  # a discarded record of the run's own size splits the run
+                ring.submit(b"x" * size, flags=1 << 30)
+                continue
+            for _ in range(count):
+                p = (seq % 251).to_bytes(1, "little") * size
+                seq += 1
+                ring.submit(p)
+                sent.setdefault(size, []).append(p)
+        got = reader.consume()
+        assert got == {n: b"".join(ps) for n, ps in sent.items()}
+        assert reader.records == sum(len(ps) for ps in sent.values())
+        # a BUSY record inside a run of its size: the consume stops right before it
+        for _ in range(5):
+            ring.submit(b"r" * 24)
+        before = ring.prod
+        ring.submit(b"r" * 24, flags=1 << 31)
+        assert reader.consume() == {24: b"r" * 24 * 5}
+        assert ring.consumer_pos() == before
+    finally:
+        reader.close()
+        os.close(ring.fd)

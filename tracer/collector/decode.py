@@ -147,7 +147,7 @@ def split(
     for size, chunks in chunks_by_size.items():
         if not chunks:
             continue
-        buf = b"".join(chunks)
+        buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         hdr_view = np.dtype({"names": ["type"], "formats": ["<u4"], "offsets": [16],
                              "itemsize": size})
         kinds = np.frombuffer(buf, dtype=hdr_view)["type"]
@@ -155,13 +155,17 @@ def split(
         if int(kinds.max()) > 255:
             raise UnknownRecord(f"record type {int(kinds.max())} with size {size}")
         present = np.flatnonzero(np.bincount(kinds))
+        # several types in one size: select each type's rows on a plain (n, size) byte view
+        # (a row memcpy) rather than on the structured dtype (a field-by-field copy, 2x slower)
+        rows = np.frombuffer(buf, np.uint8).reshape(-1, size) if len(present) > 1 else None
         for t in present.tolist():
             dt = types.get(t)
             if dt is None or dt.itemsize != size:
                 raise UnknownRecord(f"record type {t} with size {size}")
-            arr = np.frombuffer(buf, dtype=dt)
-            if len(present) > 1:
-                arr = arr[kinds == t]
+            if rows is not None:
+                arr = rows[kinds == t].view(dt).reshape(-1)
+            else:
+                arr = np.frombuffer(buf, dtype=dt)
             out.setdefault(int(t), []).append(arr)
     return out
 

@@ -21,6 +21,7 @@ from collections import defaultdict
 from types import FrameType
 from typing import Any
 
+import numpy.ma  # noqa: F401  (see below)
 import pyarrow as pa
 
 from tracer import __version__, conditions, host, schema
@@ -37,6 +38,9 @@ __all__ = ["Live", "RecordOptions", "RecordSummary", "Recorder", "prepare_output
 # its arenas added ~9 MB to the recorder's resident memory on the first batches (measured with
 # ARROW_DEFAULT_MEMORY_POOL=system/mimalloc: 73 vs 82 MB after the first compute calls), and
 # the recorder's batches are small. Set where the recorder is imported: not for the analyzer.
+# numpy.ma is imported here, before the `recording` line, not lazily by the first
+# pa.array(ndarray) (pyarrow checks for masked arrays): that import (~12 ms) landed in the
+# first busy batch, i.e. in the traced startup's first burst (py-spy, 2026-12-01)
 if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
     pa.set_memory_pool(pa.system_memory_pool())
 

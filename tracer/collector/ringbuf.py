@@ -15,9 +15,11 @@ ring_buffer__consume reads):
 
 Each record is an 8-byte header (u32 len with BUSY bit 31 = reserved but not yet submitted,
 DISCARD bit 30 = dropped by the program; u32 page offset) followed by len bytes, padded to
-8. A consume copies [consumer_pos, producer_pos) in one slice, walks the headers (the only
-per-record Python: two int reads), stops at the first BUSY record, gathers the records of each
-size into one bytes object with numpy, and then advances consumer_pos. The kernel frees the
+8. A consume copies [consumer_pos, producer_pos) in one slice, walks the headers, stops at the
+first BUSY record, joins the records of each size into one bytes object, and then advances
+consumer_pos. The walk is per run, not per record: consecutive records with the same header
+(bursts of one kind) are found with one strided numpy compare and copied as one 2-D view
+(0.83 -> 0.29 us per record on the overhead burst's recorded ring contents). The kernel frees the
 space only when consumer_pos moves, so nothing is read while it could still be overwritten.
 """
 
@@ -78,32 +80,49 @@ class RingReader:
             raw = self._prod[start:stop]  # one copy of everything pending
         else:  # the pending range wraps around the end of the (singly mapped) data area
             raw = self._prod[start:data_end] + self._prod[self._data_off : stop - self.size]
-        offs: dict[int, list[int]] = {}
-        pos, end = 0, len(raw)
+        end = len(raw)
+        u8 = np.frombuffer(raw, np.uint8)
+        words = np.frombuffer(raw, np.uint32, end >> 2)  # prod - cons is a multiple of 8
         unpack = _U32.unpack_from
+        parts: dict[int, list[bytes | np.ndarray]] = {}
+        pos = count = 0
         while pos < end:
             hlen = unpack(raw, pos)[0]
             if hlen & _BUSY:  # reserved, not yet submitted: everything after waits too
                 break
             n = hlen & ~(_BUSY | _DISCARD)
-            if not hlen & _DISCARD:
-                lst = offs.get(n)
-                if lst is None:
-                    offs[n] = lst = []
-                lst.append(pos + _HDR)
-            pos += (n + _HDR + 7) & ~7
+            stride = (n + _HDR + 7) & ~7
+            nxt = pos + stride
+            if nxt < end and unpack(raw, nxt)[0] == hlen:
+                # a run of records with the same header (a burst of one record kind: 91% of
+                # the records on the overhead burst come in runs of 8 or more). The headers
+                # of the run sit every `stride` bytes, so one strided numpy compare finds
+                # where it ends (a header that differs, BUSY or DISCARD included), and its
+                # payloads are a 2-D view: no per-record Python, no byte-index gather.
+                chain = words[pos >> 2 : end >> 2 : stride >> 2]
+                k, probe = 2, 16  # probe in growing steps: short runs stay cheap
+                while k < len(chain):
+                    differ = np.flatnonzero(chain[k : k + probe] != hlen)
+                    if len(differ):
+                        k += int(differ[0])
+                        break
+                    k += probe
+                    probe *= 4
+                k = min(k, len(chain))
+                if not hlen & _DISCARD:
+                    parts.setdefault(n, []).append(
+                        u8[pos : pos + k * stride].reshape(k, stride)[:, _HDR : _HDR + n])
+                    count += k
+                pos += k * stride
+            else:
+                if not hlen & _DISCARD:
+                    parts.setdefault(n, []).append(raw[pos + _HDR : pos + _HDR + n])
+                    count += 1
+                pos = nxt
         out: dict[int, bytes] = {}
-        if offs:
-            buf = np.frombuffer(raw, np.uint8)
-            for n, starts in offs.items():
-                if len(starts) == 1:
-                    out[n] = raw[starts[0] : starts[0] + n]
-                elif n > 512:  # few big records (exec argv): slicing beats an index grid
-                    out[n] = b"".join([raw[s : s + n] for s in starts])
-                else:
-                    idx = np.asarray(starts, np.int64)
-                    out[n] = buf[idx[:, None] + np.arange(n)].tobytes()
-                self.records += len(starts)
+        for n, ps in parts.items():
+            out[n] = b"".join([p if isinstance(p, bytes) else p.tobytes() for p in ps])
+        self.records += count
         # only now may the kernel reuse the space
         self._cons_pos[0] = cons + pos
         return out
