@@ -51,6 +51,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / ticks  # fields 14, 15 of proc(5)
 
 
+def vm_hwm_kb(pid: int) -> int:
+    """Peak resident set of a live process's own memory (VmHWM, KiB); 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0  # exited, or a zombie whose memory is already released
+
+
 @dataclass
 class Recorder:
     """A `k3sprof record` running in the background, started and stopped like a user would."""
@@ -60,6 +71,8 @@ class Recorder:
     spawn_ns: int
     live_ns: int
     lines: list[str] = field(default_factory=list)
+    #: the recorder's own peak RSS in KiB (VmHWM), read from /proc until it exits; set by stop()
+    peak_rss_kb: int = 0
     _reader: threading.Thread | None = None
 
     @classmethod
@@ -91,11 +104,19 @@ class Recorder:
         return rec
 
     def stop(self, timeout: float = 60.0) -> tuple[float, Any]:
-        """SIGINT (Ctrl-C), wait; returns (seconds to exit, rusage of the recorder)."""
+        """SIGINT (Ctrl-C), wait; returns (seconds to exit, rusage of the recorder).
+
+        The rusage's ru_maxrss is NOT the recorder's own peak: Linux carries a process's high
+        water mark across fork and exec, so a recorder spawned by a bench that has grown to 2 GB
+        (a big trace loaded in an earlier phase) reports 2 GB. `peak_rss_kb` is the recorder's
+        own mm's VmHWM instead, read every 10 ms until its memory is gone (a lower bound by at
+        most the last 10 ms of its exit)."""
         t0 = time.monotonic()
+        self.peak_rss_kb = max(self.peak_rss_kb, vm_hwm_kb(self.proc.pid))
         self.proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + timeout
         while True:
+            self.peak_rss_kb = max(self.peak_rss_kb, vm_hwm_kb(self.proc.pid))
             pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)

@@ -9,7 +9,8 @@ says so. The breakdown comes from the trace's meta.json (`attach_s`: start of
 collector/start.py's go_live -> last probe attached; `compile_s`: BCC compile + load + attach)
 and from timing the interpreter
 and the CLI's imports alone; `stop_s` is SIGINT -> recorder exited; `peak_rss_mb` the
-recorder's ru_maxrss. Each run is done twice with its own bytecode cache directory: "cold"
+recorder's own VmHWM in MiB (ru_maxrss would carry the bench's peak over fork+exec). Each
+run is done twice with its own bytecode cache directory: "cold"
 (empty: BCC compiles, then fills it) and "warm" (loaded from it, no bcc import); the
 headline figures are the warm ones, the cold ones are reported beside them.
 """
@@ -58,7 +59,7 @@ def one_run(tmp: Path, i: int, cache_dir: Path | None = None) -> dict[str, Any]:
     finally:
         stop.set()
         probe.join()
-    stop_s, rusage = rec.stop()
+    stop_s, _ = rec.stop()
     t = schema.load(trace)
     sock = t.table("socket")
     mine = sock.filter(pc.and_(pc.equal(sock["pid"], os.getpid()),
@@ -75,7 +76,8 @@ def one_run(tmp: Path, i: int, cache_dir: Path | None = None) -> dict[str, Any]:
         # the probes go live; the recorder's imports (pyarrow, numpy) and context sources after
         "before_run_s": line_s - float(meta.get("attach_s") or 0),
         "stop_s": stop_s,
-        "peak_rss_mb": rusage.ru_maxrss / 1024,  # KiB on Linux
+        # VmHWM, not rusage.ru_maxrss: that one carries the bench's own peak across fork+exec
+        "peak_rss_mb": rec.peak_rss_kb / 1024,
         "loaded_from": meta.get("bpf_loaded_from", "bcc"),
         "load": load_avg(),
     }

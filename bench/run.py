@@ -188,7 +188,7 @@ def table(res: dict[str, Any]) -> str:
                      _r(at["compile_s"], "{:.2f}", " s"), "n/a"))
         rows.append(("stop: SIGINT -> recorder exited (idle recording)", "<= 0.3 s",
                      _r(at["stop_s"], "{:.2f}", " s"), _met(at["stop_s"]["median"] <= 0.3)))
-        rows.append(("recorder peak RSS (ru_maxrss, idle recording)", "<= 100 MB",
+        rows.append(("recorder peak RSS (its VmHWM, MiB, idle recording)", "<= 100 MB",
                      _r(at["peak_rss_mb"], "{:.0f}", " MB"),
                      _met(at["peak_rss_mb"]["median"] <= 100)))
         cold = at.get("cold") or {}
