@@ -189,7 +189,7 @@ def table(res: dict[str, Any]) -> str:
         rows.append(("stop: SIGINT -> recorder exited (idle recording)", "<= 0.3 s",
                      _r(at["stop_s"], "{:.2f}", " s"), _met(at["stop_s"]["median"] <= 0.3)))
         rows.append(("recorder peak RSS (its VmHWM, MiB, idle recording)", "<= 100 MB",
-                     _r(at["peak_rss_mb"], "{:.0f}", " MB"),
+                     _r(at["peak_rss_mb"], "{:.0f}", " MiB"),
                      _met(at["peak_rss_mb"]["median"] <= 100)))
         cold = at.get("cold") or {}
         if cold.get("line_s", {}).get("n"):
