@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 
 from tracer._errors import TraceError
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 META_FILE = "meta.json"
 TABLE_SUFFIX = ".arrows"
 
@@ -279,6 +279,99 @@ BLOCKIO = pa.schema(
     ]
 )
 
+#: --- Stacks and symbols (schema 1.3; absent from older traces and from `record --no-stacks`) ---
+#: The contract shared by the collector (which writes them) and the analyzer (which reads them);
+#: docs/stacks.md explains them for users.
+#:
+#: One row per distinct user stack the kernel's BPF_STACK_TRACE map handed out. stack_id is the
+#: map's id (unique within one trace, NOT across traces); frames are user-space program counters
+#: (return addresses), innermost first, as the frame-pointer walk found them (one frame where
+#: the code keeps no frame pointer: 32-bit ARM, C code inside cgo). A stack id is a hash of the
+#: PCs only: the same id in two processes of different binaries means different code, so PCs
+#: are symbolised per process through `mappings`.
+STACKS = pa.schema(
+    [
+        ("stack_id", pa.int64()),
+        ("frames", pa.list_(pa.uint64())),
+    ]
+)
+
+#: One row per user stack taken: kind "cpu" (an on-CPU sample: perf_event CPU clock at
+#: meta["stacks"]["sample_hz"], cpu set) or the kind of the event row it belongs to: "fork" |
+#: "thread" (process table: the creating task at clone), "connect" | "bind" | "listen" |
+#: "accept" (socket table), "fsync" | "fdatasync" | "sync_file_range" (blockio table),
+#: "init_module" | "finit_module" (module table). An event's stack is the samples row with
+#: the same tid, ts_ns and kind as the event's own row (the collector writes both from one
+#: record, so the match is exact). stack_id null: no user stack could be taken (a kernel
+#: thread, or the walk failed: stack_error is get_stackid's negative errno, e.g. -14 EFAULT,
+#: -17 EEXIST a hash collision in a full map).
+SAMPLES = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("kind", _str),
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("cpu", pa.int32()),
+        ("stack_id", pa.int64()),
+        ("stack_error", pa.int32()),
+    ]
+)
+
+#: The executable file mappings of a process whose stacks were taken (from /proc/PID/maps, read
+#: when the process first showed up with a stack, and again after it execs): what turns a PC
+#: of that process into (binary, address). address = pc - start + file_offset, mapped to the
+#: ELF virtual address by the binary's program headers (tracer/symbols does that).
+#: binary: the key of the binary in `binaries` and `symbols`.
+MAPPINGS = pa.schema(
+    [
+        ("ts_ns", pa.uint64()),
+        ("pid", pa.int32()),
+        ("start", pa.uint64()),
+        ("end", pa.uint64()),
+        ("file_offset", pa.uint64()),
+        ("path", pa.string()),
+        ("binary", pa.string()),
+    ]
+)
+
+#: One row per distinct binary seen in `mappings`: its identity, so a trace can be symbolised
+#: later and elsewhere, and a replaced binary is detected instead of misnamed.
+#: binary: "gnu:<NT_GNU_BUILD_ID hex>" when the ELF has one, else "go:<Go build id>", else
+#:   "file:<sha256 of the first and last MiB and the size>" (the key `mappings`/`symbols` use).
+#: symbolizer: "gopclntab" | "symtab" | "dynsym" | "none"; problem: why symbols are partial or
+#:   missing (no .gopclntab, not an ELF, unreadable, ...), else null.
+BINARIES = pa.schema(
+    [
+        ("binary", pa.string()),
+        ("path", pa.string()),
+        ("gnu_build_id", pa.string()),
+        ("go_build_id", pa.string()),
+        ("go_version", pa.string()),
+        ("size", pa.uint64()),
+        ("mtime_ns", pa.int64()),
+        ("arch", pa.string()),
+        ("symbolizer", _str),
+        ("problem", pa.string()),
+    ]
+)
+
+#: The symbol extract: every distinct (binary, address) of the recorded stacks, resolved at
+#: record time (so the trace symbolises on any machine, and after the binary changed). One row
+#: per frame at the address: depth 0 is the innermost function (an inlined callee when the
+#: compiler inlined one), increasing outward to the physical function holding the code.
+#: Non-Go frames name the .symtab/.dynsym symbol; an address nothing names has no row (readers
+#: print it as `binary-basename+0xOFFSET`).
+SYMBOLS = pa.schema(
+    [
+        ("binary", pa.string()),
+        ("address", pa.uint64()),
+        ("depth", pa.int32()),
+        ("function", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+    ]
+)
+
 TABLES: Mapping[str, pa.Schema] = {
     "process": PROCESS,
     "socket": SOCKET,
@@ -291,6 +384,11 @@ TABLES: Mapping[str, pa.Schema] = {
     "sched": SCHED,
     "wakeup": WAKEUP,
     "blockio": BLOCKIO,
+    "stacks": STACKS,
+    "samples": SAMPLES,
+    "mappings": MAPPINGS,
+    "binaries": BINARIES,
+    "symbols": SYMBOLS,
 }
 
 #: Keys every meta.json has; readers use .get() for everything else (forward compatible).

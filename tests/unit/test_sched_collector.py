@@ -162,7 +162,7 @@ def test_irq_names_parse_proc_interrupts(tmp_path: Path) -> None:
 def test_a_1_1_trace_without_sched_tables_reads_with_empty_ones(tmp_path: Path) -> None:
     schema.write_meta(tmp_path, {"schema_version": "1.1", "tracer_version": "t", "start_ns": 0})
     tr = schema.load(tmp_path)
-    assert schema.SCHEMA_VERSION == "1.2"
+    assert schema.SCHEMA_VERSION == "1.3"
     for name in ("sched", "wakeup", "blockio"):
         assert tr.table(name).num_rows == 0 and tr.table(name).schema == schema.TABLES[name]
 
