@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.render          # rewrite every rendered block
     .venv/bin/python -m bench.render --check  # exit 1 (and say where) if any block differs
+    .venv/bin/python -m bench.render --import-kernels reports/kernels   # + a kernel matrix run
 
 A rendered block sits between two markers, and nothing between them is typed by hand:
 
@@ -28,7 +29,7 @@ from bench import ROOT
 from bench import results as R
 
 #: the files that hold rendered blocks
-DOCS = (ROOT / "README.md", ROOT / "docs" / "bench.md")
+DOCS = (ROOT / "README.md", ROOT / "docs" / "bench.md", ROOT / "docs" / "kernels.md")
 
 #: the README's summary: these measures, in this order
 SUMMARY_IDS = (
@@ -129,6 +130,66 @@ def blocks(path: Path, doc: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# -- the kernel matrix (tests/kernels writes reports/kernels/results.json + systemd/delay.json) --
+
+
+def kernels_table(rows: list[dict[str, Any]], boots: list[dict[str, Any]]) -> str:
+    """The kernel matrix's table: one row per kernel VM, then the systemd VM's boots."""
+    lines = [
+        "| kernel | accel | result | attach (compile) s | events process/socket/module, lost "
+        "| demo: module rows, s | warm start: first event / `recording` line (load) s | VM s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        ev = r.get("events", {})
+        dv = r.get("demo_events", {})
+        w = r.get("warm", {})
+        lines.append(
+            f"| {r['kernel']} | {r['accel']} | {r['result']} "
+            f"({sum(v == 'passed' for v in r['tests'].values())}/{len(r['tests'])}) "
+            f"| {r.get('attach_s', '?')} ({r.get('compile_s', '?')}) "
+            f"| {ev.get('process', '?')}/{ev.get('socket', '?')}/{ev.get('module', '?')}, "
+            f"{r.get('lost_events', '?')} | {dv.get('module', '?')}, {r.get('demo_s', '?')} "
+            f"| {w.get('first_event_s', '?')} / {w.get('line_s', '?')} ({w.get('load_s', '?')}"
+            f"{', ' + str(w.get('loaded_from')) if w.get('loaded_from') != 'cache' else ''}) "
+            f"| {r['vm_s']} |")
+    if boots:
+        lines += ["", "systemd VM (6.1, stand-in k3s.service): " + "; ".join(
+            f"boot {b['boot']}: k3s.service held {b['k3s_held_s']} s, k3sprof-boot start "
+            f"-> READY {b['unit_start_to_ready_s']} s" for b in boots)]
+    return "\n".join(lines)
+
+
+def kernels_block(path: Path, doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    return (f"From `{path.relative_to(ROOT)}`: {doc['date']}, commit `{doc['commit']}`, "
+            f"`{doc['command']}`; host {m['cpus']} x {m['cpu']}, load average "
+            f"{doc['load']['start']} at the start of the import. One run (n=1 per kernel).\n\n"
+            f"{kernels_table(doc['rows'], doc['systemd_boots'])}\n")
+
+
+def import_kernels(results_dir: Path, command: str) -> Path:
+    """A kernel matrix run's results (reports/kernels/) as a committed results file."""
+    import json
+    import time
+
+    from bench.run import machine
+
+    rows = json.loads((results_dir / "results.json").read_text())
+    delay = results_dir / "systemd" / "delay.json"
+    boots = json.loads(delay.read_text())["boots"] if delay.exists() else []
+    m = machine()
+    doc = {"format": R.FORMAT, "kind": "kernels",
+           "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                 time.gmtime((results_dir / "results.json").stat().st_mtime)),
+           "commit": R.commit(), "command": command, "machine": m,
+           "load": {"start": m["load_at_start"]}, "rows": rows, "systemd_boots": boots}
+    R.RUNS.mkdir(parents=True, exist_ok=True)
+    out = R.RUNS / f"kernels-{time.strftime('%Y-%m-%dT%H%MZ', time.gmtime())}.json"
+    out.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return out
+
+
 def render_text(text: str, bodies: dict[str, str], where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group("name")
@@ -146,6 +207,9 @@ def run(check: bool, files: Iterable[Path] = DOCS,
         say("bench.render: no results file in bench/runs/ (run `sudo make bench` first)")
         return 1
     bodies = blocks(path, R.load(path))
+    kpath = R.newest("kernels")
+    if kpath is not None:
+        bodies["kernels"] = kernels_block(kpath, R.load(kpath))
     bad = 0
     for f in files:
         text = f.read_text()
@@ -166,7 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--check", action="store_true",
                     help="do not write; exit 1 if any rendered block differs")
+    ap.add_argument("--import-kernels", type=Path, metavar="DIR",
+                    help="first store a kernel matrix run's results (DIR = reports/kernels of "
+                    "a `make test-kernels` run) as bench/runs/kernels-STAMP.json")
+    ap.add_argument("--command", default="CI=true make test-kernels",
+                    help="how the imported kernel matrix run was made (said in the docs)")
     args = ap.parse_args(argv)
+    if args.import_kernels is not None:
+        print(f"stored {import_kernels(args.import_kernels, args.command)}", file=sys.stderr)
     return run(args.check)
 
 

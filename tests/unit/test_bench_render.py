@@ -135,3 +135,32 @@ def test_no_results_file_is_a_clear_failure(tmp_path: Path,
     said: list[str] = []
     assert render.run(check=True, files=[], say=said.append) == 1
     assert "sudo make bench" in said[0]
+
+
+def test_kernel_matrix_table_is_rendered_from_its_imported_run(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a kernel matrix run's results as tests/kernels writes them
+    out = repo / "reports" / "kernels"
+    (out / "systemd").mkdir(parents=True)
+    row = {"kernel": "6.1.0-57-amd64", "accel": "tcg", "result": "PASS",
+           "tests": {"a": "passed", "b": "passed"}, "attach_s": 1.2, "compile_s": 1.1,
+           "lost_events": 0, "events": {"process": 44, "socket": 20, "module": 18},
+           "demo_events": {"module": 30}, "demo_s": 129.9,
+           "warm": {"first_event_s": 8.97, "line_s": 41.67, "load_s": 2.11,
+                    "loaded_from": "cache"}, "vm_s": 276.3}
+    (out / "results.json").write_text(json.dumps([row]))
+    (out / "systemd" / "delay.json").write_text(json.dumps({"boots": [
+        {"boot": 1, "k3s_held_s": 35.24, "unit_start_to_ready_s": 35.21}]}))
+    # WHEN it is imported and the docs rendered
+    stored = render.import_kernels(out, "CI=true make test-kernels")
+    assert stored.parent == R.RUNS and stored.name.startswith("kernels-")
+    doc = repo / "kernels.md"
+    doc.write_text("<!-- rendered:kernels (bench/render.py; do not edit) -->\n"
+                   "<!-- end rendered:kernels -->\n")
+    assert render.run(check=False, files=[doc], say=lambda s: None) == 0
+    text = doc.read_text()
+    # THEN the row is the run's, and the bench's newest file is not mistaken for it
+    assert "| 6.1.0-57-amd64 | tcg | PASS (2/2) | 1.2 (1.1) | 44/20/18, 0 | 30, 129.9 | " \
+           "8.97 / 41.67 (2.11) | 276.3 |" in text
+    assert "boot 1: k3s.service held 35.24 s" in text and stored.name in text
+    assert R.newest().name == "2026-12-06T2200Z.json"  # type: ignore[union-attr]
