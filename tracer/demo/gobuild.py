@@ -216,3 +216,23 @@ def build_gok3s(toolchain: Toolchain | str, cache: Path | None = None) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return binary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tracer.demo.gobuild [TOOLCHAIN...]`: build gok3s (default: with both), print
+    each binary's path; scripts/setup.sh runs it so the demo and the tests find them built."""
+    import sys
+
+    names = (sys.argv[1:] if argv is None else argv) or list(TOOLCHAINS)
+    try:
+        for name in names:
+            tc = find_toolchain(name)
+            print(f"gok3s ({tc.name}, {tc.version}): {build_gok3s(tc)}", flush=True)
+    except GoToolchainError as e:
+        print(f"gobuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,7 +5,7 @@
 // package: the clock bpf_ktime_get_ns() stamps the trace with, so truth and trace need no
 // conversion. The log is JSON lines, one object per planted event, each written with a single
 // write(2) (O_APPEND) so lines from concurrent components never interleave. The format is
-// documented in docs/gok3s.md and read by tests/integration/gok3s_truth.py.
+// documented in docs/gok3s.md and read by tracer/demo/gok3s_truth.py.
 package truth
 
 import (

@@ -1,9 +1,10 @@
-"""gok3s's truth log, read into typed records; and how to run gok3s for a test.
+"""gok3s's truth log, read into typed records; and the argv of a gok3s run.
 
 gok3s (tracer/demo/gok3s, docs/gok3s.md) is the k3s-shaped Go stand-in: it writes what it did,
-on CLOCK_MONOTONIC (the trace's clock), as JSON lines. Tests compare a recording of it with this
-truth, never with the recorder's own view. For later tests (stacks, components) the records
-carry the component and Go package that did the work:
+on CLOCK_MONOTONIC (the trace's clock), as JSON lines. Tests (tests/integration/test_gok3s.py,
+and later the stack and component tests) compare a recording of it with this truth, never with
+the recorder's own view; `k3sprof demo` prints it beside the analysis. The records carry the
+component and Go package that did the work:
 
     truth = read_truth(path)
     truth.cpu[0]             # CpuStretch: kube-apiserver's hashing, start/end ns, tid, thread CPU
@@ -20,10 +21,19 @@ fall inside its window.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tracer._errors import TracerError
+
+T = TypeVar("T")
+
+
+class TruthLogError(TracerError):
+    """gok3s's truth log is missing, incomplete or malformed."""
 
 
 @dataclass(frozen=True)
@@ -99,20 +109,32 @@ class Truth:
     listens: dict[str, Listen] = field(default_factory=dict)
 
     def exec_of(self, component: str) -> Exec:
+        """The one exec of component (TruthLogError unless there is exactly one)."""
         found = [e for e in self.execs if e.component == component]
-        assert len(found) == 1, f"{len(found)} execs of {component} in the truth log"
+        if len(found) != 1:
+            raise TruthLogError(f"{len(found)} execs of {component} in the truth log")
         return found[0]
 
 
-def _pick(cls: type[Any], row: dict[str, Any]) -> Any:
-    names = cls.__dataclass_fields__
+def _pick(cls: type[T], row: dict[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{k: v for k, v in row.items() if k in names})
 
 
 def read_truth(path: Path) -> Truth:
-    """The truth log at path; AssertionError if it is incomplete or malformed."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    assert rows and rows[0]["event"] == "start", f"{path}: no start line"
+    """The truth log at path; TruthLogError if it is unreadable, incomplete or malformed."""
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if not rows or rows[0].get("event") != "start":
+            raise TruthLogError(f"{path}: no start line (did gok3s run with --truth?)")
+        return _truth(path, rows)
+    except OSError as e:
+        raise TruthLogError(f"cannot read the truth log {path}: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise TruthLogError(f"{path}: malformed truth log ({type(e).__name__}: {e})") from None
+
+
+def _truth(path: Path, rows: list[dict[str, Any]]) -> Truth:
     t = Truth(pid=rows[0]["pid"], go=rows[0]["go"], start_ns=rows[0]["t_ns"])
     for r in rows[1:]:
         ev = r["event"]
@@ -133,9 +155,11 @@ def read_truth(path: Path) -> Truth:
         elif ev == "exit":
             t.exit_ns = r["t_ns"]
         else:
-            raise AssertionError(f"{path}: unknown event {ev!r}")
-    for span in [*t.cpu, *t.polls, *t.execs, *t.fsyncs]:
-        assert span.start_ns <= span.end_ns, span
+            raise TruthLogError(f"{path}: unknown event {ev!r}")
+    spans: list[CpuStretch | PollAttempt | Exec | Fsync] = [*t.cpu, *t.polls, *t.execs, *t.fsyncs]
+    for span in spans:
+        if span.start_ns > span.end_ns:
+            raise TruthLogError(f"{path}: a span ends before it starts: {span}")
     return t
 
 
