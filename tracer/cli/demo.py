@@ -15,6 +15,7 @@ Examples:
   sudo k3sprof demo                 # writes reports/demo/demo.html
   sudo k3sprof demo -o /tmp/demo
   sudo k3sprof demo --k3s           # record `k3s server` itself (where k3s is installed)
+  sudo k3sprof demo --no-go         # without gok3s, the k3s-shaped Go stand-in
 
 \b
 The demo starts real etcd and containerd, runs modprobe, iptables and CNI plugins in private
