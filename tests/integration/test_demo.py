@@ -7,7 +7,6 @@ because other demos may run on the same machine at the same time.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import select
@@ -321,14 +320,14 @@ def test_demo_analysis_finds_the_etcd_and_containerd_waits(
     result, _lines = demo_run
     analysis = result.analysis
     assert analysis is not None
-    waits = run.demo_waits(analysis, result.facts)
+    waits = run.demo_waits(analysis.waits, result.facts)
     trace = schema.load(result.trace_dir)
     sock = trace.table("socket").to_pylist()
     sup_pid = result.facts["supervisor_pid"]
     for name in ("etcd", "containerd"):
         ep = result.facts[f"{name}_endpoint"]
         w = waits.get(name)
-        assert w is not None, f"no wait on {name} ({ep}) in {analysis.get('waits')}"
+        assert w is not None, f"no wait on {name} ({ep}) in {analysis.waits}"
         conns = [
             r
             for r in sock
@@ -342,13 +341,13 @@ def test_demo_analysis_finds_the_etcd_and_containerd_waits(
         assert w["first_ok_ns"] in (first_ok["ts_ns"], first_ok["outcome_ns"])
         assert w["lag_ns"] == w["first_ok_ns"] - listen["ts_ns"]
         assert w["first_attempt_ns"] == conns[0]["ts_ns"]
-        assert w["attempts"] >= 2
+        assert w["attempts"] is not None and w["attempts"] >= 2
     # the critical path is contiguous and sums exactly to the total
-    path = analysis["critical_path"]
-    assert path and analysis["end_reached"]
-    assert sum(s["end_ns"] - s["start_ns"] for s in path) == analysis["total_ns"]
+    path = analysis.critical_path
+    assert path and analysis.end_reached and analysis.end_ns is not None
+    assert sum(s["end_ns"] - s["start_ns"] for s in path) == analysis.total_ns
     assert all(a["end_ns"] == b["start_ns"] for a, b in zip(path, path[1:]))
-    assert analysis["end_ns"] - analysis["start_ns"] == analysis["total_ns"]
+    assert analysis.end_ns - analysis.start_ns == analysis.total_ns
     html = result.html
     assert html is not None and html.stat().st_size > 10_000
     assert (result.out_dir / "analysis.json").exists()
@@ -386,8 +385,8 @@ def test_demo_also_records_gok3s_against_its_truth(
     assert len(connects) == len(t.polls) >= 2
     # its analysis (the k3s profile: the binary is named k3s) reached gok3s's READY=1
     a = g.analysis
-    assert a["end_reached"] and "k3s" in json.dumps(a.get("profile"))
-    assert sum(s["end_ns"] - s["start_ns"] for s in a["critical_path"]) == a["total_ns"]
+    assert a.end_reached and a.profile == "k3s"
+    assert sum(s["end_ns"] - s["start_ns"] for s in a.critical_path) == a.total_ns
     assert g.html is not None and g.html.stat().st_size > 10_000
     for name in ("gok3s-analysis.json", "gok3s-analysis.txt", "gok3s-truth.jsonl"):
         assert (result.out_dir / name).exists(), name
@@ -474,7 +473,7 @@ def test_demo_k3s_records_k3s_server_until_it_is_up(
         r for r in trace.table("socket").to_pylist() if r["kind"] == "listen" and r["port"] == port
     ]
     assert [r["pid"] for r in listens] == [execs[0]["pid"]]
-    assert result.analysis is not None and "k3s" in json.dumps(result.analysis.get("profile"))
+    assert result.analysis is not None and result.analysis.profile == "k3s"
     assert result.html is not None and result.html.exists()
 
 
@@ -494,38 +493,43 @@ def test_demo_k3s_without_k3s_says_so_in_one_line(
 
 def test_demo_waits_picks_the_supervisors_own_waits() -> None:
     # the trace is system-wide: a stranger's wait on the same endpoint must not be reported
+    from tests.builders import ms, trace
+    from tracer.analyzer import analyze
+
     facts = {
         "supervisor_pid": 10,
         "etcd_endpoint": "127.0.0.1:2379",
         "containerd_endpoint": "unix:/tmp/x/containerd.sock",
     }
-    ms = 1_000_000
 
-    def wait(kind: str, pid: int, ep: str, attempts: int) -> dict[str, object]:
-        return {
-            "kind": kind,
-            "endpoint": ep,
-            "waiter": {"pid": pid, "comm": "x"},
-            "attempts": attempts,
-            "interval_ns": 250 * ms,
-            "first_attempt_ns": 0,
-            "ready_ns": 10 * ms,
-            "lag_ns": 240 * ms,
-        }
+    def connects(pid: int, ep: str, times: list[float], ok_at: float) -> list[dict[str, object]]:
+        fam, addr, port = (("unix", ep[5:], None) if ep.startswith("unix:")
+                           else ("inet", "127.0.0.1", 2379))
+        return [dict(ts_ns=ms(t), kind="connect", pid=pid, tid=pid, comm=f"p{pid}",
+                     family=fam, addr=addr, port=port, endpoint=ep, ret=-115,
+                     ret_ns=ms(t), tcp=fam == "inet",
+                     outcome="ok" if t >= ok_at else ("enoent" if fam == "unix" else "refused"),
+                     outcome_ns=ms(t) + 10_000) for t in times]
 
-    analysis = {
-        "waits": [
-            wait("listener", 99, "127.0.0.1:2379", 7),  # someone else
-            wait("poll", 10, "127.0.0.1:2379", 4),
-            wait("listener", 10, "unix:/tmp/x/containerd.sock", 2),
-            wait("child", 10, "", 0),
-        ],
-        "total_ns": 900 * ms,
-        "critical_path": [{}],
-        "end_reached": True,
-    }
-    found = run.demo_waits(analysis, facts)
+    # etcd's port: a stranger (99) is refused 7 times; the supervisor (10) connects 4 times
+    # every 250 ms until etcd (20) listens at 510 ms; containerd's socket: 2 attempts
+    sock = (connects(99, "127.0.0.1:2379", [5, 55, 105, 155, 205, 255, 305], 9e9)
+            + connects(10, "127.0.0.1:2379", [10, 260, 510, 760], 700)
+            + connects(10, "unix:/tmp/x/containerd.sock", [800, 1050], 1000)
+            + [dict(ts_ns=ms(600), kind="listen", pid=20, tid=20, comm="etcd", family="inet",
+                    addr="127.0.0.1", port=2379, endpoint="127.0.0.1:2379", ret=0),
+               dict(ts_ns=ms(900), kind="listen", pid=30, tid=30, comm="containerd",
+                    family="unix", addr="/tmp/x/containerd.sock",
+                    endpoint="unix:/tmp/x/containerd.sock", ret=0)])
+    procs = [dict(ts_ns=ms(1), kind="exec", pid=p, tid=p, ppid=1, comm=c, filename=f"/bin/{c}",
+                  argv=[c]) for p, c in ((10, "p10"), (20, "etcd"), (30, "containerd"),
+                                         (99, "p99"))]
+    a = analyze(trace(meta={"end_ns": ms(1200)}, process=procs, socket=sock), scope="all")
+    found = run.demo_waits(a.waits, facts)
+    assert found["etcd"]["waiter"] is not None and found["etcd"]["waiter"]["pid"] == 10
     assert found["etcd"]["attempts"] == 4 and found["containerd"]["attempts"] == 2
-    text = "\n".join(run.summary_lines(analysis, facts))
-    assert "4 connects every 250 ms (poll wait); it listened 10 ms after the first" in text
-    assert "240 ms later: polling lag" in text and "900 ms in total (end reached)" in text
+    text = "\n".join(run.summary_lines(a, facts))
+    # the planted times: first attempt 10 ms, listen 600 ms, first ok 760 ms
+    assert "127.0.0.1:2379): 4 connects every 250 ms (listener wait); it listened 590 ms after " \
+           "the first, the first accepted connect came 160 ms later: polling lag" in text
+    assert "containerd.sock): 2 connects every 250 ms" in text and "(end reached)" in text

@@ -27,14 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer._errors import PrivilegeError, TracerError, UsageError
 from tracer.demo import gobuild, supervisor
 from tracer.demo.gok3s_truth import Truth, gok3s_command, read_truth
+
+if TYPE_CHECKING:  # the analyzer (pyarrow) is imported once the trace is recorded
+    from tracer.analyzer.model import Analysis, WaitJson
 
 Progress = Callable[[str], None]
 
@@ -94,7 +97,7 @@ class Gok3sRun:
     toolchain: gobuild.Toolchain
     trace_dir: Path
     truth_path: Path
-    analysis: dict[str, Any] | None = None
+    analysis: Analysis | None = None
     html: Path | None = None
     truth: Truth | None = None
     #: where its analysis ends: its READY=1 (set once recorded)
@@ -107,7 +110,7 @@ class DemoResult:
     trace_dir: Path
     wall_s: float = 0.0
     record_s: float = 0.0
-    analysis: dict[str, Any] | None = None
+    analysis: Analysis | None = None
     html: Path | None = None
     #: what the demo's own output says about its workload (ports, pids, socket path)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -405,7 +408,7 @@ def _analyze_and_report(
     clock.say("analyzing the trace")
     options = Options(profile="k3s" if k3s else "auto", end=end_cond)
     analysis = load_and_analyze(result.trace_dir, options)
-    result.analysis = analysis.to_json()
+    result.analysis = analysis
     html = result.out_dir / "demo.html"
     write_outputs(
         analysis,
@@ -423,7 +426,7 @@ def _analyze_and_report(
     clock.progress("")
     clock.progress(explanation)
     clock.progress(analysis_text(analysis).rstrip("\n"))
-    for line in [] if k3s else summary_lines(result.analysis, result.facts):
+    for line in [] if k3s else summary_lines(analysis, result.facts):
         clock.progress(line)
     clock.progress("")
     clock.say(f"writing the report {html}")
@@ -476,7 +479,7 @@ def _analyze_gok3s(run: Gok3sRun, out_dir: Path, clock: _Clock) -> None:
 
     clock.say("analyzing the gok3s trace")
     analysis = load_and_analyze(run.trace_dir, Options(profile="auto", end=run.end_cond))
-    run.analysis = analysis.to_json()
+    run.analysis = analysis
     run.truth = read_truth(run.truth_path)
     write_outputs(
         analysis,
@@ -542,45 +545,41 @@ def gok3s_summary_lines(t: Truth) -> list[str]:
     return lines
 
 
-def demo_waits(analysis: dict[str, Any], facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def demo_waits(waits: Sequence[WaitJson], facts: dict[str, Any]) -> dict[str, WaitJson]:
     """The supervisor's waits on etcd and containerd (the trace is system-wide: pick ours)."""
     pid = facts.get("supervisor_pid")
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, WaitJson] = {}
     for name in ("etcd", "containerd"):
         ep = facts.get(f"{name}_endpoint")
-        for w in analysis.get("waits") or []:
-            waiter = (w.get("waiter") or {}).get("pid")
-            ours = w.get("endpoint") == ep and waiter == pid
+        for w in waits:
+            waiter = w["waiter"]["pid"] if w["waiter"] else None
+            ours = w["endpoint"] == ep and waiter == pid
             # prefer the listener wait (refused/ENOENT until listen) when a poll wait exists too
-            if ours and (
-                w.get("kind") == "listener" or (w.get("kind") == "poll" and name not in found)
-            ):
+            if ours and (w["kind"] == "listener" or (w["kind"] == "poll" and name not in found)):
                 found[name] = w
     return found
 
 
-def summary_lines(analysis: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+def summary_lines(a: Analysis, facts: dict[str, Any]) -> list[str]:
     """A few lines tying the analysis to what the demo did."""
     lines = ["In this run:"]
-    waits = demo_waits(analysis, facts)
+    waits = demo_waits(a.waits, facts)
     for name, what in (("etcd", "etcd's client port"), ("containerd", "containerd's socket")):
         w = waits.get(name)
         if w is None:
             lines.append(f"  - no wait on {what} found ({facts.get(f'{name}_endpoint', '?')})")
             continue
-        ready_after = _minus(w.get("ready_ns"), w.get("first_attempt_ns"))
+        ready_after = _minus(w["ready_ns"], w["first_attempt_ns"])
         lines.append(
-            f"  - {what} ({w.get('endpoint')}): {w.get('attempts')} connects every "
-            f"{_ms(w.get('interval_ns'))} ({w.get('kind')} wait); it listened "
+            f"  - {what} ({w['endpoint']}): {w['attempts']} connects every "
+            f"{_ms(w['interval_ns'])} ({w['kind']} wait); it listened "
             f"{_ms(ready_after)} after the first, the first accepted connect came "
-            f"{_ms(w.get('lag_ns'))} later: polling lag"
+            f"{_ms(w['lag_ns'])} later: polling lag"
         )
-    total = analysis.get("total_ns")
-    path = analysis.get("critical_path") or []
-    if total:
+    if a.total_ns:
         lines.append(
-            f"  - critical path: {len(path)} segments, {_ms(total)} in total "
-            f"(end {'reached' if analysis.get('end_reached') else 'NOT reached'})"
+            f"  - critical path: {len(a.critical_path)} segments, {_ms(a.total_ns)} in total "
+            f"(end {'reached' if a.end_reached else 'NOT reached'})"
         )
     return lines
 
