@@ -572,7 +572,10 @@ def suggest(a: Analysis) -> list[Suggestion]:
             continue
         helper = any(x.kind == "child" and x.target == key for x in g.waits)
         if helper:
-            cands[f"remove:{p.comm}"] = f"{p.comm} not run at all"
+            # only a helper that is pure work of its own is suggested gone: one that waited for
+            # something (or started others) is a part of the startup, not a removable step
+            if not g.by_waiter.get(key) and not g.children.get(key):
+                cands[f"remove:{p.comm}"] = f"{p.comm} not run at all"
             cands[f"faster:{p.comm}=2"] = f"{p.comm} twice as fast"
             w = g.anchor(p.parent, p.start_ns) if p.parent and p.start_ns is not None else None
             if w is not None and w.target is not None and w.target != p.parent and \
