@@ -148,3 +148,26 @@ def test_cli_predicts_on_the_golden_etcd_trace(capsys: Any) -> None:
     assert main(["whatif", "tests/data/etcd-start.trace", "remove:sleep"]) == 0
     out = capsys.readouterr().out
     assert "predicted" in out and "remove:sleep" in out
+
+
+def test_report_panel_lists_the_suggestions(a: Analysis) -> None:
+    from tracer.report.html import HtmlReport
+    from tracer.report.whatif import whatif_tables
+
+    (table,) = whatif_tables(a).values()
+    assert [r[0] for r in table["rows"]] == [s.change for s in suggest(a)]
+    page = HtmlReport.from_analysis(a).render_bytes().decode()
+    assert '<section id="whatif">' in page and "remove:helper" in page
+    assert page.index('id="critical-path"') < page.index('id="whatif"') < page.index(
+        'id="connects"')
+
+
+def test_report_panel_absent_without_a_path() -> None:
+    from tracer.report.whatif import whatif_tables
+
+    r = analyze(trace(
+        meta={"start_ns": 0, "end_ns": ms(100), "command_pid": 10},
+        process=[fork(0, 10, 1), exec_(1, 10, "sh")]), end="listen:9999")  # never happens
+    assert not r.end_reached and whatif_tables(r) == {}
+    with pytest.raises(UsageError, match="end milestone"):
+        predict(r, ["remove:sh"])

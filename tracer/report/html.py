@@ -37,6 +37,8 @@ from tracer.report.page import (
     section,
     table_box,
 )
+from tracer.report.whatif import HELP as WHATIF_HELP
+from tracer.report.whatif import whatif_tables
 
 OUTPUT_SUFFIX = ".html"
 
@@ -221,6 +223,7 @@ class HtmlReport:
                 "milestones": _milestones_table(miles, t0),
                 **_module_loads_tables(a, t0),
                 **_blockers_tables(a),
+                **whatif_tables(a),
             },
             analysis={
                 "critical_path": list(segs),
@@ -1292,6 +1295,8 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
             + "<br>"
             + table_box("critical_path"),
         ),
+        *([section("whatif", "What if", WHATIF_HELP, table_box("whatif"))]
+          if "whatif" in payload["tables"] else []),
         section("connects", *fig["connects"]),
         section(
             "waits",
@@ -1325,6 +1330,7 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
             ("timeline", "Timeline"),
             *([("sched", "Scheduler")] if "sched" in fig else []),
             ("critical-path", "Critical path"),
+            *([("whatif", "What if")] if "whatif" in payload["tables"] else []),
             ("connects", "Connects"),
             ("waits", "Waits"),
             ("phases", "Phases"),

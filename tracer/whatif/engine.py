@@ -566,12 +566,12 @@ def suggest(a: Analysis) -> list[Suggestion]:
             iv = max(1, round((wj["interval_ns"] or 0) / 4e6))
             cands[f"poll:{wj['endpoint']}={iv}ms"] = (
                 f"retry {wj['endpoint']} every {iv} ms instead of {_ms(wj['interval_ns'])}")
+    helpers = {x.target for x in g.waits if x.kind == "child"}
     for key, ns in g.on_path.items():
         p = g.procs.get(key)
         if p is None:
             continue
-        helper = any(x.kind == "child" and x.target == key for x in g.waits)
-        if helper:
+        if key in helpers:
             # only a helper that is pure work of its own is suggested gone: one that waited for
             # something (or started others) is a part of the startup, not a removable step
             if not g.by_waiter.get(key) and not g.children.get(key):
