@@ -171,3 +171,9 @@ def test_report_panel_absent_without_a_path() -> None:
     assert not r.end_reached and whatif_tables(r) == {}
     with pytest.raises(UsageError, match="end milestone"):
         predict(r, ["remove:sh"])
+
+
+def test_removing_the_end_process_is_refused(a: Analysis) -> None:
+    with pytest.raises(UsageError, match="end milestone's process"):
+        predict(a, ["remove:sh"])
+    assert all(not x.change.startswith("remove:sh") for x in suggest(a))

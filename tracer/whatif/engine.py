@@ -170,6 +170,12 @@ class Graph:
             if m.get("name") == "end":
                 end_key = m.get("key")
         self.end_key = end_key if end_key in self.procs else None
+        #: the end milestone's process and its ancestors: what cannot be removed
+        self.end_line: set[str] = set()
+        up = self.end_key
+        while up is not None and up in self.procs and up not in self.end_line:
+            self.end_line.add(up)
+            up = self.procs[up].parent
         #: ns of the recorded critical path per process key (for "slack" notes, suggestions)
         self.on_path: dict[str, int] = defaultdict(int)
         for s in a.critical_path:
@@ -310,6 +316,12 @@ class _Scenario:
             for k in keys:
                 self.factor[k] = self.factor.get(k, 1.0) * c.factor
         elif c.kind == "remove":
+            ends = keys & g.end_line
+            if ends:
+                raise UsageError(
+                    f"{c.text} would remove {g.label(min(ends))}, the end milestone's process or "
+                    "one of its ancestors: nothing would be left to predict (name the helper by "
+                    "its pid or PID@START key instead)")
             removed |= keys
         else:
             assert c.other is not None
@@ -566,25 +578,41 @@ def suggest(a: Analysis) -> list[Suggestion]:
             iv = max(1, round((wj["interval_ns"] or 0) / 4e6))
             cands[f"poll:{wj['endpoint']}={iv}ms"] = (
                 f"retry {wj['endpoint']} every {iv} ms instead of {_ms(wj['interval_ns'])}")
-    helpers = {x.target for x in g.waits if x.kind == "child"}
+    helpers = {x.target for x in g.waits if x.kind == "child" and x.target in g.procs}
+
+    def name(key: str, meant: set[str]) -> str:
+        """The comm when it names exactly what is meant, else the pid (or PID@START key)."""
+        comm = g.procs[key].comm
+        try:
+            if g.select(comm) <= meant and ":" not in comm and "," not in comm:
+                return comm
+        except UsageError:
+            pass
+        pid = str(g.procs[key].pid)
+        return pid if g.select(pid) == {key} else key
+
     for key, ns in g.on_path.items():
         p = g.procs.get(key)
         if p is None:
             continue
         if key in helpers:
+            same = {k for k in helpers if g.procs[k].comm == p.comm}
+            n = name(key, same)
             # only a helper that is pure work of its own is suggested gone: one that waited for
             # something (or started others) is a part of the startup, not a removable step
-            if not g.by_waiter.get(key) and not g.children.get(key):
-                cands[f"remove:{p.comm}"] = f"{p.comm} not run at all"
-            cands[f"faster:{p.comm}=2"] = f"{p.comm} twice as fast"
+            if not g.by_waiter.get(key) and not g.children.get(key) and \
+                    not (g.select(n) & g.end_line):
+                cands[f"remove:{n}"] = f"{p.comm} not run at all"
+            cands[f"faster:{n}=2"] = f"{p.comm} twice as fast"
             w = g.anchor(p.parent, p.start_ns) if p.parent and p.start_ns is not None else None
-            if w is not None and w.target is not None and w.target != p.parent and \
-                    w.target in g.procs:
-                other = g.procs[w.target].comm
-                if other != p.comm:
-                    cands[f"parallel:{p.comm},{other}"] = f"{p.comm} started beside {other}"
+            wt = w.target if w is not None else None
+            if wt is not None and wt != p.parent and wt in helpers:
+                other = g.procs[wt]
+                if other.comm != p.comm:
+                    m = name(wt, {k for k in helpers if g.procs[k].comm == other.comm})
+                    cands[f"parallel:{n},{m}"] = f"{p.comm} started beside {other.comm}"
         elif ns >= RUN_SHARE_FOR_SUGGESTION * total:
-            cands[f"faster:{p.comm}=2"] = f"{p.comm}'s own work twice as fast"
+            cands[f"faster:{name(key, {key})}=2"] = f"{p.comm}[{p.pid}]'s own work twice as fast"
     out = []
     for text, why in cands.items():
         try:
