@@ -490,7 +490,15 @@ class _Scenario:
         if cursor > start_new:
             emit(start_new, "wait:unknown", "not attributable to a process in the trace", None)
         segs.reverse()
-        return segs
+        merged: list[Segment] = []
+        for seg in segs:  # a process's own work split only by a wait that ended at once
+            last = merged[-1] if merged else None
+            if last is not None and (last.kind, last.key, last.label) == \
+                    (seg.kind, seg.key, seg.label) and last.end_ns == seg.start_ns:
+                last.end_ns = seg.end_ns
+            else:
+                merged.append(seg)
+        return merged
 
 
 def _notice(begin_new: int, begin_old: int, noticed_old: int, ready_old: int, ready_new: int,
