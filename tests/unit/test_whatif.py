@@ -177,3 +177,17 @@ def test_removing_the_end_process_is_refused(a: Analysis) -> None:
     with pytest.raises(UsageError, match="end milestone's process"):
         predict(a, ["remove:sh"])
     assert all(not x.change.startswith("remove:sh") for x in suggest(a))
+
+
+def test_parallel_with_nothing_to_cut_says_so(a: Analysis) -> None:
+    (c,) = predict(a, ["parallel:helper,prep"]).changes  # helper never waited for prep
+    assert c.gain_ns == 0 and "nothing to cut" in c.notes[0]
+
+
+def test_kind_selectors(a: Analysis) -> None:
+    # every helper a parent waited for, twice as fast: helper (5 -> 105), prep (106 -> 156), so
+    # the listen at 200; the client sh waited for too: its first attempt at 7 (3 ms after its
+    # start, not 6), so it notices at 207 and exits 2.5 ms later; sh exits at 214.5, not 420
+    assert gain(a, "faster:wait:child=2") == pytest.approx(205.5, abs=0.01)
+    with pytest.raises(UsageError):
+        predict(a, ["faster:wait:module=2"])  # no module helper in this trace
