@@ -191,3 +191,20 @@ def test_kind_selectors(a: Analysis) -> None:
     assert gain(a, "faster:wait:child=2") == pytest.approx(205.5, abs=0.01)
     with pytest.raises(UsageError):
         predict(a, ["faster:wait:module=2"])  # no module helper in this trace
+
+
+def test_not_ready_after_the_listen_is_kept_and_said() -> None:
+    from tests.unit.test_analyzer import server_client
+
+    # listen at 450; attempts every 100 ms from 10: first ok at 510, then 3 more until 810 (the
+    # service answered, not ready, for a reason the trace does not show)
+    r = analyze(server_client(client_polls_after_ok=3))
+    (w,) = [x for x in r.waits if x["kind"] == "poll"]
+    assert w["first_ok_ns"] == ms(510) and w["ended_ns"] == ms(810)
+    p = predict(r, ["poll:8080=50ms"])
+    (c,) = p.changes
+    assert any("answered not-ready" in x for x in c.not_modelled)
+    # the listen is noticed at 460 (10 + 50k), then the 300 ms not-ready part as recorded
+    assert c.gain_ns == ms(50)
+    (c,) = predict(r, ["faster:server=2"]).changes
+    assert any("not-ready" in x for x in c.not_modelled)

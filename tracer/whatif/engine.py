@@ -350,6 +350,12 @@ class _Scenario:
                 rep.not_modelled.append(
                     f"{g.label(w.waiter)} polling {w.endpoint}: the trace does not show when "
                     f"{g.label(w.target)} became ready; that wait keeps its recorded length")
+            elif w.kind == "poll" and w.target in waited_on and w.first_ok_ns is not None \
+                    and w.end_ns > w.first_ok_ns:
+                rep.not_modelled.append(
+                    f"{g.label(w.waiter)} polling {w.endpoint}: {g.label(w.target)} answered "
+                    f"not-ready for {(w.end_ns - w.first_ok_ns) / 1e6:,.1f} ms after its listen, "
+                    "for a reason the trace does not show; that part keeps its recorded length")
         return rep
 
     # -- new times ---------------------------------------------------------------------------
