@@ -208,3 +208,20 @@ def test_not_ready_after_the_listen_is_kept_and_said() -> None:
     assert c.gain_ns == ms(50)
     (c,) = predict(r, ["faster:server=2"]).changes
     assert any("not-ready" in x for x in c.not_modelled)
+
+
+def test_phases_recorded_and_predicted() -> None:
+    from tests.unit.test_report_scenario import analysis
+
+    a = analysis()  # the k3s-shaped scenario of the report tests (k3s profile, its phases)
+    recorded = {p["name"]: p["duration_ns"] for p in a.phases if p["duration_ns"] is not None}
+    same = predict(a, [])
+    assert {x.name: x.predicted_ns for x in same.phases} == recorded
+    p = predict(a, ["poll:6444=75ms"])  # k3s-server's retry of the apiserver port
+    moved = {x.name: x.recorded_ns - x.predicted_ns for x in p.phases}
+    gain = p.recorded_total_ns - p.predicted_total_ns
+    assert gain > 0
+    # the phases that end at the end milestone gain what the end gains; the one before the
+    # retry loop nothing
+    assert moved["containerd start -> first API readiness check"] == 0
+    assert moved["scheduler start latency (k3s exec -> :10259 listen)"] == gain
