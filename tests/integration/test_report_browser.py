@@ -97,6 +97,14 @@ def test_tables_and_header_are_built(dom: tuple[str, str]) -> None:
     assert "containerd start " in html and "first API readiness check" in html  # a phase row
 
 
+def test_whatif_panel_is_built(dom: tuple[str, str]) -> None:
+    html, _ = dom
+    panel = html[html.index('<section id="whatif">'):]
+    panel = panel[:panel.index("</section>")]
+    assert "<table>" in panel and "predicted gain" in panel
+    assert "poll:unix:/run/k3s/containerd/containerd.sock=250ms" in panel  # a suggestion row
+
+
 def test_injected_name_stays_text(dom: tuple[str, str]) -> None:
     html, _ = dom
     assert not re.search(r"<img[^>]*onerror", html, re.I)

@@ -26,6 +26,8 @@ from tracer.report._output import write_output
 from tracer.report.charts import STATES_MIN_SHARE
 from tracer.report.page import TableDict
 from tracer.report.templating import render_page
+from tracer.report.whatif import HELP as WHATIF_HELP
+from tracer.report.whatif import whatif_tables
 
 OUTPUT_SUFFIX = ".html"
 
@@ -34,6 +36,7 @@ NAV = (
     ("timeline", "Timeline"),
     ("sched", "Scheduler"),
     ("critical-path", "Critical path"),
+    ("whatif", "What if"),
     ("connects", "Connects"),
     ("waits", "Waits"),
     ("phases", "Phases"),
@@ -100,6 +103,7 @@ class HtmlReport:
                 "milestones": tables.milestones_table(miles, t0),
                 **tables.module_loads_tables(a, t0),
                 **tables.blockers_tables(a),
+                **whatif_tables(a),
             },
             analysis={
                 "critical_path": list(segs),
@@ -130,8 +134,8 @@ class HtmlReport:
         return cls(payload, figures, busy["bucket_ns"] if busy else 10_000_000)
 
     def render_bytes(self) -> bytes:
-        nav = [(anchor, title) for anchor, title in NAV
-               if anchor != "sched" or "sched" in self.figures]
+        optional = {"sched": "sched" in self.figures, "whatif": "whatif" in self.payload["tables"]}
+        nav = [(anchor, title) for anchor, title in NAV if optional.get(anchor, True)]
         return render_page(
             "report.html",
             heading="k3sprof report",
@@ -141,6 +145,7 @@ class HtmlReport:
             nav=nav,
             bucket_ms=self.bucket_ns / 1e6,
             states_min_pct=100 * STATES_MIN_SHARE,
+            whatif_help=WHATIF_HELP,
         ).encode("utf-8")
 
     def render(self, path: Path, *, force: bool = False) -> None:
