@@ -31,7 +31,7 @@ def query(dataset: Path, sql: str, as_json: bool) -> int:
             click.echo(json.dumps(dict(zip(cols, r)), default=str, sort_keys=False))
         return 0
     cells: list[list[str]] = [cols, *[["NULL" if v is None else str(v) for v in r] for r in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
-    for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    for line in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
     return 0
