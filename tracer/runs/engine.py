@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ class Outcome:
     boot_id: str | None = None
     #: the exit status the error would have alone (3: unreadable trace, 2: bad option)
     exit_code: int = 0
+    #: HOST:PID of the process that analysed it (a pool or cluster worker, or this one)
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def raise_error(self) -> None:
         """Raise this input's error as the TracerError it was (one input, nothing else)."""
