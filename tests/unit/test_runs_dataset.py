@@ -165,3 +165,14 @@ def test_a_batch_without_its_runs_file_is_invisible(
         f.unlink()
     rows = query_json(d, "SELECT DISTINCT label FROM segments", capsys)
     assert rows == [{"label": "a"}]
+
+
+def test_the_benchmark_runs(tmp_path: Path) -> None:
+    """bench/dataset.py end to end at a tiny size (its own check: the dataset has every run)."""
+    from bench import dataset as bench
+
+    out = tmp_path / "r.json"
+    assert bench.main(["--traces", "4", "--workers", "1,2", "--dask", "0", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert [x["config"] for x in r["rows"]] == ["1 local worker", "2 local workers"]
+    assert r["rows"][0]["speedup"] == 1.0 and all(x["per_trace_ms"] > 0 for x in r["rows"])
