@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -51,13 +52,31 @@ def _load() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def one_run(traces: Path, out: Path, extra: list[str], n: int) -> dict[str, Any]:
+def _cpu_of(pids: list[int]) -> float:
+    """utime + stime (s) of running processes (the Dask workers: not our waited-for children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def one_run(traces: Path, out: Path, extra: list[str], n: int,
+            workers: list[int] | None = None) -> dict[str, Any]:
+    """One `dataset` in a fresh process: wall time, and the CPU time it (its pool, or the Dask
+    workers) used: on a shared machine the CPU per trace is the figure the load does not move."""
     shutil.rmtree(out, ignore_errors=True)
     load = _load()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wcpu = _cpu_of(workers or [])
     t = time.monotonic()
     p = subprocess.run([*K3SPROF, "dataset", str(traces), "-o", str(out), *extra],
                        capture_output=True, text=True)
     wall = time.monotonic() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+           + _cpu_of(workers or []) - wcpu)
     if p.returncode != 0:
         raise SystemExit(f"dataset failed ({p.returncode}): {p.stderr.strip()}")
     q = subprocess.run([*K3SPROF, "query", str(out), "SELECT count(*) AS n FROM runs", "--json"],
@@ -65,7 +84,7 @@ def one_run(traces: Path, out: Path, extra: list[str], n: int) -> dict[str, Any]
     got = json.loads(q.stdout)["n"]
     if got != n:
         raise SystemExit(f"the dataset has {got} runs, not {n}")
-    return {"wall_s": round(wall, 3), "per_trace_ms": round(1000 * wall / n, 2), "load": load}
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 2), "load": load}
 
 
 class LoopbackCluster:
@@ -121,26 +140,33 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmpname)
         synth_s = synthesise(tmp / "traces", args.traces)
         rows: list[dict[str, Any]] = []
-        configs: list[tuple[str, list[str]]] = [
-            (f"{w} local worker{'s' if w > 1 else ''}", ["--workers", str(w)])
+        configs: list[tuple[str, list[str], list[int] | None]] = [
+            (f"{w} local worker{'s' if w > 1 else ''}", ["--workers", str(w)], None)
             for w in (int(x) for x in args.workers.split(","))
         ]
         cluster = LoopbackCluster(args.dask, tmp) if args.dask else None
         try:
             if cluster is not None:
                 configs.append((f"Dask, {args.dask} workers on loopback",
-                                ["--cluster", cluster.address]))
-            for name, extra in configs:
-                runs = [one_run(tmp / "traces", tmp / "out", extra, args.traces)
-                        for _ in range(args.rounds)]
-                rows.append({"config": name, "runs": runs,
-                             "wall_s": statistics.median(r["wall_s"] for r in runs)})
+                                ["--cluster", cluster.address],
+                                [p.pid for p in cluster.procs[1:]]))
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in configs}
+            # rounds interleave the configurations: a change in the machine's load falls on all
+            for _ in range(args.rounds):
+                for name, extra, wpids in configs:
+                    runs[name].append(one_run(tmp / "traces", tmp / "out", extra, args.traces,
+                                              wpids))
+            for name, _, _ in configs:
+                rows.append({"config": name, "runs": runs[name],
+                             "wall_s": statistics.median(r["wall_s"] for r in runs[name]),
+                             "cpu_s": statistics.median(r["cpu_s"] for r in runs[name])})
         finally:
             if cluster is not None:
                 cluster.close()
     base = rows[0]["wall_s"]
     for r in rows:
         r["per_trace_ms"] = round(1000 * r["wall_s"] / args.traces, 2)
+        r["cpu_per_trace_ms"] = round(1000 * r["cpu_s"] / args.traces, 2)
         r["speedup"] = round(base / r["wall_s"], 2)
     result = {
         "traces": args.traces, "synthesis_s": round(synth_s, 1), "cpus": os.cpu_count(),
@@ -151,12 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{args.traces} traces (synthesised in {synth_s:.1f} s), {os.cpu_count()} CPUs, "
           f"{result['date']}")
-    print("| configuration | wall (s) | per trace (ms) | speedup | load before |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| configuration | wall s, median (min-max, n) | wall per trace (ms) | speedup "
+          "| CPU per trace (ms) | load before |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
+        walls = [x["wall_s"] for x in r["runs"]]
         loads = ", ".join(f"{x['load']:.1f}" for x in r["runs"])
-        print(f"| {r['config']} | {r['wall_s']:.1f} | {r['per_trace_ms']:.1f} | "
-              f"{r['speedup']:.2f}x | {loads} |")
+        print(f"| {r['config']} | {r['wall_s']:.1f} ({min(walls):.1f}-{max(walls):.1f}, "
+              f"n={len(walls)}) | {r['per_trace_ms']:.1f} | {r['speedup']:.2f}x | "
+              f"{r['cpu_per_trace_ms']:.1f} | {loads} |")
     return 0
 
 
