@@ -191,3 +191,18 @@ def test_empty_directory_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "empty").mkdir()
     assert main(["compare", str(tmp_path / "empty"), str(ETCD_TRACE)]) == 2
     assert "no trace in this directory" in capsys.readouterr().err
+
+
+def test_too_few_runs_give_no_interval(planted: tuple[Path, Path]) -> None:
+    """3 against 3 runs can never reach 95 %: no interval, not significant, and it says so."""
+    from tracer.runs.compare import render_text
+
+    runs = [(p.parent.name, load_and_analyze(p, Options()))
+            for p in sorted(planted[0].glob("*/trace"))[:3]]
+    others = [(p.parent.name, load_and_analyze(p, Options()))
+              for p in sorted(planted[1].glob("*/trace"))[:3]]
+    c = compare_runs(runs, others)
+    total = c["metrics"][0]
+    assert total["diff_ci_ns"] is None and total["significant"] is False
+    assert total["diff_ns"] is not None and total["diff_ns"] > 0
+    assert "note: 3 and 3 runs are too few for a 95% interval" in render_text(c)

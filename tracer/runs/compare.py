@@ -185,11 +185,8 @@ def render_text(c: RunsComparison) -> str:
         out.append("  " + "  ".join(x.ljust(widths[i]) if i == 0 else x.rjust(widths[i])
                                     for i, x in enumerate(r)))
     out.append("")
-    for m in c["metrics"]:
-        if m["note"] and m["note"] not in out and len(c["notes"]) == 0:
-            out.append(f"note: {m['note']}")
-            break
-    out += [f"note: {n}" for n in c["notes"]]
+    why = dict.fromkeys(m["note"] for m in c["metrics"] if m["note"])  # once each, in order
+    out += [f"note: {n}" for n in [*c["notes"], *why] if n]
     return "\n".join(out).rstrip() + "\n"
 
 
