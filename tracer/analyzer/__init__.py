@@ -32,12 +32,15 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("scope", p.scope_pass),  # the recorded command's tree, or everything (scope.py)
     ("profile", p.profile_pass),  # components, endpoints, milestones (profiles.py)
     ("schedix", p.schedix_pass),  # sched/wakeup tables indexed (sched.py; record --sched)
+    ("stackix", p.stackix_pass),  # stacks named, with components (stacks.py; schema 1.3)
     ("waits", p.waits_pass),  # listener / poll / child / module waits (waits.py, polls.py)
     ("events", p.events_pass),  # moment specs over the scoped tables (phases.py)
     ("cgroups", p.cgroups_pass),  # cgroup -> unit / pod
     ("window", p.window_pass),  # start and end milestones
     ("path", p.path_pass),  # critical path from start to end (critical_path.py)
     ("sched", p.sched_pass),  # scheduler states on the path (schedpath.py; needs record --sched)
+    ("stackpath", p.stackpath_pass),  # on-CPU components per segment (stacks.py; stacks)
+    ("wait_parts", p.wait_parts_pass),  # waiter / target components of each wait (stacks)
     ("milestones", p.milestones_pass),
     ("phases", p.phases_pass),
     ("shown", p.shown_pass),  # the processes the analysis shows
@@ -47,6 +50,7 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("cpu", p.cpu_pass),  # per-process CPU, busy cores (schedpath.py; needs record --sched)
     ("state_lanes", p.state_lanes_pass),  # per-process state lanes (schedpath.py; --sched)
     ("blockers", p.blockers_pass),  # fsync totals, wakeup edges (blockers.py; record --sched)
+    ("stacks", p.stacks_pass),  # samples by component, flame graph, lanes (stacks.py; stacks)
     ("groups", p.groups_pass),  # per systemd unit / pod
     ("counts", p.counts_pass),
     ("facts", p.facts_pass),  # the trace's own facts (meta, k3s version)
@@ -119,7 +123,7 @@ def _assemble(w: Work) -> Analysis:
         start_by=w.redact.text(win.start_by),
         end_by=w.redact.text(win.end_by),
         critical_path=p.segments_json(w),
-        waits=[p.wait_json(w, x) for x in w.waits],
+        waits=[p.wait_json(w, x, k) for k, x in enumerate(w.waits)],
         milestones=w.milestones,
         phases=w.phases,
         counts=w.counts,

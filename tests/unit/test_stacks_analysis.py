@@ -1,0 +1,209 @@
+"""The analysis of stacks into k3s components (issue 23 part 4), on synthetic traces whose
+truth is planted by construction: one k3s-like process whose kubelet polls its own
+kube-apiserver, whose apiserver is on the CPU, whose kubelet forks iptables and whose kine
+fsyncs. Each JSON key of docs/analyze.md "Stacks" is checked against what was planted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.builders import analyze_json, ms, trace
+from tracer import schema
+
+K3S, IPT = 100, 200
+BIN = "go:k3sbuild"
+GOEXIT, KUBELET, APISERVER, DIAL, KINE, FSYNC, EXEC, SCHED = (
+    0x401000 + 0x1000 * i for i in range(8)
+)
+FUNCS = {
+    GOEXIT: "runtime.goexit",
+    KUBELET: "k8s.io/kubernetes/pkg/kubelet.(*Kubelet).Run",
+    APISERVER: "k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run",
+    DIAL: "net.(*sysDialer).dialSerial",
+    KINE: "github.com/k3s-io/kine/pkg/drivers/sqlite.(*DB).Exec",
+    FSYNC: "syscall.fsync",
+    EXEC: "os/exec.(*Cmd).Start",
+    SCHED: "k8s.io/kubernetes/pkg/scheduler.New",
+}
+#: stack id -> PCs innermost first
+STACKS = {
+    1: [DIAL, KUBELET, GOEXIT],  # kubelet connects
+    2: [APISERVER, GOEXIT],  # apiserver: listen and on-CPU
+    3: [FSYNC, KINE, GOEXIT],  # kine fsyncs
+    4: [EXEC, KUBELET, GOEXIT],  # kubelet forks iptables
+    5: [DIAL, SCHED, GOEXIT],  # the scheduler connects too
+    6: [0x409999],  # one frame, that no symbol names
+}
+
+
+def _rows(*, stacks: bool = True, sched: bool = False, symbols: bool = True,
+          binaries: list[dict[str, Any]] | None = None) -> dict[str, list[dict[str, Any]]]:
+    proc = [
+        dict(ts_ns=0, kind="exec", pid=K3S, tid=K3S, comm="k3s", filename="/usr/bin/k3s"),
+        dict(ts_ns=ms(600), kind="fork", pid=IPT, tid=IPT, ppid=K3S, comm="k3s"),
+        dict(ts_ns=ms(601), kind="exec", pid=IPT, tid=IPT, comm="iptables",
+             filename="/usr/sbin/iptables"),
+        dict(ts_ns=ms(700), kind="exit", pid=IPT, tid=IPT, comm="iptables", exit_code=0),
+    ]
+    sock: list[dict[str, Any]] = [
+        dict(ts_ns=ms(250), kind="listen", pid=K3S, tid=104, family="inet", addr="0.0.0.0",
+             port=6443, endpoint="0.0.0.0:6443", ret=0, ret_ns=ms(250)),
+    ]
+    samples: list[dict[str, Any]] = [
+        dict(ts_ns=ms(250), kind="listen", pid=K3S, tid=104, stack_id=2),
+        dict(ts_ns=ms(600), kind="fork", pid=K3S, tid=101, stack_id=4),
+    ]
+    for i in range(6):  # kubelet: every 100 ms, refused until the listen at 250 ms
+        t = ms(100 * i)
+        sock.append(dict(ts_ns=t, kind="connect", pid=K3S, tid=103, family="inet",
+                         addr="127.0.0.1", port=6443, endpoint="127.0.0.1:6443", tcp=True,
+                         outcome="refused" if t < ms(250) else "ok", outcome_ns=t + 1000,
+                         ret=-115, ret_ns=t + 500))
+        samples.append(dict(ts_ns=t, kind="connect", pid=K3S, tid=103, stack_id=1))
+    for t in (ms(130), ms(160), ms(410), ms(440), ms(470)):  # the scheduler, irregular
+        sock.append(dict(ts_ns=t, kind="connect", pid=K3S, tid=105, family="inet",
+                         addr="127.0.0.1", port=6443, endpoint="127.0.0.1:6443", tcp=True,
+                         outcome="refused" if t < ms(250) else "ok", outcome_ns=t + 1000,
+                         ret=-115, ret_ns=t + 500))
+        samples.append(dict(ts_ns=t, kind="connect", pid=K3S, tid=105, stack_id=5))
+    for i in range(12):  # the apiserver on the CPU, 50 Hz, 0-240 ms
+        samples.append(dict(ts_ns=ms(20 * i), kind="cpu", pid=K3S, tid=101, cpu=0, stack_id=2))
+    for i in range(4):  # kine on the CPU, 500-580 ms, and one one-frame stack
+        samples.append(dict(ts_ns=ms(505 + 20 * i), kind="cpu", pid=K3S, tid=106, cpu=1,
+                            stack_id=3 if i else 6))
+    samples.append(dict(ts_ns=ms(620), kind="cpu", pid=K3S, tid=101, cpu=0, stack_error=-14))
+    blockio = [dict(ts_ns=ms(510), end_ns=ms(530), kind="fsync", pid=K3S, tid=106, ret=0)]
+    samples.append(dict(ts_ns=ms(510), kind="fsync", pid=K3S, tid=106, stack_id=3))
+    out: dict[str, list[dict[str, Any]]] = {"process": proc, "socket": sock, "blockio": blockio}
+    if stacks:
+        out["samples"] = samples
+        out["stacks"] = [dict(stack_id=k, frames=v) for k, v in STACKS.items()]
+        out["mappings"] = [dict(ts_ns=0, pid=K3S, start=0x400000, end=0x800000, file_offset=0,
+                                path="/usr/bin/k3s", binary=BIN)]
+        out["binaries"] = binaries if binaries is not None else [
+            dict(binary=BIN, path="/usr/bin/k3s", symbolizer="gopclntab", arch="x86_64")]
+        out["symbols"] = [dict(binary=BIN, address=a, depth=0, function=f)
+                          for a, f in FUNCS.items()] if symbols else []
+    if sched:
+        out["sched"] = [
+            dict(start_ns=0, end_ns=ms(250), pid=K3S, tid=101, state="cpu", cpu_ns=ms(250),
+                 runqueue_ns=0, io_ns=0, sleep_ns=0, other_ns=0, origin="bpf"),
+            dict(start_ns=ms(250), end_ns=ms(1000), pid=K3S, tid=101, state="sleep", cpu_ns=0,
+                 runqueue_ns=0, io_ns=0, sleep_ns=ms(750), other_ns=0, origin="bpf"),
+            dict(start_ns=ms(600), end_ns=ms(700), pid=IPT, tid=IPT, state="cpu",
+                 cpu_ns=ms(100), runqueue_ns=0, io_ns=0, sleep_ns=0, other_ns=0, origin="bpf",
+                 exited=True),
+        ]
+    return out
+
+
+META = {"end_ns": ms(1000), "complete": True, "stacks": {"sample_hz": 50}}
+
+
+def _analysis(**kw: Any) -> dict[str, Any]:
+    return analyze_json(trace(meta=META, **_rows(**kw)), profile="generic",
+                        end="exit:iptables")
+
+
+def _poll(a: dict[str, Any]) -> dict[str, Any]:
+    (w,) = [w for w in a["waits"] if w["kind"] == "poll"]
+    return w
+
+
+def test_a_poll_between_two_components_of_one_process_is_a_wait() -> None:
+    a = _analysis()
+    w = _poll(a)
+    assert w["waiter"]["pid"] == w["target"]["pid"] == K3S
+    assert w["waiter_component"] == "kubelet"
+    assert w["target_component"] == "kube-apiserver"
+    assert w["attempts"] == 6 and w["interval_ns"] == ms(100)  # the scheduler's are not in it
+
+
+def test_without_stacks_the_same_connects_are_one_process_s() -> None:
+    a = _analysis(stacks=False)
+    assert all("waiter_component" not in w for w in a["waits"])
+    assert "stacks" not in a
+    assert all("components" not in s for s in a["critical_path"])
+    assert all("spawned_by_component" not in p for p in a["processes"])
+
+
+def test_segments_carry_on_cpu_components_from_samples() -> None:
+    a = _analysis()
+    (run,) = [s for s in a["critical_path"] if s["kind"] == "run" and s["start_ns"] == 0]
+    assert run["components_from"] == "samples"
+    assert run["components"] == {"kube-apiserver": 12 * ms(20)}  # 12 samples at 50 Hz
+    assert run["components_of"]["pid"] == K3S
+
+
+def test_with_sched_components_sum_to_the_segment_s_cpu() -> None:
+    a = _analysis(sched=True)
+    with_states = [s for s in a["critical_path"] if "states" in s]
+    assert with_states
+    for s in with_states:
+        assert s["components_from"] == "sched"
+        assert s["components_of"] == s["states_of"]
+        assert sum(s["components"].values()) == s["states"]["cpu"]
+    (run,) = [s for s in with_states if s["start_ns"] == 0]
+    assert run["components"] == {"kube-apiserver": run["states"]["cpu"]}
+
+
+def test_the_helper_names_the_component_that_spawned_it() -> None:
+    a = _analysis()
+    (ipt,) = [p for p in a["processes"] if p["pid"] == IPT]
+    assert ipt["spawned_by_component"] == "kubelet"
+    (k3s,) = [p for p in a["processes"] if p["pid"] == K3S]
+    assert k3s["spawned_by_component"] is None  # its fork is not in the trace
+    (child,) = [w for w in a["waits"] if w["kind"] == "child"]
+    assert child["waiter_component"] == "kubelet"
+
+
+def test_fsync_rows_carry_their_component() -> None:
+    a = _analysis(sched=True)
+    (row,) = a["blockers"]["fsync"]
+    assert row["component"] == "kine" and row["components"] == {"kine": ms(20)}
+
+
+def test_path_summary_by_component_uses_the_stacks() -> None:
+    a = _analysis()
+    names = {r["name"] for r in a["path_summary"]["by_component"]}
+    assert "kube-apiserver" in names and "kubelet" in names  # the run, the poll's waiter
+    total = sum(r["total_ns"] for r in a["path_summary"]["by_component"])
+    assert total == a["total_ns"]
+
+
+def test_stacks_section_folded_and_problems() -> None:
+    a = _analysis()
+    st = a["stacks"]
+    assert st["cpu_samples"] == 12 + 4 + 1
+    folded = dict(st["folded"])
+    assert folded["k3s[100];runtime.goexit;k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run"] \
+        == 12
+    assert folded["k3s[100];(no stack)"] == 1
+    assert folded["k3s[100];k3s+0x9999"] == 1  # an address nothing names
+    text = "\n".join(st["problems"])
+    assert "1 of 16 on-CPU stacks are one frame deep" in text
+    assert "-14 EFAULT" in text
+    (lane,) = st["lanes"]["lanes"]
+    assert lane["pid"] == K3S and lane["component"][0] == "kube-apiserver"
+
+
+def test_bad_input_is_a_line_not_a_traceback() -> None:
+    bad = [dict(binary=BIN, path="/usr/bin/k3s", symbolizer="none",
+                problem="no .gopclntab section and no Go pclntab magic")]
+    a = _analysis(binaries=bad, symbols=False)
+    assert any("no .gopclntab" in p for p in a["stacks"]["problems"])
+    assert _poll(a)["waiter_component"] == "k3s"  # no names: the process's own
+    a = _analysis(symbols=False)
+    assert any("no symbol extract" in p for p in a["stacks"]["problems"])
+    arm = [dict(binary=BIN, path="/usr/bin/k3s", symbolizer="gopclntab", arch="arm")]
+    a = _analysis(binaries=arm)
+    assert any("32-bit" in p for p in a["stacks"]["problems"])
+
+
+def test_samples_without_stacks_table_or_mappings() -> None:
+    rows = _rows()
+    del rows["stacks"], rows["mappings"]
+    a = analyze_json(trace(meta=META, **rows), profile="generic", end="exit:iptables")
+    text = "\n".join(a["stacks"]["problems"])
+    assert "missing from the stacks table" in text
+    assert schema.SCHEMA_VERSION == "1.3"

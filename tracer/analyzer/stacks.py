@@ -1,0 +1,553 @@
+"""Stacks into k3s components (issue 23 part 4): which part of one Go process was on the CPU,
+connected, listened, spawned or synced.
+
+Contract: ``StackIndex.build(trace, procs, profile) -> StackIndex | None`` (None when the trace
+has no stack tables: every caller then behaves exactly as before stacks existed). Pure over the
+trace's ``samples``, ``stacks``, ``mappings``, ``binaries`` and ``symbols`` tables (schema 1.3);
+names come from :mod:`tracer.analyzer.stackmap` (the seam to tracer/symbols).
+
+* every stack of a process is named once per (process, mapping snapshot, stack id) and given
+  its component: the first frame from the top that the component map names, else the
+  process's own component (its executable's, from the profile, else its comm);
+* ``cpu_components(pid, lo, hi)``: on-CPU samples of a process in [lo, hi) by component;
+* ``event_component(kind, pid, tid, ts)``: the component of the stack taken at an event
+  (connect, listen, accept, fork, fsync...): the samples row of the same kind, tid and time;
+* ``problems``: one plain line per thing that makes names or components partial (no
+  .gopclntab, no symbol extract, one-frame stacks, failed walks), never an exception.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracer.analyzer.profiles import Profile
+from tracer.analyzer.stackmap import Namer, component_of
+from tracer.analyzer.tree import Processes
+from tracer.schema import Trace
+
+I64 = npt.NDArray[np.int64]
+
+#: the component of CPU time whose segment had no sample in it (components then still sum to
+#: the segment's on-CPU ns)
+UNSAMPLED = "(unsampled)"
+#: the component of a sample without a usable user stack (kernel thread, failed walk)
+NO_STACK = "(no stack)"
+#: a process is said to have one-frame stacks when at least this share of its stacks are
+ONE_FRAME_SHARE = 0.05
+#: the flame graph keeps at most this many distinct stacks (the rest are counted)
+FOLDED_TOP = 3000
+#: component lanes: at most this many processes and buckets
+LANE_PROCESSES = 12
+LANE_BUCKETS = 400
+DEFAULT_HZ = 49
+_ERRNO = {-14: "EFAULT: the frame-pointer walk failed", -17: "EEXIST: the stack map was full "
+          "(a hash collision lost the stack)", -12: "ENOMEM", -2: "ENOENT"}
+
+
+@dataclass
+class StackIndex:
+    """The trace's samples, each with its named stack and component (see module docstring)."""
+
+    ts: I64
+    pid: I64
+    tid: I64
+    kind: list[str]
+    #: per sample: index into `stacks_named` (-1: no usable stack)
+    named: I64
+    #: per sample: index into `components`
+    comp: I64
+    #: distinct named stacks: (pid, function names outermost first)
+    stacks_named: list[tuple[int, tuple[str, ...]]]
+    components: list[str]
+    sample_hz: int
+    problems: list[str] = field(default_factory=list)
+    #: (kind, tid, ts) -> sample row, for the event stacks
+    _events: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    #: (kind, ts) -> sample rows, for fork stacks matched by time (the creator's tid)
+    _by_time: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    #: pid -> its cpu samples' rows sorted by time
+    _cpu: dict[int, I64] = field(default_factory=dict)
+
+    @property
+    def period_ns(self) -> int:
+        return 1_000_000_000 // max(self.sample_hz, 1)
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, trace: Trace, procs: Processes, profile: Profile) -> StackIndex | None:
+        sm = trace.table("samples")
+        if "samples" not in trace.tables and "stacks" not in trace.tables:
+            return None
+        meta_stacks = trace.meta.get("stacks")
+        hz = DEFAULT_HZ
+        if isinstance(meta_stacks, Mapping) and isinstance(meta_stacks.get("sample_hz"), int):
+            hz = int(meta_stacks["sample_hz"]) or DEFAULT_HZ
+        n = sm.num_rows
+        ts = _i64(sm["ts_ns"])
+        pid = _i64(sm["pid"])
+        tid = _i64(sm["tid"])
+        kind = [k or "" for k in sm["kind"].to_pylist()]
+        sid = np.asarray(pc.fill_null(sm["stack_id"], -1).to_numpy(zero_copy_only=False),
+                         np.int64)
+
+        frames_of: dict[int, list[int]] = {}
+        st = trace.table("stacks")
+        for s, f in zip(st["stack_id"].to_pylist(), st["frames"].to_pylist()):
+            if s is not None:
+                frames_of[int(s)] = [int(x) for x in (f or []) if x is not None]
+        namer = Namer.of(trace)
+
+        # one naming per (pid, mapping snapshot, stack id)
+        snap = np.full(n, -1, np.int64)
+        for p in np.unique(pid).tolist():
+            snaps = namer.maps.get(int(p))
+            if snaps:
+                rows = np.flatnonzero(pid == p)
+                at = np.asarray([t for t, _ in snaps], np.int64)
+                snap[rows] = np.maximum(np.searchsorted(at, ts[rows], "right") - 1, 0)
+        named = np.full(n, -1, np.int64)
+        stacks_named: list[tuple[int, tuple[str, ...]]] = []
+        depth: list[int] = []
+        missing_ids = 0
+        ok = np.flatnonzero(sid >= 0)
+        if len(ok):
+            keys, inverse = np.unique(np.stack([pid[ok], snap[ok], sid[ok]], axis=1), axis=0,
+                                      return_inverse=True)
+            inverse = np.asarray(inverse).reshape(-1)
+            slot = np.full(len(keys), -1, np.int64)
+            for i, (p, sn, s) in enumerate(keys.tolist()):
+                pcs = frames_of.get(s)
+                if pcs is None:
+                    continue
+                slot[i] = len(stacks_named)
+                stacks_named.append((p, tuple(reversed(namer.frames(p, sn, pcs)))))
+                depth.append(len(pcs))
+            named[ok] = slot[inverse]
+            missing_ids = int(np.count_nonzero(named[ok] < 0))
+
+        # components: one per named stack
+        own_of: dict[int, str | None] = {}
+        comps: list[str] = [NO_STACK]
+        comp_ix: dict[str, int] = {NO_STACK: 0}
+        stack_comp = np.zeros(len(stacks_named), np.int64)
+        for i, (p, fr) in enumerate(stacks_named):
+            if p not in own_of:
+                own_of[p] = _own_component(procs, profile, p)
+            c = component_of(list(reversed(fr)), own_of[p]) or own_of[p] or f"pid {p}"
+            if c not in comp_ix:
+                comp_ix[c] = len(comps)
+                comps.append(c)
+            stack_comp[i] = comp_ix[c]
+        comp = np.where(named >= 0, stack_comp[np.maximum(named, 0)] if len(stack_comp)
+                        else 0, 0)
+
+        ix = cls(ts, pid, tid, kind, named, comp.astype(np.int64), stacks_named, comps, hz)
+        is_cpu = np.array([k == "cpu" for k in kind], bool) if n else np.zeros(0, bool)
+        for r in np.flatnonzero(~is_cpu).tolist():
+            ix._events[(kind[r], int(tid[r]), int(ts[r]))] = r
+            ix._by_time.setdefault((kind[r], int(ts[r])), []).append(r)
+        for p in np.unique(pid[is_cpu]).tolist():
+            rows = np.flatnonzero(is_cpu & (pid == p))
+            ix._cpu[int(p)] = rows[np.argsort(ts[rows], kind="stable")]
+
+        ix.problems = _problems(trace, procs, namer, sm, sid, pid, named[is_cpu],
+                                stacks_named, depth, missing_ids)
+        return ix
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def cpu_rows(self, pid: int, lo: int, hi: int) -> I64:
+        rows = self._cpu.get(pid)
+        if rows is None or len(rows) == 0:
+            return np.zeros(0, np.int64)
+        t = self.ts[rows]
+        a, b = np.searchsorted(t, lo, "left"), np.searchsorted(t, hi, "left")
+        return rows[a:b]
+
+    def cpu_components(self, pid: int, lo: int, hi: int) -> dict[str, int]:
+        """On-CPU samples of pid in [lo, hi) by component."""
+        rows = self.cpu_rows(pid, lo, hi)
+        if len(rows) == 0:
+            return {}
+        counts = np.bincount(self.comp[rows], minlength=len(self.components))
+        return {self.components[i]: int(c) for i, c in enumerate(counts.tolist()) if c}
+
+    def event_row(self, kind: str, tid: int | None, ts: int, pids: Iterable[int] = ()) -> int:
+        """The samples row of an event's stack (-1: none). Exact (kind, tid, ts); else, for
+        events whose row names another task (a fork row is the child's, its stack the
+        creator's), the one row of that kind at that instant of one of `pids`."""
+        if tid is not None:
+            r = self._events.get((kind, int(tid), int(ts)))
+            if r is not None:
+                return r
+        want = set(pids)
+        for r in self._by_time.get((kind, int(ts)), []):
+            if int(self.pid[r]) in want:
+                return r
+        return -1
+
+    def component_at(self, row: int) -> str | None:
+        """The component of a sample's stack (None: no row, or no usable stack)."""
+        if row < 0 or self.named[row] < 0:
+            return None
+        return self.components[int(self.comp[row])]
+
+    def majority(self, rows: Iterable[int]) -> str | None:
+        """The most frequent component among stacks (ties: the first seen)."""
+        c: Counter[str] = Counter()
+        for r in rows:
+            name = self.component_at(r)
+            if name is not None:
+                c[name] += 1
+        return c.most_common(1)[0][0] if c else None
+
+    def folded(
+        self, lo: int | None = None, hi: int | None = None, *, pids: set[int] | None = None,
+        component: str | None = None, comm: Mapping[int, str] | None = None,
+    ) -> list[tuple[str, int]]:
+        """On-CPU samples as folded stacks (`proc;outermost;...;innermost`, count), most
+        frequent first: the format flamegraph.pl, speedscope and inferno read."""
+        counts: Counter[int] = Counter()
+        no_stack: Counter[int] = Counter()
+        for p, rows in self._cpu.items():
+            if pids is not None and p not in pids:
+                continue
+            t = self.ts[rows]
+            a = 0 if lo is None else int(np.searchsorted(t, lo, "left"))
+            b = len(rows) if hi is None else int(np.searchsorted(t, hi, "left"))
+            sel = rows[a:b]
+            if component is not None:
+                sel = sel[self.comp[sel] == self.components.index(component)] \
+                    if component in self.components else sel[:0]
+            for k, n in zip(*np.unique(self.named[sel], return_counts=True)):
+                if k >= 0:
+                    counts[int(k)] += int(n)
+                else:
+                    no_stack[p] += int(n)
+        out: Counter[str] = Counter()
+        names = comm or {}
+        for k, n in counts.items():
+            p, fr = self.stacks_named[k]
+            out[";".join((_proc_frame(p, names), *(f.replace(";", ":") for f in fr)))] += n
+        for p, n in no_stack.items():
+            out[f"{_proc_frame(p, names)};{NO_STACK}"] += n
+        return sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _proc_frame(pid: int, comm: Mapping[int, str]) -> str:
+    return f"{comm.get(pid) or '?'}[{pid}]".replace(";", ":").replace(" ", "_")
+
+
+def _i64(col: pa.ChunkedArray) -> I64:
+    return np.asarray(pc.fill_null(col, 0).to_numpy(zero_copy_only=False), np.int64)
+
+
+def _own_component(procs: Processes, profile: Profile, pid: int) -> str | None:
+    """The component of a process's own code: its executable's (profile), else its comm."""
+    inst = [p for p in procs.procs if p.pid == pid]
+    for p in reversed(inst):
+        c = profile.component_for(p.names)
+        if c:
+            return c
+    for p in reversed(inst):
+        if p.comm:
+            return p.comm
+    return None
+
+
+def _problems(
+    trace: Trace, procs: Processes, namer: Namer, sm: pa.Table, sid: I64, pid: I64,
+    cpu_named: I64, stacks_named: Sequence[tuple[int, tuple[str, ...]]], depth: Sequence[int],
+    missing_ids: int,
+) -> list[str]:
+    """One line per reason names or components are partial (the analysis prints them);
+    cpu_named: the on-CPU samples' named-stack indices."""
+    out: list[str] = []
+    comm = {p.pid: p.comm for p in procs.procs if p.comm}
+    bt = trace.table("binaries")
+    used = {b for p in set(pid.tolist()) for b in namer.binaries_of(int(p))}
+    for r in bt.to_pylist():
+        b, path = r.get("binary") or "", r.get("path") or "?"
+        if r.get("problem"):
+            out.append(f"binary {path}: {r['problem']}; its frames are named "
+                       f"{path.rsplit('/', 1)[-1]}+0xOFFSET")
+        elif b in used and b not in namer.named_binaries:
+            out.append(f"binary {path}: no symbol extract in the trace (recorded without "
+                       "symbols, or on another machine); its frames are named "
+                       f"{path.rsplit('/', 1)[-1]}+0xOFFSET")
+        if (r.get("arch") or "") in ("arm", "i386", "x86"):
+            out.append(f"binary {path}: {r['arch']} (32-bit): no frame pointers, its stacks "
+                       "are one frame deep and their component is the process's own")
+    no_maps = sorted({int(p) for p in pid[sid >= 0].tolist()} - set(namer.maps))
+    for p in no_maps[:10]:
+        out.append(f"{comm.get(p) or '?'}[{p}]: no mappings recorded: its frames are raw "
+                   "addresses and its component is the process's own")
+    if missing_ids:
+        out.append(f"{missing_ids} samples name a stack id missing from the stacks table "
+                   "(counted as no stack)")
+    errs = sm["stack_error"].to_pylist() if sm.num_rows else []
+    bad = Counter(int(e) for e, s in zip(errs, sid.tolist()) if s < 0 and e is not None)
+    for e, n in sorted(bad.items()):
+        out.append(f"{n} of {sm.num_rows} stacks could not be taken: "
+                   f"{e} {_ERRNO.get(e, 'error')}")
+    one: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for k in cpu_named[cpu_named >= 0].tolist():
+        p = stacks_named[k][0]
+        one[p][1] += 1
+        if depth[k] <= 1:
+            one[p][0] += 1
+    for p, (n1, nall) in sorted(one.items()):
+        if n1 and n1 >= ONE_FRAME_SHARE * nall:
+            out.append(f"{comm.get(p) or '?'}[{p}]: {n1} of {nall} on-CPU stacks are one "
+                       "frame deep "
+                       "(code without frame pointers: 32-bit ARM, or C inside cgo such as "
+                       "sqlite): those are charged to the process's own component")
+    return out
+
+
+# -- the analysis' keys -----------------------------------------------------------------------
+
+
+def scaled(counts: Mapping[str, int], total_ns: int) -> dict[str, int]:
+    """Sample counts -> ns summing EXACTLY to total_ns (largest remainders get the rest)."""
+    n = sum(counts.values())
+    if total_ns <= 0:
+        return {}
+    if n == 0:
+        return {UNSAMPLED: total_ns}
+    raw = {k: total_ns * v / n for k, v in counts.items()}
+    out = {k: int(x) for k, x in raw.items()}
+    rest = total_ns - sum(out.values())
+    for k in sorted(raw, key=lambda k: (-(raw[k] - out[k]), k))[:rest]:
+        out[k] += 1
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def section(ix: StackIndex, comm: Mapping[int, str], lo: int, hi: int,
+            lanes_of: Sequence[tuple[int, str | None, str | None, int, int]]) -> dict[str, Any]:
+    """The `stacks` section: samples and components over the window, the folded stacks the
+    flame graph draws, a component lane per process, and the problems."""
+    cpu_rows = [ix.cpu_rows(p, lo, hi) for p in ix._cpu]
+    allrows = np.concatenate(cpu_rows) if cpu_rows else np.zeros(0, np.int64)
+    counts = np.bincount(ix.comp[allrows], minlength=len(ix.components)) if len(allrows) \
+        else np.zeros(len(ix.components), np.int64)
+    total = int(counts.sum())
+    ranked = sorted(((int(c), ix.components[i]) for i, c in enumerate(counts.tolist()) if c),
+                    key=lambda x: (-x[0], x[1]))
+    by_comp = [{"component": name, "samples": c, "pct": round(100.0 * c / total, 2)}
+               for c, name in ranked]
+    folded = ix.folded(lo, hi, comm=comm)
+    events = Counter(k for k in ix.kind if k != "cpu")
+    return {
+        "start_ns": lo,
+        "end_ns": hi,
+        "sample_hz": ix.sample_hz,
+        "cpu_samples": total,
+        "event_stacks": dict(sorted(events.items())),
+        "by_component": by_comp,
+        "folded": [[s, n] for s, n in folded[:FOLDED_TOP]],
+        "folded_left_out": sum(n for _, n in folded[FOLDED_TOP:]),
+        "lanes": lanes(ix, lanes_of, lo, hi),
+        "problems": list(ix.problems),
+    }
+
+
+def lanes(ix: StackIndex, procs: Sequence[tuple[int, str | None, str | None, int, int]],
+          lo: int, hi: int) -> dict[str, Any] | None:
+    """Per process (pid, comm, key, alive from, alive to) with on-CPU samples in the window:
+    its dominant component per bucket as runs {start_ns, end_ns, component, samples}."""
+    if hi <= lo:
+        return None
+    bucket = max(ix.period_ns, -(-(hi - lo) // LANE_BUCKETS))
+    ranked = []
+    for p, c, key, a, b in procs:
+        rows = ix.cpu_rows(p, max(lo, a), min(hi, b))
+        if len(rows):
+            ranked.append((len(rows), p, c, key, rows))
+    ranked.sort(key=lambda x: (-x[0], x[1]))
+    out = []
+    for n, p, c, key, rows in ranked[:LANE_PROCESSES]:
+        b_of = (ix.ts[rows] - lo) // bucket
+        runs: dict[str, list[Any]] = {"start_ns": [], "end_ns": [], "component": [],
+                                      "samples": []}
+        for bk in np.unique(b_of).tolist():
+            sel = rows[b_of == bk]
+            cnt = np.bincount(ix.comp[sel], minlength=len(ix.components))
+            top = ix.components[int(np.argmax(cnt))]
+            a = lo + bk * bucket
+            if runs["component"] and runs["component"][-1] == top and runs["end_ns"][-1] == a:
+                runs["end_ns"][-1] = min(hi, a + bucket)
+                runs["samples"][-1] += len(sel)
+            else:
+                runs["start_ns"].append(int(a))
+                runs["end_ns"].append(int(min(hi, a + bucket)))
+                runs["component"].append(top)
+                runs["samples"].append(len(sel))
+        out.append({"pid": p, "comm": c, "key": key, "samples": n, **runs})
+    return {"bucket_ns": int(bucket), "lanes": out,
+            "left_out": max(0, len(ranked) - LANE_PROCESSES)}
+
+
+__all__ = ["NO_STACK", "UNSAMPLED", "StackIndex", "scaled", "section"]
+
+
+# -- per segment, per wait, per process, per fsync ----------------------------------------------
+
+
+@dataclass
+class SegmentComponents:
+    """A critical-path segment's on-CPU ns by component, of one process."""
+
+    of: int  # process instance
+    components: dict[str, int]
+    #: "sched": scaled to the segment's states["cpu"]; "samples": samples x the sampling period
+    source: str
+
+
+#: segment kinds whose process is the segment's own / the wait's target (schedpath's rule)
+_PROC_KINDS = ("run", "wait:wakeup", "wait:child", "wait:module")
+_TARGET_KINDS = ("wait:poll", "wait:listener", "wait:poll-lag")
+
+
+def path_components(ix: StackIndex, procs: Processes, path: Sequence[Any],
+                    waits: Sequence[Any], states: Sequence[Any]) -> list[SegmentComponents | None]:
+    """Per segment: with states (sched data), the on-CPU ns of `states_of` by component, from
+    its samples in the segment, scaled to sum exactly to states["cpu"]; without, where the
+    segment's process (the same rule) has samples in it, samples x period by component."""
+    out: list[SegmentComponents | None] = []
+    for s, st in zip(path, states):
+        if st is not None:
+            of = int(st.of)
+            counts = ix.cpu_components(procs.procs[of].pid, s.start_ns, s.end_ns)
+            out.append(SegmentComponents(of, scaled(counts, int(st.states["cpu"])), "sched"))
+            continue
+        idx: int | None = None
+        if s.kind in _PROC_KINDS:
+            idx = s.proc
+        elif s.kind in _TARGET_KINDS and s.wait is not None:
+            idx = waits[s.wait].target
+        if idx is None or idx < 0:
+            out.append(None)
+            continue
+        counts = ix.cpu_components(procs.procs[idx].pid, s.start_ns, s.end_ns)
+        if not counts:
+            out.append(None)
+            continue
+        ns = {k: v * ix.period_ns for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+        out.append(SegmentComponents(idx, ns, "samples"))
+    return out
+
+
+def wait_components(ix: StackIndex, socket: pa.Table, procs: Processes,
+                    waits: Sequence[Any]) -> list[tuple[str | None, str | None]]:
+    """Per wait: (waiter component, target component). Listener / poll waits: the stacks at
+    the waiter's connects (its evidence rows; the most frequent component) and at the target's
+    listen on the endpoint (else its accepts there during the wait). Child and module waits:
+    the stack at the fork that created the helper, and the helper's own component."""
+    cols = socket.select(["kind", "pid", "tid", "ts_ns", "port", "endpoint"]).to_pydict() \
+        if socket.num_rows else {k: [] for k in ("kind", "pid", "tid", "ts_ns", "port",
+                                                  "endpoint")}
+    listens: dict[int, list[int]] = defaultdict(list)  # pid -> listen/accept rows
+    for r, (k, p) in enumerate(zip(cols["kind"], cols["pid"])):
+        if k in ("listen", "accept") and p is not None:
+            listens[int(p)].append(r)
+
+    def row_of(r: int) -> int:
+        ts = cols["ts_ns"][r]
+        if ts is None:
+            return -1
+        p = cols["pid"][r]
+        return ix.event_row(cols["kind"][r], cols["tid"][r], int(ts), (p,) if p else ())
+
+    out: list[tuple[str | None, str | None]] = []
+    for w in waits:
+        if w.kind in ("child", "module"):
+            helper = procs.procs[w.target] if w.target is not None and w.target >= 0 else None
+            waiter = spawned_by(ix, procs, helper) if helper is not None else None
+            target = None
+            if helper is not None and helper.pid in ix._cpu:
+                c = ix.cpu_components(helper.pid, w.start_ns, w.end_ns or w.start_ns)
+                target = max(c, key=lambda k: c[k]) if c else None
+            out.append((waiter, target))
+            continue
+        rows = [r for r in w.evidence.get("socket", []) if r < len(cols["kind"])
+                and cols["kind"][r] == "connect"]
+        waiter = ix.majority(row_of(r) for r in rows)
+        target = None
+        if w.target is not None and w.target >= 0 and w.endpoint:
+            tp = procs.procs[w.target].pid
+            port = _port(w.endpoint)
+            cands = [r for r in listens.get(tp, [])
+                     if _same_endpoint(cols["kind"][r], cols["port"][r], cols["endpoint"][r],
+                                       w.endpoint, port)]
+            ready = w.ready_ns if w.ready_ns is not None else (w.end_ns or 2**63 - 1)
+            ls = [r for r in cands if cols["kind"][r] == "listen"
+                  and (cols["ts_ns"][r] or 0) <= ready]
+            if ls:
+                target = ix.component_at(row_of(ls[-1]))
+            if target is None:
+                hi = w.end_ns if w.end_ns is not None else 2**63 - 1
+                target = ix.majority(row_of(r) for r in cands if cols["kind"][r] == "accept"
+                                     and w.start_ns <= (cols["ts_ns"][r] or 0) <= hi)
+        out.append((waiter, target))
+    return out
+
+
+def _port(endpoint: str) -> int | None:
+    if endpoint.startswith("unix:"):
+        return None
+    tail = endpoint.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _same_endpoint(kind: str, port: int | None, ep: str | None, want: str,
+                   want_port: int | None) -> bool:
+    if want_port is None:
+        return ep == want
+    if kind == "accept" or port is None:
+        return _port(ep or "") == want_port
+    return int(port) == want_port
+
+
+def spawned_by(ix: StackIndex, procs: Processes, p: Any) -> str | None:
+    """The component of the stack at the fork that created process instance p (None: no fork
+    seen, or no stack at it)."""
+    if p.start_ns is None or p.from_snapshot:
+        return None
+    parent = procs.procs[p.parent].pid if p.parent is not None else p.ppid
+    pids = [x for x in (parent, p.pid) if x is not None]
+    return ix.component_at(ix.event_row("fork", p.pid, int(p.start_ns), pids))
+
+
+def fsync_components(ix: StackIndex, blockio: pa.Table, section: dict[str, Any], lo: int,
+                     hi: int) -> None:
+    """Each `blockers` fsync row gains `components` (ns of its calls by the component of the
+    stack at each call) and `component` (the one with the most)."""
+    rows = section.get("fsync") or []
+    if not rows or blockio.num_rows == 0:
+        return
+    want = {int(r["pid"]) for r in rows}
+    acc: dict[int, Counter[str]] = defaultdict(Counter)
+    cols = blockio.select(["ts_ns", "end_ns", "kind", "pid", "tid"]).to_pydict()
+    for ts, end, kind, pid, tid in zip(cols["ts_ns"], cols["end_ns"], cols["kind"],
+                                       cols["pid"], cols["tid"]):
+        if pid is None or int(pid) not in want or ts is None or not lo <= int(ts) <= hi:
+            continue
+        if kind not in ("fsync", "fdatasync", "sync_file_range"):
+            continue
+        c = ix.component_at(ix.event_row(kind, tid, int(ts), (pid,))) or NO_STACK
+        acc[int(pid)][c] += max(0, int(end or ts) - int(ts))
+    for r in rows:
+        got = acc.get(int(r["pid"]))
+        comps = dict(sorted(got.items(), key=lambda kv: (-kv[1], kv[0]))) if got else {}
+        r["components"] = comps
+        r["component"] = next(iter(comps), None)
