@@ -23,7 +23,8 @@ from tracer.analyzer.model import ANALYSIS_VERSION, Analysis
 from tracer.analyzer.passes import Options, Redactor, Work
 from tracer.schema import Trace
 
-__all__ = ["ANALYSIS_VERSION", "PASSES", "Analysis", "Options", "analyze", "load_and_analyze"]
+__all__ = ["ANALYSIS_VERSION", "PASSES", "Analysis", "Options", "analyze", "folded_stacks",
+           "load_and_analyze"]
 
 #: (name, pass) in the order they run; a pass reads only the results of the passes above it.
 PASSES: tuple[tuple[str, p.Pass], ...] = (
@@ -137,3 +138,43 @@ def _assemble(w: Work) -> Analysis:
         redacted=w.options.redact,
     )
 
+
+
+def folded_stacks(
+    trace_dir: str | os.PathLike[str],
+    options: Options | None = None,
+    *,
+    pid: int | None = None,
+    component: str | None = None,
+) -> list[tuple[str, int]]:
+    """`k3sprof stacks`: the trace's on-CPU samples as folded stacks (`proc;outer;...;inner`,
+    count), most frequent first. With options (a --start/--end), only the samples inside the
+    analysis window [start, end] (the trace end when the end was not reached); else all.
+    TraceError when the trace has no stack tables; UsageError for a bad option."""
+    from tracer import schema
+    from tracer._errors import TraceError, UsageError
+
+    if options is not None:
+        options.check()
+    trace = schema.load(Path(trace_dir))
+    w = Work(full=trace, options=options or Options(), redact=Redactor(True))
+    needed = ("procs", "bounds", "scope", "profile", "stackix")  # what the stack index reads
+    for name, fn in PASSES:
+        if name in needed:
+            setattr(w, name, fn(w))
+    ix = w.stackix
+    if ix is None:
+        raise TraceError(
+            f"{trace_dir}: no stack tables (recorded with --no-stacks, or by a k3sprof older "
+            "than schema 1.3)"
+        )
+    if component is not None and component not in ix.components:
+        known = ", ".join(sorted(c for c in ix.components if not c.startswith("("))) or "none"
+        raise UsageError(f"no stacks of component {component!r} in this trace (it has: {known})")
+    lo = hi = None
+    if options is not None and (options.start is not None or options.end is not None):
+        a = run(trace, options)
+        lo, hi = a.start_ns, a.end_ns if a.end_ns is not None else None
+    comm = {p.pid: p.comm for p in w.procs.procs if p.comm}
+    return ix.folded(lo, hi, pids=None if pid is None else {pid}, component=component,
+                     comm=comm)

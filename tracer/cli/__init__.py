@@ -62,6 +62,7 @@ def cli() -> None:
 # Each subcommand lives in its own module tracer/cli/<name>.py; importing it adds it to the
 # group. Add new commands here.
 COMMANDS = ("record", "info", "doctor", "analyze", "boot", "report", "compare", "export", "demo",
+            "stacks",
             "ingest_log")
 
 
