@@ -207,3 +207,16 @@ def test_samples_without_stacks_table_or_mappings() -> None:
     text = "\n".join(a["stacks"]["problems"])
     assert "missing from the stacks table" in text
     assert schema.SCHEMA_VERSION == "1.3"
+
+
+def test_the_text_names_components_on_the_path() -> None:
+    from tracer.analyzer import analyze
+    from tracer.analyzer.text import render
+
+    a = analyze(trace(meta=META, **_rows(sched=True)), profile="generic", end="exit:iptables")
+    text = render(a)
+    assert "kubelet polled kube-apiserver 127.0.0.1:6443 every 100.0 ms" in text
+    assert "k3s[100] on-CPU: kube-apiserver 100 %" in text
+    assert "fsync   k3s[100]: 1 fsync, 20.0 ms in total, longest 20.0 ms (kine 20.0 ms)" in text
+    assert "note: k3s[100]: 1 of 16 on-CPU stacks are one frame deep" in text
+    assert "(kubelet -> kube-apiserver)" in text
