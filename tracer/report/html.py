@@ -289,6 +289,14 @@ class HtmlReport:
                     + ("<br>" + table_box("blockers") if a.sections.get("blockers") else ""),
                 )
             )
+        if a.sections.get("stacks"):  # stack tables (schema 1.3) only: else the page is unchanged
+            from tracer.report import flame
+
+            st = a.sections["stacks"]
+            figures.append(("stacks", "Stacks: flame graph and components", flame.HELP,
+                            flame.problems_html(st) + flame.flame_figure(st)
+                            + flame.lanes_figure(st, t0, lambda fig, *x, **k:
+                                                 _window_figure(fig, f, *x, **k))))
         return cls(payload, figures)
 
     def render_bytes(self) -> bytes:
@@ -1277,6 +1285,7 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
     sections = [
         section("timeline", *fig["timeline"]),
         *([section("sched", *fig["sched"])] if "sched" in fig else []),
+        *([section("stacks", *fig["stacks"])] if "stacks" in fig else []),
         section(
             "critical-path",
             "Critical path",
@@ -1324,6 +1333,7 @@ def _page(payload: ReportPayload, figures: list[tuple[str, str, str, str]]) -> s
         for a, t in (
             ("timeline", "Timeline"),
             *([("sched", "Scheduler")] if "sched" in fig else []),
+            *([("stacks", "Stacks")] if "stacks" in fig else []),
             ("critical-path", "Critical path"),
             ("connects", "Connects"),
             ("waits", "Waits"),
