@@ -56,3 +56,16 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: Any) -> None:
     assert main(["stacks", str(plain)]) == 3
     assert "no stack tables" in capsys.readouterr().err
     assert main(["stacks", str(tmp_path / "nowhere")]) == 3
+
+
+def test_perf_script_text_one_block_per_sample(tmp_path: Path, capsys: Any) -> None:
+    d = _dir(tmp_path)
+    assert main(["stacks", str(d), "--perf", "--component", "kube-apiserver"]) == 0
+    blocks = capsys.readouterr().out.split("\n\n")
+    blocks = [b for b in blocks if b.strip()]
+    assert len(blocks) == 12
+    head, *frames = blocks[1].splitlines()
+    assert head == "k3s 100/101 0.020000: 1 cpu-clock:"  # the second sample, at 20 ms
+    # innermost first, each `ADDR SYMBOL (MAPPING)` as perf script prints them
+    assert frames == ["\t0 k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run (k3s)",
+                      "\t0 runtime.goexit (k3s)"]

@@ -3,6 +3,7 @@ traces with planted stacks (tests/unit/test_stacks_analysis.py)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.builders import trace
@@ -48,3 +49,17 @@ def test_icicle_values_are_subtree_sums() -> None:
             assert val[i] >= sum(val[k] for k in kids)
     assert sorted(zip(n["labels"], n["values"]))[:3] == [("a", 5), ("all (10 samples)", 10),
                                                           ("b", 3)]
+
+
+def test_the_perfetto_export_has_component_tracks_and_segment_components() -> None:
+    from tracer.report.perfetto import COMPONENT_TID_BASE, PerfettoExport
+
+    doc = json.loads(PerfettoExport.from_analysis(_a()).render_bytes())
+    ev = doc["traceEvents"]
+    lane = [e for e in ev if e["ph"] == "X" and e.get("cat") == "stacks"]
+    assert lane and {e["tid"] for e in lane} == {COMPONENT_TID_BASE + 100}
+    assert lane[0]["name"] == "kube-apiserver" and lane[0]["ts"] == 0
+    segs = [e for e in ev if e.get("cat") == "critical_path"]
+    assert any(e["args"].get("components_ns") == {"kube-apiserver": 240_000_000} for e in segs)
+    plain = json.loads(PerfettoExport.from_analysis(_a(stacks=False)).render_bytes())
+    assert not any(e.get("cat") == "stacks" for e in plain["traceEvents"])

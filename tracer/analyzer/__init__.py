@@ -146,11 +146,13 @@ def folded_stacks(
     *,
     pid: int | None = None,
     component: str | None = None,
-) -> list[tuple[str, int]]:
+    perf: bool = False,
+) -> list[tuple[str, int]] | list[str]:
     """`k3sprof stacks`: the trace's on-CPU samples as folded stacks (`proc;outer;...;inner`,
-    count), most frequent first. With options (a --start/--end), only the samples inside the
-    analysis window [start, end] (the trace end when the end was not reached); else all.
-    TraceError when the trace has no stack tables; UsageError for a bad option."""
+    count), most frequent first; perf: as `perf script` text lines, one block per sample.
+    With options (a --start/--end), only the samples inside the analysis window [start, end]
+    (the trace end when the end was not reached); else all. TraceError when the trace has no
+    stack tables; UsageError for a bad option or an unknown component."""
     from tracer import schema
     from tracer._errors import TraceError, UsageError
 
@@ -176,5 +178,7 @@ def folded_stacks(
         a = run(trace, options)
         lo, hi = a.start_ns, a.end_ns if a.end_ns is not None else None
     comm = {p.pid: p.comm for p in w.procs.procs if p.comm}
-    return ix.folded(lo, hi, pids=None if pid is None else {pid}, component=component,
-                     comm=comm)
+    pids = None if pid is None else {pid}
+    if perf:  # `perf script` text: Perfetto's callstack-profile import (docs/stacks.md)
+        return ix.perf_script(lo, hi, pids=pids, component=component, comm=comm)
+    return ix.folded(lo, hi, pids=pids, component=component, comm=comm)

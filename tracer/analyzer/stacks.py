@@ -243,6 +243,37 @@ class StackIndex:
         return sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+    def perf_script(
+        self, lo: int | None = None, hi: int | None = None, *, pids: set[int] | None = None,
+        component: str | None = None, comm: Mapping[int, str] | None = None,
+    ) -> list[str]:
+        """On-CPU samples in `perf script`'s text format (one block per sample: `comm pid/tid
+        [cpu] secs: 1 cpu-clock:`, then its frames innermost first, then a blank line), which
+        Perfetto imports as a callstack profile (and FlameGraph's stackcollapse-perf reads).
+        Times are the trace's CLOCK_MONOTONIC seconds, as in every other k3sprof output."""
+        names = comm or {}
+        want = None if component is None else (
+            self.components.index(component) if component in self.components else -2)
+        out: list[str] = []
+        rows = [r for p, rs in self._cpu.items() if pids is None or p in pids for r in rs]
+        rows.sort(key=lambda r: (int(self.ts[r]), r))
+        for r in rows:
+            t = int(self.ts[r])
+            if (lo is not None and t < lo) or (hi is not None and t >= hi):
+                continue
+            if want is not None and int(self.comp[r]) != want:
+                continue
+            p = int(self.pid[r])
+            c = (names.get(p) or "?").replace(" ", "_")
+            k = int(self.named[r])
+            frames = self.stacks_named[k][1] if k >= 0 else (NO_STACK,)
+            out.append(f"{c} {p}/{int(self.tid[r])} {t // 1_000_000_000}."
+                       f"{(t % 1_000_000_000) // 1000:06d}: 1 cpu-clock:")
+            out.extend(f"\t0 {f.replace(' ', '_')} ({c})" for f in reversed(frames))
+            out.append("")
+        return out
+
+
 def _proc_frame(pid: int, comm: Mapping[int, str]) -> str:
     return f"{comm.get(pid) or '?'}[{pid}]".replace(";", ":").replace(" ", "_")
 
