@@ -37,8 +37,9 @@ Layout (all offsets relative to the table start, the "pcHeader"):
   and its own InlTreeIndex are read there, up to the physical function.
 - gofunc (Go 1.18+, where FUNCDATA points): read from `runtime.firstmoduledata`, found as
   the word in a writable segment that points at the table, followed by a word pointing at
-  the function name table; gofunc is word 38 of it (Go 1.18/1.19) or 40 (Go 1.20+, after
-  covctrs/ecovctrs). Without it, frames come out without their inlined callees.
+  the function name table; gofunc is word 38 of it (Go 1.18/1.19), 40 (Go 1.20+, after
+  covctrs/ecovctrs) or 43 (Go 1.27: typedesclen, itaboffset, itabsize), told apart by where
+  rodata and gofunc point. Without it, frames come out without their inlined callees.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from __future__ import annotations
 import struct
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -182,7 +183,10 @@ class GoTable:
         p = self.ptr_size
         me = self._ptr.pack(self.vaddr)
         names = self._ptr.pack(self.vaddr + self.funcname_off)
-        gofunc_word = 38 if self.layout == "1.18" else 40
+        # The word index of gofunc: 38 in Go 1.18/1.19; 40 in Go 1.20+ (covctrs, ecovctrs);
+        # 43 since types gained typedesclen and itaboffset/itabsize (Go 1.27). The word before
+        # is rodata: both must point into a read-only data segment, rodata first.
+        candidates = (38,) if self.layout == "1.18" else (40, 43)
         for seg in img.segments:
             if not seg.flags & 2:  # PF_W: moduledata lives in .noptrdata
                 continue
@@ -190,13 +194,23 @@ class GoTable:
             pos = img.data.find(me, lo, hi)
             while pos >= 0:
                 if pos % p == 0 and img.data[pos + p : pos + 2 * p] == names:
-                    words = img.data[pos : pos + (gofunc_word + 1) * p]
-                    if len(words) == (gofunc_word + 1) * p:
+                    words = img.data[pos : pos + 48 * p]
+                    if len(words) == 48 * p:
                         text = self._ptr.unpack_from(words, 22 * p)[0]
-                        gofunc = self._ptr.unpack_from(words, gofunc_word * p)[0]
-                        return int(text), int(gofunc)
+                        for k in candidates:
+                            rodata = self._ptr.unpack_from(words, (k - 1) * p)[0]
+                            gofunc = self._ptr.unpack_from(words, k * p)[0]
+                            ro = self._in_rodata(rodata) and self._in_rodata(gofunc)
+                            if ro and rodata <= gofunc:
+                                return int(text), int(gofunc)
+                        return int(text), 0
                 pos = img.data.find(me, pos + 1, hi)
         return 0, 0
+
+    def _in_rodata(self, vaddr: int) -> bool:
+        return any(
+            s.vaddr <= vaddr < s.vaddr + s.filesz and not s.flags & 3 for s in self.img.segments
+        )
 
     def _string(self, off: int) -> str:
         s = self._strings.get(off)
@@ -370,9 +384,15 @@ class GoTable:
         frames.append(Frame(self._name(f.name_off), file, line))
         return frames
 
-    def entries_and_ends(self) -> tuple[Any, int]:
-        """The sorted entry PCs (numpy uint64) and the end PC: for tests and benchmarks."""
-        return self.entries, self.end_pc
+    def function_span(self, i: int) -> tuple[int, int]:
+        """(entry PC, end of its code) of function i: the end is where its line table stops
+        (alignment padding up to the next entry belongs to no code)."""
+        f = self._func(i)
+        ends, _ = self._table(f.pcln, f.entry)
+        return f.entry, (ends[-1] if ends else f.entry)
+
+    def function_name(self, i: int) -> str:
+        return self._name(self._func(i).name_off)
 
 
 def _text_addr(img: ElfImage) -> int:
