@@ -26,6 +26,20 @@ GO_MOD = "module example.com/fixture\n\ngo 1.19\n"
 
 PKGB = """package pkgb
 
+import "runtime"
+
+// Here is inlined into its caller; Where (not inlinable) takes the runtime's own view of
+// the stack from there.
+func Here() []uintptr {
+	return Where()
+}
+
+//go:noinline
+func Where() []uintptr {
+	pcs := make([]uintptr, 32)
+	return pcs[:runtime.Callers(1, pcs)]
+}
+
 // Mix is small: the compiler inlines it into its callers.
 func Mix(x uint64) uint64 {
 	x ^= x >> 33
@@ -49,14 +63,37 @@ func Spin(n int) uint64 {
 }
 """
 
-MAIN = """package main
+MAIN = r"""package main
 
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"time"
 
 	"example.com/fixture/pkgb"
 )
+
+// report prints the runtime's own stack (raw PCs, then runtime.CallersFrames' function,
+// file and line of each frame, inlined ones expanded), then waits to be read and killed.
+//
+//go:noinline
+func report() {
+	pcs := pkgb.Here()
+	for _, pc := range pcs {
+		fmt.Printf("pc %#x\n", pc)
+	}
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		fmt.Printf("frame %s|%s|%d\n", f.Function, f.File, f.Line)
+		if !more {
+			break
+		}
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+}
 
 //go:noinline
 func work(n int) uint64 {
@@ -69,6 +106,10 @@ func work(n int) uint64 {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "stacks" {
+		report()
+		return
+	}
 	fmt.Println(work(len(os.Args)*1000), pkgb.Spin(len(os.Args)))
 }
 """
@@ -134,15 +175,18 @@ def go_env(tmp: Path) -> dict[str, str]:
     }
 
 
-def build_fixture(minor: str, tmp: Path) -> Built:
+def build_fixture(minor: str, tmp: Path, *, pie: bool = False) -> Built:
     go = toolchain(minor)
-    src = tmp / f"src-{minor}"
+    tag = f"{minor}{'-pie' if pie else ''}"
+    src = tmp / f"src-{tag}"
     (src / "pkgb").mkdir(parents=True)
     (src / "go.mod").write_text(GO_MOD)
     (src / "pkgb" / "b.go").write_text(PKGB)
     (src / "main.go").write_text(MAIN)
-    out = tmp / f"fixture-{minor}"
+    out = tmp / f"fixture-{tag}"
     flags = ["-trimpath", "-ldflags=-s -w", "-gcflags=example.com/fixture/...=-m"]
+    if pie:
+        flags.append("-buildmode=pie")
     r = subprocess.run(
         [go, "build", *flags, "-o", str(out), "."],
         cwd=src, env=go_env(tmp), capture_output=True, text=True, timeout=600,
