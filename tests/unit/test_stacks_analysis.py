@@ -78,12 +78,14 @@ def _rows(*, stacks: bool = True, sched: bool = False, symbols: bool = True,
     if stacks:
         out["samples"] = samples
         out["stacks"] = [dict(stack_id=k, frames=v) for k, v in STACKS.items()]
-        out["mappings"] = [dict(ts_ns=0, pid=K3S, start=0x400000, end=0x800000, file_offset=0,
-                                path="/usr/bin/k3s", binary=BIN)]
+        # file_offset = start: the file-offset addresses SYMBOLS holds equal the PCs here
+        out["mappings"] = [dict(ts_ns=0, pid=K3S, start=0x400000, end=0x800000,
+                                file_offset=0x400000, path="/usr/bin/k3s", binary=BIN)]
         out["binaries"] = binaries if binaries is not None else [
             dict(binary=BIN, path="/usr/bin/k3s", symbolizer="gopclntab", arch="x86_64")]
-        out["symbols"] = [dict(binary=BIN, address=a, depth=0, function=f)
-                          for a, f in FUNCS.items()] if symbols else []
+        # a leaf frame is looked up at its PC, a caller at PC - 1 (inside the call)
+        out["symbols"] = [dict(binary=BIN, address=a - d, depth=0, function=f)
+                          for a, f in FUNCS.items() for d in (0, 1)] if symbols else []
     if sched:
         out["sched"] = [
             dict(start_ns=0, end_ns=ms(250), pid=K3S, tid=101, state="cpu", cpu_ns=ms(250),
@@ -101,8 +103,7 @@ META = {"end_ns": ms(1000), "complete": True, "stacks": {"sample_hz": 50}}
 
 
 def _analysis(**kw: Any) -> dict[str, Any]:
-    return analyze_json(trace(meta=META, **_rows(**kw)), profile="generic",
-                        end="exit:iptables")
+    return analyze_json(trace(meta=META, **_rows(**kw)), profile="k3s", end="exit:iptables")
 
 
 def _poll(a: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +180,7 @@ def test_stacks_section_folded_and_problems() -> None:
     assert folded["k3s[100];runtime.goexit;k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run"] \
         == 12
     assert folded["k3s[100];(no stack)"] == 1
-    assert folded["k3s[100];k3s+0x9999"] == 1  # an address nothing names
+    assert folded["k3s[100];k3s+0x409999"] == 1  # an address nothing names
     text = "\n".join(st["problems"])
     assert "1 of 16 on-CPU stacks are one frame deep" in text
     assert "-14 EFAULT" in text
@@ -191,10 +192,18 @@ def test_bad_input_is_a_line_not_a_traceback() -> None:
     bad = [dict(binary=BIN, path="/usr/bin/k3s", symbolizer="none",
                 problem="no .gopclntab section and no Go pclntab magic")]
     a = _analysis(binaries=bad, symbols=False)
-    assert any("no .gopclntab" in p for p in a["stacks"]["problems"])
+    text = "\n".join(a["stacks"]["problems"])
+    assert "binary /usr/bin/k3s: no .gopclntab" in text
+    assert "k3s: 15 of 15 frames (of the distinct stacks) unnamed (no .gopclntab" in text
     assert _poll(a)["waiter_component"] == "k3s"  # no names: the process's own
     a = _analysis(symbols=False)
-    assert any("no symbol extract" in p for p in a["stacks"]["problems"])
+    assert any("unnamed (no symbol at this address)" in p
+               for p in a["stacks"]["problems"])
+    # a trace from another machine whose binary is not here (nor its extract): a line
+    gone = [dict(binary=BIN, path="/nonexistent/k3s")]
+    a = _analysis(binaries=gone, symbols=False)
+    assert any("unnamed" in p for p in a["stacks"]["problems"])
+    assert a["critical_path"] and a["waits"]  # nothing else lost
     arm = [dict(binary=BIN, path="/usr/bin/k3s", symbolizer="gopclntab", arch="arm")]
     a = _analysis(binaries=arm)
     assert any("32-bit" in p for p in a["stacks"]["problems"])
@@ -203,7 +212,7 @@ def test_bad_input_is_a_line_not_a_traceback() -> None:
 def test_samples_without_stacks_table_or_mappings() -> None:
     rows = _rows()
     del rows["stacks"], rows["mappings"]
-    a = analyze_json(trace(meta=META, **rows), profile="generic", end="exit:iptables")
+    a = analyze_json(trace(meta=META, **rows), profile="k3s", end="exit:iptables")
     text = "\n".join(a["stacks"]["problems"])
     assert "missing from the stacks table" in text
     assert schema.SCHEMA_VERSION == "1.3"
@@ -213,7 +222,7 @@ def test_the_text_names_components_on_the_path() -> None:
     from tracer.analyzer import analyze
     from tracer.analyzer.text import render
 
-    a = analyze(trace(meta=META, **_rows(sched=True)), profile="generic", end="exit:iptables")
+    a = analyze(trace(meta=META, **_rows(sched=True)), profile="k3s", end="exit:iptables")
     text = render(a)
     assert "kubelet polled kube-apiserver 127.0.0.1:6443 every 100.0 ms" in text
     assert "k3s[100] on-CPU: kube-apiserver 100 %" in text

@@ -43,7 +43,7 @@ def test_filters(tmp_path: Path, capsys: Any) -> None:
     assert main(["stacks", str(d), "--pid", str(K3S + 1)]) == 0
     assert capsys.readouterr().out == ""
     # the window: from the start to the listen at 250 ms holds only the apiserver's samples
-    assert main(["stacks", str(d), "--end", "listen:6443", "--profile", "generic"]) == 0
+    assert main(["stacks", str(d), "--end", "listen:6443", "--profile", "k3s"]) == 0
     assert _lines(capsys.readouterr().out) == {APISERVER: 12}
 
 

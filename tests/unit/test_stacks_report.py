@@ -14,7 +14,7 @@ from tracer.report.html import HtmlReport
 
 
 def _a(**kw: Any) -> Analysis:
-    return analyze(trace(meta=META, **_rows(**kw)), profile="generic", end="exit:iptables")
+    return analyze(trace(meta=META, **_rows(**kw)), profile="k3s", end="exit:iptables")
 
 
 def test_the_report_has_a_flame_graph_and_component_lanes() -> None:

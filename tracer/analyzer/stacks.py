@@ -4,7 +4,9 @@ connected, listened, spawned or synced.
 Contract: ``StackIndex.build(trace, procs, profile) -> StackIndex | None`` (None when the trace
 has no stack tables: every caller then behaves exactly as before stacks existed). Pure over the
 trace's ``samples``, ``stacks``, ``mappings``, ``binaries`` and ``symbols`` tables (schema 1.3);
-names come from :mod:`tracer.analyzer.stackmap` (the seam to tracer/symbols).
+names come from :class:`tracer.symbols.StackNamer` (the trace's symbol extract, else the binary
+while it is still the same file) and components from the profile's ``stack_components``
+(:mod:`tracer.symbols.components`).
 
 * every stack of a process is named once per (process, mapping snapshot, stack id) and given
   its component: the first frame from the top that the component map names, else the
@@ -29,9 +31,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracer.analyzer.profiles import Profile
-from tracer.analyzer.stackmap import Namer, component_of
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
+from tracer.symbols import StackNamer
+from tracer.symbols import components as stack_rules
 
 I64 = npt.NDArray[np.int64]
 
@@ -104,16 +107,21 @@ class StackIndex:
         for s, f in zip(st["stack_id"].to_pylist(), st["frames"].to_pylist()):
             if s is not None:
                 frames_of[int(s)] = [int(x) for x in (f or []) if x is not None]
-        namer = Namer.of(trace)
+        namer = StackNamer({k: trace.tables.get(k) for k in
+                            ("stacks", "mappings", "binaries", "symbols")})
+        rules = stack_rules.from_profile(profile.data, f"profile {profile.name}")
 
-        # one naming per (pid, mapping snapshot, stack id)
+        # one naming per (pid, mapping generation, stack id): the generation is the latest
+        # /proc/PID/maps read at or before the stack (the first one for earlier stacks)
+        gens = _generations(trace.table("mappings"))
         snap = np.full(n, -1, np.int64)
         for p in np.unique(pid).tolist():
-            snaps = namer.maps.get(int(p))
-            if snaps:
+            at = gens.get(int(p))
+            if at is not None:
                 rows = np.flatnonzero(pid == p)
-                at = np.asarray([t for t, _ in snaps], np.int64)
                 snap[rows] = np.maximum(np.searchsorted(at, ts[rows], "right") - 1, 0)
+        unnamed: Counter[tuple[str, str]] = Counter()
+        nframes = 0
         named = np.full(n, -1, np.int64)
         stacks_named: list[tuple[int, tuple[str, ...]]] = []
         depth: list[int] = []
@@ -129,20 +137,29 @@ class StackIndex:
                 if pcs is None:
                     continue
                 slot[i] = len(stacks_named)
-                stacks_named.append((p, tuple(reversed(namer.frames(p, sn, pcs)))))
+                at_ts = int(gens[p][sn]) if sn >= 0 else None
+                frames = namer.frames(p, s, at_ts)
+                nframes += len(frames)
+                for f in frames:
+                    if not f.resolved:
+                        unnamed[(f.function.rsplit("+", 1)[0], f.reason or "no name")] += 1
+                stacks_named.append((p, tuple(f.function for f in reversed(frames))))
                 depth.append(len(pcs))
             named[ok] = slot[inverse]
             missing_ids = int(np.count_nonzero(named[ok] < 0))
 
         # components: one per named stack
         own_of: dict[int, str | None] = {}
+        exe_of: dict[int, list[str]] = {}
         comps: list[str] = [NO_STACK]
         comp_ix: dict[str, int] = {NO_STACK: 0}
         stack_comp = np.zeros(len(stacks_named), np.int64)
         for i, (p, fr) in enumerate(stacks_named):
             if p not in own_of:
                 own_of[p] = _own_component(procs, profile, p)
-            c = component_of(list(reversed(fr)), own_of[p]) or own_of[p] or f"pid {p}"
+                exe_of[p] = _names(procs, p)
+            got = rules.component_of(reversed(fr), exe_of[p])
+            c = got.component if got is not None else (own_of[p] or f"pid {p}")
             if c not in comp_ix:
                 comp_ix[c] = len(comps)
                 comps.append(c)
@@ -159,8 +176,9 @@ class StackIndex:
             rows = np.flatnonzero(is_cpu & (pid == p))
             ix._cpu[int(p)] = rows[np.argsort(ts[rows], kind="stable")]
 
-        ix.problems = _problems(trace, procs, namer, sm, sid, pid, named[is_cpu],
-                                stacks_named, depth, missing_ids)
+        ix.problems = _problems(trace, procs, gens, sm, sid, pid, named[is_cpu],
+                                stacks_named, depth, missing_ids, unnamed, nframes)
+        namer.close()
         return ix
 
     # -- queries ----------------------------------------------------------------------------
@@ -282,6 +300,24 @@ def _i64(col: pa.ChunkedArray) -> I64:
     return np.asarray(pc.fill_null(col, 0).to_numpy(zero_copy_only=False), np.int64)
 
 
+def _generations(mappings: pa.Table) -> dict[int, I64]:
+    """pid -> the sorted times its /proc/PID/maps were read (each read is one generation)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for p, t in zip(mappings["pid"].to_pylist(), mappings["ts_ns"].to_pylist()):
+        if p is not None:
+            out[int(p)].add(int(t or 0))
+    return {p: np.asarray(sorted(ts), np.int64) for p, ts in out.items()}
+
+
+def _names(procs: Processes, pid: int) -> list[str]:
+    """Every name the instances of pid went by (the exe scoping of component rules)."""
+    out: list[str] = []
+    for p in procs.procs:
+        if p.pid == pid:
+            out.extend(p.names)
+    return list(dict.fromkeys(out))
+
+
 def _own_component(procs: Processes, profile: Profile, pid: int) -> str | None:
     """The component of a process's own code: its executable's (profile), else its comm."""
     inst = [p for p in procs.procs if p.pid == pid]
@@ -296,29 +332,28 @@ def _own_component(procs: Processes, profile: Profile, pid: int) -> str | None:
 
 
 def _problems(
-    trace: Trace, procs: Processes, namer: Namer, sm: pa.Table, sid: I64, pid: I64,
-    cpu_named: I64, stacks_named: Sequence[tuple[int, tuple[str, ...]]], depth: Sequence[int],
-    missing_ids: int,
+    trace: Trace, procs: Processes, gens: Mapping[int, I64], sm: pa.Table, sid: I64,
+    pid: I64, cpu_named: I64, stacks_named: Sequence[tuple[int, tuple[str, ...]]],
+    depth: Sequence[int], missing_ids: int, unnamed: Mapping[tuple[str, str], int],
+    nframes: int,
 ) -> list[str]:
     """One line per reason names or components are partial (the analysis prints them);
-    cpu_named: the on-CPU samples' named-stack indices."""
+    cpu_named: the on-CPU samples' named-stack indices; unnamed: (binary, reason) -> frames
+    the namer could not name."""
     out: list[str] = []
     comm = {p.pid: p.comm for p in procs.procs if p.comm}
-    bt = trace.table("binaries")
-    used = {b for p in set(pid.tolist()) for b in namer.binaries_of(int(p))}
-    for r in bt.to_pylist():
-        b, path = r.get("binary") or "", r.get("path") or "?"
+    for r in trace.table("binaries").to_pylist():
+        path = r.get("path") or "?"
         if r.get("problem"):
-            out.append(f"binary {path}: {r['problem']}; its frames are named "
-                       f"{path.rsplit('/', 1)[-1]}+0xOFFSET")
-        elif b in used and b not in namer.named_binaries:
-            out.append(f"binary {path}: no symbol extract in the trace (recorded without "
-                       "symbols, or on another machine); its frames are named "
-                       f"{path.rsplit('/', 1)[-1]}+0xOFFSET")
+            out.append(f"binary {path}: {r['problem']}")
         if (r.get("arch") or "") in ("arm", "i386", "x86"):
             out.append(f"binary {path}: {r['arch']} (32-bit): no frame pointers, its stacks "
                        "are one frame deep and their component is the process's own")
-    no_maps = sorted({int(p) for p in pid[sid >= 0].tolist()} - set(namer.maps))
+    for (binary, why), n in sorted(unnamed.items(), key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"{binary}: {n} of {nframes} frames (of the distinct stacks) unnamed ({why}): "
+                   f"shown as "
+                   f"{binary}+0xOFFSET, charged to the process's own component")
+    no_maps = sorted({int(p) for p in pid[sid >= 0].tolist()} - set(gens))
     for p in no_maps[:10]:
         out.append(f"{comm.get(p) or '?'}[{p}]: no mappings recorded: its frames are raw "
                    "addresses and its component is the process's own")
@@ -339,9 +374,8 @@ def _problems(
     for p, (n1, nall) in sorted(one.items()):
         if n1 and n1 >= ONE_FRAME_SHARE * nall:
             out.append(f"{comm.get(p) or '?'}[{p}]: {n1} of {nall} on-CPU stacks are one "
-                       "frame deep "
-                       "(code without frame pointers: 32-bit ARM, or C inside cgo such as "
-                       "sqlite): those are charged to the process's own component")
+                       "frame deep (code without frame pointers: 32-bit ARM, or C inside cgo "
+                       "such as sqlite): those are charged to the process's own component")
     return out
 
 
