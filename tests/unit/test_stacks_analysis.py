@@ -134,6 +134,7 @@ def test_segments_carry_on_cpu_components_from_samples() -> None:
     assert run["components_from"] == "samples"
     assert run["components"] == {"kube-apiserver": 12 * ms(20)}  # 12 samples at 50 Hz
     assert run["components_of"]["pid"] == K3S
+    assert run["components_hot"] == {"kube-apiserver": FUNCS[APISERVER]}
 
 
 def test_with_sched_components_sum_to_the_segment_s_cpu() -> None:
@@ -225,7 +226,8 @@ def test_the_text_names_components_on_the_path() -> None:
     a = analyze(trace(meta=META, **_rows(sched=True)), profile="k3s", end="exit:iptables")
     text = render(a)
     assert "kubelet polled kube-apiserver 127.0.0.1:6443 every 100.0 ms" in text
-    assert "k3s[100] on-CPU: kube-apiserver 100 %" in text
+    assert ("k3s[100] on-CPU: kube-apiserver 100 % (mostly in "
+            "k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run)") in text
     assert "fsync   k3s[100]: 1 fsync, 20.0 ms in total, longest 20.0 ms (kine 20.0 ms)" in text
     assert "note: k3s[100]: 1 of 16 on-CPU stacks are one frame deep" in text
     assert "(kubelet -> kube-apiserver)" in text

@@ -82,6 +82,8 @@ class SegmentJson(TypedDict):
     components: NotRequired[dict[str, int]]
     components_of: NotRequired[Party | None]
     components_from: NotRequired[str]
+    #: per component: its most frequent innermost frame in the segment
+    components_hot: NotRequired[dict[str, str]]
 
 
 class MilestoneJson(TypedDict):

@@ -624,6 +624,7 @@ def segments_json(w: Work) -> list[SegmentJson]:
                 seg["components"] = sc.components
                 seg["components_of"] = w.party(sc.of)
                 seg["components_from"] = sc.source
+                seg["components_hot"] = sc.hot
     for seg, s in zip(out, w.path):
         if s.wakeup is not None:
             e = s.wakeup

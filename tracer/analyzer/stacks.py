@@ -199,6 +199,18 @@ class StackIndex:
         counts = np.bincount(self.comp[rows], minlength=len(self.components))
         return {self.components[i]: int(c) for i, c in enumerate(counts.tolist()) if c}
 
+    def hottest(self, pid: int, lo: int, hi: int) -> dict[str, str]:
+        """Per component with samples of pid in [lo, hi): its most frequent innermost frame
+        (where that component's CPU went: "crypto/sha256.block", a kube-openapi function)."""
+        rows = self.cpu_rows(pid, lo, hi)
+        by: dict[str, Counter[str]] = defaultdict(Counter)
+        for r in rows[self.named[rows] >= 0].tolist():
+            fr = self.stacks_named[int(self.named[r])][1]
+            if fr:
+                by[self.components[int(self.comp[r])]][fr[-1]] += 1
+        return {c: min(cnt.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+                for c, cnt in sorted(by.items())}
+
     def event_row(self, kind: str, tid: int | None, ts: int, pids: Iterable[int] = ()) -> int:
         """The samples row of an event's stack (-1: none). Exact (kind, tid, ts); else, for
         events whose row names another task (a fork row is the child's, its stack the
@@ -476,6 +488,8 @@ class SegmentComponents:
     components: dict[str, int]
     #: "sched": scaled to the segment's states["cpu"]; "samples": samples x the sampling period
     source: str
+    #: per component: its most frequent innermost frame in the segment
+    hot: dict[str, str] = field(default_factory=dict)
 
 
 #: segment kinds whose process is the segment's own / the wait's target (schedpath's rule)
@@ -492,8 +506,10 @@ def path_components(ix: StackIndex, procs: Processes, path: Sequence[Any],
     for s, st in zip(path, states):
         if st is not None:
             of = int(st.of)
-            counts = ix.cpu_components(procs.procs[of].pid, s.start_ns, s.end_ns)
-            out.append(SegmentComponents(of, scaled(counts, int(st.states["cpu"])), "sched"))
+            pid = procs.procs[of].pid
+            counts = ix.cpu_components(pid, s.start_ns, s.end_ns)
+            out.append(SegmentComponents(of, scaled(counts, int(st.states["cpu"])), "sched",
+                                         ix.hottest(pid, s.start_ns, s.end_ns)))
             continue
         idx: int | None = None
         if s.kind in _PROC_KINDS:
@@ -508,7 +524,8 @@ def path_components(ix: StackIndex, procs: Processes, path: Sequence[Any],
             out.append(None)
             continue
         ns = {k: v * ix.period_ns for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
-        out.append(SegmentComponents(idx, ns, "samples"))
+        out.append(SegmentComponents(idx, ns, "samples",
+                                     ix.hottest(procs.procs[idx].pid, s.start_ns, s.end_ns)))
     return out
 
 

@@ -92,8 +92,10 @@ def _component_lines(s: SegmentJson, waits: list[Any]) -> list[str]:
         named = [(k, v) for k, v in comps.items() if v >= COMPONENT_MIN_SHARE * sum(comps.values())]
         whose = _who(s.get("components_of"))
         est = "" if s.get("components_from") == "sched" else " (from samples)"
+        hot = s.get("components_hot") or {}
         out.append(f"{pad}{whose} on-CPU{est}: " + ", ".join(
-            f"{k} {100 * v / dur:.0f} %" for k, v in named))
+            f"{k} {100 * v / dur:.0f} %" + (f" (mostly in {hot[k]})" if k in hot else "")
+            for k, v in named))
     return out
 
 
