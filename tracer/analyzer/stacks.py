@@ -128,11 +128,15 @@ class StackIndex:
         missing_ids = 0
         ok = np.flatnonzero(sid >= 0)
         if len(ok):
-            keys, inverse = np.unique(np.stack([pid[ok], snap[ok], sid[ok]], axis=1), axis=0,
-                                      return_inverse=True)
-            inverse = np.asarray(inverse).reshape(-1)
-            slot = np.full(len(keys), -1, np.int64)
-            for i, (p, sn, s) in enumerate(keys.tolist()):
+            up, ip = _factorize(pid[ok])
+            us, is_ = _factorize(snap[ok] + 1)
+            ui, ii = _factorize(sid[ok])
+            uk, inverse = _factorize((ip * len(us) + is_) * len(ui) + ii)
+            kp, rest = np.divmod(uk, len(us) * len(ui))
+            ks, kk = np.divmod(rest, len(ui))
+            keys = zip(up[kp].tolist(), (us[ks] - 1).tolist(), ui[kk].tolist())
+            slot = np.full(len(uk), -1, np.int64)
+            for i, (p, sn, s) in enumerate(keys):
                 pcs = frames_of.get(s)
                 if pcs is None:
                     continue
@@ -312,6 +316,19 @@ def _i64(col: pa.ChunkedArray) -> I64:
     return np.asarray(pc.fill_null(col, 0).to_numpy(zero_copy_only=False), np.int64)
 
 
+def _factorize(a: I64) -> tuple[I64, I64]:
+    """(sorted unique values, index of each element's value) by one sort (numpy 2's
+    np.unique hashes: several times slower on a million int64s, tree.unique_sorted says)."""
+    if len(a) == 0:
+        return a, np.zeros(0, np.int64)
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    new = np.r_[True, s[1:] != s[:-1]]
+    inv = np.empty(len(a), np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return s[new], inv
+
+
 def _generations(mappings: pa.Table) -> dict[int, I64]:
     """pid -> the sorted times its /proc/PID/maps were read (each read is one generation)."""
     out: dict[int, set[int]] = defaultdict(set)
@@ -372,17 +389,21 @@ def _problems(
     if missing_ids:
         out.append(f"{missing_ids} samples name a stack id missing from the stacks table "
                    "(counted as no stack)")
-    errs = sm["stack_error"].to_pylist() if sm.num_rows else []
-    bad = Counter(int(e) for e, s in zip(errs, sid.tolist()) if s < 0 and e is not None)
-    for e, n in sorted(bad.items()):
-        out.append(f"{n} of {sm.num_rows} stacks could not be taken: "
-                   f"{e} {_ERRNO.get(e, 'error')}")
-    one: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for k in cpu_named[cpu_named >= 0].tolist():
-        p = stacks_named[k][0]
-        one[p][1] += 1
-        if depth[k] <= 1:
-            one[p][0] += 1
+    if sm.num_rows:
+        failed = sm.filter(pc.and_(pc.is_null(sm["stack_id"]), pc.is_valid(sm["stack_error"])))
+        errs = failed["stack_error"].value_counts().to_pylist() if failed.num_rows else []
+        for r in sorted(errs, key=lambda r: int(r["values"])):
+            e = int(r["values"])
+            out.append(f"{int(r['counts'])} of {sm.num_rows} stacks could not be taken: "
+                       f"{e} {_ERRNO.get(e, 'error')}")
+    one: dict[int, list[int]] = {}
+    k = cpu_named[cpu_named >= 0]
+    if len(k):
+        spid = np.asarray([p for p, _ in stacks_named], np.int64)
+        shallow = np.asarray(depth, np.int64) <= 1
+        for p in np.unique(spid[k]).tolist():
+            mine = k[spid[k] == p]
+            one[p] = [int(np.count_nonzero(shallow[mine])), len(mine)]
     for p, (n1, nall) in sorted(one.items()):
         if n1 and n1 >= ONE_FRAME_SHARE * nall:
             out.append(f"{comm.get(p) or '?'}[{p}]: {n1} of {nall} on-CPU stacks are one "
