@@ -37,7 +37,13 @@ lint: ## ruff + mypy (strict on tracer/)
 bench: setup ## Benchmarks (overhead, throughput, attach latency, analysis scale)
 	$(PY) -m bench.run
 
+docs: ## Render the tables of measured figures in README.md and docs/ from the newest bench/runs/*.json
+	$(PY) -m bench.render
+
+docs-check: ## Fail if a rendered table in README.md or docs/ differs from the newest results file
+	$(PY) -m bench.render --check
+
 clean: ## Remove generated reports and caches (keeps .venv)
 	rm -rf reports/*.html reports/demo .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup demo test test-kernels lab-test test-unit lint bench clean
+.PHONY: help setup demo test test-kernels lab-test test-unit lint bench docs docs-check clean

@@ -243,8 +243,9 @@ def table(res: dict[str, Any]) -> str:
 def machine_text(m: dict[str, Any]) -> str:
     return (f"Machine: {m['cpus']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, "
             f"{m['distro']}, Python {m['python']}, BCC {m['bcc']}, {m['bpftrace']}, "
-            f"{m['strace']}. Load average at start {m['load_at_start']} (shared box: other "
-            f"test suites were running; ratios are per interleaved pair). {m['date']}.")
+            f"{m['strace']}. Load average at start {m['load_at_start']}"
+            + (f", at end {m['load_at_end']}" if "load_at_end" in m else "")
+            + f" (ratios are per interleaved pair). {m['date']}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             res[phase] = f"failed: {type(e).__name__}: {e}"
             log(f"{phase}: FAILED: {e}")
     res["total_s"] = time.monotonic() - t0
+    res["machine"]["load_at_end"] = load_avg()
     md = (f"{table(res)}\n\n{machine_text(res['machine'])} "
           f"Bench wall time {res['total_s'] / 60:.1f} min.\n")
     args.results.mkdir(parents=True, exist_ok=True)
@@ -314,7 +316,32 @@ def main(argv: list[str] | None = None) -> int:
                                                          default=str))
     (args.results / "latest.md").write_text(md)
     print(md)
+    if not args.quick and set(phases) == set(PHASES):
+        path = write_results(res, sys.argv if argv is None else ["bench.run", *argv])
+        log(f"results file: {path} (commit it; `make docs` renders the tables from it)")
     return 0
+
+
+def write_results(res: dict[str, Any], argv: list[str]) -> Path:
+    """The committed, machine-readable record of a full run (bench/results.py)."""
+    from bench import results
+
+    stamp = time.strftime("%Y-%m-%dT%H%MZ", time.gmtime())
+    doc = {
+        "format": results.FORMAT,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": results.commit(),
+        "command": "sudo make bench  # " + " ".join(["python", "-m", "bench.run", *argv[1:]]),
+        "machine": res["machine"],
+        "load": {"start": res["machine"]["load_at_start"], "end": res["machine"]["load_at_end"]},
+        "total_s": round(res["total_s"], 1),
+        "measures": results.measures(res),
+        "raw": res,
+    }
+    results.RUNS.mkdir(parents=True, exist_ok=True)
+    path = results.RUNS / f"{stamp}.json"
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+    return path
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
  *
  * Rules for every program in bpf/:
  *  - read TRACEPOINT ARGUMENTS and helper results only, never kernel struct fields: the
- *    headers BCC compiles against may come from another kernel version (see PLATFORM.md),
+ *    headers BCC compiles against may come from another kernel version (see docs/platform.md),
  *    so a struct offset could be silently wrong. Tracepoint `args` layouts come from the
  *    live tracefs format files and are always right;
  *  - every record starts with struct event_hdr;

@@ -1,6 +1,6 @@
 /* process.bpf.c: process lifecycle. fork/clone, exec (argv + failures), exit (code/signal).
  *
- * Kernel semantics this relies on (verified on 6.18, see PLATFORM.md):
+ * Kernel semantics this relies on (verified on 6.18, see docs/platform.md):
  *  - task:task_newtask fires in copy_process() in the PARENT's context with the child's
  *    tid and the clone flags: CLONE_THREAD tells a thread from a process. (sched_process_fork
  *    cannot tell them apart without reading task structs.)

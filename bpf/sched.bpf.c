@@ -1,7 +1,7 @@
 /* sched.bpf.c: what every thread was doing, all the time: on CPU, runnable, in
  * uninterruptible (disk) sleep, or asleep; who woke it; block requests and fsync calls.
  *
- * Tracepoint arguments only (PLATFORM.md): the thread ids come from sched_switch's
+ * Tracepoint arguments only (docs/platform.md): the thread ids come from sched_switch's
  * prev_pid/next_pid and sched_waking's pid, the tgid from bpf_get_current_pid_tgid() at the
  * moments the thread itself is current (its switch-out), never from task_struct.
  *

@@ -1,6 +1,6 @@
 /* socket.bpf.c: connect (with its REAL outcome), bind, listen, accept.
  *
- * Kernel semantics this relies on (verified with bpftrace on 6.18, see PLATFORM.md):
+ * Kernel semantics this relies on (verified with bpftrace on 6.18, see docs/platform.md):
  *  - a TCP connect moves the socket CLOSE->SYN_SENT inside the connect() syscall, in the
  *    caller's context: that is where we learn the socket's address (skaddr) and tie it to
  *    the syscall (we key pending syscalls by tid).

@@ -43,6 +43,14 @@ def allowed_skip(key: str, reason: str) -> None:
     pytest.skip(_ALLOWED_TAG.format(key=key) + reason)
 
 
+def allowed_xfail(key: str, reason: str) -> None:
+    """Expect the rest of the test to fail, for a reason on the CI allow-list (KeyError for a
+    key that is not on it); any other xfail fails in CI like a skip does."""
+    if key not in CI_ALLOWED_SKIPS:
+        raise KeyError(f"{key!r} is not in CI_ALLOWED_SKIPS (tests/conftest.py)")
+    pytest.xfail(_ALLOWED_TAG.format(key=key) + reason)
+
+
 def _allowed_key(reason: str) -> str | None:
     for key in CI_ALLOWED_SKIPS:
         if reason.startswith(_ALLOWED_TAG.format(key=key)):
@@ -88,14 +96,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _ci_verdict(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """In CI, a skip that is not allow-listed becomes a failure that says which skip it was."""
-    if not (IN_CI and report.skipped) or hasattr(report, "wasxfail"):
+    """In CI, a skip or an expected failure (an xfail marker, ``pytest.xfail()``) that is not
+    allow-listed becomes a failure that says which one it was: an xfail hides a test as well as
+    a skip does. Allow-listed ones go through :func:`allowed_skip` / :func:`allowed_xfail`."""
+    if not (IN_CI and report.skipped):
         return
-    reason = _skip_reason(report.longrepr)
+    xfail = getattr(report, "wasxfail", None)
+    if xfail is not None:
+        # the marker's reason, or "reason: <text>" for pytest.xfail(); either may be tagged
+        reason = str(xfail).removeprefix("reason: ")
+        what = "expected to fail (xfail)"
+    else:
+        reason = _skip_reason(report.longrepr)
+        what = "skipped"
     if _allowed_key(reason) is None:
         report.outcome = "failed"
+        if xfail is not None:
+            del report.wasxfail
         report.longrepr = (
-            f"skipped in CI, which is a failure (not on CI_ALLOWED_SKIPS in tests/conftest.py): "
+            f"{what} in CI, which is a failure (not on CI_ALLOWED_SKIPS in tests/conftest.py): "
             f"{reason}"
         )
 
@@ -119,8 +138,12 @@ def pytest_make_collect_report(
 def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> tuple[str, str, str] | None:
-    allowed = report.skipped and not hasattr(report, "wasxfail")
-    if allowed and _allowed_key(_skip_reason(report.longrepr)) is not None:
+    if not report.skipped:
+        return None
+    xfail = getattr(report, "wasxfail", None)
+    reason = (str(xfail).removeprefix("reason: ") if xfail is not None
+              else _skip_reason(report.longrepr))
+    if _allowed_key(reason) is not None:
         return ALLOWED_SKIP, "a", "ALLOWED SKIP"
     return None
 

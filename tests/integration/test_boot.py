@@ -87,11 +87,12 @@ def test_failing_report_keeps_the_trace(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(HtmlReport, "render_bytes", broken)
     log = Logged()
-    opts = boot.BootOptions(tmp_path / "out", "listen:10250", 30, 3)
+    # (--end: a listen the real trace has; it is the analysis's end too)
+    opts = boot.BootOptions(tmp_path / "out", "listen:55881", 30, 3)
     cmd = standin(tmp_path, monkeypatch)
     res = boot.run(opts, log=log, tracer_cmd=cmd, boot_id="f" * 32)
     assert res.ok and res.stopped_by == "recorder"
-    assert res.record.argv[-2:] == ["--until", "listen:10250"]
+    assert res.record.argv[-2:] == ["--until", "listen:55881"]
     assert (res.trace_dir / "meta.json").exists()
     assert not (res.run_dir / boot.REPORT_FILE).exists()
     assert res.report is not None and res.report.error == "unexpected RuntimeError: boom"
@@ -338,3 +339,27 @@ def test_an_analysis_that_did_not_reach_the_end_is_kept(
     assert analysis["profile"] == "k3s" and analysis["end_reached"] is False
     assert "end milestone not reached" in log.text("info")
     assert (res.run_dir / boot.REPORT_FILE).exists()
+
+
+@pytest.mark.root
+def test_installed_start_and_end_are_the_analysis_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a k3s boot that never reaches the k3s profile's end (the kubelet's listen:10250)
+    # and a unit installed with --start and --end conditions the boot does reach
+    log = Logged()
+    opts = boot.BootOptions(tmp_path / "out", "exec:containerd", 30, 3, start="exec:k3s-server")
+    cmd = standin(tmp_path, monkeypatch, trace=k3s_stopped_early)
+    # WHEN the boot is recorded and analyzed by `boot run`
+    res = boot.run(opts, log=log, tracer_cmd=cmd)
+    # THEN the recorder was asked to stop at --end, and the analysis ends there too (not at the
+    # profile's end): the path runs from the k3s exec (11 ms) to the containerd exec (501 ms)
+    assert res.record.argv[-2:] == ["--until", "exec:containerd"]
+    assert res.analysis is not None and res.analysis.rc == 0, log.text("info")
+    analysis = json.loads((res.run_dir / boot.ANALYSIS_FILE).read_text())
+    assert analysis["end_reached"] is True and analysis["end_by"] == "exec:containerd"
+    assert analysis["start_by"] == "exec:k3s-server"
+    assert analysis["total_ns"] == 490_000_000
+    # and the command that redoes each step by hand carries the same window
+    assert res.analysis.argv[-5:] == ["--start", "exec:k3s-server", "--end", "exec:containerd",
+                                      "--json"]

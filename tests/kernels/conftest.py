@@ -220,27 +220,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     rows = [_facts(r) for r in RUNS.values()]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(rows, indent=1))
+    from bench.render import kernels_table
+
+    delay = OUT / "systemd" / "delay.json"
+    boots = json.loads(delay.read_text())["boots"] if delay.exists() else []
     lines = [
         f"Kernel matrix, {time.strftime('%Y-%m-%d', time.gmtime())}, "
         f"`make test-kernels` on {os.uname().nodename} ({os.cpu_count()} CPUs)",
         "",
-        "| kernel | accel | result | attach (compile) s | events process/socket/module, lost "
-        "| demo: module rows, s | warm start: first event / `recording` line (load) s | VM s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        kernels_table(rows, boots),
     ]
-    for r in rows:
-        ev = r.get("events", {})
-        dv = r.get("demo_events", {})
-        w = r.get("warm", {})
-        lines.append(
-            f"| {r['kernel']} | {r['accel']} | {r['result']} "
-            f"({sum(v == 'passed' for v in r['tests'].values())}/{len(r['tests'])}) "
-            f"| {r.get('attach_s', '?')} ({r.get('compile_s', '?')}) "
-            f"| {ev.get('process', '?')}/{ev.get('socket', '?')}/{ev.get('module', '?')}, "
-            f"{r.get('lost_events', '?')} | {dv.get('module', '?')}, {r.get('demo_s', '?')} "
-            f"| {w.get('first_event_s', '?')} / {w.get('line_s', '?')} ({w.get('load_s', '?')}"
-            f"{', ' + str(w.get('loaded_from')) if w.get('loaded_from') != 'cache' else ''}) "
-            f"| {r['vm_s']} |")
     (OUT / "results.md").write_text("\n".join(lines) + "\n")
     tr = terminalreporter
     tr.section("kernel matrix")
@@ -248,14 +237,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         failed = [k for k, v in r["tests"].items() if v != "passed"]
         tr.write_line(f"{r['result']} {r['kernel']} ({r['accel']}, VM {r['vm_s']}s)"
                       + (f": failed {', '.join(failed)}" if failed else ""))
-    delay = OUT / "systemd" / "delay.json"
-    if delay.exists():
-        d = json.loads(delay.read_text())
-        for b in d["boots"]:
-            tr.write_line(f"systemd boot {b['boot']}: k3s.service held {b['k3s_held_s']} s by "
-                          f"k3sprof-boot (its start -> READY {b['unit_start_to_ready_s']} s)")
-        with open(OUT / "results.md", "a") as f:
-            f.write("\nsystemd VM (6.1, stand-in k3s.service): " + "; ".join(
-                f"boot {b['boot']}: k3s.service held {b['k3s_held_s']} s, k3sprof-boot start "
-                f"-> READY {b['unit_start_to_ready_s']} s" for b in d["boots"]) + "\n")
-    tr.write_line(f"table: {OUT / 'results.md'}")
+    for b in boots:
+        tr.write_line(f"systemd boot {b['boot']}: k3s.service held {b['k3s_held_s']} s by "
+                      f"k3sprof-boot (its start -> READY {b['unit_start_to_ready_s']} s)")
+    tr.write_line(f"table: {OUT / 'results.md'} (docs: python -m bench.render --import-kernels "
+                  f"{OUT})")

@@ -109,7 +109,7 @@ def test_network_milestones_in_the_report() -> None:
     rep = HtmlReport.from_analysis(analyze(tr, profile="generic"))
     names = [m["name"] for m in rep.payload["analysis"]["milestones"]]
     assert {"cni0 up", "cni0 has an address", "flannel.1 up"} <= set(names)
-    (events,) = [f[3] for f in rep.figures if f[0] == "events"]
+    events = rep.figures["events"]
     assert "cni0 has an address" in events and "flannel.1 up" in events
 
 

@@ -159,11 +159,12 @@ def test_unit_semantics() -> None:
     ],
 )
 def test_exec_start_round_trips(end: str) -> None:
-    opts = boot.BootOptions(Path("/var/lib/k3s prof"), end, 120, 3)
+    opts = boot.BootOptions(Path("/var/lib/k3s prof"), end, 120, 3, start=end)
     argv = boot.run_argv(opts, ["/opt/k3sprof/.venv/bin/k3sprof"])
     line = boot.exec_line(argv)
-    # % and $ are systemd specifiers/variables: every one must be doubled in the unit
-    assert line.count("%") == 2 * end.count("%") and line.count("$") == 2 * end.count("$")
+    # % and $ are systemd specifiers/variables: every one must be doubled in the unit (the
+    # condition is there twice: as --end and as --start)
+    assert line.count("%") == 4 * end.count("%") and line.count("$") == 4 * end.count("$")
     assert boot.parse_exec_line(line) == argv
     assert boot.options_from_argv(argv) == opts
 
@@ -172,6 +173,7 @@ def test_exec_start_round_trips(end: str) -> None:
     ("kwargs", "message"),
     [
         ({"end": "ready"}, "unknown condition"),
+        ({"start": "soon"}, "unknown condition"),
         ({"end": "listen:99999"}, "TCP port"),
         ({"timeout_s": 0}, "--timeout"),
         ({"keep": 0}, "--keep"),

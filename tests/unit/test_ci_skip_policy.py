@@ -73,6 +73,36 @@ def test_a_module_level_skip_fails_in_ci(tmp_path: Path) -> None:
     assert p.returncode != 0 and "no_such_module_k3sprof" in p.stdout, p.stdout
 
 
+XFAILS = f"""
+import pytest
+from tests.conftest import allowed_xfail
+
+@pytest.mark.xfail(reason="flaky under load")
+def test_marked():
+    assert False
+
+def test_imperative():
+    pytest.xfail("not built yet")
+
+def test_allowed():
+    allowed_xfail({KEY!r}, "this kernel has no loadable modules")
+"""
+
+
+def test_in_ci_an_xfail_fails_unless_allow_listed(tmp_path: Path) -> None:
+    p = child_pytest(tmp_path, "true", XFAILS)
+    assert p.returncode == 1, p.stdout
+    assert summary(p).startswith("2 failed, 1 allowed skip"), p.stdout
+    assert "expected to fail (xfail) in CI" in p.stdout
+    assert "flaky under load" in p.stdout and "not built yet" in p.stdout
+
+
+def test_outside_ci_an_xfail_is_an_xfail(tmp_path: Path) -> None:
+    p = child_pytest(tmp_path, None, XFAILS)
+    assert p.returncode == 0, p.stdout
+    assert summary(p).startswith("2 xfailed, 1 allowed skip"), p.stdout
+
+
 def test_an_unknown_allow_list_key_is_an_error() -> None:
     from tests.conftest import allowed_skip
 

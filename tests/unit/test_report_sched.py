@@ -14,7 +14,8 @@ from tests.unit.test_schedpath import _with_sched
 from tracer.analyzer import analyze
 from tracer.analyzer.model import Analysis
 from tracer.analyzer.sched import STATES
-from tracer.report.html import STATE_COLORS, STATES_MIN_SHARE, HtmlReport
+from tracer.report.charts import STATE_COLORS, STATES_MIN_SHARE
+from tracer.report.html import HtmlReport
 from tracer.report.perfetto import CRITICAL_PATH_PID, PerfettoExport
 
 

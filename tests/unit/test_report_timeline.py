@@ -34,7 +34,7 @@ def system_trace() -> Any:
 
 def timeline(tr: Any, **kw: Any) -> tuple[str, dict[str, Any]]:
     rep = HtmlReport.from_analysis(analyze(tr, **kw))
-    (fig,) = [f[3] for f in rep.figures if f[0] == "timeline"]
+    fig = rep.figures["timeline"]
     layout = json.loads(re.search(r"Plotly\.newPlot\(\s*\"fig-timeline\",\s*\[.*?\],\s*({.*?})"
                                   r",\s*{\"displaylogo\"", fig, re.S).group(1))  # type: ignore[union-attr]
     return fig, layout

@@ -94,13 +94,13 @@ def test_no_sched_data_no_new_keys() -> None:
 
 
 def test_report_table_gets_a_states_column_only_with_sched_data() -> None:
-    from tracer.report import html, model
+    from tracer.report import model, tables
 
     a = analyze(_with_sched(server_sleeps=True))
     f = {"total_ns": a.total_ns, "start_ns": a.start_ns}
-    table = html._critical_path_table(model.segments(a), f)  # type: ignore[arg-type]
+    table = tables.critical_path_table(model.segments(a), f)  # type: ignore[arg-type]
     assert "scheduler states" in str(table)
     assert "server[11]: cpu 6% · sleep 93%" in str(table)
     plain = analyze(server_client(client_polls_after_ok=3))
-    table = html._critical_path_table(model.segments(plain), f)  # type: ignore[arg-type]
+    table = tables.critical_path_table(model.segments(plain), f)  # type: ignore[arg-type]
     assert "scheduler states" not in str(table)

@@ -21,17 +21,22 @@ class BootOptions:
     """What `boot install` writes into the unit and `boot run` obeys."""
 
     output_dir: Path = DEFAULT_OUTPUT_DIR
+    #: the end condition: the recorder stops there (record --until) AND the analysis ends its
+    #: critical path there (analyze --end); None: the timeout, and the profile's own end
     end: str | None = None
     timeout_s: int = DEFAULT_TIMEOUT_S
     keep: int = DEFAULT_KEEP
     attach_timeout_s: int = DEFAULT_ATTACH_TIMEOUT_S
+    #: where the analysis starts its critical path (analyze --start); None: the profile's start
+    start: str | None = None
 
     def validate(self) -> BootOptions:
         """Raise UsageError (one line) for a value the unit could not use."""
-        if self.end is not None:
-            conditions.parse(self.end)
-            if "\n" in self.end:
-                raise UsageError("--end: a condition cannot contain a newline")
+        for flag, cond in (("--end", self.end), ("--start", self.start)):
+            if cond is not None:
+                conditions.parse(cond)
+                if "\n" in cond:
+                    raise UsageError(f"{flag}: a condition cannot contain a newline")
         if self.timeout_s <= 0:
             raise UsageError(
                 f"--timeout must be a positive number of seconds, not {self.timeout_s}"

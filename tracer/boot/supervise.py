@@ -100,7 +100,13 @@ def _forward_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _analyze_and_report(run_dir: Path, log: Log) -> tuple[Step, Step]:
+#: the options `boot run` has when none are given
+_DEFAULTS = BootOptions()
+
+
+def _analyze_and_report(
+    run_dir: Path, log: Log, opts: BootOptions = _DEFAULTS
+) -> tuple[Step, Step]:
     """RUN/analysis.json and RUN/report.html from RUN/trace: the ONE place `boot run` analyzes.
 
     One load -> analyze in this process; both files are written from that one Analysis. Each
@@ -116,14 +122,18 @@ def _analyze_and_report(run_dir: Path, log: Log) -> tuple[Step, Step]:
     from tracer.report.outputs import write_outputs
 
     trace_dir = run_dir / TRACE_SUBDIR
-    analysis = Step(_by_hand("analyze", str(trace_dir), "--json"))
-    report = Step(_by_hand("report", str(trace_dir), "-o", str(run_dir / REPORT_FILE)))
+    # the installed --start/--end are the analysis's too: the recording stopped at --end, and
+    # the critical path ends there (not at the profile's own end, which may never come)
+    window = [*(["--start", opts.start] if opts.start else []),
+              *(["--end", opts.end] if opts.end else [])]
+    analysis = Step(_by_hand("analyze", str(trace_dir), *window, "--json"))
+    report = Step(_by_hand("report", str(trace_dir), *window, "-o", str(run_dir / REPORT_FILE)))
 
     t0 = time.monotonic()
     a: Analysis | None = None
     note = ""
     try:
-        a = load_and_analyze(trace_dir, Options())
+        a = load_and_analyze(trace_dir, Options(start=opts.start, end=opts.end))
         write_outputs(a, json_path=run_dir / ANALYSIS_FILE)
         why = not_reached(a)
         # `analyze` exits non-zero with its full answer for this; the step has not failed
@@ -222,7 +232,8 @@ def run(
     log(
         "info",
         f"recording boot {boot_id} to {trace_dir} "
-        f"(until {opts.end or 'timeout'}, at most {opts.timeout_s} s)",
+        f"(until {opts.end or 'timeout'}, at most {opts.timeout_s} s"
+        + (f", analysis from {opts.start}" if opts.start else "") + ")",
     )
     host.sd_notify("STATUS=attaching probes")
 
@@ -274,7 +285,7 @@ def run(
         report = analysis = None
         if (trace_dir / "meta.json").exists():
             host.sd_notify("STATUS=writing report")
-            report, analysis = _analyze_and_report(run_dir, log)
+            report, analysis = _analyze_and_report(run_dir, log, opts)
         else:
             log("error", f"no trace was written to {trace_dir}")
 

@@ -7,6 +7,7 @@ needs a running systemd (``enable`` is the symlink systemctl would make).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -60,6 +61,8 @@ def run_argv(opts: BootOptions, exe: Sequence[str]) -> list[str]:
     ]
     if opts.end is not None:
         argv += ["--end", opts.end]
+    if opts.start is not None:
+        argv += ["--start", opts.start]
     return argv
 
 
@@ -246,6 +249,7 @@ def options_from_argv(argv: Sequence[str]) -> BootOptions:
         end=values.get("end"),
         timeout_s=int(values.get("timeout", DEFAULT_TIMEOUT_S)),
         keep=int(values.get("keep", DEFAULT_KEEP)),
+        start=values.get("start"),
     )
 
 
@@ -263,7 +267,7 @@ def read_unit(root: Path = Path("/")) -> tuple[list[str], BootOptions] | None:
         elif line.startswith("TimeoutStartSec="):
             attach = int(line.partition("=")[2])
     opts = options_from_argv(argv)
-    return argv, BootOptions(opts.output_dir, opts.end, opts.timeout_s, opts.keep, attach)
+    return argv, dataclasses.replace(opts, attach_timeout_s=attach)
 
 
 @dataclass

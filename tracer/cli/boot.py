@@ -54,7 +54,17 @@ def boot() -> None:
 
 @boot.command()
 @click.option(
-    "--end", "end", metavar="COND", help="Stop recording at this moment (e.g. listen:10250)."
+    "--end",
+    "end",
+    metavar="COND",
+    help="Stop recording at this moment, and end the analysis's critical path there "
+    "(e.g. listen:10250; default: the timeout, and the profile's end).",
+)
+@click.option(
+    "--start",
+    "start",
+    metavar="COND",
+    help="Start the analysis's critical path at this moment (default: the profile's start).",
 )
 @click.option(
     "--timeout",
@@ -91,10 +101,16 @@ def boot() -> None:
 )
 @_root_option
 def install(
-    end: str | None, timeout_s: int, output_dir: Path, keep: int, attach_timeout_s: int, root: Path
+    end: str | None,
+    start: str | None,
+    timeout_s: int,
+    output_dir: Path,
+    keep: int,
+    attach_timeout_s: int,
+    root: Path,
 ) -> int:
     """Install and enable the boot unit (takes effect at the next boot)."""
-    opts = lib.BootOptions(output_dir, end, timeout_s, keep, attach_timeout_s)
+    opts = lib.BootOptions(output_dir, end, timeout_s, keep, attach_timeout_s, start=start)
     res = _call(lib.install, opts, root=root)
     click.echo(f"{'updated' if res.replaced else 'installed'} {res.unit} (enabled: {res.wants})")
     click.echo(f"runs go to {res.output_dir} (root-only), the last {keep} are kept")
@@ -210,6 +226,7 @@ def _log(level: str, message: str) -> None:
     callback=_absolute,
 )
 @click.option("--end", "end", metavar="COND")
+@click.option("--start", "start", metavar="COND")
 @click.option(
     "--timeout",
     "timeout_s",
@@ -219,9 +236,9 @@ def _log(level: str, message: str) -> None:
     metavar="S",
 )
 @click.option("--keep", type=int, default=lib.DEFAULT_KEEP, show_default=True, metavar="N")
-def run(output_dir: Path, end: str | None, timeout_s: int, keep: int) -> int:
+def run(output_dir: Path, end: str | None, start: str | None, timeout_s: int, keep: int) -> int:
     """Record this boot now, then report and rotate (what the unit's ExecStart runs)."""
-    opts = lib.BootOptions(output_dir, end, timeout_s, keep)
+    opts = lib.BootOptions(output_dir, end, timeout_s, keep, start=start)
     res = _call(lib.run, opts, log=_log)
     _log(
         "info" if res.ok else "error",

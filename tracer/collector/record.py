@@ -6,7 +6,7 @@ views), pair (assemble), write (Arrow IPC stream, flushed at least every second 
 loses at most that).
 
 Probes submit with BPF_RB_NO_WAKEUP and we consume on a timer: on startup-like bursts a
-wakeup per event costs far more than the probes themselves (PLATFORM.md).
+wakeup per event costs far more than the probes themselves (docs/platform.md).
 """
 
 from __future__ import annotations

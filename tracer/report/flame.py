@@ -11,11 +11,13 @@ plotly, which writes `<` and `/` as \\u escapes: a function name cannot close th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 
+from tracer.report import model
+from tracer.report.charts import window_figure
 from tracer.report.page import empty_figure, esc, figure_html, layout
 
 #: frames holding less than this share of the samples are left out (their parent keeps them)
@@ -92,11 +94,10 @@ def component_colors(st: Mapping[str, Any]) -> dict[str, str]:
     return {c: PALETTE[min(i, len(PALETTE) - 1)] for i, c in enumerate(names)}
 
 
-def lanes_figure(
-    st: Mapping[str, Any] | None, t0: int, window_figure: Callable[..., str]
-) -> str:
-    """One lane per process with samples: runs of its dominant component. window_figure lays
-    the chart out on the timeline's time axis (html._window_figure)."""
+def lanes_figure(st: Mapping[str, Any] | None, f: model.Facts) -> str:
+    """One lane per process with samples: runs of its dominant component, on the timeline's
+    time axis (charts.window_figure)."""
+    t0 = f["start_ns"]
     lanes = ((st or {}).get("lanes") or {}).get("lanes") or []
     if not lanes:
         return empty_figure("fig-component-lanes", "No on-CPU samples to draw lanes from.")
@@ -135,6 +136,7 @@ def lanes_figure(
     bucket = int(((st.get("lanes") or {}).get("bucket_ns")) or 0)
     return window_figure(
         fig,
+        f,
         "fig-component-lanes",
         90 + 26 * len(lanes),
         f"seconds since recording started: dominant component per {bucket / 1e6:.1f} ms",
@@ -145,11 +147,4 @@ def lanes_figure(
     )
 
 
-def problems_html(st: Mapping[str, Any] | None) -> str:
-    import html
-
-    items = [f"<li>{html.escape(str(p))}</li>" for p in (st or {}).get("problems") or []]
-    return f"<ul>{''.join(items)}</ul>" if items else ""
-
-
-__all__ = ["HELP", "flame_figure", "icicle_nodes", "lanes_figure", "problems_html"]
+__all__ = ["HELP", "flame_figure", "icicle_nodes", "lanes_figure"]

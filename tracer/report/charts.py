@@ -1,0 +1,159 @@
+"""What every chart of the HTML report shares: colors, caps, the time axis, hover text.
+
+Text inside figures is HTML-escaped (``esc``) before plotly sees it, because plotly's labels
+understand a subset of HTML; times are seconds since the recording started, rounded to 1 us so
+that the same analysis gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from tracer.report import model
+from tracer.report.page import esc, figure_html, layout
+
+#: Caps that keep a big trace's report small and fast to open (what is left out is said).
+MAX_TIMELINE_ROWS = 90
+
+MAX_ENDPOINT_ROWS = 40
+
+MAX_POINTS_PER_SERIES = 400
+
+#: total points budget of the connects and execs charts, shared by their series
+MAX_CONNECT_POINTS = 4000
+
+MAX_EXEC_POINTS = 2500
+
+MAX_EVENT_ROWS = 45
+
+SEGMENT_COLORS = {
+    "run": "#1f4e9c",
+    "wait:listener": "#d62728",
+    "wait:poll": "#ff7f0e",
+    "wait:poll-lag": "#ff7f0e",
+    "wait:child": "#9467bd",
+    "wait:module": "#8c564b",
+    "wait:wakeup": "#17becf",
+    "wait:unknown": "#7f7f7f",
+}
+
+OUTCOME_COLORS = {
+    "ok": "#2ca02c",
+    "refused": "#d62728",
+    "enoent": "#e377c2",
+    "timeout": "#8c564b",
+    "unreachable": "#9467bd",
+    "reset": "#bcbd22",
+    "error": "#7f7f7f",
+    "closed": "#17becf",
+    "pending": "#c7c7c7",
+}
+
+#: Scheduler states (record --sched), after Perfetto's / systrace's thread-state colours: running
+#: green, runnable blue, uninterruptible (disk) sleep orange, sleeping light grey; "other" (the
+#: recorder could not tell) a darker grey.
+STATE_COLORS = {
+    "cpu": "#2e8b3a",
+    "runqueue": "#6d9ee0",
+    "io": "#f08c00",
+    "sleep": "#dddddd",
+    "other": "#8c8c8c",
+}
+
+STATE_NAMES = {
+    "cpu": "running (on CPU)",
+    "runqueue": "runnable (waiting for a CPU)",
+    "io": "uninterruptible (disk I/O)",
+    "sleep": "sleeping",
+    "other": "unknown",
+}
+
+#: the segment-states chart lists segments of at least this share of the critical path
+STATES_MIN_SHARE = 0.01
+
+# Soft tones for components, so that the strong critical-path colors above stand out.
+COMPONENT_PALETTE = (
+    "#9ecae9",
+    "#a1d99b",
+    "#fdd0a2",
+    "#cbc9e2",
+    "#c7e9c0",
+    "#fdae6b",
+    "#bcbddc",
+    "#9ebcda",
+    "#d9d9d9",
+    "#f4cae4",
+)
+
+
+def seconds(ts_ns: int | None, t0: int) -> float | None:
+    """Trace ns -> seconds since the recording started, rounded to 1 µs (stable bytes)."""
+    return None if ts_ns is None else round((ts_ns - t0) / 1e9, 6)
+
+def dur_s(ns: int) -> float:
+    return round(ns / 1e9, 6)
+
+def wrap_argv(words: Sequence[str], width: int = 100, limit: int = 600) -> str:
+    """An argv for a hover label: escaped, wrapped at word boundaries, bounded."""
+    text = " ".join(words)
+    if len(text) > limit:
+        text = text[:limit] + " …"
+    lines: list[str] = []
+    line = ""
+    for w in text.split(" "):
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    lines.append(line)
+    return "<br>".join(esc(x) for x in lines)
+
+def sample_even(indices: Sequence[int], limit: int) -> list[int]:
+    """At most `limit` evenly spaced items, always keeping the first and the last."""
+    n = len(indices)
+    if n <= limit:
+        return list(indices)
+    step = (n - 1) / (limit - 1)
+    return [indices[round(i * step)] for i in range(limit)]
+
+def series_limit(budget: int, n_series: int) -> int:
+    """Points per series: the budget shared out, within [30, MAX_POINTS_PER_SERIES]."""
+    return max(30, min(MAX_POINTS_PER_SERIES, budget // max(1, n_series)))
+
+def analysis_window(f: model.Facts) -> tuple[int, int]:
+    """The analysis window (start..end milestone; the recording's end when it was not reached)."""
+    lo = f["analysis_start_ns"]
+    hi = f["analysis_end_ns"] if f["end_reached"] else max(f["end_ns"], lo)
+    return lo, max(hi, lo)
+
+def x_range(f: model.Facts) -> list[float | None]:
+    """The timeline's x range (seconds since recording started): the analysis window plus a
+    margin; the busy-cores chart shares it so the two line up."""
+    lo, hi = analysis_window(f)
+    margin_ns = max((hi - lo) // 40, 1_000_000)
+    t0 = f["start_ns"]
+    return [seconds(lo - margin_ns, t0), seconds(hi + margin_ns, t0)]
+
+def window_figure(
+    fig: go.Figure, f: model.Facts, div_id: str, height: int, x_title: str, **extra: Any
+) -> str:
+    """A chart on the analysis window's time axis (seconds since recording started, the
+    range of x_range): the timeline, the busy-cores chart and the state lanes share it, so
+    they line up; `extra` is the rest of the chart's layout."""
+    xaxis = {"title": {"text": x_title}, "zeroline": False, "range": x_range(f)}
+    fig.update_layout(layout(height, xaxis=xaxis, **extra))
+    return figure_html(fig, div_id)
+
+def process_axis(names: list[str]) -> dict[str, Any]:
+    """A y axis of one row per process, top to bottom in the given order."""
+    return {
+        "categoryorder": "array",
+        "categoryarray": names,
+        "autorange": "reversed",
+        "automargin": True,
+        "tickfont": {"family": "monospace", "size": 10},
+    }
