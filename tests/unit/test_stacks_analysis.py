@@ -12,8 +12,8 @@ from tracer import schema
 
 K3S, IPT = 100, 200
 BIN = "go:k3sbuild"
-GOEXIT, KUBELET, APISERVER, DIAL, KINE, FSYNC, EXEC, SCHED = (
-    0x401000 + 0x1000 * i for i in range(8)
+GOEXIT, KUBELET, APISERVER, DIAL, KINE, FSYNC, EXEC, SCHED, SHA = (
+    0x401000 + 0x1000 * i for i in range(9)
 )
 FUNCS = {
     GOEXIT: "runtime.goexit",
@@ -24,6 +24,7 @@ FUNCS = {
     FSYNC: "syscall.fsync",
     EXEC: "os/exec.(*Cmd).Start",
     SCHED: "k8s.io/kubernetes/pkg/scheduler.New",
+    SHA: "crypto/sha256.block",
 }
 #: stack id -> PCs innermost first
 STACKS = {
@@ -33,6 +34,9 @@ STACKS = {
     4: [EXEC, KUBELET, GOEXIT],  # kubelet forks iptables
     5: [DIAL, SCHED, GOEXIT],  # the scheduler connects too
     6: [0x409999],  # one frame, that no symbol names
+    # a leaf that used the frame-pointer register for data (Go's sha256 assembly): the walk's
+    # "caller" is a SHA-256 constant, outside every mapping
+    7: [SHA, 0xE9B5DBA5B5C0FBCF],
 }
 
 
@@ -71,6 +75,7 @@ def _rows(*, stacks: bool = True, sched: bool = False, symbols: bool = True,
     for i in range(4):  # kine on the CPU, 500-580 ms, and one one-frame stack
         samples.append(dict(ts_ns=ms(505 + 20 * i), kind="cpu", pid=K3S, tid=106, cpu=1,
                             stack_id=3 if i else 6))
+    samples.append(dict(ts_ns=ms(900), kind="cpu", pid=K3S, tid=107, cpu=1, stack_id=7))
     samples.append(dict(ts_ns=ms(620), kind="cpu", pid=K3S, tid=101, cpu=0, stack_error=-14))
     blockio = [dict(ts_ns=ms(510), end_ns=ms(530), kind="fsync", pid=K3S, tid=106, ret=0)]
     samples.append(dict(ts_ns=ms(510), kind="fsync", pid=K3S, tid=106, stack_id=3))
@@ -176,14 +181,15 @@ def test_path_summary_by_component_uses_the_stacks() -> None:
 def test_stacks_section_folded_and_problems() -> None:
     a = _analysis()
     st = a["stacks"]
-    assert st["cpu_samples"] == 12 + 4 + 1
+    assert st["cpu_samples"] == 12 + 4 + 1  # (the sha256 sample is after the end)
     folded = dict(st["folded"])
     assert folded["k3s[100];runtime.goexit;k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run"] \
         == 12
     assert folded["k3s[100];(no stack)"] == 1
-    assert folded["k3s[100];k3s+0x409999"] == 1  # an address nothing names
+    assert folded["k3s[100];(truncated);k3s+0x409999"] == 1  # an address nothing names
     text = "\n".join(st["problems"])
-    assert "1 of 16 on-CPU stacks are one frame deep" in text
+    assert "k3s[100]: 2 of 17 on-CPU stacks stop after their first frame" in text
+    assert "0xe9b5" not in text  # the walk's garbage is cut, not reported as unnamed code
     assert "-14 EFAULT" in text
     (lane,) = st["lanes"]["lanes"]
     assert lane["pid"] == K3S and lane["component"][0] == "kube-apiserver"
@@ -195,7 +201,7 @@ def test_bad_input_is_a_line_not_a_traceback() -> None:
     a = _analysis(binaries=bad, symbols=False)
     text = "\n".join(a["stacks"]["problems"])
     assert "binary /usr/bin/k3s: no .gopclntab" in text
-    assert "k3s: 15 of 15 frames (of the distinct stacks) unnamed (no .gopclntab" in text
+    assert "k3s: 16 of 16 frames (of the distinct stacks) unnamed (no .gopclntab" in text
     assert _poll(a)["waiter_component"] == "k3s"  # no names: the process's own
     a = _analysis(symbols=False)
     assert any("unnamed (no symbol at this address)" in p
@@ -229,5 +235,28 @@ def test_the_text_names_components_on_the_path() -> None:
     assert ("k3s[100] on-CPU: kube-apiserver 100 % (mostly in "
             "k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run)") in text
     assert "fsync   k3s[100]: 1 fsync, 20.0 ms in total, longest 20.0 ms (kine 20.0 ms)" in text
-    assert "note: k3s[100]: 1 of 16 on-CPU stacks are one frame deep" in text
+    assert "note: k3s[100]: 2 of 17 on-CPU stacks stop after their first frame" in text
     assert "(kubelet -> kube-apiserver)" in text
+
+
+def test_a_stack_cut_by_a_frame_pointer_used_for_data_is_truncated(tmp_path: Any) -> None:
+    from tests.unit.test_analyzer_cli import write_trace
+    from tracer.analyzer import folded_stacks
+
+    d = write_trace(tmp_path / "t", trace(meta=META, **_rows()))
+    got = dict(folded_stacks(d))
+    assert got["k3s[100];(truncated);crypto/sha256.block"] == 1
+
+
+def test_connects_made_on_net_http_s_dialer_goroutine_are_said_plainly() -> None:
+    dialer = 0x40A000
+    FUNCS_DIAL = {**FUNCS, dialer: "net/http.(*Transport).dialConnFor"}
+    rows = _rows()
+    rows["stacks"] = [dict(stack_id=k, frames=v if k != 1 else [DIAL, dialer, GOEXIT])
+                      for k, v in STACKS.items()]
+    rows["symbols"] = [dict(binary=BIN, address=a - d, depth=0, function=f)
+                       for a, f in FUNCS_DIAL.items() for d in (0, 1)]
+    a = analyze_json(trace(meta=META, **rows), profile="k3s", end="exit:iptables")
+    assert _poll(a)["waiter_component"] == "k3s"
+    assert any("net/http's dialer goroutine" in p and "127.0.0.1:6443" in p
+               for p in a["stacks"]["problems"])

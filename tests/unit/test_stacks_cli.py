@@ -30,7 +30,7 @@ def test_folded_lines_outermost_first_with_counts(tmp_path: Path, capsys: Any) -
     assert main(["stacks", str(d)]) == 0
     got = _lines(capsys.readouterr().out)
     assert got[APISERVER] == 12
-    assert sum(got.values()) == 17  # every on-CPU sample, each once
+    assert sum(got.values()) == 18  # every on-CPU sample, each once
     assert list(got.values()) == sorted(got.values(), reverse=True)
 
 

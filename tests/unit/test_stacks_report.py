@@ -21,7 +21,7 @@ def test_the_report_has_a_flame_graph_and_component_lanes() -> None:
     page = HtmlReport.from_analysis(_a()).render_bytes().decode()
     assert 'id="fig-flame"' in page and 'id="fig-component-lanes"' in page
     assert '<a href="#stacks">Stacks</a>' in page
-    assert "one frame deep" in page  # the problems, plainly
+    assert "stop after their first frame" in page  # the problems, plainly
     assert "kube-apiserver" in page
 
 

@@ -43,6 +43,8 @@ I64 = npt.NDArray[np.int64]
 UNSAMPLED = "(unsampled)"
 #: the component of a sample without a usable user stack (kernel thread, failed walk)
 NO_STACK = "(no stack)"
+#: the outermost frame of a stack the walk could not follow past its first frame(s)
+TRUNCATED = "(truncated)"
 #: a process is said to have one-frame stacks when at least this share of its stacks are
 ONE_FRAME_SHARE = 0.05
 #: the flame graph keeps at most this many distinct stacks (the rest are counted)
@@ -78,6 +80,8 @@ class StackIndex:
     _by_time: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     #: pid -> its cpu samples' rows sorted by time
     _cpu: dict[int, I64] = field(default_factory=dict)
+    #: per named stack: a component rule decided it (False: the process's own, by default)
+    ruled: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
 
     @property
     def period_ns(self) -> int:
@@ -143,12 +147,23 @@ class StackIndex:
                 slot[i] = len(stacks_named)
                 at_ts = int(gens[p][sn]) if sn >= 0 else None
                 frames = namer.frames(p, s, at_ts)
-                nframes += len(frames)
-                for f in frames:
+                # a caller outside every mapping is not code: the frame-pointer walk left the
+                # stack (the leaf used the frame-pointer register for data, as Go's
+                # crypto/sha256 assembly does on amd64, or keeps no frame pointer): keep the
+                # frames before it and mark the stack truncated
+                cut = next((i for i, f in enumerate(frames) if i and not f.resolved
+                            and f.reason == "no mapping for PC"), None)
+                kept = frames if cut is None else frames[:cut]
+                nframes += len(kept)
+                for f in kept:
                     if not f.resolved:
                         unnamed[(f.function.rsplit("+", 1)[0], f.reason or "no name")] += 1
-                stacks_named.append((p, tuple(f.function for f in reversed(frames))))
-                depth.append(len(pcs))
+                names = tuple(f.function for f in reversed(kept))
+                pcs_kept = len({f.address for f in kept}) if cut is not None else len(pcs)
+                if cut is not None or pcs_kept <= 1:
+                    names = (TRUNCATED, *names)
+                stacks_named.append((p, names))
+                depth.append(pcs_kept)
             named[ok] = slot[inverse]
             missing_ids = int(np.count_nonzero(named[ok] < 0))
 
@@ -158,12 +173,14 @@ class StackIndex:
         comps: list[str] = [NO_STACK]
         comp_ix: dict[str, int] = {NO_STACK: 0}
         stack_comp = np.zeros(len(stacks_named), np.int64)
+        ruled = np.zeros(len(stacks_named), bool)
         for i, (p, fr) in enumerate(stacks_named):
             if p not in own_of:
                 own_of[p] = _own_component(procs, profile, p)
                 exe_of[p] = _names(procs, p)
-            got = rules.component_of(reversed(fr), exe_of[p])
+            got = rules.component_of([f for f in reversed(fr) if f != TRUNCATED], exe_of[p])
             c = got.component if got is not None else (own_of[p] or f"pid {p}")
+            ruled[i] = got is not None
             if c not in comp_ix:
                 comp_ix[c] = len(comps)
                 comps.append(c)
@@ -172,6 +189,7 @@ class StackIndex:
                         else 0, 0)
 
         ix = cls(ts, pid, tid, kind, named, comp.astype(np.int64), stacks_named, comps, hz)
+        ix.ruled = ruled
         is_cpu = np.array([k == "cpu" for k in kind], bool) if n else np.zeros(0, bool)
         for r in np.flatnonzero(~is_cpu).tolist():
             ix._events[(kind[r], int(tid[r]), int(ts[r]))] = r
@@ -406,9 +424,11 @@ def _problems(
             one[p] = [int(np.count_nonzero(shallow[mine])), len(mine)]
     for p, (n1, nall) in sorted(one.items()):
         if n1 and n1 >= ONE_FRAME_SHARE * nall:
-            out.append(f"{comm.get(p) or '?'}[{p}]: {n1} of {nall} on-CPU stacks are one "
-                       "frame deep (code without frame pointers: 32-bit ARM, or C inside cgo "
-                       "such as sqlite): those are charged to the process's own component")
+            out.append(f"{comm.get(p) or '?'}[{p}]: {n1} of {nall} on-CPU stacks stop after "
+                       "their first frame (no frame pointer to follow: 32-bit ARM, C inside cgo "
+                       "such as sqlite, or assembly that uses the frame-pointer register, like "
+                       "Go's crypto/sha256 on amd64): they are `(truncated)` in the folded "
+                       "stacks, and charged to their leaf's component, else the process's own")
     return out
 
 
@@ -584,7 +604,10 @@ def wait_components(ix: StackIndex, socket: pa.Table, procs: Processes,
             continue
         rows = [r for r in w.evidence.get("socket", []) if r < len(cols["kind"])
                 and cols["kind"][r] == "connect"]
-        waiter = ix.majority(row_of(r) for r in rows)
+        at = [row_of(r) for r in rows]
+        waiter = ix.majority(at)
+        _note_dialer(ix, at, w.endpoint, procs.procs[w.waiter] if w.waiter is not None
+                     and w.waiter >= 0 else None, waiter)
         target = None
         if w.target is not None and w.target >= 0 and w.endpoint:
             tp = procs.procs[w.target].pid
@@ -603,6 +626,28 @@ def wait_components(ix: StackIndex, socket: pa.Table, procs: Processes,
                                      and w.start_ns <= (cols["ts_ns"][r] or 0) <= hi)
         out.append((waiter, target))
     return out
+
+
+#: frames of a goroutine Go's net/http starts to dial for a request: the component that made
+#: the request is not on its stack
+_DIALER_FRAMES = ("net/http.(*Transport).dialConnFor", "net/http.(*Transport).dialConn")
+
+
+def _note_dialer(ix: StackIndex, rows: Sequence[int], endpoint: str | None, waiter: Any,
+                 component: str | None) -> None:
+    """Say plainly when a wait's connects were all made on net/http's dialer goroutine and no
+    rule named them: the waiter component is then the process's own, not who asked."""
+    named = [int(ix.named[r]) for r in rows if r >= 0 and ix.named[r] >= 0]
+    if not named or any(bool(ix.ruled[k]) for k in named):
+        return
+    if not any(f in _DIALER_FRAMES for k in named for f in ix.stacks_named[k][1]):
+        return
+    who = f"{waiter.comm or '?'}[{waiter.pid}]" if waiter is not None else "?"
+    line = (f"{who}: its connects to {endpoint or '?'} were made on net/http's dialer goroutine "
+            "(Go dials for a request on a goroutine of its own): no frame names the component "
+            f"that asked, so waiter_component is the process's own ({component or '?'})")
+    if line not in ix.problems:
+        ix.problems.append(line)
 
 
 def _port(endpoint: str) -> int | None:
