@@ -63,3 +63,17 @@ def test_the_perfetto_export_has_component_tracks_and_segment_components() -> No
     assert any(e["args"].get("components_ns") == {"kube-apiserver": 240_000_000} for e in segs)
     plain = json.loads(PerfettoExport.from_analysis(_a(stacks=False)).render_bytes())
     assert not any(e.get("cat") == "stacks" for e in plain["traceEvents"])
+
+
+def test_each_long_segment_has_its_own_flame_graph() -> None:
+    a = _a()
+    segs = a.sections["stacks"]["segments"]
+    (run,) = [x for x in segs if a.critical_path[x["segment"]]["start_ns"] == 0]
+    assert run["pid"] == 100 and dict(run["folded"]) == {
+        "k3s[100];runtime.goexit;k8s.io/apiserver/pkg/server.(*GenericAPIServer).Run": 12}
+    # segments without samples in them have none
+    for x in segs:
+        s = a.critical_path[x["segment"]]
+        assert sum(n for _, n in x["folded"]) > 0 and s.get("components")
+    page = HtmlReport.from_analysis(a).render_bytes().decode()
+    assert "updatemenus" in page and "#0 run k3s[100]" in page

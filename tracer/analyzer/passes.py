@@ -416,7 +416,8 @@ def stacks_pass(w: Work) -> dict[str, Any] | None:
     shown = [p for p in w.procs.procs if w.shown is None or p.idx in w.shown]
     alive = [(p.pid, p.comm, p.key, p.start_ns if p.start_ns is not None else lo,
               p.end_ns if p.end_ns is not None else hi) for p in shown]
-    return stacks.section(ix, comm, lo, hi, alive)
+    segs = stacks.segment_flames(ix, comm, w.path, w.stackpath or [], w.procs)
+    return stacks.section(ix, comm, lo, hi, alive, segs)
 
 
 def cpu_pass(w: Work) -> dict[str, Any] | None:

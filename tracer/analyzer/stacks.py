@@ -450,10 +450,40 @@ def scaled(counts: Mapping[str, int], total_ns: int) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+#: per-segment flame graphs: at most this many segments (the longest with samples), each at
+#: most SEGMENT_FOLDED_TOP distinct stacks
+SEGMENT_FLAMES = 30
+SEGMENT_FOLDED_TOP = 300
+
+
+def segment_flames(ix: StackIndex, comm: Mapping[int, str], path: Sequence[Any],
+                   parts: Sequence[SegmentComponents | None], procs: Processes,
+                   ) -> list[dict[str, Any]]:
+    """Folded stacks of each critical-path segment's process inside the segment (the process
+    of its `components`), for the SEGMENT_FLAMES longest segments that have samples."""
+    cands = []
+    for i, (s, sc) in enumerate(zip(path, parts)):
+        if sc is None:
+            continue
+        pid = procs.procs[sc.of].pid
+        if len(ix.cpu_rows(pid, s.start_ns, s.end_ns)):
+            cands.append((s.end_ns - s.start_ns, i, pid, s))
+    cands.sort(key=lambda c: (-c[0], c[1]))
+    out = []
+    for _, i, pid, s in sorted(cands[:SEGMENT_FLAMES], key=lambda c: c[1]):
+        f = ix.folded(s.start_ns, s.end_ns, pids={pid}, comm=comm)
+        out.append({"segment": i, "pid": pid,
+                    "folded": [[k, n] for k, n in f[:SEGMENT_FOLDED_TOP]],
+                    "folded_left_out": sum(n for _, n in f[SEGMENT_FOLDED_TOP:])})
+    return out
+
+
 def section(ix: StackIndex, comm: Mapping[int, str], lo: int, hi: int,
-            lanes_of: Sequence[tuple[int, str | None, str | None, int, int]]) -> dict[str, Any]:
+            lanes_of: Sequence[tuple[int, str | None, str | None, int, int]],
+            segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The `stacks` section: samples and components over the window, the folded stacks the
-    flame graph draws, a component lane per process, and the problems."""
+    flame graph draws (of the window, and of the longest critical-path segments), a component
+    lane per process, and the problems."""
     cpu_rows = [ix.cpu_rows(p, lo, hi) for p in ix._cpu]
     allrows = np.concatenate(cpu_rows) if cpu_rows else np.zeros(0, np.int64)
     counts = np.bincount(ix.comp[allrows], minlength=len(ix.components)) if len(allrows) \
@@ -474,6 +504,7 @@ def section(ix: StackIndex, comm: Mapping[int, str], lo: int, hi: int,
         "by_component": by_comp,
         "folded": [[s, n] for s, n in folded[:FOLDED_TOP]],
         "folded_left_out": sum(n for _, n in folded[FOLDED_TOP:]),
+        "segments": segments or [],
         "lanes": lanes(ix, lanes_of, lo, hi),
         "problems": list(ix.problems),
     }

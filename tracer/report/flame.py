@@ -32,7 +32,9 @@ HELP = (
     "Where the recorded processes spent their CPU inside the analysis window, from on-CPU "
     "stack samples. Flame graph (icicle): the top bar is every sample, each bar below it a "
     "frame called from the one above, as wide as the samples it was on the stack for; click a "
-    "frame to zoom, click the top bar to zoom out. The first level is the process. Below: a "
+    "frame to zoom, click the top bar to zoom out. The first level is the process; the menu "
+    "above it shows one critical-path segment's stacks instead (its process, inside it). "
+    "Below: a "
     "lane per process, its dominant component per time bucket on the timeline's time axis. "
     "`k3sprof stacks TRACE` prints the same stacks folded, for flamegraph.pl or speedscope."
 )
@@ -64,7 +66,10 @@ def icicle_nodes(folded: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def flame_figure(st: Mapping[str, Any] | None) -> str:
+def flame_figure(st: Mapping[str, Any] | None,
+                 path: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The icicle of the window's folded stacks; with per-segment stacks (`stacks.segments`),
+    a menu switches it to one critical-path segment's (that segment's process, inside it)."""
     folded = (st or {}).get("folded") or []
     if not folded:
         return empty_figure("fig-flame", "No on-CPU stack samples in the analysis window.")
@@ -84,9 +89,31 @@ def flame_figure(st: Mapping[str, Any] | None) -> str:
     )
     left = int((st or {}).get("folded_left_out") or 0)
     note = f" ({left} samples of rarer stacks not drawn)" if left else ""
-    fig.update_layout(layout(620, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                             title={"text": esc(f"on-CPU samples{note}"), "font": {"size": 12}}))
+    extra: dict[str, Any] = {}
+    buttons = [_button("the analysis window", n)]
+    for seg in (st or {}).get("segments") or []:
+        i = int(seg["segment"])
+        if not seg.get("folded") or i >= len(path):
+            continue
+        p = path[i]
+        what = f"#{i} {p.get('kind')} {p.get('comm') or '?'}[{p.get('pid')}] " \
+               f"{int(p.get('duration_ns') or 0) / 1e6:,.1f} ms"
+        buttons.append(_button(what, icicle_nodes(seg["folded"])))
+    if len(buttons) > 1:
+        extra["updatemenus"] = [{"type": "dropdown", "x": 0, "xanchor": "left", "y": 1.0,
+                                 "yanchor": "bottom", "buttons": buttons,
+                                 "showactive": True}]
+    fig.update_layout(layout(620, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                             title={"text": esc(f"on-CPU samples{note}"), "font": {"size": 12},
+                                    "x": 0.5}, **extra))
     return figure_html(fig, "fig-flame")
+
+
+def _button(label: str, n: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """A menu entry that swaps the icicle's nodes for `n` (plotly's restyle)."""
+    return {"label": esc(label), "method": "restyle",
+            "args": [{"ids": [n["ids"]], "labels": [n["labels"]], "parents": [n["parents"]],
+                      "values": [n["values"]], "level": ["all"]}]}
 
 
 def component_colors(st: Mapping[str, Any]) -> dict[str, str]:

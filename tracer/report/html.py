@@ -132,7 +132,8 @@ class HtmlReport:
         if st:  # stack tables (schema 1.3) only: else the page has no stacks section at all
             from tracer.report import flame
 
-            figures["stacks"] = flame.flame_figure(st) + flame.lanes_figure(st, f)
+            figures["stacks"] = (flame.flame_figure(st, a.critical_path)
+                                 + flame.lanes_figure(st, f))
             payload["analysis"]["stack_problems"] = list(st.get("problems") or [])
         return cls(payload, figures, busy["bucket_ns"] if busy else 10_000_000)
 
