@@ -211,6 +211,14 @@ def test_bad_input_is_a_line_not_a_traceback() -> None:
     a = _analysis(binaries=gone, symbols=False)
     assert any("unnamed" in p for p in a["stacks"]["problems"])
     assert a["critical_path"] and a["waits"]  # nothing else lost
+    # a binary replaced after recording, without an extract: the file at the path is another
+    # binary now (its identity differs from the trace's key): a line, not wrong names
+    rows = _rows(symbols=False, binaries=[dict(binary=BIN, path="/usr/bin/true")])
+    rows["mappings"] = [dict(r, path="/usr/bin/true") for r in rows["mappings"]]
+    a = analyze_json(trace(meta=META, **rows), profile="k3s", end="exit:iptables")
+    assert any("unnamed (replaced since recording: /usr/bin/true is now" in p
+               for p in a["stacks"]["problems"])
+    assert _poll(a)["waiter_component"] == "k3s" and a["critical_path"]
     arm = [dict(binary=BIN, path="/usr/bin/k3s", symbolizer="gopclntab", arch="arm")]
     a = _analysis(binaries=arm)
     assert any("32-bit" in p for p in a["stacks"]["problems"])
