@@ -268,3 +268,19 @@ def test_connects_made_on_net_http_s_dialer_goroutine_are_said_plainly() -> None
     assert _poll(a)["waiter_component"] == "k3s"
     assert any("net/http's dialer goroutine" in p and "127.0.0.1:6443" in p
                for p in a["stacks"]["problems"])
+
+
+def test_in_tree_scope_the_components_follow_the_remapped_evidence() -> None:
+    rows = _rows()
+    # another process's connect first: the scoped socket table's rows differ from the trace's
+    rows["process"][:0] = [dict(ts_ns=0, kind="fork", pid=999, tid=999, ppid=1, comm="other"),
+                           dict(ts_ns=0, kind="fork", pid=K3S, tid=K3S, ppid=1, comm="sh")]
+    rows["socket"].insert(0, dict(ts_ns=1, kind="connect", pid=999, tid=999, family="inet",
+                                  addr="127.0.0.1", port=1, endpoint="127.0.0.1:1", tcp=True,
+                                  outcome="refused"))
+    a = analyze_json(trace(meta={**META, "command_pid": K3S}, **rows), profile="k3s",
+                     end="exit:iptables")
+    assert a["scope"]["mode"] == "tree"
+    got = {(w["kind"], w["waiter_component"], w["target_component"]) for w in a["waits"]}
+    assert got == {("poll", "kubelet", "kube-apiserver"),
+                   ("listener", "kube-scheduler", "kube-apiserver"), ("child", "kubelet", None)}
