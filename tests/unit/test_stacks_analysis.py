@@ -284,3 +284,14 @@ def test_in_tree_scope_the_components_follow_the_remapped_evidence() -> None:
     got = {(w["kind"], w["waiter_component"], w["target_component"]) for w in a["waits"]}
     assert got == {("poll", "kubelet", "kube-apiserver"),
                    ("listener", "kube-scheduler", "kube-apiserver"), ("child", "kubelet", None)}
+
+
+def test_the_text_of_the_json_read_back_is_the_same() -> None:
+    import json
+
+    from tracer.analyzer import Analysis, analyze
+    from tracer.analyzer.text import render
+
+    a = analyze(trace(meta=META, **_rows(sched=True)), profile="k3s", end="exit:iptables")
+    back = Analysis.from_json(json.loads(json.dumps(a.to_json())))
+    assert render(back) == render(a)
