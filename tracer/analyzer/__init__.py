@@ -23,7 +23,8 @@ from tracer.analyzer.model import ANALYSIS_VERSION, Analysis
 from tracer.analyzer.passes import Options, Redactor, Work
 from tracer.schema import Trace
 
-__all__ = ["ANALYSIS_VERSION", "PASSES", "Analysis", "Options", "analyze", "load_and_analyze"]
+__all__ = ["ANALYSIS_VERSION", "PASSES", "Analysis", "Options", "analyze", "folded_stacks",
+           "load_and_analyze"]
 
 #: (name, pass) in the order they run; a pass reads only the results of the passes above it.
 PASSES: tuple[tuple[str, p.Pass], ...] = (
@@ -32,12 +33,15 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("scope", p.scope_pass),  # the recorded command's tree, or everything (scope.py)
     ("profile", p.profile_pass),  # components, endpoints, milestones (profiles.py)
     ("schedix", p.schedix_pass),  # sched/wakeup tables indexed (sched.py; record --sched)
+    ("stackix", p.stackix_pass),  # stacks named, with components (stacks.py; schema 1.3)
     ("waits", p.waits_pass),  # listener / poll / child / module waits (waits.py, polls.py)
     ("events", p.events_pass),  # moment specs over the scoped tables (phases.py)
     ("cgroups", p.cgroups_pass),  # cgroup -> unit / pod
     ("window", p.window_pass),  # start and end milestones
     ("path", p.path_pass),  # critical path from start to end (critical_path.py)
     ("sched", p.sched_pass),  # scheduler states on the path (schedpath.py; needs record --sched)
+    ("stackpath", p.stackpath_pass),  # on-CPU components per segment (stacks.py; stacks)
+    ("wait_parts", p.wait_parts_pass),  # waiter / target components of each wait (stacks)
     ("milestones", p.milestones_pass),
     ("phases", p.phases_pass),
     ("shown", p.shown_pass),  # the processes the analysis shows
@@ -47,6 +51,7 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("cpu", p.cpu_pass),  # per-process CPU, busy cores (schedpath.py; needs record --sched)
     ("state_lanes", p.state_lanes_pass),  # per-process state lanes (schedpath.py; --sched)
     ("blockers", p.blockers_pass),  # fsync totals, wakeup edges (blockers.py; record --sched)
+    ("stacks", p.stacks_pass),  # samples by component, flame graph, lanes (stacks.py; stacks)
     ("groups", p.groups_pass),  # per systemd unit / pod
     ("counts", p.counts_pass),
     ("facts", p.facts_pass),  # the trace's own facts (meta, k3s version)
@@ -119,7 +124,7 @@ def _assemble(w: Work) -> Analysis:
         start_by=w.redact.text(win.start_by),
         end_by=w.redact.text(win.end_by),
         critical_path=p.segments_json(w),
-        waits=[p.wait_json(w, x) for x in w.waits],
+        waits=[p.wait_json(w, x, k) for k, x in enumerate(w.waits)],
         milestones=w.milestones,
         phases=w.phases,
         counts=w.counts,
@@ -133,3 +138,47 @@ def _assemble(w: Work) -> Analysis:
         redacted=w.options.redact,
     )
 
+
+
+def folded_stacks(
+    trace_dir: str | os.PathLike[str],
+    options: Options | None = None,
+    *,
+    pid: int | None = None,
+    component: str | None = None,
+    perf: bool = False,
+) -> list[tuple[str, int]] | list[str]:
+    """`k3sprof stacks`: the trace's on-CPU samples as folded stacks (`proc;outer;...;inner`,
+    count), most frequent first; perf: as `perf script` text lines, one block per sample.
+    With options (a --start/--end), only the samples inside the analysis window [start, end]
+    (the trace end when the end was not reached); else all. TraceError when the trace has no
+    stack tables; UsageError for a bad option or an unknown component."""
+    from tracer import schema
+    from tracer._errors import TraceError, UsageError
+
+    if options is not None:
+        options.check()
+    trace = schema.load(Path(trace_dir))
+    w = Work(full=trace, options=options or Options(), redact=Redactor(True))
+    needed = ("procs", "bounds", "scope", "profile", "stackix")  # what the stack index reads
+    for name, fn in PASSES:
+        if name in needed:
+            setattr(w, name, fn(w))
+    ix = w.stackix
+    if ix is None:
+        raise TraceError(
+            f"{trace_dir}: no stack tables (recorded with --no-stacks, or by a k3sprof older "
+            "than schema 1.3)"
+        )
+    if component is not None and component not in ix.components:
+        known = ", ".join(sorted(c for c in ix.components if not c.startswith("("))) or "none"
+        raise UsageError(f"no stacks of component {component!r} in this trace (it has: {known})")
+    lo = hi = None
+    if options is not None and (options.start is not None or options.end is not None):
+        a = run(trace, options)
+        lo, hi = a.start_ns, a.end_ns if a.end_ns is not None else None
+    comm = {p.pid: p.comm for p in w.procs.procs if p.comm}
+    pids = None if pid is None else {pid}
+    if perf:  # `perf script` text: Perfetto's callstack-profile import (docs/stacks.md)
+        return ix.perf_script(lo, hi, pids=pids, component=component, comm=comm)
+    return ix.folded(lo, hi, pids=pids, component=component, comm=comm)

@@ -48,6 +48,10 @@ class WaitJson(TypedDict):
     #: overlaps the analysis window [start_ns, end_ns] (the trace end when the end was not
     #: reached): only these are ranked (Top waits, the report's table); the rest are listed
     in_window: bool
+    #: with stacks (schema 1.3): the component whose stacks made the connects (child/module
+    #: waits: the stack at the helper's fork), and the one at the target's listen / accepts
+    waiter_component: NotRequired[str | None]
+    target_component: NotRequired[str | None]
 
 
 class SegmentJson(TypedDict):
@@ -73,6 +77,13 @@ class SegmentJson(TypedDict):
     #: idle_start_ns, idle_ns, woken (Party), woken_tid, waker_pid, waker_tid, waker_comm,
     #: waker (Party or None)}; the segment's own pid/comm are the waker's (sched data only)
     wakeup: NotRequired[dict[str, Any]]
+    #: with stacks: on-CPU ns of `components_of` in the segment by component; summing exactly
+    #: to states["cpu"] when components_from is "sched", else samples x the sampling period
+    components: NotRequired[dict[str, int]]
+    components_of: NotRequired[Party | None]
+    components_from: NotRequired[str]
+    #: per component: its most frequent innermost frame in the segment
+    components_hot: NotRequired[dict[str, str]]
 
 
 class MilestoneJson(TypedDict):
@@ -113,6 +124,8 @@ class ProcessJson(TypedDict):
     from_snapshot: bool
     in_scope: bool
     execs: list[ExecJson]
+    #: with stacks: the component of the stack at the fork that created it
+    spawned_by_component: NotRequired[str | None]
 
 
 class GroupJson(TypedDict):

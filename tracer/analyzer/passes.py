@@ -22,6 +22,7 @@ from tracer.analyzer import (
     phases,
     profiles,
     schedpath,
+    stacks,
     summary,
     tree,
     views,
@@ -43,6 +44,7 @@ from tracer.analyzer.model import (
 )
 from tracer.analyzer.profiles import Profile
 from tracer.analyzer.sched import SchedIndex
+from tracer.analyzer.stacks import StackIndex
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
 
@@ -164,12 +166,18 @@ class Work:
     profile: Profile = field(init=False)
     #: the sched/wakeup tables indexed (None: recorded without --sched)
     schedix: SchedIndex | None = field(init=False)
+    #: the stack tables indexed and named (None: recorded without stacks)
+    stackix: StackIndex | None = field(init=False)
     waits: list[waits.Wait] = field(init=False)
     events: phases.Events = field(init=False)
     cgroups: facts.Cgroups = field(init=False)
     window: Window = field(init=False)
     path: list[critical_path.Segment] = field(init=False)
     sched: SchedPath = field(init=False)
+    #: with stacks: per critical-path segment, its on-CPU ns by component (None: none)
+    stackpath: list[stacks.SegmentComponents | None] | None = field(init=False)
+    #: with stacks: per wait, (waiter component, target component)
+    wait_parts: list[tuple[str | None, str | None]] | None = field(init=False)
     milestones: list[MilestoneJson] = field(init=False)
     phases: list[PhaseJson] = field(init=False)
     shown: set[int] | None = field(init=False)
@@ -259,10 +267,20 @@ def schedix_pass(w: Work) -> SchedIndex | None:
     return ix if ix.available else None
 
 
+def stackix_pass(w: Work) -> StackIndex | None:
+    """The stack tables indexed, each stack named and given its component (stacks.py; None
+    without stack tables: every pass that reads it then behaves as before stacks existed)."""
+    return StackIndex.build(w.full, w.procs, w.profile)
+
+
 def waits_pass(w: Work) -> list[waits.Wait]:
     """Listener / poll / child / module wait-for edges of the processes in scope (child waits
-    observed from wakeups with sched data: wakewalk.py)."""
-    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns)
+    observed from wakeups with sched data: wakewalk.py); with stacks, connects are grouped by
+    the component that made them too (two components of one process wait like any two)."""
+    part = None
+    if w.stackix is not None:
+        part = _socket_components(w.stackix, w.scope.wait_view.table("socket"))
+    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns, part)
     if w.schedix is not None:
         found = wakewalk.observe_children(found, w.schedix, w.procs)
     if w.scope.members is not None:
@@ -370,6 +388,38 @@ def sched_pass(w: Work) -> SchedPath:
     return SchedPath(ix, schedpath.path_states(ix, w.procs, w.path, w.waits))
 
 
+def stackpath_pass(w: Work) -> list[stacks.SegmentComponents | None] | None:
+    """With stacks: each critical-path segment's on-CPU ns of the same process as its states
+    (or, without sched data, of the process schedpath would use) by component (stacks.py)."""
+    if w.stackix is None:
+        return None
+    return stacks.path_components(w.stackix, w.procs, w.path, w.waits, w.sched.segments)
+
+
+def wait_parts_pass(w: Work) -> list[tuple[str | None, str | None]] | None:
+    """With stacks: each wait's waiter component (the stacks at its connects, or at the fork
+    of a child wait's helper) and target component (the stacks at the listen / accepts)."""
+    if w.stackix is None:
+        return None
+    return stacks.wait_components(w.stackix, w.full.table("socket"), w.procs, w.waits)
+
+
+def stacks_pass(w: Work) -> dict[str, Any] | None:
+    """Optional section `stacks`: on-CPU samples by component over the analysis window, the
+    folded stacks of the flame graph, a component lane per process, and the problems that make
+    names partial (stacks.py); left out without stack tables."""
+    ix = w.stackix
+    if ix is None:
+        return None
+    lo, hi = w.window.span(w.bounds.end_ns)
+    comm = {p.pid: p.comm for p in w.procs.procs if p.comm}
+    shown = [p for p in w.procs.procs if w.shown is None or p.idx in w.shown]
+    alive = [(p.pid, p.comm, p.key, p.start_ns if p.start_ns is not None else lo,
+              p.end_ns if p.end_ns is not None else hi) for p in shown]
+    segs = stacks.segment_flames(ix, comm, w.path, w.stackpath or [], w.procs)
+    return stacks.section(ix, comm, lo, hi, alive, segs)
+
+
 def cpu_pass(w: Work) -> dict[str, Any] | None:
     """Optional section `cpu`: per-process on-CPU time over the analysis window and the
     machine's busy cores per 10 ms (null, so left out, without sched data)."""
@@ -398,8 +448,11 @@ def blockers_pass(w: Work) -> dict[str, Any] | None:
         return None
     lo, hi = w.window.span(w.bounds.end_ns)
     pids = None if w.shown is None else {w.procs.procs[i].pid for i in w.shown}
-    return blockers.blockers(w.full.table("blockio"), w.full.table("wakeup"), w.procs, pids,
-                             lo, hi, segments_json(w))
+    out = blockers.blockers(w.full.table("blockio"), w.full.table("wakeup"), w.procs, pids,
+                            lo, hi, segments_json(w))
+    if w.stackix is not None:
+        stacks.fsync_components(w.stackix, w.full.table("blockio"), out, lo, hi)
+    return out
 
 
 def milestones_pass(w: Work) -> list[MilestoneJson]:
@@ -508,7 +561,11 @@ def module_loads_pass(w: Work) -> list[dict[str, Any]] | None:
 def path_summary_pass(w: Work) -> dict[str, Any] | None:
     """The critical path by executable and by component (optional section `path_summary`:
     null, so left out, without a critical path)."""
-    return summary.summarize(segments_json(w), w.processes, w.window.total_ns)
+    segs = segments_json(w)
+    parts = None
+    if w.wait_parts is not None:
+        parts = [None if s["wait"] is None else w.wait_parts[s["wait"]][0] for s in segs]
+    return summary.summarize(segs, w.processes, w.window.total_ns, parts)
 
 
 def groups_pass(w: Work) -> list[GroupJson]:
@@ -561,6 +618,14 @@ def segments_json(w: Work) -> list[SegmentJson]:
             seg["states_of"] = w.party(st.of)
             if st.woken_by is not None:
                 seg["woken_by"] = st.woken_by
+    stackpath = getattr(w, "stackpath", None)  # absent while passes before it run
+    if stackpath is not None:
+        for seg, sc in zip(out, stackpath):
+            if sc is not None:
+                seg["components"] = sc.components
+                seg["components_of"] = w.party(sc.of)
+                seg["components_from"] = sc.source
+                seg["components_hot"] = sc.hot
     for seg, s in zip(out, w.path):
         if s.wakeup is not None:
             e = s.wakeup
@@ -578,9 +643,9 @@ def segments_json(w: Work) -> list[SegmentJson]:
     return out
 
 
-def wait_json(w: Work, x: waits.Wait) -> WaitJson:
+def wait_json(w: Work, x: waits.Wait, k: int) -> WaitJson:
     info = w.profile.endpoint_info(x.endpoint) if x.kind in ("listener", "poll") else None
-    return {
+    out: WaitJson = {
         "kind": x.kind,
         "endpoint": x.endpoint,
         "component": info.get("component") if info else None,
@@ -603,6 +668,9 @@ def wait_json(w: Work, x: waits.Wait) -> WaitJson:
         "evidence": x.evidence,
         "in_window": _overlaps(x, *w.window.span(w.bounds.end_ns), w.bounds.end_ns),
     }
+    if w.wait_parts is not None:
+        out["waiter_component"], out["target_component"] = w.wait_parts[k]
+    return out
 
 
 def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:
@@ -610,7 +678,7 @@ def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:
     prof, argv = w.profile, w.redact.argv
     component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
     members = w.scope.members
-    return {
+    out: ProcessJson = {
         "key": p.key,
         "pid": p.pid,
         "parent_key": w.key(p.parent) if p.parent is not None else None,
@@ -640,6 +708,9 @@ def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:
             for e in p.execs
         ],
     }
+    if w.stackix is not None:
+        out["spawned_by_component"] = stacks.spawned_by(w.stackix, w.procs, p)
+    return out
 
 
 def scope_json(w: Work) -> ScopeJson:
@@ -655,6 +726,22 @@ def scope_json(w: Work) -> ScopeJson:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _socket_components(ix: StackIndex, st: Any) -> Any:
+    """Per socket row: the component code of the stack taken at it (-1: none)."""
+    import numpy as np
+
+    out = np.full(st.num_rows, -1, np.int64)
+    cols = st.select(["kind", "tid", "ts_ns", "pid"]).to_pydict()
+    for r, (kind, tid, ts, pid) in enumerate(
+        zip(cols["kind"], cols["tid"], cols["ts_ns"], cols["pid"])
+    ):
+        if kind == "connect" and ts is not None:
+            row = ix.event_row(kind, tid, int(ts), (pid,) if pid is not None else ())
+            if row >= 0 and ix.named[row] >= 0:
+                out[r] = int(ix.comp[row])
+    return out
 
 
 def _log_owner(procs: Processes, root: int) -> Callable[[int], int | None]:

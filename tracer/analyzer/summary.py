@@ -29,26 +29,49 @@ def executable(p: ProcessJson | None) -> str:
     return exe.rsplit("/", 1)[-1] or p.get("comm") or "?"
 
 
+#: segment kinds whose time is their own process's work (their components split it)
+_OWN_KINDS = ("run", "wait:wakeup", "wait:child", "wait:module")
+
+
 def summarize(
-    segments: list[SegmentJson], processes: list[ProcessJson], total_ns: int | None
+    segments: list[SegmentJson],
+    processes: list[ProcessJson],
+    total_ns: int | None,
+    waiter_components: list[str | None] | None = None,
 ) -> dict[str, Any] | None:
     """{"by_executable": [...], "by_component": [...]} (None without a critical path); rows:
-    name, segments, processes, total_ns, pct (of the path), longest first."""
+    name, segments, processes, total_ns, pct (of the path), longest first.
+
+    With stacks (waiter_components given: per segment, its wait's waiter component), a
+    segment of a process's own work is split by its on-CPU `components` shares, and a wait
+    segment is charged to the component that waited; else to the process's component."""
     if not segments or not total_ns:
         return None
     by_key = {p["key"]: p for p in processes}
 
-    def table(name_of: Any) -> list[dict[str, Any]]:
+    def own(p: ProcessJson | None) -> str:
+        return UNKNOWN if p is None else (p.get("component") or NO_COMPONENT)
+
+    def parts(i: int, s: SegmentJson, p: ProcessJson | None) -> list[tuple[str, int]]:
+        if waiter_components is None:
+            return [(own(p), s["duration_ns"])]
+        comps = {k: v for k, v in (s.get("components") or {}).items() if not k.startswith("(")}
+        if s["kind"] in _OWN_KINDS and sum(comps.values()) > 0:
+            from tracer.analyzer.stacks import scaled
+
+            return list(scaled(comps, s["duration_ns"]).items())
+        return [(waiter_components[i] or own(p), s["duration_ns"])]
+
+    def table(name_of: Any, split: bool = False) -> list[dict[str, Any]]:
         acc: dict[str, dict[str, Any]] = {}
-        for s in segments:
+        for i, s in enumerate(segments):
             p = by_key.get(s["key"]) if s["key"] is not None else None
-            row = acc.setdefault(
-                name_of(p), {"segments": 0, "keys": set(), "total_ns": 0}
-            )
-            row["segments"] += 1
-            row["total_ns"] += s["duration_ns"]
-            if s["key"] is not None:
-                row["keys"].add(s["key"])
+            for name, ns in parts(i, s, p) if split else [(name_of(p), s["duration_ns"])]:
+                row = acc.setdefault(name, {"segments": 0, "keys": set(), "total_ns": 0})
+                row["segments"] += 1
+                row["total_ns"] += ns
+                if s["key"] is not None:
+                    row["keys"].add(s["key"])
         out = [
             {
                 "name": name,
@@ -64,9 +87,7 @@ def summarize(
 
     return {
         "by_executable": table(executable),
-        "by_component": table(
-            lambda p: UNKNOWN if p is None else (p.get("component") or NO_COMPONENT)
-        ),
+        "by_component": table(own, split=True),
     }
 
 

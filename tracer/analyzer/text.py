@@ -67,6 +67,55 @@ def _states_lines(s: SegmentJson) -> list[str]:
     return out
 
 
+#: a component is named on a segment when it has at least this share of the segment's on-CPU
+COMPONENT_MIN_SHARE = 0.05
+
+
+def _component_lines(s: SegmentJson, waits: list[Any]) -> list[str]:
+    """With stacks: which parts of the process the segment was ("kubelet polled
+    kube-apiserver 127.0.0.1:6443 every 100 ms; kube-apiserver was on-CPU 92 % ...")."""
+    if (s["pct"] or 0.0) < STATES_MIN_PCT:
+        return []
+    pad = f"  {'':>10} {'':>12} {'':>6}  {'':<14} {'':<22} "
+    out = []
+    w = waits[s["wait"]] if s["wait"] is not None and s["wait"] < len(waits) else None
+    if w is not None and w.get("waiter_component") is not None:
+        verb = {"poll": "polled", "listener": "waited for"}.get(w["kind"])
+        if verb is not None:
+            every = f" every {_ms(w['interval_ns'])}" if w["kind"] == "poll" else ""
+            out.append(f"{pad}{w['waiter_component']} {verb} "
+                       f"{w.get('target_component') or _who(w['target'])} "
+                       f"{w['endpoint'] or '?'}{every}")
+    comps = s.get("components")
+    if comps:
+        dur = s["duration_ns"] or 1
+        named = [(k, v) for k, v in comps.items() if v >= COMPONENT_MIN_SHARE * sum(comps.values())]
+        whose = _who(s.get("components_of"))
+        est = "" if s.get("components_from") == "sched" else " (from samples)"
+        hot = s.get("components_hot") or {}
+        out.append(f"{pad}{whose} on-CPU{est}: " + ", ".join(
+            f"{k} {100 * v / dur:.0f} %" + (f" (mostly in {hot[k]})" if k in hot else "")
+            for k, v in named))
+    return out
+
+
+def _stacks_lines(st: dict[str, Any] | None) -> list[str]:
+    """With stacks: on-CPU samples by component over the window, and what makes names or
+    components partial (one-frame stacks, missing symbols), plainly."""
+    if not st:
+        return []
+    rows = st.get("by_component") or []
+    lines = [f"On-CPU by component ({st.get('cpu_samples', 0)} samples at "
+             f"{st.get('sample_hz')} Hz in the analysis window; `k3sprof stacks` prints them)"]
+    if rows:
+        lines.append("  " + ", ".join(f"{r['component']} {r['pct']:.1f}%"
+                                      for r in rows[:TOP_SUMMARY * 2]))
+    for p in st.get("problems") or []:
+        lines.append(f"  note: {p}")
+    lines.append("")
+    return lines
+
+
 def _woken(wakers: list[dict[str, Any]]) -> str:
     """"woken by a timer (1x, longest idle 280.0 ms), client[12] (6x, longest idle 50.1 ms)":
     what woke its threads, the one that ended the longest sleep first."""
@@ -124,8 +173,10 @@ def _blocker_lines(b: dict[str, Any] | None) -> list[str]:
         return lines
     for r in fs[:TOP_BLOCKERS]:
         calls = ", ".join(f"{n} {k}" for k, n in sorted(r["by_kind"].items()))
+        comps = r.get("components")
+        by = (" (" + ", ".join(f"{k} {_ms(v)}" for k, v in comps.items()) + ")") if comps else ""
         lines.append(f"  fsync   {r['comm'] or '?'}[{r['pid']}]: {calls}, "
-                     f"{_ms(r['total_ns'])} in total, longest {_ms(r['max_ns'])}")
+                     f"{_ms(r['total_ns'])} in total, longest {_ms(r['max_ns'])}{by}")
     more = len(fs) - TOP_BLOCKERS + int(b.get("fsync_left_out") or 0)
     if more > 0:
         lines.append(f"  fsync   ... {more} more processes (see --json)")
@@ -218,6 +269,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                 f"{s['label']}"
             )
             lines.extend(_states_lines(s))
+            lines.extend(_component_lines(s, a.waits))
         by_kind: dict[str, int] = {}
         for s in a.critical_path:
             by_kind[s["kind"]] = by_kind.get(s["kind"], 0) + s["duration_ns"]
@@ -263,6 +315,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
     lines.append("")
     lines += _module_lines(a.sections.get("module_loads") or [])
     lines += _blocker_lines(a.sections.get("blockers"))
+    lines += _stacks_lines(a.sections.get("stacks"))
     inside = [w for w in a.waits if w.get("in_window", True)]
     net = [w for w in inside if w["kind"] in ("listener", "poll")]
     net.sort(key=lambda w: -(w["duration_ns"] or 0))
@@ -295,6 +348,9 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
             )
         if not w.get("in_window", True):
             extra += "  (outside the analysis window)"
+        if w.get("waiter_component") or w.get("target_component"):
+            extra += (f"  ({w.get('waiter_component') or '?'} -> "
+                      f"{w.get('target_component') or '?'})")
         lines.append(
             f"  {w['kind']:<9} {_who(w['waiter']):<20} {w['endpoint'] or '-':<28} "
             f"{w['attempts'] or '-':>8} {_ms(w['interval_ns']):>10} {waited:>12} "

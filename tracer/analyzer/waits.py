@@ -157,7 +157,8 @@ def _udp(st: pa.Table) -> pa.ChunkedArray:
 
 
 def _connect_waits(
-    trace: Trace, procs: Processes, profile: Profile, trace_end: int, sock_idx: Any
+    trace: Trace, procs: Processes, profile: Profile, trace_end: int, sock_idx: Any,
+    part: Any = None,
 ) -> list[Wait]:
     st = trace.table("socket")
     if st.num_rows == 0:
@@ -179,9 +180,14 @@ def _connect_waits(
     failed_code = np.array([n in FAILED for n in oc_names] + [False], bool)
     ok_code = np.array([n == "ok" for n in oc_names] + [False], bool)
 
-    order = np.lexsort((ts, pidx, ep_codes))
-    g_ep, g_proc = ep_codes[order], pidx[order]
-    starts = np.flatnonzero(np.r_[True, (np.diff(g_ep) != 0) | (np.diff(g_proc) != 0)])
+    # the groups: (endpoint, waiter process, and with stacks the part of the process that
+    # connected: kubelet's readiness poll is not one series with the scheduler's watches)
+    sub = np.zeros(len(rows), np.int64) if part is None else np.asarray(part, np.int64)[rows]
+    order = np.lexsort((ts, sub, pidx, ep_codes))
+    g_ep, g_proc, g_sub = ep_codes[order], pidx[order], sub[order]
+    starts = np.flatnonzero(
+        np.r_[True, (np.diff(g_ep) != 0) | (np.diff(g_proc) != 0) | (np.diff(g_sub) != 0)]
+    )
     ends = np.r_[starts[1:], len(order)]
     n_failed = np.add.reduceat(failed_code[oc_codes[order]].astype(np.int64), starts)
     sizes = ends - starts
@@ -543,12 +549,18 @@ def _module_waits(trace: Trace, procs: Processes, profile: Profile) -> list[Wait
     return out
 
 
-def find(trace: Trace, procs: Processes, profile: Profile, trace_end: int) -> list[Wait]:
-    """Every wait-for edge in the trace (see module docstring), sorted by start time."""
+def find(
+    trace: Trace, procs: Processes, profile: Profile, trace_end: int, part: Any = None
+) -> list[Wait]:
+    """Every wait-for edge in the trace (see module docstring), sorted by start time.
+
+    part: per socket row, which part of its process made the call (the component code of the
+    connect's stack, analyzer/stacks.py); connects are grouped by it too, so two components of
+    ONE process polling each other are a wait like any other. None (no stacks): by process."""
     st = trace.table("socket")
     # every socket event's process instance, computed once for all passes
     sock_idx = procs.assign(st["pid"], st["ts_ns"]) if st.num_rows else np.zeros(0, np.int64)
-    waits = _connect_waits(trace, procs, profile, trace_end, sock_idx)
+    waits = _connect_waits(trace, procs, profile, trace_end, sock_idx, part)
     waits += _child_waits(trace, procs, profile, sock_idx)
     waits += _module_waits(trace, procs, profile)
     waits.sort(key=lambda w: (w.start_ns, w.kind))

@@ -62,7 +62,7 @@ def cli() -> None:
 # Each subcommand lives in its own module tracer/cli/<name>.py; importing it adds it to the
 # group. Add new commands here.
 COMMANDS = ("record", "info", "doctor", "analyze", "boot", "report", "compare", "export", "demo",
-            "ingest_log", "whatif", "dataset", "query")
+            "stacks", "ingest_log", "whatif", "dataset", "query")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,7 @@ OUTPUT_SUFFIX = ".html"
 NAV = (
     ("timeline", "Timeline"),
     ("sched", "Scheduler"),
+    ("stacks", "Stacks"),
     ("critical-path", "Critical path"),
     ("whatif", "What if"),
     ("connects", "Connects"),
@@ -131,10 +132,18 @@ class HtmlReport:
                 + chart_sched.state_lanes_figure(a.sections.get("state_lanes"), f)
                 + chart_sched.segment_states_figure(segs, f)
             )
+        st = a.sections.get("stacks")
+        if st:  # stack tables (schema 1.3) only: else the page has no stacks section at all
+            from tracer.report import flame
+
+            figures["stacks"] = (flame.flame_figure(st, a.critical_path)
+                                 + flame.lanes_figure(st, f))
+            payload["analysis"]["stack_problems"] = list(st.get("problems") or [])
         return cls(payload, figures, busy["bucket_ns"] if busy else 10_000_000)
 
     def render_bytes(self) -> bytes:
-        optional = {"sched": "sched" in self.figures, "whatif": "whatif" in self.payload["tables"]}
+        optional = {"sched": "sched" in self.figures, "stacks": "stacks" in self.figures,
+                    "whatif": "whatif" in self.payload["tables"]}
         nav = [(anchor, title) for anchor, title in NAV if optional.get(anchor, True)]
         return render_page(
             "report.html",
@@ -146,7 +155,15 @@ class HtmlReport:
             bucket_ms=self.bucket_ns / 1e6,
             states_min_pct=100 * STATES_MIN_SHARE,
             whatif_help=WHATIF_HELP,
+            stack_problems=self.payload["analysis"].get("stack_problems") or [],
+            stacks_help=_stacks_help(),
         ).encode("utf-8")
 
     def render(self, path: Path, *, force: bool = False) -> None:
         write_output(path, self.render_bytes(), force)
+
+
+def _stacks_help() -> str:
+    from tracer.report.flame import HELP
+
+    return HELP

@@ -16,6 +16,10 @@ Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsK
   run of its dominant state ("cpu", "runqueue", "io", "sleep", "other"), and one track per
   thread of the lane (its 16 most on-CPU threads; tid = THREAD_TID_BASE + the real tid, named
   "thread TID state") with the thread's own dominant state per bucket.
+* with stacks (schema 1.3): each segment's on-CPU ns by component as args (``components_ns``)
+  and, per process with on-CPU samples, a "components" thread track (tid = COMPONENT_TID_BASE
+  + pid), one slice per run of its dominant component. The samples themselves, as a callstack
+  profile, are `k3sprof stacks --perf` (Perfetto's JSON importer reads no stack samples).
 
 ``ts`` and ``dur`` are microseconds since the recording started (floats keep ns precision).
 Deterministic: events are sorted and the JSON has sorted keys.
@@ -38,6 +42,8 @@ CRITICAL_PATH_PID = 0
 STATE_TID_BASE = 1 << 30
 #: the per-thread state tracks' tids (real tids are < 2^22: no clash with either)
 THREAD_TID_BASE = 1 << 29
+#: the per-process "components" track's tid (stacks, schema 1.3)
+COMPONENT_TID_BASE = 1 << 28
 
 
 class TraceEventDoc(TypedDict):
@@ -245,6 +251,7 @@ class PerfettoExport:
                 )
 
         segs = model.segments(a)
+        seg_events: list[dict[str, Any]] = []
         if segs:
             name_track(CRITICAL_PATH_PID, "k3sprof critical path", sort_index=-1)
             for s in segs:
@@ -263,6 +270,11 @@ class PerfettoExport:
                 if "states" in s:
                     events[-1]["args"]["states_ns"] = dict(s["states"])
                     events[-1]["args"]["states_of"] = s.get("states_of", "")
+                seg_events.append(events[-1])
+            if len(seg_events) == len(a.critical_path):  # with stacks: on-CPU by component
+                for ev, raw in zip(seg_events, a.critical_path):
+                    if raw.get("components"):
+                        ev["args"]["components_ns"] = dict(raw["components"])
         busy = model.busy_cores(a)
         if busy is not None and busy["start_ns"]:
             name_track(CRITICAL_PATH_PID, "k3sprof critical path", sort_index=-1)
@@ -302,6 +314,8 @@ class PerfettoExport:
                         "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
                     })
 
+        _component_lanes(a, events, name_track, t0)
+
         # metadata first, then by time; ties broken by the full event for stable bytes
         events.sort(
             key=lambda e: (e["ph"] != "M", e["ts"], e["pid"], json.dumps(e, sort_keys=True))
@@ -329,6 +343,31 @@ class PerfettoExport:
 
     def render(self, path: Path, *, force: bool = False) -> None:
         write_output(path, self.render_bytes(), force)
+
+
+def _component_lanes(a: Analysis, events: list[dict[str, Any]], name_track: Any,
+                     t0: int) -> None:
+    """With stacks: per process with on-CPU samples, a "components" thread track (tid =
+    COMPONENT_TID_BASE + pid) with one slice per run of its dominant component (the analysis'
+    `stacks.lanes`), args: samples. Perfetto's JSON importer reads no stack samples (it skips
+    `stackFrames`/`samples` and has no "P" events): `k3sprof stacks --perf` is the callstack
+    profile Perfetto opens (docs/stacks.md)."""
+    st = a.sections.get("stacks")
+    lanes = ((st or {}).get("lanes") or {}) if isinstance(st, dict) else {}
+    for lane in lanes.get("lanes") or []:
+        pid = int(lane["pid"])
+        name_track(pid, f"{lane.get('comm')} {pid}")
+        tid = COMPONENT_TID_BASE + pid
+        events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
+                       "args": {"name": "components on-CPU (dominant per "
+                                f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms)"}})
+        for lo, hi, comp, n in zip(lane["start_ns"], lane["end_ns"], lane["component"],
+                                   lane["samples"]):
+            events.append({
+                "ph": "X", "name": comp, "cat": "stacks", "pid": pid, "tid": tid,
+                "ts": _us(int(lo), t0), "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
+                "args": {"samples": int(n)},
+            })
 
 
 def _opt_us(ns: int | None) -> float | None:
