@@ -285,14 +285,20 @@ class FunctionSymbols:
 
     def lookup(self, address: int) -> str | None:
         i = int(np.searchsorted(self.starts, np.uint64(address), side="right")) - 1
-        # Several symbols may share an address (aliases): take the one with a size covering it.
+        # Several symbols may share an address (aliases): take the one with a size covering
+        # it. A symbol without a size (hand-written assembly, crt stubs) runs to the next one.
         while i >= 0:
             start = int(self.starts[i])
             size = int(self.sizes[i])
-            if start <= address < start + max(size, 1):
+            if size == 0:
+                nxt = np.searchsorted(self.starts, np.uint64(start), side="right")
+                end = int(self.starts[nxt]) if nxt < len(self.starts) else start + 1
+            else:
+                end = start + size
+            if start <= address < end:
                 off = int(self.name_offs[i])
-                end = self.strtab.find(b"\0", off)
-                return self.strtab[off:end].decode("utf-8", "replace") or None
+                stop = self.strtab.find(b"\0", off)
+                return self.strtab[off:stop].decode("utf-8", "replace") or None
             if i > 0 and int(self.starts[i - 1]) == start:
                 i -= 1
                 continue
