@@ -57,12 +57,14 @@ def stack_pcs(stacks: pa.Table, samples: pa.Table) -> set[tuple[int, int]]:
     ):
         if sid is not None and frames:
             frames_of[int(sid)] = frames
+    # distinct (pid, stack) first: a million samples are a few thousand stacks
+    distinct = samples.select(["pid", "stack_id"]).group_by(["pid", "stack_id"]).aggregate([])
     pairs: set[tuple[int, int]] = set()
-    seen: set[tuple[int, int]] = set()
-    for pid, sid in zip(samples.column("pid").to_pylist(), samples.column("stack_id").to_pylist()):
-        if sid is None or pid is None or (pid, sid) in seen:
+    for pid, sid in zip(
+        distinct.column("pid").to_pylist(), distinct.column("stack_id").to_pylist()
+    ):
+        if sid is None or pid is None:
             continue
-        seen.add((pid, sid))
         for depth, pc in enumerate(frames_of.get(int(sid), ())):
             pairs.add((int(pid), int(pc) - (1 if depth else 0)))
     return pairs
@@ -205,6 +207,7 @@ class StackNamer:
         }
         self._opened: dict[str, tuple[BinarySymbols | None, str | None]] = {}
         self._path_keys: dict[str, str] = {}
+        self._memo: dict[tuple[int, int, int, int], list[NamedFrame]] = {}
 
     def _mapping(self, pid: int, pc: int, ts_ns: int | None) -> _Map | None:
         maps = self._maps.get(pid)
@@ -241,23 +244,36 @@ class StackNamer:
         """The named frames of one stack, innermost first (inlined callees expanded), outermost
         last; [] for an unknown stack id."""
         out: list[NamedFrame] = []
+        pid = int(pid)
+        gen = self._generation(pid, ts_ns)
         for depth, pc in enumerate(self._frames.get(int(stack_id), ())):
             look = pc - 1 if depth else pc
-            m = self._mapping(int(pid), look, ts_ns)
-            if m is None:
-                out.append(NamedFrame(f"{pc:#x}", "", 0, None, pc, False, "no mapping for PC"))
-                continue
-            if m.binary is None:
-                m = self._keyed(m)
-            addr = look - m.start + m.file_offset
-            named = self._name(m, addr)
-            if isinstance(named, str):
-                label = f"{os.path.basename(m.path) or '?'}+{addr:#x}"
-                out.append(NamedFrame(label, "", 0, m.binary, addr, False, named))
-                continue
-            for fr in named:
-                out.append(NamedFrame(fr.function, fr.file, fr.line, m.binary, addr, True))
+            key = (pid, look, gen, pc)
+            named = self._memo.get(key)
+            if named is None:
+                named = self._frame(pid, pc, look, ts_ns)
+                self._memo[key] = named
+            out.extend(named)
         return out
+
+    def _generation(self, pid: int, ts_ns: int | None) -> int:
+        ts = self._map_ts.get(pid)
+        if ts is None or ts_ns is None:
+            return -1
+        return bisect.bisect_right(ts, ts_ns)
+
+    def _frame(self, pid: int, pc: int, look: int, ts_ns: int | None) -> list[NamedFrame]:
+        m = self._mapping(pid, look, ts_ns)
+        if m is None:
+            return [NamedFrame(f"{pc:#x}", "", 0, None, pc, False, "no mapping for PC")]
+        if m.binary is None:
+            m = self._keyed(m)
+        addr = look - m.start + m.file_offset
+        named = self._name(m, addr)
+        if isinstance(named, str):
+            label = f"{os.path.basename(m.path) or '?'}+{addr:#x}"
+            return [NamedFrame(label, "", 0, m.binary, addr, False, named)]
+        return [NamedFrame(fr.function, fr.file, fr.line, m.binary, addr, True) for fr in named]
 
     def _name(self, m: _Map, addr: int) -> list[Frame] | str:
         key = m.binary
