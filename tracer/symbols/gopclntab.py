@@ -406,6 +406,8 @@ class GoTable:
         """(entry PC, end of its code) of function i: the end is where its line table stops
         (alignment padding up to the next entry belongs to no code)."""
         f = self._func(i)
+        if f.pcln == 0:  # a marker without code (go:textfipsstart)
+            return f.entry, f.entry
         ends = self._table(f.pcln, f.entry).ends
         return f.entry, (ends[-1] if ends else f.entry)
 
