@@ -1,6 +1,10 @@
 """Symbolisation speed: PCs per second on Debian's containerd, and 1M samples symbolised.
 
     .venv/bin/python -m bench.symbols [--rounds 5] [--samples 1000000] [--binary PATH]
+    .venv/bin/python -m bench.symbols --agreement
+
+--agreement prints, instead, how many PCs agree with `go tool addr2line`: the sets the tests
+check (tests/unit/test_symbols_addr2line.py), with their counts.
 
 No root needed. Each round starts cold (a fresh open of the binary, empty caches), as the
 extract at record stop does.
@@ -136,12 +140,38 @@ def bench_samples(path: str, n_samples: int, rounds: int) -> tuple[list[float], 
     return extract_s, name_s
 
 
+def agreement() -> None:
+    import tempfile
+
+    from tests.unit.symbols_fixture import build_fixture, toolchain
+    from tests.unit.test_symbols_addr2line import _compare, _sample_pcs, _text_shift
+
+    for path in ("/usr/bin/etcd", "/usr/bin/containerd"):
+        with ElfImage(path) as img:
+            t = GoTable.from_elf(img)
+            pcs = _sample_pcs(t, random.Random(23), 1)
+            n, bad = _compare(t, toolchain("1.19"), path, pcs, _text_shift(img, t))
+            print(f"{path} ({img.go_version()}, layout {t.layout}): {n - len(bad)}/{n} agree")
+    tmp = Path(tempfile.mkdtemp(prefix="k3sprof-symbols-"))
+    for minor in ("1.19", "1.27"):
+        b = build_fixture(minor, tmp)
+        with ElfImage(str(b.binary)) as img:
+            t = GoTable.from_elf(img)
+            pcs = _sample_pcs(t, random.Random(7), 3)
+            n, bad = _compare(t, b.go, str(b.binary), pcs, 0)
+            print(f"fixture built by Go {minor} (layout {t.layout}): {n - len(bad)}/{n} agree")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", default="/usr/bin/containerd")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples", type=int, default=1_000_000)
+    ap.add_argument("--agreement", action="store_true", help="addr2line agreement instead")
     a = ap.parse_args(argv)
+    if a.agreement:
+        agreement()
+        return 0
     rates = bench_pcs_per_second(a.binary, a.rounds)
     print(f"PCs resolved per second (cold, one batch): {_fmt(rates, 'PCs/s', 0)}")
     ex, nm = bench_samples(a.binary, a.samples, a.rounds)
