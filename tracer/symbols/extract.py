@@ -87,20 +87,34 @@ def _binary_row(
     }
 
 
-def _open_checked(key: str, paths: list[str]) -> tuple[BinarySymbols | None, str, str | None]:
-    """Open the first of paths whose identity now is `key`: (symbols, path, problem)."""
+_DELETED = " (deleted)"
+
+
+def _open_checked(
+    key: str, paths: list[str], live: Iterable[str] = ()
+) -> tuple[BinarySymbols | None, str, str | None]:
+    """Open the first of paths whose identity now is `key`, else the first live mapping
+    (/proc/PID/map_files/START-END of a process still running: the very file it mapped, even
+    when the path was replaced or deleted since): (symbols, recorded path, problem)."""
     problem: str | None = None
+    recorded = paths[0] if paths else ""
     for path in paths:
         try:
-            now = identify(path)
+            now = identify(path.removesuffix(_DELETED))
         except BinaryError as e:
             problem = f"{path}: {e}"
             continue
         if now.binary != key:
             problem = f"replaced since recording: {path} is now {now.binary}"
             continue
-        return BinarySymbols(path), path, None
-    return None, paths[0] if paths else "", problem or "no path to open"
+        return BinarySymbols(path.removesuffix(_DELETED)), path, None
+    for path in live:
+        try:
+            if identify(path).binary == key:
+                return BinarySymbols(path), recorded, None
+        except BinaryError:
+            continue
+    return None, recorded, problem or "no path to open"
 
 
 def extract(
@@ -115,16 +129,19 @@ def extract(
     """
     by_pid = _mappings_by_pid(mappings)
     paths_of: dict[str, list[str]] = defaultdict(list)
-    for maps in by_pid.values():
+    live_of: dict[str, list[str]] = defaultdict(list)
+    for pid, maps in by_pid.items():
         for i, m in enumerate(maps):
             if m.binary is None:
                 try:
-                    key = identify(m.path).binary
+                    key = identify(m.path.removesuffix(_DELETED)).binary
                 except BinaryError:
                     key = "path:" + m.path
                 maps[i] = m = _Map(m.ts_ns, m.start, m.end, m.file_offset, m.path, key)
             if m.binary is not None and m.path not in paths_of[m.binary]:
                 paths_of[m.binary].append(m.path)
+            if m.binary is not None:
+                live_of[m.binary].append(f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}")
     wanted: dict[str, set[int]] = defaultdict(set)
     for pid, pc in pcs:
         for m in by_pid.get(int(pid), ()):
@@ -133,7 +150,8 @@ def extract(
     brows: list[dict[str, Any]] = []
     srows: dict[str, list[Any]] = {k: [] for k in schema.SYMBOLS.names}
     for key in sorted(paths_of):
-        syms, path, problem = _open_checked(key, paths_of[key])
+        live = (p for p in live_of[key] if os.path.lexists(p))
+        syms, path, problem = _open_checked(key, paths_of[key], live)
         if syms is None:
             # Nothing of the file now describes the binary recorded: only its key is known.
             brows.append(_binary_row(key, path, None, "none", problem))
@@ -227,7 +245,7 @@ class StackNamer:
             key = "path:" + m.path
             if self._open:
                 with contextlib.suppress(BinaryError):
-                    key = identify(m.path).binary
+                    key = identify(m.path.removesuffix(_DELETED)).binary
             self._path_keys[m.path] = key
         return _Map(m.ts_ns, m.start, m.end, m.file_offset, m.path, key)
 
