@@ -1,7 +1,7 @@
 """Symbolisation speed: PCs per second on Debian's containerd, and 1M samples symbolised.
 
     .venv/bin/python -m bench.symbols [--rounds 5] [--samples 1000000] [--binary PATH]
-    .venv/bin/python -m bench.symbols --agreement
+    .venv/bin/python -m bench.symbols --agreement [--go /path/to/another/go ...]
 
 --agreement prints, instead, how many PCs agree with `go tool addr2line`: the sets the tests
 check (tests/unit/test_symbols_addr2line.py), with their counts.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -140,7 +141,7 @@ def bench_samples(path: str, n_samples: int, rounds: int) -> tuple[list[float], 
     return extract_s, name_s
 
 
-def agreement() -> None:
+def agreement(extra_go: list[str]) -> None:
     import tempfile
 
     from tests.unit.symbols_fixture import build_fixture, toolchain
@@ -153,8 +154,12 @@ def agreement() -> None:
             n, bad = _compare(t, toolchain("1.19"), path, pcs, _text_shift(img, t))
             print(f"{path} ({img.go_version()}, layout {t.layout}): {n - len(bad)}/{n} agree")
     tmp = Path(tempfile.mkdtemp(prefix="k3sprof-symbols-"))
-    for minor in ("1.19", "1.27"):
-        b = build_fixture(minor, tmp)
+    builds = [(m, None) for m in ("1.19", "1.27")]
+    for go in extra_go:
+        out = subprocess.run([go, "version"], capture_output=True, text=True).stdout.split()
+        builds.append((out[2].removeprefix("go") if len(out) > 2 else go, go))
+    for minor, go_bin in builds:
+        b = build_fixture(minor, tmp / minor, go=go_bin)
         with ElfImage(str(b.binary)) as img:
             t = GoTable.from_elf(img)
             pcs = _sample_pcs(t, random.Random(7), 3)
@@ -168,9 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples", type=int, default=1_000_000)
     ap.add_argument("--agreement", action="store_true", help="addr2line agreement instead")
+    ap.add_argument(
+        "--go", action="append", default=[], help="with --agreement: one more toolchain"
+    )
     a = ap.parse_args(argv)
     if a.agreement:
-        agreement()
+        agreement(a.go)
         return 0
     rates = bench_pcs_per_second(a.binary, a.rounds)
     print(f"PCs resolved per second (cold, one batch): {_fmt(rates, 'PCs/s', 0)}")
