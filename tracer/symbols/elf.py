@@ -154,7 +154,7 @@ class ElfImage:
     # --- identity --------------------------------------------------------------------------
 
     def _notes(self, name: str) -> list[tuple[bytes, int, bytes]]:
-        """(owner, type, desc) of every note in a SHT_NOTE section (or a PT_NOTE-less file)."""
+        """(owner, type, desc) of every note in a SHT_NOTE section; a corrupt note ends it."""
         raw = self.section_bytes(name)
         out: list[tuple[bytes, int, bytes]] = []
         if raw is None:
@@ -163,6 +163,8 @@ class ElfImage:
         pos = 0
         while pos + 12 <= len(b):
             namesz, descsz, ntype = struct.unpack_from(self._endian + "III", b, pos)
+            if pos + 12 + namesz + descsz > len(b):
+                break
             pos += 12
             owner = b[pos : pos + namesz].rstrip(b"\0")
             pos += (namesz + 3) & ~3
@@ -189,6 +191,12 @@ class ElfImage:
         return None
 
     def go_version(self) -> str | None:
+        try:
+            return self._go_version()
+        except (struct.error, ValueError, IndexError):
+            return None
+
+    def _go_version(self) -> str | None:
         """The Go version from .go.buildinfo ("\\xff Go buildinf:" header): since Go 1.18 the
         version string is inline after the 32-byte header (flag bit 2), before it the header
         holds a pointer to a Go string header (pointer, length)."""
