@@ -99,21 +99,20 @@ def _open_checked(
     problem: str | None = None
     recorded = paths[0] if paths else ""
     for path in paths:
-        try:
-            now = identify(path.removesuffix(_DELETED))
-        except BinaryError as e:
-            problem = f"{path}: {e}"
-            continue
-        if now.binary != key:
+        syms = BinarySymbols(path.removesuffix(_DELETED))  # opened once: identity + symbols
+        now = syms.identity
+        if now is not None and now.binary == key:
+            return syms, path, None
+        syms.close()
+        if now is None:
+            problem = f"{path}: {syms.problem}"
+        else:
             problem = f"replaced since recording: {path} is now {now.binary}"
-            continue
-        return BinarySymbols(path.removesuffix(_DELETED)), path, None
     for path in live:
-        try:
-            if identify(path).binary == key:
-                return BinarySymbols(path), recorded, None
-        except BinaryError:
-            continue
+        syms = BinarySymbols(path)
+        if syms.identity is not None and syms.identity.binary == key:
+            return syms, recorded, None
+        syms.close()
     return None, recorded, problem or "no path to open"
 
 
