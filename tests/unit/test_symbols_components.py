@@ -126,3 +126,22 @@ def test_user_profile_rules_and_shared() -> None:
 def test_malformed_rules_are_a_usage_error(bad: dict[str, object]) -> None:
     with pytest.raises(UsageError, match="stack_components"):
         from_profile(bad, "my.json")
+
+
+def test_symbols_sits_below_collector_and_analyzer() -> None:
+    """tracer/symbols imports neither the collector, the analyzer nor the report (both the
+    recorder and the analyzer call it): only tracer._errors and tracer.schema of the project."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(components.__file__).parent
+    for path in pkg.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for n in names:
+                if n.startswith("tracer") and not n.startswith("tracer.symbols"):
+                    assert n in ("tracer", "tracer._errors", "tracer.schema"), (path.name, n)
