@@ -195,3 +195,25 @@ def test_corrupt_gopclntab_never_raises(tmp_path: Path, seed: int) -> None:
         if seed >= 2:  # these seeds corrupt offsets that lookups follow: said, in one line
             assert b.problem == "corrupt .gopclntab (an offset points outside the table)"
         assert all(isinstance(f.function, str) for frames in named.values() for f in frames)
+
+
+def test_no_section_headers_found_by_magic(tmp_path: Path) -> None:
+    """A binary whose section headers are gone (e_shoff = e_shnum = 0): .gopclntab is found by
+    its magic in the read-only segment, and names the same PCs as with its headers."""
+    import random
+    import struct
+
+    p = tmp_path / "etcd"
+    data = bytearray(Path(ETCD).read_bytes())
+    struct.pack_into("<Q", data, 0x28, 0)  # e_shoff (ELF64)
+    struct.pack_into("<HHH", data, 0x3A, 0, 0, 0)  # e_shentsize, e_shnum, e_shstrndx
+    p.write_bytes(bytes(data))
+    rnd = random.Random(3)
+    offsets = [rnd.randrange(0x1000, 0x600000) for _ in range(2000)]
+    with BinarySymbols(ETCD) as full, BinarySymbols(str(p)) as bare:
+        assert bare.symbolizer == "gopclntab"
+        want = full.resolve(offsets)
+        assert len(want) > 1500
+        assert bare.resolve(offsets) == want
+        assert bare.identity is not None and full.identity is not None
+        assert bare.identity.go_version == full.identity.go_version == "go1.19.8"
