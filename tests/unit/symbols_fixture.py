@@ -175,8 +175,9 @@ def go_env(tmp: Path) -> dict[str, str]:
     }
 
 
-def build_fixture(minor: str, tmp: Path, *, pie: bool = False) -> Built:
-    go = toolchain(minor)
+def build_fixture(minor: str, tmp: Path, *, pie: bool = False, go: str | None = None) -> Built:
+    """Build the fixture with Go 1.<minor> (or the `go` binary given)."""
+    go = go or toolchain(minor)
     tag = f"{minor}{'-pie' if pie else ''}"
     src = tmp / f"src-{tag}"
     (src / "pkgb").mkdir(parents=True)

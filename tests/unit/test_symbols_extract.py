@@ -6,6 +6,7 @@ the Go runtime does."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -49,22 +50,28 @@ def pie(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     return build_fixture(request.param, tmp_path_factory.mktemp("pie"), pie=True)
 
 
+def _read_stack(proc: subprocess.Popen[str]) -> tuple[list[int], list[tuple[str, str, int]]]:
+    """The raw PCs and the runtime's frames the fixture's "stacks" mode prints."""
+    assert proc.stdout is not None
+    pcs: list[int] = []
+    frames: list[tuple[str, str, int]] = []
+    for line in proc.stdout:
+        if line.startswith("pc "):
+            pcs.append(int(line.split()[1], 16))
+        elif line.startswith("frame "):
+            fn, file, ln = line[6:].rstrip("\n").split("|")
+            frames.append((fn, file, int(ln)))
+        elif line.strip() == "ready":
+            break
+    return pcs, frames
+
+
 def _run_stacks(
     b: Built,
 ) -> tuple[int, list[int], list[tuple[str, str, int]], list[dict[str, object]]]:
     proc = subprocess.Popen([str(b.binary), "stacks"], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        pcs: list[int] = []
-        frames: list[tuple[str, str, int]] = []
-        for line in proc.stdout:
-            if line.startswith("pc "):
-                pcs.append(int(line.split()[1], 16))
-            elif line.startswith("frame "):
-                fn, file, ln = line[6:].rstrip("\n").split("|")
-                frames.append((fn, file, int(ln)))
-            elif line.strip() == "ready":
-                break
+        pcs, frames = _read_stack(proc)
         maps = _maps_rows(proc.pid, b.binary, identify(str(b.binary)).binary)
         return proc.pid, pcs, frames, maps
     finally:
@@ -113,3 +120,45 @@ def test_namer_opens_the_binary_when_the_trace_has_no_extract(pie: Built) -> Non
     ours = [(f.function, f.file, f.line) for f in namer.frames(pid, 1)]
     namer.close()
     assert ours == runtime_frames
+
+
+def test_binary_replaced_on_disk_while_the_process_runs(pie: Built, tmp_path: Path) -> None:
+    """k3s and containerd upgrades replace the file under a running process: the extract at
+    record stop reads the very file the process mapped (/proc/PID/map_files), not the new one."""
+    path = tmp_path / "daemon"
+    shutil.copy(pie.binary, path)
+    proc = subprocess.Popen([str(path), "stacks"], stdout=subprocess.PIPE, text=True)
+    try:
+        pcs, runtime_frames = _read_stack(proc)
+        key = identify(str(path)).binary
+        maps = _maps_rows(proc.pid, path, key)
+        fresh = tmp_path / "daemon.new"
+        shutil.copy("/bin/true", fresh)
+        fresh.rename(path)  # as a package manager does: a new inode at the same path
+        assert identify(str(path)).binary != key
+        frames = _physical(pcs)
+        stacks = pa.table(
+            {"stack_id": pa.array([3], pa.int64()),
+             "frames": pa.array([frames], pa.list_(pa.uint64()))}
+        )  # fmt: skip
+        samples = pa.table(
+            {"pid": pa.array([proc.pid], pa.int32()), "stack_id": pa.array([3], pa.int64())}
+        )
+        mappings = pa.Table.from_pylist(maps, schema=schema.MAPPINGS)
+        binaries, symbols = extract(mappings, stack_pcs(stacks, samples))
+        pid = proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    (row,) = binaries.to_pylist()
+    assert row["symbolizer"] == "gopclntab" and row["problem"] is None, row
+    assert row["path"] == str(path)
+    namer = StackNamer(
+        {"stacks": stacks, "mappings": mappings, "binaries": binaries, "symbols": symbols},
+        open_binaries=False,
+    )
+    assert [(f.function, f.file, f.line) for f in namer.frames(pid, 3)] == runtime_frames
+    # after the process is gone, the same extract finds only the new file: replaced
+    binaries2, symbols2 = extract(mappings, stack_pcs(stacks, samples))
+    assert binaries2.to_pylist()[0]["problem"].startswith("replaced since recording")
+    assert symbols2.num_rows == 0

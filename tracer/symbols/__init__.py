@@ -11,7 +11,8 @@ Record side (collector, at stop)
     ``extract(mappings, pcs) -> (binaries, symbols)``: pa.Tables in the exact BINARIES and
     SYMBOLS schemas. Each binary opened once, each (binary, address) resolved once; problems
     (not ELF, no .gopclntab, unreadable, replaced since the mapping was read) go to
-    ``binaries.problem``, never an exception.
+    ``binaries.problem``, never an exception. A file replaced or deleted under a process
+    that still runs is read through /proc/PID/map_files (the file it mapped).
     ``identify(path) -> Identity``: the binary key (``Identity.binary``: "gnu:<build id>",
     "go:<Go build id>" or "file:<sha256>", as the BINARIES comment says) for MAPPINGS.binary.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -112,8 +113,10 @@ class BinarySymbols:
             self.symbolizer = "gopclntab"
             if self._go.layout != "1.2" and not self._go.gofunc:
                 self.problem = "inlined frames unavailable (Go moduledata not found)"
-        except BinaryError as e:
-            go_problem = str(e)
+        except (BinaryError, struct.error, ValueError, IndexError) as e:
+            go_problem = (
+                str(e) if isinstance(e, BinaryError) else f"corrupt .gopclntab ({_short(e)})"
+            )
             self._load_elf_syms()
             if self._elf_syms is None:
                 self.problem = f"{go_problem}; no .symtab or .dynsym function symbols"
@@ -150,7 +153,12 @@ class BinarySymbols:
     def resolve_vaddr(self, vaddr: int) -> list[Frame]:
         """Frames at an ELF virtual address, innermost first ([] when nothing names it)."""
         if self._go is not None:
-            frames = self._go.resolve_one(vaddr)
+            try:
+                frames = self._go.resolve_one(vaddr)
+            except (struct.error, ValueError, IndexError) as e:
+                # a table corrupt past its header: say so once, name nothing from it
+                self.problem = self.problem or f"corrupt .gopclntab ({_short(e)})"
+                frames = []
             if frames:
                 return frames
             self._load_elf_syms()  # C code in a cgo binary: .symtab/.dynsym if any
@@ -174,3 +182,10 @@ class BinarySymbols:
             if frames:
                 out[a] = frames
         return out
+
+
+def _short(e: Exception) -> str:
+    """One short clause for a parse error deep in a table (struct's messages run long)."""
+    if isinstance(e, (struct.error, IndexError)):
+        return "an offset points outside the table"
+    return str(e)[:80]

@@ -154,7 +154,7 @@ class ElfImage:
     # --- identity --------------------------------------------------------------------------
 
     def _notes(self, name: str) -> list[tuple[bytes, int, bytes]]:
-        """(owner, type, desc) of every note in a SHT_NOTE section (or a PT_NOTE-less file)."""
+        """(owner, type, desc) of every note in a SHT_NOTE section; a corrupt note ends it."""
         raw = self.section_bytes(name)
         out: list[tuple[bytes, int, bytes]] = []
         if raw is None:
@@ -163,6 +163,8 @@ class ElfImage:
         pos = 0
         while pos + 12 <= len(b):
             namesz, descsz, ntype = struct.unpack_from(self._endian + "III", b, pos)
+            if pos + 12 + namesz + descsz > len(b):
+                break
             pos += 12
             owner = b[pos : pos + namesz].rstrip(b"\0")
             pos += (namesz + 3) & ~3
@@ -189,6 +191,12 @@ class ElfImage:
         return None
 
     def go_version(self) -> str | None:
+        try:
+            return self._go_version()
+        except (struct.error, ValueError, IndexError):
+            return None
+
+    def _go_version(self) -> str | None:
         """The Go version from .go.buildinfo ("\\xff Go buildinf:" header): since Go 1.18 the
         version string is inline after the 32-byte header (flag bit 2), before it the header
         holds a pointer to a Go string header (pointer, length)."""
@@ -285,14 +293,20 @@ class FunctionSymbols:
 
     def lookup(self, address: int) -> str | None:
         i = int(np.searchsorted(self.starts, np.uint64(address), side="right")) - 1
-        # Several symbols may share an address (aliases): take the one with a size covering it.
+        # Several symbols may share an address (aliases): take the one with a size covering
+        # it. A symbol without a size (hand-written assembly, crt stubs) runs to the next one.
         while i >= 0:
             start = int(self.starts[i])
             size = int(self.sizes[i])
-            if start <= address < start + max(size, 1):
+            if size == 0:
+                nxt = np.searchsorted(self.starts, np.uint64(start), side="right")
+                end = int(self.starts[nxt]) if nxt < len(self.starts) else start + 1
+            else:
+                end = start + size
+            if start <= address < end:
                 off = int(self.name_offs[i])
-                end = self.strtab.find(b"\0", off)
-                return self.strtab[off:end].decode("utf-8", "replace") or None
+                stop = self.strtab.find(b"\0", off)
+                return self.strtab[off:stop].decode("utf-8", "replace") or None
             if i > 0 and int(self.starts[i - 1]) == start:
                 i -= 1
                 continue

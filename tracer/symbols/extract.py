@@ -57,12 +57,14 @@ def stack_pcs(stacks: pa.Table, samples: pa.Table) -> set[tuple[int, int]]:
     ):
         if sid is not None and frames:
             frames_of[int(sid)] = frames
+    # distinct (pid, stack) first: a million samples are a few thousand stacks
+    distinct = samples.select(["pid", "stack_id"]).group_by(["pid", "stack_id"]).aggregate([])
     pairs: set[tuple[int, int]] = set()
-    seen: set[tuple[int, int]] = set()
-    for pid, sid in zip(samples.column("pid").to_pylist(), samples.column("stack_id").to_pylist()):
-        if sid is None or pid is None or (pid, sid) in seen:
+    for pid, sid in zip(
+        distinct.column("pid").to_pylist(), distinct.column("stack_id").to_pylist()
+    ):
+        if sid is None or pid is None:
             continue
-        seen.add((pid, sid))
         for depth, pc in enumerate(frames_of.get(int(sid), ())):
             pairs.add((int(pid), int(pc) - (1 if depth else 0)))
     return pairs
@@ -85,20 +87,33 @@ def _binary_row(
     }
 
 
-def _open_checked(key: str, paths: list[str]) -> tuple[BinarySymbols | None, str, str | None]:
-    """Open the first of paths whose identity now is `key`: (symbols, path, problem)."""
+_DELETED = " (deleted)"
+
+
+def _open_checked(
+    key: str, paths: list[str], live: Iterable[str] = ()
+) -> tuple[BinarySymbols | None, str, str | None]:
+    """Open the first of paths whose identity now is `key`, else the first live mapping
+    (/proc/PID/map_files/START-END of a process still running: the very file it mapped, even
+    when the path was replaced or deleted since): (symbols, recorded path, problem)."""
     problem: str | None = None
+    recorded = paths[0] if paths else ""
     for path in paths:
-        try:
-            now = identify(path)
-        except BinaryError as e:
-            problem = f"{path}: {e}"
-            continue
-        if now.binary != key:
+        syms = BinarySymbols(path.removesuffix(_DELETED))  # opened once: identity + symbols
+        now = syms.identity
+        if now is not None and now.binary == key:
+            return syms, path, None
+        syms.close()
+        if now is None:
+            problem = f"{path}: {syms.problem}"
+        else:
             problem = f"replaced since recording: {path} is now {now.binary}"
-            continue
-        return BinarySymbols(path), path, None
-    return None, paths[0] if paths else "", problem or "no path to open"
+    for path in live:
+        syms = BinarySymbols(path)
+        if syms.identity is not None and syms.identity.binary == key:
+            return syms, recorded, None
+        syms.close()
+    return None, recorded, problem or "no path to open"
 
 
 def extract(
@@ -113,16 +128,19 @@ def extract(
     """
     by_pid = _mappings_by_pid(mappings)
     paths_of: dict[str, list[str]] = defaultdict(list)
-    for maps in by_pid.values():
+    live_of: dict[str, list[str]] = defaultdict(list)
+    for pid, maps in by_pid.items():
         for i, m in enumerate(maps):
             if m.binary is None:
                 try:
-                    key = identify(m.path).binary
+                    key = identify(m.path.removesuffix(_DELETED)).binary
                 except BinaryError:
                     key = "path:" + m.path
                 maps[i] = m = _Map(m.ts_ns, m.start, m.end, m.file_offset, m.path, key)
             if m.binary is not None and m.path not in paths_of[m.binary]:
                 paths_of[m.binary].append(m.path)
+            if m.binary is not None:
+                live_of[m.binary].append(f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}")
     wanted: dict[str, set[int]] = defaultdict(set)
     for pid, pc in pcs:
         for m in by_pid.get(int(pid), ()):
@@ -131,7 +149,8 @@ def extract(
     brows: list[dict[str, Any]] = []
     srows: dict[str, list[Any]] = {k: [] for k in schema.SYMBOLS.names}
     for key in sorted(paths_of):
-        syms, path, problem = _open_checked(key, paths_of[key])
+        live = (p for p in live_of[key] if os.path.lexists(p))
+        syms, path, problem = _open_checked(key, paths_of[key], live)
         if syms is None:
             # Nothing of the file now describes the binary recorded: only its key is known.
             brows.append(_binary_row(key, path, None, "none", problem))
@@ -205,6 +224,7 @@ class StackNamer:
         }
         self._opened: dict[str, tuple[BinarySymbols | None, str | None]] = {}
         self._path_keys: dict[str, str] = {}
+        self._memo: dict[tuple[int, int, int, int], list[NamedFrame]] = {}
 
     def _mapping(self, pid: int, pc: int, ts_ns: int | None) -> _Map | None:
         maps = self._maps.get(pid)
@@ -224,7 +244,7 @@ class StackNamer:
             key = "path:" + m.path
             if self._open:
                 with contextlib.suppress(BinaryError):
-                    key = identify(m.path).binary
+                    key = identify(m.path.removesuffix(_DELETED)).binary
             self._path_keys[m.path] = key
         return _Map(m.ts_ns, m.start, m.end, m.file_offset, m.path, key)
 
@@ -241,23 +261,36 @@ class StackNamer:
         """The named frames of one stack, innermost first (inlined callees expanded), outermost
         last; [] for an unknown stack id."""
         out: list[NamedFrame] = []
+        pid = int(pid)
+        gen = self._generation(pid, ts_ns)
         for depth, pc in enumerate(self._frames.get(int(stack_id), ())):
             look = pc - 1 if depth else pc
-            m = self._mapping(int(pid), look, ts_ns)
-            if m is None:
-                out.append(NamedFrame(f"{pc:#x}", "", 0, None, pc, False, "no mapping for PC"))
-                continue
-            if m.binary is None:
-                m = self._keyed(m)
-            addr = look - m.start + m.file_offset
-            named = self._name(m, addr)
-            if isinstance(named, str):
-                label = f"{os.path.basename(m.path) or '?'}+{addr:#x}"
-                out.append(NamedFrame(label, "", 0, m.binary, addr, False, named))
-                continue
-            for fr in named:
-                out.append(NamedFrame(fr.function, fr.file, fr.line, m.binary, addr, True))
+            key = (pid, look, gen, pc)
+            named = self._memo.get(key)
+            if named is None:
+                named = self._frame(pid, pc, look, ts_ns)
+                self._memo[key] = named
+            out.extend(named)
         return out
+
+    def _generation(self, pid: int, ts_ns: int | None) -> int:
+        ts = self._map_ts.get(pid)
+        if ts is None or ts_ns is None:
+            return -1
+        return bisect.bisect_right(ts, ts_ns)
+
+    def _frame(self, pid: int, pc: int, look: int, ts_ns: int | None) -> list[NamedFrame]:
+        m = self._mapping(pid, look, ts_ns)
+        if m is None:
+            return [NamedFrame(f"{pc:#x}", "", 0, None, pc, False, "no mapping for PC")]
+        if m.binary is None:
+            m = self._keyed(m)
+        addr = look - m.start + m.file_offset
+        named = self._name(m, addr)
+        if isinstance(named, str):
+            label = f"{os.path.basename(m.path) or '?'}+{addr:#x}"
+            return [NamedFrame(label, "", 0, m.binary, addr, False, named)]
+        return [NamedFrame(fr.function, fr.file, fr.line, m.binary, addr, True) for fr in named]
 
     def _name(self, m: _Map, addr: int) -> list[Frame] | str:
         key = m.binary

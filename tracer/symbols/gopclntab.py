@@ -78,6 +78,19 @@ class _Func:
     inl_tree: int  # vaddr of the inline tree, 0 = none
 
 
+@dataclass
+class _PcTable:
+    """A pcvalue table decoded so far: run i covers PCs below ends[i] with vals[i]; pos, val
+    and pc are where decoding resumes."""
+
+    ends: list[int]
+    vals: list[int]
+    pos: int
+    val: int
+    pc: int
+    done: bool
+
+
 class GoTable:
     """The parsed `.gopclntab` of one binary. Build with :meth:`from_elf`."""
 
@@ -141,7 +154,7 @@ class GoTable:
         self.end_pc = int(entries[-1])
         self._entries_list: list[int] = self.entries.tolist()
         self._funcs: dict[int, _Func] = {}
-        self._tables: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+        self._tables: dict[tuple[int, int], _PcTable] = {}
         self._strings: dict[int, str] = {}
         self._inl: dict[tuple[int, int], tuple[int, int]] = {}
         go_version = img.go_version() if self.layout == "1.2" else None
@@ -257,55 +270,60 @@ class GoTable:
         self._funcs[i] = f
         return f
 
-    def _table(self, off: int, entry: int) -> tuple[list[int], list[int]]:
-        """A pcvalue table decoded once: (end PC of each run, value of the run)."""
+    def _table(self, off: int, entry: int, upto: int | None = None) -> _PcTable:
+        """A pcvalue table, decoded lazily: runs are decoded until one ends past `upto` (the
+        whole table when None), and decoding resumes there on the next lookup."""
         key = (off, entry)
         t = self._tables.get(key)
-        if t is not None:
+        if t is None:
+            t = _PcTable([], [], self.pctab_off + off, -1, entry, False)
+            self._tables[key] = t
+        if t.done or (upto is not None and t.ends and t.ends[-1] > upto):
             return t
         d = self.data
-        pos = self.pctab_off + off
-        ends: list[int] = []
-        vals: list[int] = []
-        val = -1
-        pc = entry
+        pos, val, pc = t.pos, t.val, t.pc
+        ends, vals = t.ends, t.vals
         q = self.quantum
         n = len(d)
         while pos < n:
-            uv = 0
-            shift = 0
-            while True:
+            c = d[pos]
+            pos += 1
+            uv = c & 0x7F
+            shift = 7
+            while c >= 0x80:
                 c = d[pos]
                 pos += 1
                 uv |= (c & 0x7F) << shift
-                if c < 0x80:
-                    break
                 shift += 7
             if uv == 0 and ends:
+                t.done = True
                 break
             val += -((uv >> 1) + 1) if uv & 1 else uv >> 1
-            pd = 0
-            shift = 0
-            while True:
+            c = d[pos]
+            pos += 1
+            pd = c & 0x7F
+            shift = 7
+            while c >= 0x80:
                 c = d[pos]
                 pos += 1
                 pd |= (c & 0x7F) << shift
-                if c < 0x80:
-                    break
                 shift += 7
             pc += pd * q
             ends.append(pc)
             vals.append(val)
-        t = (ends, vals)
-        self._tables[key] = t
+            if upto is not None and pc > upto:
+                break
+        else:
+            t.done = True
+        t.pos, t.val, t.pc = pos, val, pc
         return t
 
     def _value(self, off: int, entry: int, pc: int) -> int | None:
         if off == 0:
             return None
-        ends, vals = self._table(off, entry)
-        i = bisect_right(ends, pc)
-        return vals[i] if i < len(vals) else None
+        t = self._table(off, entry, pc)
+        i = bisect_right(t.ends, pc)
+        return t.vals[i] if i < len(t.vals) else None
 
     def _file(self, f: _Func, pc: int) -> str:
         fno = self._value(f.pcfile, f.entry, pc)
@@ -388,7 +406,9 @@ class GoTable:
         """(entry PC, end of its code) of function i: the end is where its line table stops
         (alignment padding up to the next entry belongs to no code)."""
         f = self._func(i)
-        ends, _ = self._table(f.pcln, f.entry)
+        if f.pcln == 0:  # a marker without code (go:textfipsstart)
+            return f.entry, f.entry
+        ends = self._table(f.pcln, f.entry).ends
         return f.entry, (ends[-1] if ends else f.entry)
 
     def function_name(self, i: int) -> str:
