@@ -319,8 +319,10 @@ SAMPLES = pa.schema(
 
 #: The executable file mappings of a process whose stacks were taken (from /proc/PID/maps, read
 #: when the process first showed up with a stack, and again after it execs): what turns a PC
-#: of that process into (binary, address). address = pc - start + file_offset, mapped to the
-#: ELF virtual address by the binary's program headers (tracer/symbols does that).
+#: of that process into (binary, address), address = pc - start + file_offset: the FILE-OFFSET
+#: address, the same for every process that maps the binary wherever it is loaded (PIE or not),
+#: and readable on a machine without the binary (tracer/symbols maps it to the ELF virtual
+#: address through the binary's program headers when it resolves it).
 #: binary: the key of the binary in `binaries` and `symbols`.
 MAPPINGS = pa.schema(
     [
@@ -355,8 +357,8 @@ BINARIES = pa.schema(
     ]
 )
 
-#: The symbol extract: every distinct (binary, address) of the recorded stacks, resolved at
-#: record time (so the trace symbolises on any machine, and after the binary changed). One row
+#: The symbol extract: every distinct (binary, address) of the recorded stacks (address: the
+#: file-offset address of `mappings`), resolved at record time (so the trace symbolises on any machine, and after the binary changed). One row
 #: per frame at the address: depth 0 is the innermost function (an inlined callee when the
 #: compiler inlined one), increasing outward to the physical function holding the code.
 #: Non-Go frames name the .symtab/.dynsym symbol; an address nothing names has no row (readers
