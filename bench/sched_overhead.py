@@ -5,9 +5,8 @@
 
 Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
 reports its own wall time and context switches; > 100k switches/s here). Each round runs it
-untraced, then under `k3sprof record --sched`, then untraced, then under
-`k3sprof record --no-sched` (the default); the ratio is taken per adjacent pair (A B A C), so
-a noisy
+untraced, then under `k3sprof record` (sched on: the default), then untraced, then under
+`k3sprof record --no-sched`; the ratio is taken per adjacent pair (A B A C), so a noisy
 neighbour shifts both halves of a pair alike. Attach time is not counted: each recording is
 live before the workload starts. Lost events come from each trace's meta.json, and the
 trace must hold the ping-pong's own CPU time (ground truth: its pids are in the sched table).
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     per_prog: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
         for r in range(a.rounds):
-            for label, extra in (("sched", ("--sched",)), ("no-sched", ("--no-sched",))):
+            for label, extra in (("sched", ()), ("no-sched", ("--no-sched",))):
                 base = _workload(a.trips)
                 w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
                                   bpf_stats=not a.no_bpf_stats)

@@ -32,7 +32,7 @@ Examples:
   sudo k3sprof record -o /var/tmp/k3s.trace -- k3s server
   sudo k3sprof record -o t --until listen:6443 --duration 120
   sudo k3sprof record -o t -- sh -c 'curl -s localhost:8080'
-  sudo k3sprof record -o t --sched -- k3s server   # + thread states, wakers, disk
+  sudo k3sprof record -o t --no-sched -- k3s server   # without thread states
   sudo k3sprof record -o t --until 'log:successfully booted' -- containerd
 
 \b
@@ -62,10 +62,11 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Let CMD write straight to the terminal (no log table from its output).")
 @click.option("--no-netlink", is_flag=True,
               help="Do not record netlink link/address/route changes.")
-@click.option("--sched/--no-sched", default=False, show_default=True,
-              help="Also record thread states (cpu/runqueue/io/sleep), who woke whom, block "
-                   "I/O and fsyncs (docs/sched.md). Opt-in until its cost on a context-switch "
-                   "storm meets the 1.15x goal (docs/sched.md, Overhead).")
+@click.option("--sched/--no-sched", default=True, show_default=True,
+              help="Thread states (cpu/runqueue/io/sleep), who woke whom, block I/O and "
+                   "fsyncs (docs/sched.md): on by default; --no-sched turns them off. "
+                   "--sched is still accepted and changes nothing (it was opt-in until "
+                   "issue 24).")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,

@@ -65,7 +65,8 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
 }
 #: every concern, in build order
 CONCERNS = ("process", "socket", "module", "cgroup", "sched")
-#: concerns built only when asked for (record --sched): not listed at all otherwise
+#: concerns the user can turn off (record --no-sched): not listed at all when off, so a
+#: recording without them is not reported as missing something
 OPT_IN = ("sched",)
 
 #: -D flag -> tracepoints that must all exist for it

@@ -51,8 +51,9 @@ class RecordOptions:
     #: record link/address/route changes from netlink
     netlink: bool = True
     #: the scheduler concern (thread states, wakers, block I/O, fsyncs): docs/sched.md.
-    #: Opt-in until its overhead on context-switch storms meets the goal (bench.sched_overhead)
-    sched: bool = False
+    #: On by default (record --no-sched turns it off): a boot is recorded once, and what
+    #: explains it must be in the recording without the user knowing a flag
+    sched: bool = True
     #: called with progress messages (the CLI prints them); the first is the "recording" line
     notify: Callable[[str], None] = lambda msg: None
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
