@@ -105,7 +105,11 @@ static __always_inline void sched_count_missed(int which)
 
 /* Non-zero once the collector stops the recording: from then on the thread map is frozen
  * and nothing is emitted, so the map the collector reads next is exactly where the records
- * it has drained end (no record can fall between the last drain and the map read). */
+ * it has drained end (no record can fall between the last drain and the map read).
+ * Every program reads its clock BEFORE it tests the flag: the collector stamps the end
+ * (meta.json sched.end_ns) just after setting the flag (tracer/collector/sched.py freeze),
+ * so a program that passes the test read a time before the end. A clock read after the
+ * test could be later than the end (a vCPU can stall between the two). */
 BPF_ARRAY(sched_frozen, u64, 1);
 
 static __always_inline int sched_is_frozen(void)
@@ -222,7 +226,7 @@ static __always_inline struct sched_thread *sched_new_thread(u32 tid, u64 now, u
 
 TRACEPOINT_PROBE(sched, sched_switch)
 {
-    u64 now = bpf_ktime_get_ns();
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
     u32 prev = args->prev_pid;
     u32 next = args->next_pid;
     long ps = args->prev_state;
@@ -289,7 +293,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
 
 TRACEPOINT_PROBE(sched, sched_waking)
 {
-    u64 now = bpf_ktime_get_ns();
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
     u32 tid = args->pid;
     if (tid == 0 || sched_is_frozen())
         return 0;
@@ -361,9 +365,10 @@ TRACEPOINT_PROBE(sched, sched_waking)
  * creator; the child's tgid is learnt at its first switch-out. */
 TRACEPOINT_PROBE(sched, sched_wakeup_new)
 {
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
     u32 tid = args->pid;
     if (tid != 0 && !sched_is_frozen())
-        sched_new_thread(tid, bpf_ktime_get_ns(), ST_RQ, 0);
+        sched_new_thread(tid, now, ST_RQ, 0);
     return 0;
 }
 
@@ -426,9 +431,11 @@ static __always_inline void sched_resync(void)
         return;
     u64 id = bpf_get_current_pid_tgid();
     u32 cur = (u32)id;
-    if (*runner == cur || sched_is_frozen())
+    if (*runner == cur)
         return;
-    u64 now = bpf_ktime_get_ns();
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    if (sched_is_frozen())
+        return;
     u32 cpu = bpf_get_smp_processor_id();
     u32 lost = *runner;
     if (lost != 0) {
