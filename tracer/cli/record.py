@@ -67,6 +67,10 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
                    "fsyncs (docs/sched.md): on by default; --no-sched turns them off. "
                    "--sched is still accepted and changes nothing (it was opt-in until "
                    "issue 24).")
+@click.option("--sched-hooks", type=click.Choice(["auto", "raw", "tracepoint"]),
+              default="auto", hidden=True,
+              help="How sched hooks the scheduler: raw tracepoints where the kernel's BTF "
+                   "allows (auto), or force one path (tests, benchmarks).")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,
@@ -78,7 +82,8 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD ARGS...]")
 def record(output: Path, duration: float | None, until: str | None, force: bool,
            user: str | None, journal_units: tuple[str, ...], no_capture: bool,
-           no_netlink: bool, sched: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
+           no_netlink: bool, sched: bool, sched_hooks: str, buffer_pages: int,
+           flush_interval: float, wakeup: bool,
            print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
     from tracer import conditions
@@ -87,7 +92,7 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
     from tracer.collector.start import record as do_record
 
     if print_bpf:
-        plan = run_library(probes.plan, ring_pages=buffer_pages)
+        plan = run_library(probes.plan, ring_pages=buffer_pages, sched_hooks=sched_hooks)
         click.echo(probes.source())
         click.echo("// cflags: " + " ".join(plan.cflags))
         return 0
@@ -102,6 +107,7 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
         capture_output=not no_capture,
         netlink=not no_netlink,
         sched=sched,
+        sched_hooks=sched_hooks,
         force=force,
         ring_pages=buffer_pages,
         flush_interval=flush_interval,
