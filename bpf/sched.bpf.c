@@ -470,41 +470,32 @@ TRACEPOINT_PROBE(sched, sched_wakeup_new)
 #endif
 
 #ifdef HAVE_SCHED_IRQ
-TRACEPOINT_PROBE(irq, softirq_entry)
+static __always_inline int sched_irqctx_set(int which, s32 value)
 {
     int zero = 0;
     struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->softirq = args->vec + 1;
+    if (c) {
+        if (which)
+            c->hardirq = value;
+        else
+            c->softirq = (u32)value;
+    }
     return 0;
 }
 
-TRACEPOINT_PROBE(irq, softirq_exit)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->softirq = 0;
-    return 0;
-}
-
-TRACEPOINT_PROBE(irq, irq_handler_entry)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->hardirq = args->irq + 1;
-    return 0;
-}
-
-TRACEPOINT_PROBE(irq, irq_handler_exit)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->hardirq = 0;
-    return 0;
-}
+#ifdef SCHED_RAW_TP
+/* softirq_entry/exit(unsigned int vec_nr), irq_handler_entry(int irq, struct irqaction *),
+ * irq_handler_exit(int irq, struct irqaction *, int ret): plain numbers, no struct read */
+RAW_TRACEPOINT_PROBE(softirq_entry) { return sched_irqctx_set(0, (u32)ctx->args[0] + 1); }
+RAW_TRACEPOINT_PROBE(softirq_exit) { return sched_irqctx_set(0, 0); }
+RAW_TRACEPOINT_PROBE(irq_handler_entry) { return sched_irqctx_set(1, (s32)ctx->args[0] + 1); }
+RAW_TRACEPOINT_PROBE(irq_handler_exit) { return sched_irqctx_set(1, 0); }
+#else
+TRACEPOINT_PROBE(irq, softirq_entry) { return sched_irqctx_set(0, args->vec + 1); }
+TRACEPOINT_PROBE(irq, softirq_exit) { return sched_irqctx_set(0, 0); }
+TRACEPOINT_PROBE(irq, irq_handler_entry) { return sched_irqctx_set(1, args->irq + 1); }
+TRACEPOINT_PROBE(irq, irq_handler_exit) { return sched_irqctx_set(1, 0); }
+#endif
 #endif
 
 #ifdef HAVE_SCHED_HRTIMER
@@ -563,24 +554,26 @@ static __always_inline void sched_resync(void)
     }
 }
 
-TRACEPOINT_PROBE(timer, hrtimer_expire_entry)
+static __always_inline int sched_hrtimer(u32 inside)
 {
     int zero = 0;
     struct sched_irqctx *c = sched_irqctx.lookup(&zero);
     if (c)
-        c->hrtimer = 1;
-    sched_resync();
+        c->hrtimer = inside;
+    if (inside)
+        sched_resync();
     return 0;
 }
 
-TRACEPOINT_PROBE(timer, hrtimer_expire_exit)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->hrtimer = 0;
-    return 0;
-}
+#ifdef SCHED_RAW_TP
+/* hrtimer_expire_entry(struct hrtimer *, ktime_t *now), _exit(struct hrtimer *): no
+ * argument is read */
+RAW_TRACEPOINT_PROBE(hrtimer_expire_entry) { return sched_hrtimer(1); }
+RAW_TRACEPOINT_PROBE(hrtimer_expire_exit) { return sched_hrtimer(0); }
+#else
+TRACEPOINT_PROBE(timer, hrtimer_expire_entry) { return sched_hrtimer(1); }
+TRACEPOINT_PROBE(timer, hrtimer_expire_exit) { return sched_hrtimer(0); }
+#endif
 #endif
 
 #ifdef HAVE_SCHED_BLOCK

@@ -76,7 +76,7 @@ def test_the_running_kernels_task_struct() -> None:
     pid = b.member_offset("task_struct", "pid")
     assert pid > 0 and b.member_offset("task_struct", "tgid") == pid + 4
     for event, params in RAW_SCHED_PARAMS.items():
-        assert tuple(b.raw_tracepoint_params(event)) == params
+        assert tuple(b.raw_tracepoint_params(event))[:len(params)] == params
 
 
 def test_doctor_says_which_sched_hooks_this_kernel_gets(

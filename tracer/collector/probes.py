@@ -199,12 +199,19 @@ def plan(
 
 #: record --sched-hooks: auto (raw tracepoints where this kernel allows, else tracepoints)
 SCHED_HOOKS = ("auto", "raw", "tracepoint")
-#: the raw tracepoints' argument lists the raw programs are written for (bpf/sched.bpf.c);
-#: sched_switch passes prev_state as an argument since Linux 5.18
+#: the raw tracepoints' leading arguments the raw programs read (bpf/sched.bpf.c);
+#: sched_switch passes prev_state as an argument since Linux 5.18. The irq and hrtimer
+#: programs are raw too when the path is raw (they read plain numbers, or nothing).
 RAW_SCHED_PARAMS: Mapping[str, tuple[str, ...]] = {
     "sched_switch": ("_Bool", "struct task_struct *", "struct task_struct *", "unsigned int"),
     "sched_waking": ("struct task_struct *",),
     "sched_wakeup_new": ("struct task_struct *",),
+    "softirq_entry": ("unsigned int",),
+    "softirq_exit": ("unsigned int",),
+    "irq_handler_entry": ("int",),
+    "irq_handler_exit": ("int",),
+    "hrtimer_expire_entry": (),
+    "hrtimer_expire_exit": (),
 }
 
 
@@ -266,7 +273,8 @@ def _btf_task_pid_offset() -> int:
         build = Path("/proc/sys/kernel/version").read_text().strip()
     except OSError:
         build = ""
-    note = bpfcache.note_path(f"btf-{platform.release()}-{size}-{build}")
+    # "btf2": the checks below grew (irq/hrtimer raw): an older note does not vouch for them
+    note = bpfcache.note_path(f"btf2-{platform.release()}-{size}-{build}")
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         if note is not None:
             return int(json.loads(note.read_text())["task_pid_offset"])
@@ -274,7 +282,7 @@ def _btf_task_pid_offset() -> int:
         b = btf.load()
         for event, want in RAW_SCHED_PARAMS.items():
             got = tuple(b.raw_tracepoint_params(event))
-            if got != want:
+            if got[:len(want)] != want:
                 raise _BTFUnusable(f"raw tracepoint {event} takes ({', '.join(got)}), the "
                                    f"programs expect ({', '.join(want)})")
         off = b.member_offset("task_struct", "pid")
