@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python -m bench.sched_overhead [--rounds 7] [--trips 200000]
     sudo .venv/bin/python -m bench.sched_overhead --workload burst   # the realistic mix
+    sudo .venv/bin/python -m bench.sched_overhead --paths   # raw vs tracepoint vs --no-sched
 
 Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
 reports its own wall time and context switches; > 100k switches/s here). Each round runs it
