@@ -89,7 +89,8 @@ def run_checks(compile_probe: bool = True) -> list[Check]:
         detail = f"{build} -> {target}"
         if not exact:
             detail += (" (NOT this kernel's headers: fine for k3sprof, whose programs read "
-                       "only tracepoint arguments, never kernel structs)")
+                       "tracepoint arguments, and the one struct field its raw sched programs "
+                       "read at an offset from the kernel's BTF, never from these headers)")
         checks.append(Check("headers", True, detail, required=True))
         tree, fix = bcc_header_tree(Path("/lib/modules") / rel)
         # not required: BCC may still compile from /sys/kernel/kheaders.tar.xz
