@@ -50,3 +50,31 @@ def test_auto_takes_raw_tracepoints_here(tmp_path: Path) -> None:
     hooks = json.loads((out / "meta.json").read_text())["sched"]["hooks"]
     assert hooks["path"] == "raw_tracepoint", hooks
     assert hooks["task_pid_offset"] == btf.load().member_offset("task_struct", "pid")
+
+
+def test_raw_programs_that_fail_to_load_fall_back_to_tracepoints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a kernel whose BTF promises raw tracepoints WHEN the raw build fails to load
+    (simulated: the loader refuses any plan with -DSCHED_RAW_TP) THEN the recorder goes live
+    with the real tracepoint programs and its plan says why."""
+    from tracer._errors import ProbeError
+    from tracer.collector import probes, start
+
+    real_load = probes.load
+
+    def refuse_raw(plan: probes.ProbePlan, **kw: object) -> probes.Attached:
+        if "-DSCHED_RAW_TP" in plan.cflags:
+            raise ProbeError("BPF programs failed to compile or load: simulated")
+        return real_load(plan, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probes, "load", refuse_raw)
+    live = start.go_live(start.RecordOptions(output=tmp_path / "t"))
+    try:
+        hooks = live.plan.sched_hooks
+        assert hooks is not None and hooks["path"] == "tracepoint", hooks
+        assert hooks["why"].startswith("fallback: raw tracepoint programs failed: "), hooks
+        assert "tracepoint__sched__sched_switch" in live.bpf.program_fds()
+        assert not live.bpf.raw_tracepoint_fds()
+    finally:
+        live.bpf.detach()
+        live.bpf.close()
