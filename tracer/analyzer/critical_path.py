@@ -7,9 +7,9 @@ At (process P, time t) the walk takes P's latest wait that ended at or before t:
 * everything after that wait's end is P's own work: ``run`` (or ``wait:child`` /
   ``wait:module`` while P is a helper its parent waited on);
 * listener wait (first failure a, listen r, first ok o): [r, o] is ``wait:poll-lag`` (time lost
-  to the retry interval); before r the path continues in the listener's process (its startup
-  work is what the waiter waited for). Listener unknown: [a, r or o] is ``wait:listener`` and the
-  walk goes on in P at a.
+  to the retry interval); before r the path continues in the process that listened (its
+  startup work is what the waiter waited for), also when another process accepts. Listener
+  unknown: [a, r or o] is ``wait:listener`` and the walk goes on in P at a.
 * poll wait (first attempt a, end e): with a known ready moment r, [r, e] is ``wait:poll-lag`` and
   the walk continues in the target at r; else [a, e] is ``wait:poll``. A poll with a listener part
   adds [o, e] ``wait:poll`` (listening but not ready) and [r, o] ``wait:poll-lag``.
@@ -289,6 +289,8 @@ def _follow_wait(
             proc,
             k,
         )
+        if w.listener is not None:  # the listen was another process's than the acceptor's
+            return w.listener
         if w.target is not None:
             return w.target
         path.emit(

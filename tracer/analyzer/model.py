@@ -48,6 +48,8 @@ class WaitJson(TypedDict):
     #: overlaps the analysis window [start_ns, end_ns] (the trace end when the end was not
     #: reached): only these are ranked (Top waits, the report's table); the rest are listed
     in_window: bool
+    #: only when another process than the target called listen() (issue 29)
+    listener: NotRequired[Party | None]
 
 
 class SegmentJson(TypedDict):

@@ -262,7 +262,8 @@ def schedix_pass(w: Work) -> SchedIndex | None:
 def waits_pass(w: Work) -> list[waits.Wait]:
     """Listener / poll / child / module wait-for edges of the processes in scope (child waits
     observed from wakeups with sched data: wakewalk.py)."""
-    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns)
+    answered = wakewalk.answers(w.schedix) if w.schedix is not None else None
+    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns, answered)
     if w.schedix is not None:
         found = wakewalk.observe_children(found, w.schedix, w.procs)
     if w.scope.members is not None:
@@ -580,7 +581,7 @@ def segments_json(w: Work) -> list[SegmentJson]:
 
 def wait_json(w: Work, x: waits.Wait) -> WaitJson:
     info = w.profile.endpoint_info(x.endpoint) if x.kind in ("listener", "poll") else None
-    return {
+    out: WaitJson = {
         "kind": x.kind,
         "endpoint": x.endpoint,
         "component": info.get("component") if info else None,
@@ -603,6 +604,9 @@ def wait_json(w: Work, x: waits.Wait) -> WaitJson:
         "evidence": x.evidence,
         "in_window": _overlaps(x, *w.window.span(w.bounds.end_ns), w.bounds.end_ns),
     }
+    if x.listener is not None:
+        out["listener"] = w.party(x.listener)
+    return out
 
 
 def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:

@@ -29,7 +29,7 @@ import numpy as np
 from tracer.analyzer.critical_path import WakeEdge
 from tracer.analyzer.sched import MIN_IDLE_NS, SchedIndex, Waker
 from tracer.analyzer.tree import Processes
-from tracer.analyzer.waits import Wait
+from tracer.analyzer.waits import Answered, Wait
 
 #: a stretch is followed when its uninterruptible part is below this share (else it is disk I/O)
 MAX_IO_SHARE = 0.5
@@ -152,4 +152,19 @@ def observe_children(waits: list[Wait], ix: SchedIndex, procs: Processes) -> lis
     return out
 
 
-__all__ = ["MAX_IO_SHARE", "WakeEdges", "observe_children"]
+def answers(ix: SchedIndex) -> Answered:
+    """When the answer to a connect attempt reached its thread (waits.Answered): the last
+    wakeup of that thread after the attempt and before the next one that ended a wait begun
+    after the attempt and was not a timer's (a retry loop's sleep is the client's own
+    cadence; the wait for the reply is the server's time). None: no such wait of >= 1 ms."""
+
+    def answered(pid: int, tid: int, t0: int, t1: int) -> int | None:
+        got = [w.ts_ns for w in ix.wakeups(pid, t0, t1)
+               if w.tid == tid and w.kind != "timer" and w.ts_ns < t1
+               and w.idle_start_ns is not None and w.idle_start_ns >= t0]
+        return got[-1] if got else None
+
+    return answered
+
+
+__all__ = ["MAX_IO_SHARE", "WakeEdges", "answers", "observe_children"]
