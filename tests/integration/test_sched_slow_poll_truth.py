@@ -28,9 +28,10 @@ from tracer.analyzer.text import render
 pytestmark = pytest.mark.bpf
 
 
-def record_slowpoll(tmp: Path, unix: bool = False) -> tuple[Any, dict[str, Any]]:
+def record_slowpoll(tmp: Path, unix: bool = False,
+                    chunk_ms: int | None = None) -> tuple[Any, dict[str, Any]]:
     port = str(free_port())
-    where = [str(tmp / "slow.sock")] if unix else []
+    where = [str(tmp / "slow.sock") if unix else "-"] + ([str(chunk_ms)] if chunk_ms else [])
     server: dict[str, Any] = {}
     try:
         record(tmp / "trace", [sys.executable, str(WORKLOADS / "sched_slowpoll.py"), str(tmp),

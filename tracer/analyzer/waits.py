@@ -236,23 +236,19 @@ def _completed_connects(
     ok = pc.fill_null(
         pc.and_kleene(pc.equal(st["kind"], "connect"), pc.equal(st["outcome"], "ok")), False
     )
-    sel = (
-        st.filter(ok)
-        .select(["ts_ns", "ret_ns", "outcome_ns", "family", "addr", "port", "endpoint"])
-        .to_pylist()
-    )
+    sel = st.filter(ok)
+    done_ts = pc.coalesce(sel["outcome_ns"], sel["ret_ns"], sel["ts_ns"]).to_pylist()
+    heads = sel.select(["family", "addr", "port", "endpoint"]).to_pylist()
+    served: dict[tuple[Any, ...], list[_Listen]] = {}  # one lookup per distinct target
     out: list[tuple[int, _Listen]] = []
-    for r in sel:
-        done = int(r["outcome_ns"] or r["ret_ns"] or r["ts_ns"] or 0)
-        m = [
-            x
-            for x in _matching(
-                listens, r["family"] or "", r["addr"] or "", r["port"], r["endpoint"] or ""
-            )
-            if x.ts <= done
-        ]
-        if m:
-            out.append((done, m[-1]))
+    for done, r in zip(done_ts, heads):
+        key = (r["family"] or "", r["addr"] or "", r["port"], r["endpoint"] or "")
+        cands = served.get(key)
+        if cands is None:
+            cands = served[key] = _matching(listens, *key)
+        before = [x for x in cands if x.ts <= int(done or 0)]
+        if before:
+            out.append((int(done or 0), before[-1]))
     out.sort(key=lambda d: d[0])
     return out
 
@@ -333,7 +329,7 @@ def _connect_waits(
     interesting = np.flatnonzero((n_failed > 0) | (sizes >= polls.MIN_ATTEMPTS))
 
     listens = _listens(trace, procs, sock_idx)
-    accepts = _accepts(trace, procs, sock_idx, listens)
+    accepts: list[tuple[int, int, _Listen]] | None = None  # only read when a wait needs them
     firsts = order[starts[interesting]]
     heads = ct.select(["family", "addr", "port"]).take(pa.array(firsts)).to_pylist()
     logs = trace.table("log")
@@ -371,8 +367,10 @@ def _connect_waits(
             trace_end=trace_end,
             logs=logs,
         )
+        if found and accepts is None:
+            accepts = _accepts(trace, procs, sock_idx, listens)
         for w in found:
-            _set_acceptor(w, accepts, matching, trace_end)
+            _set_acceptor(w, accepts or [], matching, trace_end)
         out.extend(found)
     return out
 

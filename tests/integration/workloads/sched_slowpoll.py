@@ -1,6 +1,6 @@
 """Slow answers inside a poll (issue 29, shape 3); logs every attempt and its answer.
 
-usage: sched_slowpoll.py DIR PORT [UNIX_PATH]
+usage: sched_slowpoll.py DIR PORT [UNIX_PATH|- [CHUNK_MS]]
 
 The recorded command: starts the server (`sched_slowpoll.py serve PORT TRUTH.json`, in its own
 session: never waited for) and polls it: connect (a fresh connection per attempt, refused until
@@ -8,7 +8,8 @@ it listens), send its CLOCK_MONOTONIC connect stamp, read the answer, then wait 
 the ANSWER (a client that retries a fixed time after each answer) until it answers "ready".
 Each attempt is logged to DIR/attempts.json: [connect stamp, answer stamp, answer] ("refused"
 for a refused connect), CLOCK_MONOTONIC ns; DIR/server.json: {pid, truth}. With UNIX_PATH the
-server listens on that unix socket instead of 127.0.0.1:PORT.
+server listens on that unix socket instead of 127.0.0.1:PORT; CHUNK_MS: the server's work
+between answers (default 70).
 
 The server: its first connection starts a job of JOB_CHUNKS x CHUNK_NS of its own CPU; it
 answers "not-ready" only between chunks, so while it works its answers come up to CHUNK_NS
@@ -32,8 +33,8 @@ import time
 from pathlib import Path
 
 INTERVAL = 0.1
-CHUNK_NS = 70_000_000
-JOB_CHUNKS = 5
+CHUNK_NS = 70_000_000  # the server's work between answers (CHUNK_MS overrides)
+JOB_CHUNKS = 8
 WAIT_ON_CPU_S = 0.015
 URGENT = os.sched_param(1)
 CPU = time.CLOCK_THREAD_CPUTIME_ID
@@ -51,7 +52,7 @@ def _addr(where: str) -> str | tuple[str, int]:
     return where if where.startswith("/") else ("127.0.0.1", int(where))
 
 
-def serve(where: str, out: str) -> None:
+def serve(where: str, out: str, chunk_ns: int) -> None:
     srv = _socket(where)
     if not where.startswith("/"):
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -64,7 +65,7 @@ def serve(where: str, out: str) -> None:
         busy = 0 < chunks < JOB_CHUNKS + 1
         if busy:  # one chunk of work, then whatever waited meanwhile
             start = time.clock_gettime_ns(CPU)
-            while time.clock_gettime_ns(CPU) - start < CHUNK_NS:
+            while time.clock_gettime_ns(CPU) - start < chunk_ns:
                 pass
             chunks += 1
             if chunks == JOB_CHUNKS + 1:
@@ -109,10 +110,11 @@ def poll(where: str, log: list[list[object]]) -> None:
 
 def main() -> None:
     if sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3])
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
     out, port = Path(sys.argv[1]), sys.argv[2]
-    where = sys.argv[3] if len(sys.argv) > 3 else port
+    where = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else port
+    chunk_ns = int(float(sys.argv[4]) * 1e6) if len(sys.argv) > 4 else CHUNK_NS
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     with contextlib.suppress(OSError):
         os.sched_setscheduler(0, os.SCHED_FIFO, URGENT)
@@ -121,7 +123,7 @@ def main() -> None:
         os.sched_setscheduler(0, policy, param)
 
     truth = out / "truth-server.json"
-    p = subprocess.Popen([sys.executable, __file__, "serve", where, str(truth)],
+    p = subprocess.Popen([sys.executable, __file__, "serve", where, str(truth), str(chunk_ns)],
                          start_new_session=True, preexec_fn=normal_priority)
     (out / "server.json").write_text(json.dumps({"pid": p.pid, "truth": str(truth)}))
     log: list[list[object]] = []
