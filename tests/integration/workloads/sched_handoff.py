@@ -18,6 +18,10 @@ and its truth, pid included, are the ACCEPTOR's):
 * `thread`: no handoff of process: a second thread of this process serves (a control for the
   sweep: the acceptor is the listener's process).
 
+Reuse under real systemd (socket activation): no launcher is needed; a `.socket` unit with
+`ListenStream=127.0.0.1:PORT` and a service running `sched_notready.py MODE - TRUTH.json`
+hand it the socket exactly as `exec` does here (fd 3, LISTEN_PID, LISTEN_FDS=1).
+
 This process keeps its copy of the socket and sleeps in waitpid (as PID 1 or a pre-fork master
 would) until killed; kill its process group to stop both.
 """
