@@ -73,6 +73,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("kernel", KERNELS, ids=[k.id for k in KERNELS], scope="module")
 
 
+def stage_gok3s(cache: Path) -> Path:
+    """The demo's gok3s binaries (built by setup into the host's Go build cache) copied to where
+    the VMs can read them: the guests see the host's file system, but not its /var/cache (seen:
+    the guest's demo found no binary there, built gok3s under TCG and hit its 600 s timeout).
+    Returns the cache directory the guests' demo is pointed at (K3SPROF_GO_CACHE)."""
+    from tracer.demo import gobuild
+
+    for tc in gobuild.available_toolchains():
+        binary = gobuild.build_gok3s(tc)  # setup built it: a cache hit
+        dst = cache / "gok3s" / binary.parent.name / binary.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(binary, dst)
+    return cache
+
+
 class Fleet:
     """Every VM of the session, started AT ONCE (one vCPU each): BCC's compile, the longest
     step in a VM, is single-threaded, so VMs side by side use both host cores where one
@@ -84,6 +99,7 @@ class Fleet:
         self.procs: dict[str, Any] = {}
         self.systemd: Future[Any] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1)
+        go_cache = stage_gok3s(OUT / "go-cache")
         for k in kernels:
             out = OUT / k.release
             if out.exists():
@@ -93,8 +109,8 @@ class Fleet:
             run.accel, why = vm.accel()
             print(f"\n[kernels] {k.release}: booting ({run.accel}: {why})", flush=True)
             guest_py = vm.ROOT / "tests" / "kernels" / "guest.py"
-            p = vm.start_vng(k, f"{vm.ROOT}/.venv/bin/python {guest_py} {run.out}", out,
-                             run.console)
+            p = vm.start_vng(k, f"{vm.ROOT}/.venv/bin/python {guest_py} {run.out} {go_cache}",
+                             out, run.console)
             self.procs[k.release] = (p, run)
         if systemd:
             from tests.kernels import systemd_vm
