@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from tracer import __version__, conditions, host, schema
 from tracer._errors import UsageError
-from tracer.collector import decode, probes, procfs
+from tracer.collector import bpfcache, decode, probes, procfs
 from tracer.collector import sched as sched_collector
+from tracer.collector import stacks as stacks_collector
 from tracer.collector.assemble import Assembler
 from tracer.collector.ringbuf import RingReader
 from tracer.collector.start import Live, RecordOptions, RecordSummary, prepare_output, record
@@ -79,6 +80,8 @@ class Recorder:
         self.types = decode.dtypes(opts.max_args, opts.arg_len)
         self.types.update(sched_collector.dtypes())
         self.sched: sched_collector.SchedCollector | None = None
+        self.stacks: stacks_collector.StackCollector | None = None
+        self._live: Live | None = None
         self._bpf: Any = None
         describe = None
         try:
@@ -118,7 +121,12 @@ class Recorder:
         self.buffered = 0
         typed = decode.split(chunks, self.types)
         sched_typed = {t: typed.pop(t) for t in sched_collector.TYPES if t in typed}
+        samples = typed.pop(decode.EV_STACK_SAMPLE, None)
+        stack_tables = (self.stacks.feed({**typed, **sched_typed,
+                                          decode.EV_STACK_SAMPLE: samples or []})
+                        if self.stacks is not None else {})
         tables = self.assembler.feed(typed)
+        tables.update(stack_tables)
         if self.sched is not None:
             tables.update(self.sched.feed(sched_typed))
             if frozen is not None:
@@ -143,6 +151,8 @@ class Recorder:
 
     def _update_meta(self, bpf: Any, **extra: Any) -> None:
         lost = bpf.lost()
+        if self.stacks is not None and self._live is not None:
+            self.meta["stacks"] = self.stacks.meta(self._live.targets_at_start)
         self.meta.update(
             lost_events=sum(lost),
             lost_per_cpu=lost,
@@ -156,6 +166,7 @@ class Recorder:
     def run(self, live: Live) -> RecordSummary:
         """Record with the probes start.go_live attached (they are detached here, always)."""
         bpf = live.bpf
+        self._live = live
         done = False
         try:
             summary = self._record(bpf, live.plan, live)
@@ -199,6 +210,11 @@ class Recorder:
             "recorder_pid": os.getpid(),
             **procfs.machine_facts(),
         }
+        if plan.concerns.get("stacks") == "attached":
+            fd = bpf.map_fd("stack_traces")
+            self.stacks = stacks_collector.StackCollector(
+                stack_fd=fd, value_size=int(bpfcache.map_info(fd)["value_size"]),
+                sample_hz=plan.sample_hz, profile=o.profile)
         if plan.concerns.get("sched") == "attached":
             self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(
@@ -236,6 +252,7 @@ class Recorder:
             duration_s=(end_ns - live_ns) / 1e9,
             rows={n: w.rows for n, w in self.writers.items()},
             lost_events=int(self.meta.get("lost_events", 0)),
+            stacks=self.meta.get("stacks"),
             attach_s=attach_s,
             stop_reason=reason,
             command_exit=exit_code,
@@ -283,10 +300,14 @@ class Recorder:
         def restore_priority() -> None:  # in the child: run CMD at the priority we were given
             os.setpriority(os.PRIO_PROCESS, 0, nice)
 
+        # the stacks targets: the process forked here, and so its whole tree (stacks.bpf.c)
+        targets = self._live.targets if self._live is not None else None
+        seeding = targets.seeding() if targets is not None else contextlib.nullcontext()
         try:
-            child = subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
-                                     extra_groups=[] if o.user else None, env=env,
-                                     stdout=pipe, stderr=pipe, preexec_fn=restore_priority)
+            with seeding:
+                child = subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
+                                         extra_groups=[] if o.user else None, env=env,
+                                         stdout=pipe, stderr=pipe, preexec_fn=restore_priority)
         except (OSError, KeyError, ValueError) as e:
             raise UsageError(f"cannot run {o.command[0]}: {e}") from None
         if o.capture_output:

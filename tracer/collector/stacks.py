@@ -1,0 +1,329 @@
+"""The stacks concern's collector side: targets, samples, the stack map, mappings.
+
+What BPF gives (bpf/stacks.bpf.c): on-CPU samples of target processes (a 32-byte record with
+a stack id), and a stack id inside the event records that explain a wait (fork, sockops,
+init/finit_module, fsync family). What this module does with them:
+
+* ``samples``: one row per stack taken, with the kind, tid and ts_ns of the event row it
+  belongs to (computed from the same record the assembler builds that row from, so the match
+  is exact: schema.SAMPLES);
+* ``stacks``: each id the samples reference, read from the BPF_STACK_TRACE map once, during
+  the recording (the map is never emptied: see bpf/stacks.bpf.c and docs/stacks.md);
+* ``mappings``: /proc/PID/maps of a process when it first shows up with a stack, and again
+  after it execs (executable file mappings only), with the binary's key (schema.BINARIES);
+* meta.json ``stacks``: sample rate, profile, targets, errors by errno, counts.
+
+Targets live in BPF (stacks.bpf.c); this module writes the profile's executable names into
+them, the processes of those names already running, and the seed of `record -- CMD`.
+No bcc import: maps are read and written by fd (bpfcache).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tracer import schema
+from tracer.collector import bpfcache
+from tracer.collector import decode as d
+from tracer.collector.stacktargets import PROFILE_EXES, SAMPLE_HZ
+
+__all__ = ["SAMPLE_HZ", "StackCollector", "binary_key", "exec_mappings"]
+
+CLONE_THREAD = 0x00010000
+EV_SCHED_SYNC = 35
+SYNC_KIND = {1: "fsync", 2: "fdatasync", 3: "sync_file_range"}
+MODULE_SYSCALL_KIND = {3: "init_module", 4: "finit_module"}
+ERRNO_NAMES = {-errno.EFAULT: "EFAULT", -errno.EEXIST: "EEXIST", -errno.ENOMEM: "ENOMEM",
+               -errno.EINVAL: "EINVAL", -errno.ENOENT: "ENOENT"}
+
+# -- binary identity (replaced by tracer.symbols' identity once it lands) ---------------------
+_NOTE_GNU_BUILD_ID = 3
+_NOTE_GO_BUILD_ID = 4
+_MIB = 1 << 20
+
+
+def _elf_notes(f: Any) -> dict[tuple[bytes, int], bytes]:
+    """(name, type) -> desc of the notes in an ELF's PT_NOTE segments (64- and 32-bit LE)."""
+    head = f.read(64)
+    if head[:4] != b"\x7fELF" or head[5] != 1:
+        return {}
+    is64 = head[4] == 2
+    if is64:
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+    else:
+        phoff, = struct.unpack_from("<I", head, 28)
+        phentsize, phnum = struct.unpack_from("<HH", head, 42)
+    notes: dict[tuple[bytes, int], bytes] = {}
+    for i in range(min(phnum, 64)):
+        f.seek(phoff + i * phentsize)
+        ph = f.read(phentsize)
+        if len(ph) < phentsize or struct.unpack_from("<I", ph, 0)[0] != 4:  # PT_NOTE
+            continue
+        if is64:
+            off, size = struct.unpack_from("<Q", ph, 8)[0], struct.unpack_from("<Q", ph, 32)[0]
+        else:
+            off, size = struct.unpack_from("<I", ph, 4)[0], struct.unpack_from("<I", ph, 16)[0]
+        f.seek(off)
+        data = f.read(min(size, 1 << 16))
+        pos = 0
+        while pos + 12 <= len(data):
+            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
+            pos += 12
+            name = data[pos:pos + namesz].rstrip(b"\0")
+            pos += (namesz + 3) & ~3
+            notes[(name, ntype)] = data[pos:pos + descsz]
+            pos += (descsz + 3) & ~3
+    return notes
+
+
+def binary_key(path: str | os.PathLike[str]) -> str:
+    """The key of a binary in `binaries`/`mappings`/`symbols` (schema.BINARIES): its GNU
+    build id, else its Go build id, else a hash of its first and last MiB and its size."""
+    with open(path, "rb") as f:
+        try:
+            notes = _elf_notes(f)
+        except (OSError, struct.error):
+            notes = {}
+        gnu = notes.get((b"GNU", _NOTE_GNU_BUILD_ID))
+        if gnu:
+            return "gnu:" + gnu.hex()
+        go = notes.get((b"Go", _NOTE_GO_BUILD_ID))
+        if go:
+            return "go:" + go.rstrip(b"\0").decode("utf-8", "replace")
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        h = hashlib.sha256()
+        f.seek(0)
+        h.update(f.read(_MIB))
+        if size > _MIB:
+            f.seek(max(_MIB, size - _MIB))
+            h.update(f.read(_MIB))
+        h.update(str(size).encode())
+        return "file:" + h.hexdigest()
+
+
+@dataclass
+class _Mapping:
+    start: int
+    end: int
+    offset: int
+    path: str
+
+
+def exec_mappings(pid: int, proc: Path = Path("/proc")) -> list[_Mapping]:
+    """The executable file mappings of a process (/proc/PID/maps lines with x and a path)."""
+    out = []
+    for line in (proc / str(pid) / "maps").read_text().splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 6 or "x" not in parts[1] or not parts[5].startswith("/"):
+            continue
+        lo, hi = parts[0].split("-")
+        out.append(_Mapping(int(lo, 16), int(hi, 16), int(parts[2], 16), parts[5]))
+    return out
+
+
+@dataclass
+class StackCollector:
+    """Turns stack-carrying records into samples/stacks/mappings rows, batch by batch."""
+
+    stack_fd: int
+    value_size: int
+    sample_hz: int
+    profile: str
+    proc: Path = Path("/proc")
+    #: stack ids already written to `stacks`
+    seen_ids: set[int] = field(default_factory=set)
+    #: pid -> the exec count at which its mappings were last read
+    mapped: dict[int, int] = field(default_factory=dict)
+    execs: dict[int, int] = field(default_factory=dict)
+    #: (path, dev, ino, size, mtime) -> binary key
+    keys: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    lookup_failed: int = 0
+    unmapped_pids: set[int] = field(default_factory=set)
+    pids: set[int] = field(default_factory=set)
+
+    # -- rows from records --------------------------------------------------------------------
+    def feed(self, typed: Mapping[int, list[np.ndarray]]) -> dict[str, pa.Table]:
+        arrs = {t: d.concat(v) for t, v in typed.items() if v}
+        cols: list[tuple[np.ndarray, ...]] = []  # (ts, kind index, pid, tid, cpu, stack)
+        kinds: list[str] = []
+
+        def add(ts: np.ndarray, kind: np.ndarray | str, pid: np.ndarray, tid: np.ndarray,
+                stack: np.ndarray, cpu: np.ndarray | None = None) -> None:
+            keep = stack != d.STACK_NOT_TAKEN
+            if not keep.any():
+                return
+            n = int(keep.sum())
+            if isinstance(kind, str):
+                if kind not in kinds:
+                    kinds.append(kind)
+                kidx = np.full(n, kinds.index(kind), np.int64)
+            else:
+                names = kind[keep].tolist()
+                for k in set(names):
+                    if k not in kinds:
+                        kinds.append(k)
+                kidx = np.array([kinds.index(k) for k in names], np.int64)
+            cols.append((ts[keep].astype(np.uint64), kidx, pid[keep].astype(np.int32),
+                         tid[keep].astype(np.int32),
+                         cpu[keep].astype(np.int32) if cpu is not None
+                         else np.full(n, -1, np.int32),
+                         stack[keep].astype(np.int64)))
+
+        a = arrs.get(d.EV_STACK_SAMPLE)
+        if a is not None:
+            add(a["ts_ns"], "cpu", a["pid"], a["tid"], a["stack_id"], a["cpu"])
+        a = arrs.get(d.EV_FORK)
+        if a is not None:
+            # the fork/thread row's tid is the NEW task's (schema.PROCESS); the stack (and
+            # so the pid it is symbolised through) is the creating task's
+            thread = (a["clone_flags"] & CLONE_THREAD) != 0
+            add(a["ts_ns"], np.where(thread, "thread", "fork"), a["pid"], a["child_tid"],
+                a["stack_id"])
+        for t, kind in d.SOCKOP_KIND.items():
+            a = arrs.get(t)
+            if a is not None:
+                # the socket row's ts_ns is the syscall entry when known (assemble.py)
+                ts = np.where(a["enter_ns"] != 0, a["enter_ns"], a["ts_ns"])
+                add(ts, kind, a["pid"], a["tid"], a["stack_id"])
+        a = arrs.get(d.EV_MODULE)
+        if a is not None:
+            sc = np.isin(a["kind"], list(MODULE_SYSCALL_KIND))
+            if sc.any():
+                m = a[sc]
+                add(m["ts_ns"], np.array([MODULE_SYSCALL_KIND[int(k)] for k in m["kind"]]),
+                    m["pid"], m["tid"], m["stack_id"])
+        a = arrs.get(EV_SCHED_SYNC)
+        if a is not None:
+            # the blockio row's ts_ns is the call's entry (collector/sched.py)
+            add(a["enter_ns"], np.array([SYNC_KIND.get(int(k), "fsync") for k in a["kind"]]),
+                a["pid"], a["tid"], a["stack_id"])
+        a = arrs.get(d.EV_EXEC)
+        if a is not None:
+            for pid in a["pid"].tolist():
+                self.execs[pid] = self.execs.get(pid, 0) + 1
+        out: dict[str, pa.Table] = {}
+        if not cols:
+            return out
+        ts, kidx, pid, tid, cpu, stack = (np.concatenate(c) for c in zip(*cols))
+        order = np.argsort(ts, kind="stable")
+        ts, kidx, pid, tid, cpu, stack = (x[order] for x in (ts, kidx, pid, tid, cpu, stack))
+        ok = stack >= 0
+        kind_arr = pa.array(kinds, pa.string()).take(pa.array(kidx))
+        out["samples"] = pa.Table.from_arrays(
+            [pa.array(ts), kind_arr, pa.array(pid), pa.array(tid),
+             pa.array(cpu, mask=cpu < 0), pa.array(stack, mask=~ok),
+             pa.array(stack.astype(np.int32), mask=ok)],
+            schema=schema.SAMPLES)
+        for k, n in zip(*np.unique(kind_arr.to_numpy(zero_copy_only=False),
+                                   return_counts=True)):
+            self.counts[str(k)] = self.counts.get(str(k), 0) + int(n)
+        for e, n in zip(*np.unique(stack[~ok], return_counts=True)):
+            name = ERRNO_NAMES.get(int(e), str(int(e)))
+            self.errors[name] = self.errors.get(name, 0) + int(n)
+        stacks = self._read_stacks(np.unique(stack[ok]).tolist())
+        if stacks is not None:
+            out["stacks"] = stacks
+        maps = self._read_mappings(np.unique(pid[ok]).tolist())
+        if maps is not None:
+            out["mappings"] = maps
+        return out
+
+    # -- the stack map ------------------------------------------------------------------------
+    def _read_stacks(self, ids: list[int]) -> pa.Table | None:
+        new = [i for i in ids if i not in self.seen_ids]
+        if not new:
+            return None
+        got_ids: list[int] = []
+        frames: list[list[int]] = []
+        n = self.value_size // 8
+        for sid in new:
+            self.seen_ids.add(sid)
+            try:
+                raw = bpfcache.lookup(self.stack_fd, struct.pack("<I", sid), self.value_size)
+            except bpfcache.CacheError:
+                self.lookup_failed += 1  # counted: samples then reference an id with no row
+                continue
+            pcs = struct.unpack(f"<{n}Q", raw)
+            depth = pcs.index(0) if 0 in pcs else n
+            got_ids.append(sid)
+            frames.append(list(pcs[:depth]))
+        if not got_ids:
+            return None
+        return pa.Table.from_arrays([pa.array(got_ids, pa.int64()),
+                                     pa.array(frames, pa.list_(pa.uint64()))],
+                                    schema=schema.STACKS)
+
+    # -- /proc/PID/maps -----------------------------------------------------------------------
+    def _read_mappings(self, pids: list[int]) -> pa.Table | None:
+        rows: list[dict[str, Any]] = []
+        now = time.monotonic_ns()
+        for pid in pids:
+            self.pids.add(pid)
+            gen = self.execs.get(pid, 0)
+            if self.mapped.get(pid) == gen:
+                continue
+            self.mapped[pid] = gen
+            try:
+                maps = exec_mappings(pid, self.proc)
+            except OSError:
+                # gone before we looked (a short-lived helper): its PCs stay unsymbolised
+                self.unmapped_pids.add(pid)
+                continue
+            for m in maps:
+                rows.append({"ts_ns": now, "pid": pid, "start": m.start, "end": m.end,
+                             "file_offset": m.offset, "path": m.path,
+                             "binary": self._key(pid, m)})
+        if not rows:
+            return None
+        return pa.Table.from_pylist(rows, schema=schema.MAPPINGS)
+
+    def _key(self, pid: int, m: _Mapping) -> str | None:
+        # the file the process really has mapped (map_files works for a deleted or
+        # replaced path too), else the path
+        mf = self.proc / str(pid) / "map_files" / f"{m.start:x}-{m.end:x}"
+        for p in (mf, Path(m.path)):
+            try:
+                st = os.stat(p)
+                ident = (m.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                key = self.keys.get(ident)
+                if key is None:
+                    key = binary_key(p)
+                    self.keys[ident] = key
+                return key
+            except OSError:
+                continue
+        return None
+
+    def binaries(self) -> dict[str, str]:
+        """binary key -> a path to it (for the symbol extract at stop)."""
+        return {k: ident[0] for ident, k in self.keys.items()}
+
+    def meta(self, targets_at_start: int) -> dict[str, Any]:
+        return {
+            "sample_hz": self.sample_hz,
+            "profile": self.profile,
+            "target_exes": list(PROFILE_EXES.get(self.profile, ())),
+            "targets_running_at_start": targets_at_start,
+            "processes_with_stacks": len(self.pids),
+            "processes_unmapped": len(self.unmapped_pids),
+            "counts": dict(sorted(self.counts.items())),
+            "errors": dict(sorted(self.errors.items())),
+            "stacks": len(self.seen_ids) - self.lookup_failed,
+            "stack_lookups_failed": self.lookup_failed,
+            "map_entries": None,
+        }
