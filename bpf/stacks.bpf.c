@@ -29,7 +29,7 @@
  *  - the process tree of `record -- CMD`: the recorder forks CMD from one thread while
  *    stack_seed_tid holds that thread's tid; task_newtask of that thread adds the child, and
  *    from then on every process a target forks is a target (threads share the tgid);
- *  - processes whose comm after exec is one of stack_target_comms (the active profile's
+ *  - processes whose comm after exec is one of stack_comms (the active profile's
  *    executables: k3s, k3s-server, containerd, etcd...; written by the collector), added at
  *    sched_process_exec; processes already running at attach are added by the collector
  *    from /proc;
@@ -57,7 +57,7 @@ BPF_HASH(stack_targets, u32, u8, 16384);
 struct stack_comm {
     char comm[16];
 };
-BPF_HASH(stack_target_comms, struct stack_comm, u8, 64);
+BPF_HASH(stack_comms, struct stack_comm, u8, 64);
 
 /* [0]: the recorder thread that is about to fork `record -- CMD` (0 otherwise). */
 BPF_ARRAY(stack_seed_tid, u32, 1);
@@ -102,7 +102,7 @@ static __always_inline void stacks_on_exec(void)
 {
     struct stack_comm c = {};
     bpf_get_current_comm(&c.comm, sizeof(c.comm));
-    if (!stack_target_comms.lookup(&c))
+    if (!stack_comms.lookup(&c))
         return;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     u8 why = STACK_WHY_EXE;

@@ -102,8 +102,11 @@ class Recorder:
         """Copy every submitted record out of the ring (bulk, see ringbuf.py)."""
         assert self.ring is not None
         before = self.ring.records
-        for size, raw in self.ring.consume().items():
+        got = self.ring.consume()
+        for size, raw in got.items():
             self.chunks[size].append(raw)
+        if self.stacks is not None and got:
+            self.stacks.peek(got)
         self.buffered += self.ring.records - before
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
@@ -214,7 +217,8 @@ class Recorder:
             fd = bpf.map_fd("stack_traces")
             self.stacks = stacks_collector.StackCollector(
                 stack_fd=fd, value_size=int(bpfcache.map_info(fd)["value_size"]),
-                sample_hz=plan.sample_hz, profile=o.profile)
+                sample_hz=plan.sample_hz, profile=o.profile,
+                targets_fd=bpf.map_fd("stack_targets"))
         if plan.concerns.get("sched") == "attached":
             self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(

@@ -20,6 +20,7 @@ No bcc import: maps are read and written by fd (bpfcache).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -145,9 +146,14 @@ class StackCollector:
     proc: Path = Path("/proc")
     #: stack ids already written to `stacks`
     seen_ids: set[int] = field(default_factory=set)
-    #: pid -> the exec count at which its mappings were last read
-    mapped: dict[int, int] = field(default_factory=dict)
-    execs: dict[int, int] = field(default_factory=dict)
+    #: pid -> CLOCK_MONOTONIC ns when its mappings were last read
+    mapped_at: dict[int, int] = field(default_factory=dict)
+    #: pid -> ts_ns of its latest exec seen (its mappings are re-read after it)
+    last_exec: dict[int, int] = field(default_factory=dict)
+    #: mappings rows read between batches (peek), written with the next batch
+    pending_maps: list[dict[str, Any]] = field(default_factory=list)
+    #: the stack_targets map (peek asks it whether an exec'd process is a target)
+    targets_fd: int = -1
     #: (path, dev, ino, size, mtime) -> binary key
     keys: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -214,10 +220,11 @@ class StackCollector:
                 a["pid"], a["tid"], a["stack_id"])
         a = arrs.get(d.EV_EXEC)
         if a is not None:
-            for pid in a["pid"].tolist():
-                self.execs[pid] = self.execs.get(pid, 0) + 1
+            self._note_execs(a)
         out: dict[str, pa.Table] = {}
         if not cols:
+            if self.pending_maps:
+                out["mappings"] = self._maps_table([])
             return out
         ts, kidx, pid, tid, cpu, stack = (np.concatenate(c) for c in zip(*cols))
         order = np.argsort(ts, kind="stable")
@@ -238,10 +245,43 @@ class StackCollector:
         stacks = self._read_stacks(np.unique(stack[ok]).tolist())
         if stacks is not None:
             out["stacks"] = stacks
-        maps = self._read_mappings(np.unique(pid[ok]).tolist())
+        maps = self._maps_table(np.unique(pid[ok]).tolist())
         if maps is not None:
             out["mappings"] = maps
         return out
+
+    def _note_execs(self, a: np.ndarray) -> None:
+        for pid, ts in zip(a["pid"].tolist(), a["ts_ns"].tolist()):
+            self.last_exec[pid] = max(ts, self.last_exec.get(pid, 0))
+
+    def peek(self, chunks: Mapping[int, bytes]) -> None:
+        """Between batches (every ring-buffer poll, ~50 ms): read the mappings of a target
+        the moment it shows up, while it still runs: a sample of a new process, or an exec
+        of a target. A batch comes only once a second, and a helper that lived less than
+        that would have no mappings (its PCs could not be symbolised)."""
+        pids: set[int] = set()
+        raw = chunks.get(d.STACK_SAMPLE.itemsize)
+        if raw:
+            a = np.frombuffer(raw, d.STACK_SAMPLE)
+            pids.update(np.unique(a["pid"][a["type"] == d.EV_STACK_SAMPLE]).tolist())
+        raw = chunks.get(d.EXEC.itemsize)
+        if raw and self.targets_fd >= 0:
+            a = np.frombuffer(raw, d.EXEC)
+            a = a[a["type"] == d.EV_EXEC]
+            self._note_execs(a)
+            for pid in set(a["pid"].tolist()):
+                with contextlib.suppress(bpfcache.CacheError):
+                    bpfcache.lookup(self.targets_fd, struct.pack("<I", pid), 1)
+                    pids.add(pid)
+        if pids:
+            self.pending_maps += self._read_mappings(sorted(pids))
+
+    def _maps_table(self, pids: list[int]) -> pa.Table | None:
+        rows = self.pending_maps + self._read_mappings(pids)
+        self.pending_maps = []
+        if not rows:
+            return None
+        return pa.Table.from_pylist(rows, schema=schema.MAPPINGS)
 
     # -- the stack map ------------------------------------------------------------------------
     def _read_stacks(self, ids: list[int]) -> pa.Table | None:
@@ -269,15 +309,16 @@ class StackCollector:
                                     schema=schema.STACKS)
 
     # -- /proc/PID/maps -----------------------------------------------------------------------
-    def _read_mappings(self, pids: list[int]) -> pa.Table | None:
+    def _read_mappings(self, pids: list[int]) -> list[dict[str, Any]]:
+        """Mappings rows of those pids not read since their last exec."""
         rows: list[dict[str, Any]] = []
-        now = time.monotonic_ns()
         for pid in pids:
             self.pids.add(pid)
-            gen = self.execs.get(pid, 0)
-            if self.mapped.get(pid) == gen:
+            at = self.mapped_at.get(pid)
+            if at is not None and self.last_exec.get(pid, 0) <= at:
                 continue
-            self.mapped[pid] = gen
+            now = time.monotonic_ns()
+            self.mapped_at[pid] = now
             try:
                 maps = exec_mappings(pid, self.proc)
             except OSError:
@@ -288,9 +329,7 @@ class StackCollector:
                 rows.append({"ts_ns": now, "pid": pid, "start": m.start, "end": m.end,
                              "file_offset": m.offset, "path": m.path,
                              "binary": self._key(pid, m)})
-        if not rows:
-            return None
-        return pa.Table.from_pylist(rows, schema=schema.MAPPINGS)
+        return rows
 
     def _key(self, pid: int, m: _Mapping) -> str | None:
         # the file the process really has mapped (map_files works for a deleted or
@@ -320,7 +359,9 @@ class StackCollector:
             "target_exes": list(PROFILE_EXES.get(self.profile, ())),
             "targets_running_at_start": targets_at_start,
             "processes_with_stacks": len(self.pids),
+            # gone before their /proc/PID/maps could be read: their PCs stay unsymbolised
             "processes_unmapped": len(self.unmapped_pids),
+            "unmapped_pids": sorted(self.unmapped_pids)[:100],
             "counts": dict(sorted(self.counts.items())),
             "errors": dict(sorted(self.errors.items())),
             "stacks": len(self.seen_ids) - self.lookup_failed,

@@ -34,7 +34,7 @@ PROFILE_EXES: Mapping[str, tuple[str, ...]] = {
 }
 
 def comm_key(name: str) -> bytes:
-    """The key of stack_target_comms: the name as the kernel keeps comm (15 bytes + NUL pad)."""
+    """The key of stack_comms: the name as the kernel keeps comm (15 bytes + NUL pad)."""
     return name.encode()[:15].ljust(16, b"\0")
 
 
@@ -90,7 +90,7 @@ def _gettid() -> int:
 
 def targets_of(map_fd: Callable[[str], int]) -> Targets:
     """The target maps of loaded probes, by name (probes.Attached.map_fd)."""
-    return Targets(map_fd("stack_targets"), map_fd("stack_target_comms"),
+    return Targets(map_fd("stack_targets"), map_fd("stack_comms"),
                    map_fd("stack_seed_tid"))
 
 
