@@ -126,6 +126,27 @@ def test_cpu_samples_land_in_the_burning_function_at_the_sampling_rate(
     # the walk went all the way out: main.main and the runtime's main below it
     deep = names[inside[0]["stack_id"]]
     assert "main.main" in deep and deep[-1].startswith("runtime."), deep
+    # AND the trace's own symbol extract (written at stop) names every PC of the workload's
+    # stacks as go tool addr2line does (the physical function: the extract's deepest row)
+    extract = {(r["binary"], r["address"], r["depth"]): r["function"]
+               for r in trace.table("symbols").to_pylist()}
+    maps = [m for m in trace.table("mappings").to_pylist() if m["pid"] == pid
+            and Path(m["path"]).name == gostacks.name]
+    checked = 0
+    for sid, fnames in names.items():
+        frames = next(r["frames"] for r in trace.table("stacks").to_pylist()
+                      if r["stack_id"] == sid)
+        for depth, pc in enumerate(frames):
+            pc = pc - 1 if depth else pc
+            m = next((m for m in maps if m["start"] <= pc < m["end"]), None)
+            if m is None:
+                continue
+            addr = pc - m["start"] + m["file_offset"]
+            rows = [f for (b, a, _), f in sorted(extract.items()) if b == m["binary"]
+                    and a == addr]
+            assert rows and rows[-1] == fnames[depth], (hex(pc), rows, fnames[depth])
+            checked += 1
+    assert checked >= 10 and trace.meta["stacks"]["symbols"] == "extracted"
     # AND no errors went unreported: every sample without a stack is counted by errno
     failed = [s for s in trace.table("samples").to_pylist() if s["stack_id"] is None]
     assert sum(st["errors"].values()) == len(failed)

@@ -174,12 +174,39 @@ class Recorder:
         try:
             summary = self._record(bpf, live.plan, live)
             done = True
-            return summary
         finally:
             # the trace is complete and written: the slow kernel detach need not hold up
             # our exit (a forked child finishes it); on an error, detach here and now
             bpf.detach(background=done)
             bpf.close()
+        if self.stacks is not None:
+            # after the detach: reading binaries is the heaviest part of the stop, and no
+            # probe should see it. The trace is already complete without it.
+            self._extract_symbols()
+            summary.stacks = self.meta.get("stacks")
+            summary.rows = dict(self.meta.get("rows", summary.rows))
+        return summary
+
+    def _extract_symbols(self) -> None:
+        """Write `binaries` and `symbols` (the symbol extract) into the finished trace."""
+        assert self.stacks is not None
+        t0 = time.monotonic()
+        try:
+            tables = self.stacks.extract_symbols()
+        except Exception as e:
+            self.stacks.symbols_note = f"not extracted: {type(e).__name__}: {e}"
+        else:
+            self.writers = {}
+            self._write(tables)
+            for w in self.writers.values():
+                with contextlib.suppress(OSError):
+                    w.close()
+            for name, t in tables.items():
+                self.meta.setdefault("rows", {})[name] = t.num_rows
+            self.stacks.symbols_note = "extracted"
+        self.meta["stacks"] = self.stacks.meta(self._live.targets_at_start if self._live else 0)
+        self.meta["stacks"]["symbols_s"] = round(time.monotonic() - t0, 3)
+        schema.write_meta(self.opts.output, self.meta)
 
     def _record(self, bpf: probes.Attached, plan: probes.ProbePlan, live: Live) -> RecordSummary:
         o = self.opts

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import struct
 import time
@@ -34,12 +33,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tracer import schema
+from tracer import schema, symbols
 from tracer.collector import bpfcache
 from tracer.collector import decode as d
 from tracer.collector.stacktargets import PROFILE_EXES, SAMPLE_HZ
 
-__all__ = ["SAMPLE_HZ", "StackCollector", "binary_key", "exec_mappings"]
+__all__ = ["SAMPLE_HZ", "StackCollector", "exec_mappings"]
 
 CLONE_THREAD = 0x00010000
 EV_SCHED_SYNC = 35
@@ -47,73 +46,6 @@ SYNC_KIND = {1: "fsync", 2: "fdatasync", 3: "sync_file_range"}
 MODULE_SYSCALL_KIND = {3: "init_module", 4: "finit_module"}
 ERRNO_NAMES = {-errno.EFAULT: "EFAULT", -errno.EEXIST: "EEXIST", -errno.ENOMEM: "ENOMEM",
                -errno.EINVAL: "EINVAL", -errno.ENOENT: "ENOENT"}
-
-# -- binary identity (replaced by tracer.symbols' identity once it lands) ---------------------
-_NOTE_GNU_BUILD_ID = 3
-_NOTE_GO_BUILD_ID = 4
-_MIB = 1 << 20
-
-
-def _elf_notes(f: Any) -> dict[tuple[bytes, int], bytes]:
-    """(name, type) -> desc of the notes in an ELF's PT_NOTE segments (64- and 32-bit LE)."""
-    head = f.read(64)
-    if head[:4] != b"\x7fELF" or head[5] != 1:
-        return {}
-    is64 = head[4] == 2
-    if is64:
-        phoff, = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
-    else:
-        phoff, = struct.unpack_from("<I", head, 28)
-        phentsize, phnum = struct.unpack_from("<HH", head, 42)
-    notes: dict[tuple[bytes, int], bytes] = {}
-    for i in range(min(phnum, 64)):
-        f.seek(phoff + i * phentsize)
-        ph = f.read(phentsize)
-        if len(ph) < phentsize or struct.unpack_from("<I", ph, 0)[0] != 4:  # PT_NOTE
-            continue
-        if is64:
-            off, size = struct.unpack_from("<Q", ph, 8)[0], struct.unpack_from("<Q", ph, 32)[0]
-        else:
-            off, size = struct.unpack_from("<I", ph, 4)[0], struct.unpack_from("<I", ph, 16)[0]
-        f.seek(off)
-        data = f.read(min(size, 1 << 16))
-        pos = 0
-        while pos + 12 <= len(data):
-            namesz, descsz, ntype = struct.unpack_from("<III", data, pos)
-            pos += 12
-            name = data[pos:pos + namesz].rstrip(b"\0")
-            pos += (namesz + 3) & ~3
-            notes[(name, ntype)] = data[pos:pos + descsz]
-            pos += (descsz + 3) & ~3
-    return notes
-
-
-def binary_key(path: str | os.PathLike[str]) -> str:
-    """The key of a binary in `binaries`/`mappings`/`symbols` (schema.BINARIES): its GNU
-    build id, else its Go build id, else a hash of its first and last MiB and its size."""
-    with open(path, "rb") as f:
-        try:
-            notes = _elf_notes(f)
-        except (OSError, struct.error):
-            notes = {}
-        gnu = notes.get((b"GNU", _NOTE_GNU_BUILD_ID))
-        if gnu:
-            return "gnu:" + gnu.hex()
-        go = notes.get((b"Go", _NOTE_GO_BUILD_ID))
-        if go:
-            return "go:" + go.rstrip(b"\0").decode("utf-8", "replace")
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        h = hashlib.sha256()
-        f.seek(0)
-        h.update(f.read(_MIB))
-        if size > _MIB:
-            f.seek(max(_MIB, size - _MIB))
-            h.update(f.read(_MIB))
-        h.update(str(size).encode())
-        return "file:" + h.hexdigest()
-
 
 @dataclass
 class _Mapping:
@@ -161,6 +93,13 @@ class StackCollector:
     lookup_failed: int = 0
     unmapped_pids: set[int] = field(default_factory=set)
     pids: set[int] = field(default_factory=set)
+    #: for the symbol extract at stop: every (pid, stack id) taken, the frames of each id,
+    #: every mappings row written
+    pid_stacks: set[tuple[int, int]] = field(default_factory=set)
+    frames: dict[int, list[int]] = field(default_factory=dict)
+    mapping_rows: list[dict[str, Any]] = field(default_factory=list)
+    #: "extracted" | "not extracted: why" (meta.json stacks.symbols)
+    symbols_note: str = "not extracted: it runs at stop, after the probes are detached"
 
     # -- rows from records --------------------------------------------------------------------
     def feed(self, typed: Mapping[int, list[np.ndarray]]) -> dict[str, pa.Table]:
@@ -242,6 +181,8 @@ class StackCollector:
         for e, n in zip(*np.unique(stack[~ok], return_counts=True)):
             name = ERRNO_NAMES.get(int(e), str(int(e)))
             self.errors[name] = self.errors.get(name, 0) + int(n)
+        pairs = np.unique((pid[ok].astype(np.int64) << 32) | stack[ok])
+        self.pid_stacks.update((int(x >> 32), int(x & 0xFFFFFFFF)) for x in pairs.tolist())
         stacks = self._read_stacks(np.unique(stack[ok]).tolist())
         if stacks is not None:
             out["stacks"] = stacks
@@ -279,6 +220,7 @@ class StackCollector:
     def _maps_table(self, pids: list[int]) -> pa.Table | None:
         rows = self.pending_maps + self._read_mappings(pids)
         self.pending_maps = []
+        self.mapping_rows += rows
         if not rows:
             return None
         return pa.Table.from_pylist(rows, schema=schema.MAPPINGS)
@@ -302,6 +244,7 @@ class StackCollector:
             depth = pcs.index(0) if 0 in pcs else n
             got_ids.append(sid)
             frames.append(list(pcs[:depth]))
+            self.frames[sid] = frames[-1]
         if not got_ids:
             return None
         return pa.Table.from_arrays([pa.array(got_ids, pa.int64()),
@@ -341,16 +284,27 @@ class StackCollector:
                 ident = (m.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
                 key = self.keys.get(ident)
                 if key is None:
-                    key = binary_key(p)
+                    key = symbols.identify(str(p)).binary
                     self.keys[ident] = key
                 return key
-            except OSError:
+            except (OSError, symbols.BinaryError):
                 continue
         return None
 
-    def binaries(self) -> dict[str, str]:
-        """binary key -> a path to it (for the symbol extract at stop)."""
-        return {k: ident[0] for ident, k in self.keys.items()}
+    def extract_symbols(self) -> dict[str, pa.Table]:
+        """The symbol extract (tables `binaries` and `symbols`) of every PC of every stack
+        taken, resolved through the recorded mappings (tracer.symbols): run at stop, after
+        the probes are detached. Problems per binary go to binaries.problem."""
+        sids = sorted(self.frames)
+        stacks = pa.table({"stack_id": pa.array(sids, pa.int64()),
+                           "frames": pa.array([self.frames[i] for i in sids],
+                                              pa.list_(pa.uint64()))})
+        pairs = sorted(self.pid_stacks)
+        samples = pa.table({"pid": pa.array([p for p, _ in pairs], pa.int32()),
+                            "stack_id": pa.array([s for _, s in pairs], pa.int64())})
+        pcs = symbols.stack_pcs(stacks, samples)
+        binaries, syms = symbols.extract(self.mapping_rows, pcs)
+        return {"binaries": binaries, "symbols": syms}
 
     def meta(self, targets_at_start: int) -> dict[str, Any]:
         return {
@@ -366,5 +320,5 @@ class StackCollector:
             "errors": dict(sorted(self.errors.items())),
             "stacks": len(self.seen_ids) - self.lookup_failed,
             "stack_lookups_failed": self.lookup_failed,
-            "map_entries": None,
+            "symbols": self.symbols_note,
         }
