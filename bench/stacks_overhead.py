@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bench import K3SPROF, TREE, Recorder, cpu_seconds, load_avg, log, run_json,
 from bench.overhead import burst_cmd
 from bench.probe_cost import STATS_SYSCTL, prog_stats
 
+SETTLE_S = 1.5
 BURNER = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < {s}: pass\n"
 
 
@@ -78,20 +80,23 @@ def _bpf_time_of_burst(out: Path, scale: float, stacks: bool) -> tuple[float, fl
     burst = " ".join(burst_cmd(scale))
     rec = subprocess.Popen([*K3SPROF, "record", "-o", str(out), "--force",
                             *([] if stacks else ["--no-stacks"]), "--", "sh", "-c",
-                            f"{burst}; sleep 2"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            f"sleep 1; {burst}; sleep 2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            cwd=TREE)
-    assert rec.stdout is not None
-    before: dict[int, dict[str, int]] = {}
+    assert rec.stdout is not None and rec.stderr is not None
+    for line in rec.stderr:
+        if "recording to" in line:
+            break
+    before = prog_stats(rec.pid)  # live, and the burst starts 1 s later
     res: dict[str, Any] = {}
     for line in rec.stdout:
-        if not before:
-            before = prog_stats(rec.pid)  # after the recorder's own start
         if line.startswith("{"):
             res = json.loads(line)
             break
     after = prog_stats(rec.pid)
     rec.communicate(timeout=120)
+    if rec.returncode != 0:
+        raise RuntimeError(f"record exited {rec.returncode}")
     ns = sum(a["run_time_ns"] - before.get(i, {}).get("run_time_ns", 0)
              for i, a in after.items())
     meta = json.loads((out / "meta.json").read_text())
@@ -161,10 +166,13 @@ def sampling(seconds: float, hz: int, reps: int) -> dict[str, Any]:
                 for line in rec.stderr:
                     if "recording to" in line:
                         break
+                # the recorder's one-time work after going live (imports, snapshots, the
+                # first mappings and binary identities) is not the steady cost: settle
+                time.sleep(SETTLE_S)
                 t0 = time.monotonic()
                 cpu0 = cpu_seconds(rec.pid)
                 before = prog_stats(rec.pid)
-                time.sleep(seconds * 0.9)
+                time.sleep(seconds - SETTLE_S - 0.5)
                 after = prog_stats(rec.pid)
                 cpu1 = cpu_seconds(rec.pid)
                 wall = time.monotonic() - t0
@@ -195,16 +203,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--scale", type=float, default=2.0)
-    ap.add_argument("--sample-s", type=float, default=4.0)
+    ap.add_argument("--sample-s", type=float, default=6.0)
     ap.add_argument("--sample-reps", type=int, default=3)
     ap.add_argument("--hz", type=int, default=49)
     ap.add_argument("--bpf-reps", type=int, default=3)
+    ap.add_argument("--only", default="burst,bpf,bpf_outside,sampling")
     args = ap.parse_args(argv)
     log(f"stacks_overhead: {args.rounds} rounds, scale {args.scale}, load {load_avg()}")
-    res = {"burst": burst(args.rounds, args.scale) if args.rounds else {},
-           "bpf": bpf_cost(args.bpf_reps, args.scale),
-           "bpf_outside": bpf_cost(args.bpf_reps, args.scale, outside=True),
-           "sampling": sampling(args.sample_s, args.hz, args.sample_reps)}
+    only = set(args.only.split(","))
+    phases: dict[str, Callable[[], dict[str, Any]]] = {
+              "burst": lambda: burst(args.rounds, args.scale),
+              "bpf": lambda: bpf_cost(args.bpf_reps, args.scale),
+              "bpf_outside": lambda: bpf_cost(args.bpf_reps, args.scale, outside=True),
+              "sampling": lambda: sampling(args.sample_s, args.hz, args.sample_reps)}
+    res = {name: run() for name, run in phases.items() if name in only}
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "runs"}
                       for k, v in res.items()}, indent=1))
     return 0

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tracer import schema, symbols
+from tracer import schema
+from tracer._errors import TracerError
 from tracer.collector import bpfcache
 from tracer.collector import decode as d
 from tracer.collector.stacktargets import PROFILE_EXES, SAMPLE_HZ
@@ -284,10 +285,12 @@ class StackCollector:
                 ident = (m.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
                 key = self.keys.get(ident)
                 if key is None:
+                    from tracer import symbols
+
                     key = symbols.identify(str(p)).binary
                     self.keys[ident] = key
                 return key
-            except (OSError, symbols.BinaryError):
+            except (OSError, TracerError):  # symbols.BinaryError: not readable
                 continue
         return None
 
@@ -295,6 +298,8 @@ class StackCollector:
         """The symbol extract (tables `binaries` and `symbols`) of every PC of every stack
         taken, resolved through the recorded mappings (tracer.symbols): run at stop, after
         the probes are detached. Problems per binary go to binaries.problem."""
+        from tracer import symbols  # pyelftools: imported when needed, not at start
+
         sids = sorted(self.frames)
         stacks = pa.table({"stack_id": pa.array(sids, pa.int64()),
                            "frames": pa.array([self.frames[i] for i in sids],
