@@ -91,9 +91,11 @@ def _symbolise(trace: schema.Trace, pid: int, exe: Path) -> dict[int, list[str]]
             for sid, frames in stacks.items()}
 
 
-def _run(tmp_path: Path, exe: Path, burn_ms: int, *extra: str) -> tuple[schema.Trace, Any]:
+def _run(tmp_path: Path, exe: Path, burn_ms: int, *extra: str,
+         sync_file: Path | None = None) -> tuple[schema.Trace, Any]:
     truth_file = tmp_path / "truth.json"
-    record(tmp_path / "t", [str(exe), str(burn_ms), str(free_port()), str(truth_file)], *extra)
+    record(tmp_path / "t", [str(exe), str(burn_ms), str(free_port()), str(truth_file),
+                            *([str(sync_file)] if sync_file else [])], *extra)
     return schema.load(tmp_path / "t"), json.loads(truth_file.read_text())
 
 
@@ -176,6 +178,27 @@ def test_a_connects_stack_is_the_samples_row_of_its_socket_row(
     # AND the fork that started the program's threads carry stacks too (kind thread)
     kinds = {s["kind"] for s in trace.table("samples").to_pylist() if s["pid"] == pid}
     assert {"cpu", "connect", "thread"} <= kinds, kinds
+
+
+def test_an_fsyncs_stack_is_the_samples_row_of_its_blockio_row(
+        tmp_path: Path, gostacks: Path) -> None:
+    # GIVEN the Go program fsyncing a file from main.syncFile, recorded with --sched (the
+    # concern whose probes see the fsync family)
+    trace, truth = _run(tmp_path, gostacks, 10, "--sched", sync_file=tmp_path / "data")
+    assert "sync_err" not in truth
+    pid = truth["pid"]
+    syncs = [r for r in trace.table("blockio").to_pylist()
+             if r["pid"] == pid and r["kind"] == "fsync"]
+    assert len(syncs) == 1, syncs
+    row = syncs[0]
+    assert row["tid"] == truth["sync_tid"]
+    assert truth["sync_t0"] <= row["ts_ns"] <= truth["sync_t1"]
+    # THEN exactly one samples row has the blockio row's (tid, ts_ns, kind), under syncFile
+    match = [s for s in trace.table("samples").to_pylist()
+             if (s["tid"], s["ts_ns"], s["kind"]) == (row["tid"], row["ts_ns"], "fsync")]
+    assert len(match) == 1, match
+    names = _symbolise(trace, pid, gostacks)[match[0]["stack_id"]]
+    assert "main.syncFile" in names and "main.main" in names, names
 
 
 def test_only_targets_are_sampled(tmp_path: Path, gostacks: Path) -> None:

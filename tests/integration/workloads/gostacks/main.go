@@ -5,7 +5,8 @@
 // CLOCK_MONOTONIC times around each part, the process's CPU time (getrusage) and its number
 // of context switches (the on-CPU stretches that bound the sampling error).
 //
-// usage: gostacks BURN_MS PORT TRUTH.json
+// usage: gostacks BURN_MS PORT TRUTH.json [FSYNC_FILE]
+// (with FSYNC_FILE: also writes and fsyncs it from main.syncFile)
 package main
 
 import (
@@ -59,6 +60,19 @@ func dialClosed(port string) error {
 	return err
 }
 
+//go:noinline
+func syncFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 4096)); err != nil {
+		return err
+	}
+	return f.Sync() // fsync(2)
+}
+
 func main() {
 	ms, _ := strconv.Atoi(os.Args[1])
 	truth := map[string]any{"pid": os.Getpid()}
@@ -75,6 +89,14 @@ func main() {
 	truth["dial_err"] = ""
 	if err != nil {
 		truth["dial_err"] = err.Error()
+	}
+	if len(os.Args) > 4 {
+		truth["sync_t0"] = monoNs()
+		if err := syncFile(os.Args[4]); err != nil {
+			truth["sync_err"] = err.Error()
+		}
+		truth["sync_t1"] = monoNs()
+		truth["sync_tid"] = syscall.Gettid()
 	}
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
