@@ -299,7 +299,9 @@ static __always_inline int sched_on_switch(u64 now, u32 prev, u32 next, u8 to, i
 #error "SCHED_RAW_TP needs -DTASK_PID_OFF (task_struct.pid, from the kernel's BTF)"
 #endif
 
-static __always_inline u32 task_pid(u64 task)
+/* (not "task_pid": that is a kernel function whose declaration the stacks concern's perf-event
+ * headers bring in) */
+static __always_inline u32 raw_task_tid(u64 task)
 {
     u32 pid = 0;
     bpf_probe_read_kernel(&pid, sizeof(pid), (void *)(task + TASK_PID_OFF));
@@ -325,7 +327,7 @@ RAW_TRACEPOINT_PROBE(sched_switch)
 {
     u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
     u32 prev = (u32)bpf_get_current_pid_tgid();  /* current is still prev */
-    u32 next = task_pid(ctx->args[2]);
+    u32 next = raw_task_tid(ctx->args[2]);
     u32 st = (u32)ctx->args[3];
     u8 to = ST_SLEEP;
     int dead = 0;
@@ -436,7 +438,7 @@ static __always_inline int sched_on_waking(u64 now, u32 tid)
 RAW_TRACEPOINT_PROBE(sched_waking)
 {
     u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
-    return sched_on_waking(now, task_pid(ctx->args[0]));
+    return sched_on_waking(now, raw_task_tid(ctx->args[0]));
 }
 #else
 TRACEPOINT_PROBE(sched, sched_waking)
@@ -459,7 +461,7 @@ static __always_inline int sched_on_wakeup_new(u64 now, u32 tid)
 RAW_TRACEPOINT_PROBE(sched_wakeup_new)
 {
     u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
-    return sched_on_wakeup_new(now, task_pid(ctx->args[0]));
+    return sched_on_wakeup_new(now, raw_task_tid(ctx->args[0]));
 }
 #else
 TRACEPOINT_PROBE(sched, sched_wakeup_new)
@@ -652,7 +654,7 @@ static __always_inline int sched_sync_begin(void)
     return 0;
 }
 
-static __always_inline int sched_sync_end(u32 kind, long ret, s64 fd)
+static __always_inline int sched_sync_end(void *ctx, u32 kind, long ret, s64 fd)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = (u32)id;
@@ -673,22 +675,24 @@ static __always_inline int sched_sync_end(u32 kind, long ret, s64 fd)
     r->kind = kind;
     r->ret = ret;
     r->fd = fd;
+    r->stack_id = STACK_OF(ctx);
+    r->_pad = 0;
     events.ringbuf_submit(r, RB_FLAGS);
     sched_sync_enter.delete(&tid);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_fsync) { return sched_sync_begin(); }
-TRACEPOINT_PROBE(syscalls, sys_exit_fsync) { return sched_sync_end(SYNC_FSYNC, args->ret, -1); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fsync) { return sched_sync_end(args, SYNC_FSYNC, args->ret, -1); }
 TRACEPOINT_PROBE(syscalls, sys_enter_fdatasync) { return sched_sync_begin(); }
 TRACEPOINT_PROBE(syscalls, sys_exit_fdatasync)
 {
-    return sched_sync_end(SYNC_FDATASYNC, args->ret, -1);
+    return sched_sync_end(args, SYNC_FDATASYNC, args->ret, -1);
 }
 #ifdef HAVE_SCHED_SYNC_FILE_RANGE
 TRACEPOINT_PROBE(syscalls, sys_enter_sync_file_range) { return sched_sync_begin(); }
 TRACEPOINT_PROBE(syscalls, sys_exit_sync_file_range)
 {
-    return sched_sync_end(SYNC_FILE_RANGE, args->ret, -1);
+    return sched_sync_end(args, SYNC_FILE_RANGE, args->ret, -1);
 }
 #endif

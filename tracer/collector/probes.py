@@ -53,6 +53,13 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
     ),
     "module": (),  # all optional: see OPTIONAL
     "cgroup": ("cgroup/cgroup_mkdir",),
+    # user stacks: the target set follows forks, execs and exits (bpf/stacks.bpf.c); the
+    # sampler is a perf event, checked by stacks.support()
+    "stacks": (
+        "task/task_newtask",
+        "sched/sched_process_exec",
+        "sched/sched_process_exit",
+    ),
     "sched": (
         "sched/sched_switch",
         "sched/sched_waking",
@@ -64,7 +71,7 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
     ),
 }
 #: every concern, in build order
-CONCERNS = ("process", "socket", "module", "cgroup", "sched")
+CONCERNS = ("process", "socket", "module", "cgroup", "stacks", "sched")
 #: concerns the user can turn off (record --no-sched): not listed at all when off, so a
 #: recording without them is not reported as missing something
 OPT_IN = ("sched",)
@@ -119,6 +126,8 @@ class ProbePlan:
     self_tgid: int = 0
     #: how the sched concern hooks the scheduler (SchedHooks.as_meta), None when it is off
     sched_hooks: dict[str, Any] | None = None
+    #: the stacks concern's on-CPU sampling rate (Hz), attached at load
+    sample_hz: int = 0
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -134,6 +143,7 @@ def plan(
     arg_len: int = 256,
     concerns: tuple[str, ...] = CONCERNS,
     sched_hooks: str = "auto",
+    sample_hz: int = 49,
 ) -> ProbePlan:
     """Decide what to build from what this kernel offers."""
     tfs = tracefs()
@@ -177,6 +187,11 @@ def plan(
         if missing:
             status[concern] = f"unavailable: missing tracepoints {', '.join(missing)}"
             continue
+        if concern == "stacks":
+            why = _stacks_unsupported(status)
+            if why:
+                status[concern] = f"unavailable: {why}"
+                continue
         status[concern] = "attached"
         cflags.append(f"-DPROBE_{concern.upper()}")
         tps += list(REQUIRED[concern])
@@ -194,7 +209,9 @@ def plan(
         raise ProbeError("no probe can attach on this kernel (run `k3sprof doctor`)")
     return ProbePlan(cflags=cflags, concerns=status, tracepoints=sorted(set(tps)),
                      self_tgid=self_tgid if self_tgid is not None else os.getpid(),
-                     sched_hooks=hooks_meta)
+                     sched_hooks=hooks_meta,
+                     sample_hz=sample_hz if status.get("stacks") == "attached" else 0)
+
 
 
 #: record --sched-hooks: auto (raw tracepoints where this kernel allows, else tracepoints)
@@ -294,6 +311,18 @@ def _btf_task_pid_offset() -> int:
     return off
 
 
+def _stacks_unsupported(status: Mapping[str, str]) -> str | None:
+    """Why the stacks concern cannot be built here (it follows the process concern's
+    forks/execs, and needs CPU-clock perf events and a stack-trace map), else None."""
+    if status.get("process") != "attached":
+        return "needs the process concern"
+    if os.geteuid() != 0:
+        return "needs root (perf events, BPF maps)"
+    from tracer.collector import bpfcache
+
+    return bpfcache.stacks_support()
+
+
 def source() -> str:
     """The program text BCC compiles: k3sprof.bpf.c with its per-concern files inlined.
 
@@ -330,6 +359,20 @@ class Attached:
         self.compile_s = compile_s
         self.source = source  # "bcc" | "cache"
         self.cache_note = cache_note  # why the cache was not used/written, if it matters
+        #: the stacks sampler's perf events, "cpu-clock:N" -> fd (attach_sampler)
+        self.perf_fds: dict[str, int] = {}
+
+    def attach_sampler(self, hz: int) -> None:
+        """Attach bpf/stacks.bpf.c's on-CPU sampler to every online CPU's clock at hz."""
+        from tracer.collector import bpfcache
+
+        fd = self.program_fds().get("stacks__cpu_sample")
+        if fd is None:
+            raise ProbeError("the stacks sampler program was not loaded")
+        try:
+            self.perf_fds = bpfcache.attach_perf_event(fd, hz)
+        except bpfcache.CacheError as e:
+            raise ProbeError(f"cannot attach the stacks sampler: {e}") from None
 
     def map_fd(self, name: str) -> int:
         if self.cached is not None:
@@ -396,6 +439,9 @@ class Attached:
         programs still run and fill a ring buffer nobody reads, which costs nothing."""
         from concurrent.futures import ThreadPoolExecutor
 
+        # the sampler first: a software perf event closes without waiting for the kernel
+        while self.perf_fds:
+            _close_quietly(self.perf_fds.popitem()[1])
         raw = self._forget_raw()
         fds = list(self.tracepoint_fds().values())
         if background and fds and _detach_in_child(fds + raw):
@@ -540,10 +586,12 @@ def load(p: ProbePlan, use_cache: bool = True, fill_cache: bool | None = None) -
         if cached is not None:
             att = Attached(cached=cached, compile_s=time.monotonic() - t0, source="cache")
             att.set_self(p.self_tgid)
+            _attach_sampler(att, p)
             return att
     bpf = _compile(p)
     att = Attached(bpf=bpf, source="bcc", cache_note=note)
     att.set_self(p.self_tgid)
+    _attach_sampler(att, p)
     att.compile_s = time.monotonic() - t0
     if key is not None and (fill_cache is None or fill_cache):
         from tracer.collector import bpfcache
@@ -553,6 +601,17 @@ def load(p: ProbePlan, use_cache: bool = True, fill_cache: bool | None = None) -
         except (bpfcache.CacheError, OSError) as e:
             att.cache_note = f"bytecode cache not written: {e}"
     return att
+
+
+def _attach_sampler(att: Attached, p: ProbePlan) -> None:
+    if p.sample_hz <= 0:
+        return
+    try:
+        att.attach_sampler(p.sample_hz)
+    except ProbeError:
+        att.detach()
+        att.close()
+        raise
 
 
 def _compile(p: ProbePlan) -> Any:
@@ -577,6 +636,14 @@ def _compile(p: ProbePlan) -> Any:
     if bpf.num_open_tracepoints() + len(getattr(bpf, "raw_tracepoint_fds", {})) == 0:
         bpf.cleanup()
         raise ProbeError("no tracepoint attached (run `k3sprof doctor`)")
+    if "-DPROBE_STACKS" in p.cflags:
+        # loaded (not attached) here, so the bytecode cache stores it with the rest;
+        # Attached.attach_sampler attaches it, from a compile or from the cache alike
+        try:
+            bpf.load_func(b"stacks__cpu_sample", BPF.PERF_EVENT)
+        except Exception as e:  # bcc raises bare Exception on load failure
+            bpf.cleanup()
+            raise ProbeError(f"the stacks sampler failed to load: {e}") from None
     return bpf
 
 
