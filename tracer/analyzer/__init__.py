@@ -7,7 +7,7 @@ root, no clock) and returns one typed :class:`~tracer.analyzer.model.Analysis`: 
 
 Each pass is a function of :class:`~tracer.analyzer.passes.Work` (the tables, the options and
 the earlier passes' results) returning its own part. A new pass is one function plus one line in
-PASSES; when its name is not a field of Work its result is an optional section of the Analysis.
+PASSES, its result a field of Work (and, for an optional section, of Analysis) of its name.
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("views", p.views_pass),  # per-event detail for reporters (views.py)
 )
 
-_WORK_FIELDS = frozenset(Work.__dataclass_fields__)
-
-
 def analyze(
     trace: Trace,
     *,
@@ -80,11 +77,7 @@ def run(trace: Trace, options: Options) -> Analysis:
     with gc_paused():
         w = Work(full=trace, options=options, redact=Redactor(options.redact))
         for name, fn in PASSES:
-            part = fn(w)
-            if name in _WORK_FIELDS:
-                setattr(w, name, part)
-            else:
-                w.sections[name] = part
+            setattr(w, name, fn(w))
         return _assemble(w)
 
 
@@ -133,7 +126,12 @@ def _assemble(w: Work) -> Analysis:
         groups=w.groups,
         scope=p.scope_json(w),
         trace=w.facts,
-        sections=w.sections,
+        path_summary=w.path_summary,
+        module_loads=w.module_loads,
+        cpu=w.cpu,
+        state_lanes=w.state_lanes,
+        blockers=w.blockers,
+        stacks=w.stacks,
         view_builder=w.views,
         redacted=w.options.redact,
     )

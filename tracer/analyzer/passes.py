@@ -1,8 +1,8 @@
 """The analyzer's passes: each a small function from the tables and the earlier passes' results
 (held in :class:`Work`) to its own part. Their order is the list in tracer/analyzer/__init__.py.
 
-A pass whose name is a field of :class:`Work` fills that field; any other pass's result becomes
-an optional section of the Analysis (its JSON key = the pass name; None = left out).
+Each pass fills the field of :class:`Work` named like it; the optional sections of the Analysis
+(path_summary ... stacks) are the fields of the same name (None = left out of the JSON).
 """
 
 from __future__ import annotations
@@ -31,20 +31,28 @@ from tracer.analyzer import (
 )
 from tracer.analyzer import scope as scoping
 from tracer.analyzer.model import (
+    BlockersJson,
+    CountsJson,
+    CpuJson,
     EventViews,
     GroupJson,
     MilestoneJson,
+    ModuleLoaderJson,
+    MomentJson,
     Party,
+    PathSummaryJson,
     PhaseJson,
     ProcessJson,
     ScopeJson,
     SegmentJson,
+    StacksJson,
+    StateLanesJson,
     TraceFacts,
     WaitJson,
 )
 from tracer.analyzer.profiles import Profile
 from tracer.analyzer.sched import SchedIndex
-from tracer.analyzer.stacks import StackIndex
+from tracer.analyzer.stacks import SegmentComponents, StackIndex
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
 
@@ -175,19 +183,24 @@ class Work:
     path: list[critical_path.Segment] = field(init=False)
     sched: SchedPath = field(init=False)
     #: with stacks: per critical-path segment, its on-CPU ns by component (None: none)
-    stackpath: list[stacks.SegmentComponents | None] | None = field(init=False)
+    stackpath: list[SegmentComponents | None] | None = field(init=False)
     #: with stacks: per wait, (waiter component, target component)
     wait_parts: list[tuple[str | None, str | None]] | None = field(init=False)
     milestones: list[MilestoneJson] = field(init=False)
     phases: list[PhaseJson] = field(init=False)
     shown: set[int] | None = field(init=False)
     processes: list[ProcessJson] = field(init=False)
+    # the optional sections of the Analysis (None: left out)
+    path_summary: PathSummaryJson | None = field(init=False)
+    module_loads: list[ModuleLoaderJson] | None = field(init=False)
+    cpu: CpuJson | None = field(init=False)
+    state_lanes: StateLanesJson | None = field(init=False)
+    blockers: BlockersJson | None = field(init=False)
+    stacks: StacksJson | None = field(init=False)
     groups: list[GroupJson] = field(init=False)
-    counts: dict[str, Any] = field(init=False)
+    counts: CountsJson = field(init=False)
     facts: TraceFacts = field(init=False)
     views: Callable[[], EventViews] = field(init=False)
-    #: results of passes that are not fields above: optional sections of the Analysis
-    sections: dict[str, Any] = field(default_factory=dict)
 
     # -- helpers the passes share ---------------------------------------------------------
     def comm(self, idx: int | None) -> str | None:
@@ -205,7 +218,7 @@ class Work:
         p = self.procs.procs[idx]
         return {"pid": p.pid, "comm": p.comm, "key": p.key}
 
-    def describe(self, occ: tuple[str, int, int | None]) -> dict[str, Any]:
+    def describe(self, occ: tuple[str, int, int | None]) -> MomentJson:
         """A moment a spec matched, for milestones and phases."""
         spec, ts, pr = occ
         return {
@@ -388,7 +401,7 @@ def sched_pass(w: Work) -> SchedPath:
     return SchedPath(ix, schedpath.path_states(ix, w.procs, w.path, w.waits))
 
 
-def stackpath_pass(w: Work) -> list[stacks.SegmentComponents | None] | None:
+def stackpath_pass(w: Work) -> list[SegmentComponents | None] | None:
     """With stacks: each critical-path segment's on-CPU ns of the same process as its states
     (or, without sched data, of the process schedpath would use) by component (stacks.py)."""
     if w.stackix is None:
@@ -404,7 +417,7 @@ def wait_parts_pass(w: Work) -> list[tuple[str | None, str | None]] | None:
     return stacks.wait_components(w.stackix, w.full.table("socket"), w.procs, w.waits)
 
 
-def stacks_pass(w: Work) -> dict[str, Any] | None:
+def stacks_pass(w: Work) -> StacksJson | None:
     """Optional section `stacks`: on-CPU samples by component over the analysis window, the
     folded stacks of the flame graph, a component lane per process, and the problems that make
     names partial (stacks.py); left out without stack tables."""
@@ -420,7 +433,7 @@ def stacks_pass(w: Work) -> dict[str, Any] | None:
     return stacks.section(ix, comm, lo, hi, alive, segs)
 
 
-def cpu_pass(w: Work) -> dict[str, Any] | None:
+def cpu_pass(w: Work) -> CpuJson | None:
     """Optional section `cpu`: per-process on-CPU time over the analysis window and the
     machine's busy cores per 10 ms (null, so left out, without sched data)."""
     ix = w.sched.index
@@ -430,7 +443,7 @@ def cpu_pass(w: Work) -> dict[str, Any] | None:
     return schedpath.cpu_section(ix, w.procs, lo, hi)
 
 
-def state_lanes_pass(w: Work) -> dict[str, Any] | None:
+def state_lanes_pass(w: Work) -> StateLanesJson | None:
     """Optional section `state_lanes`: the dominant scheduler state over time of the processes
     on the critical path (schedpath.state_lanes; the report's per-process lanes); left out
     without sched data or a critical path."""
@@ -440,7 +453,7 @@ def state_lanes_pass(w: Work) -> dict[str, Any] | None:
     return schedpath.state_lanes(w.schedix, w.procs, w.path, lo, hi)
 
 
-def blockers_pass(w: Work) -> dict[str, Any] | None:
+def blockers_pass(w: Work) -> BlockersJson | None:
     """Optional section `blockers`: fsync-family calls per process and the wakeup edges
     (waker -> woken) with the idle time they ended, longest first (blockers.py); left out
     without sched data."""
@@ -474,7 +487,8 @@ def milestones_pass(w: Work) -> list[MilestoneJson]:
         occ = events.first([str(m["cond"])])
         if occ is not None:
             d = w.describe(occ)
-            out.append({"name": text(str(m["name"])), **d})  # type: ignore[typeddict-item]
+            out.append({"name": text(str(m["name"])), "spec": d["spec"], "ts_ns": d["ts_ns"],
+                        "pid": d["pid"], "comm": d["comm"], "key": d["key"]})
     if prof.data.get("listen_milestones"):
         for ep, ts, _row in phases.first_listens(trace):
             occ = events.first([f"listen-endpoint:{ep}"])
@@ -545,7 +559,7 @@ def processes_pass(w: Work) -> list[ProcessJson]:
     ]
 
 
-def module_loads_pass(w: Work) -> list[dict[str, Any]] | None:
+def module_loads_pass(w: Work) -> list[ModuleLoaderJson] | None:
     """Optional section `module_loads`: per loader (modprobe), the modules it loaded,
     dependencies included, with each load's exact duration (modules.py); left out when the
     trace has no module loads."""
@@ -558,7 +572,7 @@ def module_loads_pass(w: Work) -> list[dict[str, Any]] | None:
     return modules.loads_by_loader(w.full, w.procs, command, members) or None
 
 
-def path_summary_pass(w: Work) -> dict[str, Any] | None:
+def path_summary_pass(w: Work) -> PathSummaryJson | None:
     """The critical path by executable and by component (optional section `path_summary`:
     null, so left out, without a critical path)."""
     segs = segments_json(w)
@@ -573,7 +587,7 @@ def groups_pass(w: Work) -> list[GroupJson]:
     return facts.groups(w.scope.trace, w.procs, w.cgroups, w.scope.members)
 
 
-def counts_pass(w: Work) -> dict[str, Any]:
+def counts_pass(w: Work) -> CountsJson:
     return facts.counts(w.scope.trace, w.procs, w.waits, w.scope.members)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracer.analyzer import schedpath, summary
-from tracer.analyzer.model import Analysis, Party, SegmentJson
+from tracer.analyzer.model import Analysis, Party, SegmentJson, WokenByJson
 
 TOP_WAITS = 10
 TOP_GROUPS = 20
@@ -116,7 +116,7 @@ def _stacks_lines(st: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _woken(wakers: list[dict[str, Any]]) -> str:
+def _woken(wakers: list[WokenByJson]) -> str:
     """"woken by a timer (1x, longest idle 280.0 ms), client[12] (6x, longest idle 50.1 ms)":
     what woke its threads, the one that ended the longest sleep first."""
     if not wakers:
