@@ -555,4 +555,17 @@ class Analysis:
             defaults[k] = {}
         parts: dict[str, Any] = {k: data.get(k, defaults.get(k)) for k in _JSON_FIELDS}
         parts.update((k, data.get(k)) for k in SECTION_FIELDS)
+        # keys an older analyzer did not write, so every reader can index the typed fields
+        parts["trace"] = {**_OLD_TRACE_FACTS, **parts["trace"]}
+        parts["scope"] = {**_OLD_SCOPE, **parts["scope"]}
+        parts["waits"] = [{"in_window": True, **w} for w in parts["waits"]]
         return cls(**parts, redacted=redacted)
+
+
+#: what Analysis.from_json assumes for keys older `analyze --json` files lack
+_OLD_TRACE_FACTS: dict[str, Any] = {
+    **dict.fromkeys(TraceFacts.__required_keys__),
+    "path": "", "start_ns": 0, "end_ns": 0, "duration_ns": 0, "lost_events": 0,
+    "truncated_tables": {}, "missing_tables": {},
+}
+_OLD_SCOPE: dict[str, Any] = {"mode": "all", "root": None, "processes": 0, "left_out": 0}
