@@ -64,8 +64,8 @@ def analyze_cmd(
     options = Options(
         profile=profile, start=start, end=end, redact=not no_redact, scope=scope or "auto"
     )
-    from tracer.analyzer.text import not_reached, render
     from tracer.report.outputs import analysis_json_chunks
+    from tracer.report.text import not_reached, render
 
     a = run_library(load_and_analyze, trace, options)
     if as_json:
