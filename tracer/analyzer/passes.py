@@ -8,7 +8,6 @@ Each pass fills the field of :class:`Work` named like it; the optional sections 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.compute as pc
@@ -38,200 +37,20 @@ from tracer.analyzer.model import (
     GroupJson,
     MilestoneJson,
     ModuleLoaderJson,
-    MomentJson,
-    Party,
     PathSummaryJson,
     PhaseJson,
     ProcessJson,
-    ScopeJson,
-    SegmentJson,
     StacksJson,
     StateLanesJson,
     TraceFacts,
-    WaitJson,
 )
 from tracer.analyzer.profiles import Profile
 from tracer.analyzer.sched import SchedIndex
+from tracer.analyzer.shape import proc_json, segments_json
 from tracer.analyzer.stacks import SegmentComponents, StackIndex
 from tracer.analyzer.tree import Processes
+from tracer.analyzer.work import Bounds, SchedPath, Scope, Window, Work
 from tracer.schema import Trace
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the user chose (analyze/report/export/compare options, docs/analyze.md).
-
-    scope: "tree" (the recorded command's process tree), "all" (every process in the trace) or
-    "auto" (tree when the trace has the recorded command's pid, else all)."""
-
-    profile: str = "auto"
-    start: str | None = None
-    end: str | None = None
-    redact: bool = True
-    scope: str = "auto"
-
-    def check(self) -> None:
-        """Bad options are a UsageError before any work is done."""
-        for spec in (self.start, self.end):
-            if spec is not None:
-                phases.validate(spec)
-        if self.scope not in ("auto", *scoping.MODES):
-            raise UsageError(f"unknown scope {self.scope!r}: use tree or all")
-
-
-@dataclass
-class Redactor:
-    """argv and free text as they may leave the analyzer (tracer.redact unless redact=False)."""
-
-    enabled: bool
-    _argv_cache: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
-
-    def argv(self, argv: list[str]) -> list[str]:
-        if not self.enabled:
-            return list(argv)
-        from tracer.redact import redact_argv
-
-        # thousands of helpers share a few command lines: redact each distinct one once
-        key = tuple(argv)
-        if key not in self._argv_cache:
-            self._argv_cache[key] = redact_argv(list(argv))
-        return list(self._argv_cache[key])
-
-    def text(self, s: str) -> str:
-        if not self.enabled:
-            return s
-        from tracer.redact import redact_text
-
-        return redact_text(s)
-
-
-@dataclass
-class Bounds:
-    """The recording's own span (ns)."""
-
-    start_ns: int
-    end_ns: int
-
-
-@dataclass
-class Scope:
-    mode: str
-    #: instance index of the recorded command's process, when the metadata names it
-    root: int | None
-    #: instance indices in scope (None: everything)
-    members: set[int] | None
-    #: the tables restricted to the scope, and the view waits are found in (plus every listen)
-    trace: Trace
-    wait_view: Trace
-    #: scoped row number -> the trace's own row number, per table
-    row_maps: dict[str, Any]
-
-
-@dataclass
-class Window:
-    """The start and end milestones: where the critical path starts and ends."""
-
-    start_ns: int
-    start_reached: bool
-    start_by: str
-    end_ns: int | None
-    end_proc: int | None
-    end_by: str
-
-    @property
-    def end_reached(self) -> bool:
-        return self.start_reached and self.end_ns is not None and self.end_ns >= self.start_ns
-
-    def span(self, trace_end: int) -> tuple[int, int]:
-        """[start, end] of the analysis: the trace end when the end was not reached."""
-        end = self.end_ns if self.end_reached and self.end_ns is not None else trace_end
-        return self.start_ns, max(end, self.start_ns)
-
-    @property
-    def total_ns(self) -> int | None:
-        return self.end_ns - self.start_ns if self.end_reached and self.end_ns is not None else None
-
-
-@dataclass
-class SchedPath:
-    """The scheduler states on the critical path (empty without sched data)."""
-
-    index: SchedIndex | None
-    #: one per critical-path segment (None: no states for it)
-    segments: list[schedpath.SegmentStates | None]
-
-
-@dataclass
-class Work:
-    """The inputs, then each pass's result under its name (set in pass order)."""
-
-    full: Trace
-    options: Options
-    redact: Redactor
-    procs: Processes = field(init=False)
-    bounds: Bounds = field(init=False)
-    scope: Scope = field(init=False)
-    profile: Profile = field(init=False)
-    #: the sched/wakeup tables indexed (None: recorded without --sched)
-    schedix: SchedIndex | None = field(init=False)
-    #: the stack tables indexed and named (None: recorded without stacks)
-    stackix: StackIndex | None = field(init=False)
-    waits: list[waits.Wait] = field(init=False)
-    events: phases.Events = field(init=False)
-    cgroups: facts.Cgroups = field(init=False)
-    window: Window = field(init=False)
-    path: list[critical_path.Segment] = field(init=False)
-    sched: SchedPath = field(init=False)
-    #: with stacks: per critical-path segment, its on-CPU ns by component (None: none)
-    stackpath: list[SegmentComponents | None] | None = field(init=False)
-    #: with stacks: per wait, (waiter component, target component)
-    wait_parts: list[tuple[str | None, str | None]] | None = field(init=False)
-    milestones: list[MilestoneJson] = field(init=False)
-    phases: list[PhaseJson] = field(init=False)
-    shown: set[int] | None = field(init=False)
-    processes: list[ProcessJson] = field(init=False)
-    # the optional sections of the Analysis (None: left out)
-    path_summary: PathSummaryJson | None = field(init=False)
-    module_loads: list[ModuleLoaderJson] | None = field(init=False)
-    cpu: CpuJson | None = field(init=False)
-    state_lanes: StateLanesJson | None = field(init=False)
-    blockers: BlockersJson | None = field(init=False)
-    stacks: StacksJson | None = field(init=False)
-    groups: list[GroupJson] = field(init=False)
-    counts: CountsJson = field(init=False)
-    facts: TraceFacts = field(init=False)
-    views: Callable[[], EventViews] = field(init=False)
-
-    # -- helpers the passes share ---------------------------------------------------------
-    def comm(self, idx: int | None) -> str | None:
-        return None if idx is None or idx < 0 else self.procs.procs[idx].comm
-
-    def pid(self, idx: int | None) -> int | None:
-        return None if idx is None or idx < 0 else self.procs.procs[idx].pid
-
-    def key(self, idx: int | None) -> str | None:
-        return None if idx is None or idx < 0 else self.procs.procs[idx].key
-
-    def party(self, idx: int | None) -> Party | None:
-        if idx is None or idx < 0:
-            return None
-        p = self.procs.procs[idx]
-        return {"pid": p.pid, "comm": p.comm, "key": p.key}
-
-    def describe(self, occ: tuple[str, int, int | None]) -> MomentJson:
-        """A moment a spec matched, for milestones and phases."""
-        spec, ts, pr = occ
-        return {
-            "spec": self.redact.text(spec),
-            "ts_ns": ts,
-            "pid": self.pid(pr),
-            "comm": self.comm(pr),
-            "key": self.key(pr),
-        }
-
-
-Pass = Callable[[Work], Any]
-
 
 # -- the passes, in order ------------------------------------------------------------------
 
@@ -555,7 +374,7 @@ def shown_pass(w: Work) -> set[int] | None:
 
 def processes_pass(w: Work) -> list[ProcessJson]:
     return [
-        _proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
+        proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
     ]
 
 
@@ -603,142 +422,6 @@ def views_pass(w: Work) -> Callable[[], EventViews]:
     return lambda: views.build(full, processes, scoped, redact, lo, hi)
 
 
-# -- JSON shapes of the internal results -----------------------------------------------------
-
-
-def segments_json(w: Work) -> list[SegmentJson]:
-    total = w.window.total_ns
-    out: list[SegmentJson] = [
-        {
-            "start_ns": s.start_ns,
-            "end_ns": s.end_ns,
-            "duration_ns": s.end_ns - s.start_ns,
-            "kind": s.kind,
-            "label": s.label,
-            "pid": w.pid(s.proc),
-            "comm": w.comm(s.proc),
-            "key": w.key(s.proc) if s.proc is not None else None,
-            "wait": s.wait,
-            "pct": round(100.0 * (s.end_ns - s.start_ns) / total, 2) if total else None,
-        }
-        for s in w.path
-    ]
-    sched = getattr(w, "sched", None)  # absent while passes before `sched` run
-    if sched is not None:
-        for seg, st in zip(out, sched.segments):
-            if st is None:
-                continue
-            seg["states"] = st.states
-            seg["states_of"] = w.party(st.of)
-            if st.woken_by is not None:
-                seg["woken_by"] = st.woken_by
-    stackpath = getattr(w, "stackpath", None)  # absent while passes before it run
-    if stackpath is not None:
-        for seg, sc in zip(out, stackpath):
-            if sc is not None:
-                seg["components"] = sc.components
-                seg["components_of"] = w.party(sc.of)
-                seg["components_from"] = sc.source
-                seg["components_hot"] = sc.hot
-    for seg, s in zip(out, w.path):
-        if s.wakeup is not None:
-            e = s.wakeup
-            seg["wakeup"] = {
-                "ts_ns": e.ts_ns,
-                "idle_start_ns": e.idle_start_ns,
-                "idle_ns": e.ts_ns - e.idle_start_ns,
-                "woken": w.party(s.woken),
-                "woken_tid": e.woken_tid,
-                "waker_pid": e.waker_pid,
-                "waker_tid": e.waker_tid,
-                "waker_comm": e.waker_comm,
-                "waker": w.party(e.waker),
-            }
-    return out
-
-
-def wait_json(w: Work, x: waits.Wait, k: int) -> WaitJson:
-    info = w.profile.endpoint_info(x.endpoint) if x.kind in ("listener", "poll") else None
-    out: WaitJson = {
-        "kind": x.kind,
-        "endpoint": x.endpoint,
-        "component": info.get("component") if info else None,
-        "waiter": w.party(x.waiter),
-        "target": w.party(x.target),
-        "start_ns": x.start_ns,
-        "end_ns": x.end_ns,
-        "duration_ns": (x.end_ns - x.start_ns) if x.end_ns is not None else None,
-        "first_attempt_ns": x.first_attempt_ns,
-        "ready_ns": x.ready_ns,
-        "first_ok_ns": x.first_ok_ns,
-        "last_attempt_ns": x.last_attempt_ns,
-        "ended_ns": x.ended_ns,
-        "attempts": x.attempts,
-        "interval_ns": x.interval_ns,
-        "lag_ns": x.lag_ns,
-        "outcomes": x.outcomes,
-        "confidence": x.confidence,
-        "reason": w.redact.text(x.reason),
-        "evidence": x.evidence,
-        "in_window": _overlaps(x, *w.window.span(w.bounds.end_ns), w.bounds.end_ns),
-    }
-    if w.wait_parts is not None:
-        out["waiter_component"], out["target_component"] = w.wait_parts[k]
-    return out
-
-
-def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:
-    path, unit, pod_uid = w.cgroups.get(p.cgroup_id or -1, (None, None, None))
-    prof, argv = w.profile, w.redact.argv
-    component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
-    members = w.scope.members
-    out: ProcessJson = {
-        "key": p.key,
-        "pid": p.pid,
-        "parent_key": w.key(p.parent) if p.parent is not None else None,
-        "comm": p.comm,
-        "exe": p.exe,
-        "argv": argv(p.argv),
-        "start_ns": p.start_ns,
-        "first_seen_ns": p.first_seen_ns,
-        "end_ns": p.end_ns,
-        "exit_code": p.exit_code,
-        "exit_signal": p.exit_signal,
-        "component": component,
-        "unit": unit,
-        "pod_uid": pod_uid,
-        "group": facts.group_of(p, w.cgroups)[1],
-        "cgroup": path,
-        "threads": p.threads,
-        "from_snapshot": p.from_snapshot,
-        "in_scope": members is None or p.idx in members,
-        "execs": [
-            {
-                "ts_ns": e["ts_ns"],
-                "filename": e["filename"],
-                "comm": e["comm"],
-                "argv": argv(e["argv"]),
-            }
-            for e in p.execs
-        ],
-    }
-    if w.stackix is not None:
-        out["spawned_by_component"] = stacks.spawned_by(w.stackix, w.procs, p)
-    return out
-
-
-def scope_json(w: Work) -> ScopeJson:
-    n = len(w.procs.procs)
-    members = w.scope.members
-    kept = n if members is None else len(members)
-    return {
-        "mode": w.scope.mode,
-        "root": w.party(w.scope.root) if w.scope.mode == "tree" else None,
-        "processes": kept,
-        "left_out": n - kept,
-    }
-
-
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -782,12 +465,6 @@ def _log_owner(procs: Processes, root: int) -> Callable[[int], int | None]:
         return root
 
     return owner
-
-
-def _overlaps(x: waits.Wait, lo: int, hi: int, trace_end: int) -> bool:
-    """Whether the wait's span (to the trace end when it never ended) meets [lo, hi]."""
-    end = x.end_ns if x.end_ns is not None else trace_end
-    return x.start_ns <= hi and end >= lo
 
 
 def _trace_end(trace: Trace) -> int:
