@@ -6,8 +6,9 @@ root, no clock) and returns one typed :class:`~tracer.analyzer.model.Analysis`: 
 ``load_and_analyze(trace_dir, options)`` is the one load -> analyze every caller uses.
 
 Each pass is a function of :class:`~tracer.analyzer.work.Work` (the tables, the options and
-the earlier passes' results) returning its own part. A new pass is one function plus one line in
-PASSES, its result a field of Work (and, for an optional section, of Analysis) of its name.
+the earlier passes' results) returning its own part, declared with the Work fields it reads
+(``@reads(...)``, passes.py). A new pass is one function plus one line in PASSES, its result a
+field of Work (and, for an optional section, of Analysis) of its name.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tracer.analyzer import passes as p
 from tracer.analyzer import shape
@@ -27,8 +29,9 @@ from tracer.schema import Trace
 __all__ = ["ANALYSIS_VERSION", "PASSES", "Analysis", "Options", "analyze", "folded_stacks",
            "load_and_analyze"]
 
-#: (name, pass) in the order they run; a pass reads only the results of the passes above it.
-PASSES: tuple[tuple[str, Pass], ...] = (
+#: (name, pass) in the order they run: each pass writes the Work field of its name and reads only
+#: the inputs and the results of the passes above it (its @reads; tests/unit/test_passes_order.py).
+PASSES: tuple[tuple[str, Pass[Any]], ...] = (
     ("procs", p.tree_pass),  # process instances with exec chains (tree.py)
     ("bounds", p.bounds_pass),  # the recording's span
     ("scope", p.scope_pass),  # the recorded command's tree, or everything (scope.py)

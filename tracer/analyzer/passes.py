@@ -49,22 +49,25 @@ from tracer.analyzer.sched import SchedIndex
 from tracer.analyzer.shape import proc_json, segments_json
 from tracer.analyzer.stacks import SegmentComponents, StackIndex
 from tracer.analyzer.tree import Processes
-from tracer.analyzer.work import Bounds, SchedPath, Scope, Window, Work
+from tracer.analyzer.work import Bounds, SchedPath, Scope, Window, Work, reads
 from tracer.schema import Trace
 
 # -- the passes, in order ------------------------------------------------------------------
 
 
+@reads("full")
 def tree_pass(w: Work) -> Processes:
     """Process instances (pid-reuse safe) with their exec chains."""
     return tree.build(w.full)
 
 
+@reads("full")
 def bounds_pass(w: Work) -> Bounds:
     start = w.full.recorded.start_ns
     return Bounds(start, max(_trace_end(w.full), start))
 
 
+@reads("full", "options", "procs")
 def scope_pass(w: Work) -> Scope:
     """The recorded command's process tree, or everything."""
     root = _root_proc(w.procs, w.full.recorded.command_pid)
@@ -81,6 +84,7 @@ def scope_pass(w: Work) -> Scope:
     return Scope(mode, root, members, trace, wait_view, row_maps)
 
 
+@reads("options", "procs", "scope")
 def profile_pass(w: Work) -> Profile:
     """Components, endpoints, milestones and phases as data (profiles.py)."""
     if w.options.profile != "auto":
@@ -92,6 +96,7 @@ def profile_pass(w: Work) -> Profile:
     return profiles.detect(names)
 
 
+@reads("full")
 def schedix_pass(w: Work) -> SchedIndex | None:
     """The scheduler tables indexed by process (None without sched data: every pass that
     reads it then behaves exactly as before scheduler data existed)."""
@@ -99,12 +104,14 @@ def schedix_pass(w: Work) -> SchedIndex | None:
     return ix if ix.available else None
 
 
+@reads("full", "procs", "profile")
 def stackix_pass(w: Work) -> StackIndex | None:
     """The stack tables indexed, each stack named and given its component (stacks.py; None
     without stack tables: every pass that reads it then behaves as before stacks existed)."""
     return StackIndex.build(w.full, w.procs, w.profile)
 
 
+@reads("bounds", "procs", "profile", "schedix", "scope", "stackix")
 def waits_pass(w: Work) -> list[waits.Wait]:
     """Listener / poll / child / module wait-for edges of the processes in scope (child waits
     observed from wakeups with sched data: wakewalk.py); with stacks, connects are grouped by
@@ -121,6 +128,7 @@ def waits_pass(w: Work) -> list[waits.Wait]:
     return found
 
 
+@reads("procs", "scope", "waits")
 def events_pass(w: Work) -> phases.Events:
     """Moment specs (COND syntax) answered over the scoped tables and the waits; a log line
     without a pid (the recorded command's output) belongs to the recorded command's tree."""
@@ -130,10 +138,12 @@ def events_pass(w: Work) -> phases.Events:
     return phases.Events(w.scope.trace, w.procs, w.waits, owner)
 
 
+@reads("scope")
 def cgroups_pass(w: Work) -> facts.Cgroups:
     return facts.cgroups(w.scope.trace)
 
 
+@reads("bounds", "events", "options", "procs", "profile", "scope")
 def window_pass(w: Work) -> Window:
     """The start and end milestones (options, else the profile's, else the defaults)."""
     prof, events, opts = w.profile, w.events, w.options
@@ -176,6 +186,7 @@ def window_pass(w: Work) -> Window:
     return Window(start_ns, start_reached, start_by, end_ns, end_proc, end_by)
 
 
+@reads("bounds", "procs", "profile", "redact", "schedix", "waits", "window")
 def path_pass(w: Work) -> list[critical_path.Segment]:
     """The critical path from the start to the end milestone (critical_path.py)."""
     win = w.window
@@ -211,6 +222,7 @@ def path_pass(w: Work) -> list[critical_path.Segment]:
     )
 
 
+@reads("path", "procs", "schedix", "waits")
 def sched_pass(w: Work) -> SchedPath:
     """Scheduler states of each run segment's process and of each poll/listener wait's target
     (schedpath.py); nothing when the trace has no sched rows."""
@@ -220,6 +232,7 @@ def sched_pass(w: Work) -> SchedPath:
     return SchedPath(ix, schedpath.path_states(ix, w.procs, w.path, w.waits))
 
 
+@reads("path", "procs", "sched", "stackix", "waits")
 def stackpath_pass(w: Work) -> list[SegmentComponents | None] | None:
     """With stacks: each critical-path segment's on-CPU ns of the same process as its states
     (or, without sched data, of the process schedpath would use) by component (stacks.py)."""
@@ -228,6 +241,7 @@ def stackpath_pass(w: Work) -> list[SegmentComponents | None] | None:
     return stacks.path_components(w.stackix, w.procs, w.path, w.waits, w.sched.segments)
 
 
+@reads("full", "procs", "stackix", "waits")
 def wait_parts_pass(w: Work) -> list[tuple[str | None, str | None]] | None:
     """With stacks: each wait's waiter component (the stacks at its connects, or at the fork
     of a child wait's helper) and target component (the stacks at the listen / accepts)."""
@@ -236,6 +250,7 @@ def wait_parts_pass(w: Work) -> list[tuple[str | None, str | None]] | None:
     return stacks.wait_components(w.stackix, w.full.table("socket"), w.procs, w.waits)
 
 
+@reads("bounds", "path", "procs", "shown", "stackix", "stackpath", "window")
 def stacks_pass(w: Work) -> StacksJson | None:
     """Optional section `stacks`: on-CPU samples by component over the analysis window, the
     folded stacks of the flame graph, a component lane per process, and the problems that make
@@ -252,6 +267,7 @@ def stacks_pass(w: Work) -> StacksJson | None:
     return stacks.section(ix, comm, lo, hi, alive, segs)
 
 
+@reads("bounds", "procs", "sched", "window")
 def cpu_pass(w: Work) -> CpuJson | None:
     """Optional section `cpu`: per-process on-CPU time over the analysis window and the
     machine's busy cores per 10 ms (null, so left out, without sched data)."""
@@ -262,6 +278,7 @@ def cpu_pass(w: Work) -> CpuJson | None:
     return schedpath.cpu_section(ix, w.procs, lo, hi)
 
 
+@reads("bounds", "path", "procs", "schedix", "window")
 def state_lanes_pass(w: Work) -> StateLanesJson | None:
     """Optional section `state_lanes`: the dominant scheduler state over time of the processes
     on the critical path (schedpath.state_lanes; the report's per-process lanes); left out
@@ -272,6 +289,8 @@ def state_lanes_pass(w: Work) -> StateLanesJson | None:
     return schedpath.state_lanes(w.schedix, w.procs, w.path, lo, hi)
 
 
+@reads("bounds", "full", "path", "procs", "sched", "schedix",
+       "shown", "stackix", "stackpath", "window")
 def blockers_pass(w: Work) -> BlockersJson | None:
     """Optional section `blockers`: fsync-family calls per process and the wakeup edges
     (waker -> woken) with the idle time they ended, longest first (blockers.py); left out
@@ -287,6 +306,7 @@ def blockers_pass(w: Work) -> BlockersJson | None:
     return out
 
 
+@reads("bounds", "events", "procs", "profile", "redact", "scope", "window")
 def milestones_pass(w: Work) -> list[MilestoneJson]:
     """Named moments: start, the profile's, first listens, new interfaces, end."""
     win, prof, events, text = w.window, w.profile, w.events, w.redact.text
@@ -351,11 +371,13 @@ def milestones_pass(w: Work) -> list[MilestoneJson]:
     return out
 
 
+@reads("events", "procs", "profile", "redact")
 def phases_pass(w: Work) -> list[PhaseJson]:
     """The profile's phases: durations between two moments, or why absent."""
     return phases.phase_list(w.events, w.profile.entries("phases"), w.describe)
 
 
+@reads("path", "scope", "waits", "window")
 def shown_pass(w: Work) -> set[int] | None:
     """Processes the analysis shows: the scope, plus whoever it waited for and whatever the path
     and the end went through (None: every process)."""
@@ -372,12 +394,14 @@ def shown_pass(w: Work) -> set[int] | None:
     return shown
 
 
+@reads("cgroups", "procs", "profile", "redact", "scope", "shown", "stackix")
 def processes_pass(w: Work) -> list[ProcessJson]:
     return [
         proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
     ]
 
 
+@reads("full", "procs", "redact", "scope")
 def module_loads_pass(w: Work) -> list[ModuleLoaderJson] | None:
     """Optional section `module_loads`: per loader (modprobe), the modules it loaded,
     dependencies included, with each load's exact duration (modules.py); left out when the
@@ -391,6 +415,7 @@ def module_loads_pass(w: Work) -> list[ModuleLoaderJson] | None:
     return modules.loads_by_loader(w.full, w.procs, command, members) or None
 
 
+@reads("path", "processes", "procs", "sched", "stackpath", "wait_parts", "window")
 def path_summary_pass(w: Work) -> PathSummaryJson | None:
     """The critical path by executable and by component (optional section `path_summary`:
     null, so left out, without a critical path)."""
@@ -401,19 +426,23 @@ def path_summary_pass(w: Work) -> PathSummaryJson | None:
     return summary.summarize(segs, w.processes, w.window.total_ns, parts)
 
 
+@reads("cgroups", "procs", "scope")
 def groups_pass(w: Work) -> list[GroupJson]:
     """Per systemd unit / pod: processes, execs, connects, first and last activity."""
     return facts.groups(w.scope.trace, w.procs, w.cgroups, w.scope.members)
 
 
+@reads("procs", "scope", "waits")
 def counts_pass(w: Work) -> CountsJson:
     return facts.counts(w.scope.trace, w.procs, w.waits, w.scope.members)
 
 
+@reads("bounds", "full", "redact")
 def facts_pass(w: Work) -> TraceFacts:
     return facts.trace_facts(w.full, w.bounds.start_ns, w.bounds.end_ns, w.redact.argv)
 
 
+@reads("bounds", "full", "processes", "redact", "scope", "window")
 def views_pass(w: Work) -> Callable[[], EventViews]:
     """Every connect, listen, exec and module load of the processes shown, for the report:
     built when a reporter first asks (1M events: a few hundred MB `analyze` does not need)."""

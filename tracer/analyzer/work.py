@@ -6,8 +6,8 @@ The passes are in passes.py, their order in tracer/analyzer/__init__.py (PASSES)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypeVar
 
 from tracer._errors import UsageError
 from tracer.analyzer import (
@@ -215,4 +215,32 @@ class Work:
         }
 
 
-Pass = Callable[[Work], Any]
+#: the fields of Work set before any pass runs
+INPUTS = frozenset({"full", "options", "redact"})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pass(Generic[T]):
+    """A pass: a function of Work that READS the named fields of Work (the inputs, or the
+    results of earlier passes); what it WRITES is the field named like it in PASSES."""
+
+    fn: Callable[[Work], T]
+    reads: frozenset[str]
+
+    def __call__(self, w: Work) -> T:
+        return self.fn(w)
+
+
+def reads(*names: str) -> Callable[[Callable[[Work], T]], Pass[T]]:
+    """Declare the Work fields a pass reads (tests/unit/test_passes_order.py checks the order of
+    PASSES against these, and that a real analysis reads nothing else)."""
+    unknown = set(names) - {f.name for f in fields(Work)}
+    if unknown:
+        raise AssertionError(f"not fields of Work: {sorted(unknown)}")
+
+    def declare(fn: Callable[[Work], T]) -> Pass[T]:
+        return Pass(fn, frozenset(names))
+
+    return declare
