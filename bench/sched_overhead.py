@@ -2,12 +2,12 @@
 
     sudo .venv/bin/python -m bench.sched_overhead [--rounds 7] [--trips 200000]
     sudo .venv/bin/python -m bench.sched_overhead --workload burst   # the realistic mix
+    sudo .venv/bin/python -m bench.sched_overhead --paths   # raw vs tracepoint vs --no-sched
 
 Workload: bench/workload_pingpong.py, two processes ping-ponging a byte over pipes (it
 reports its own wall time and context switches; > 100k switches/s here). Each round runs it
-untraced, then under `k3sprof record --sched`, then untraced, then under
-`k3sprof record --no-sched` (the default); the ratio is taken per adjacent pair (A B A C), so
-a noisy
+untraced, then under `k3sprof record` (sched on: the default), then untraced, then under
+`k3sprof record --no-sched`; the ratio is taken per adjacent pair (A B A C), so a noisy
 neighbour shifts both halves of a pair alike. Attach time is not counted: each recording is
 live before the workload starts. Lost events come from each trace's meta.json, and the
 trace must hold the ping-pong's own CPU time (ground truth: its pids are in the sched table).
@@ -99,6 +99,12 @@ def _traced(trips: int, out: Path, *extra: str,
                "bpf_ns_per_run": bpf_ns / max(1, runs), "programs": progs}
 
 
+#: --paths: the sched-on recording once per hook path (docs/sched.md "Two hook paths")
+VARIANTS = {"sched": (), "no-sched": ("--no-sched",)}
+PATH_VARIANTS = {"raw": ("--sched-hooks", "raw"), "tracepoint": ("--sched-hooks", "tracepoint"),
+                 "no-sched": ("--no-sched",)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -110,22 +116,26 @@ def main(argv: list[str] | None = None) -> int:
                          "(is sched on affordable on the realistic startup mix?)")
     ap.add_argument("--pin", type=int, default=0, metavar="CPU",
                     help="pin the ping-pong to this CPU (default 0; -1: unpinned)")
+    ap.add_argument("--paths", action="store_true",
+                    help="sched on once per hook path (raw tracepoints, tracepoints), "
+                         "interleaved with --no-sched, each paired with its own untraced run")
     a = ap.parse_args(argv)
     global WORKLOAD_KIND, PIN
     WORKLOAD_KIND = a.workload
     PIN = None if a.pin < 0 else a.pin
-    ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
-    cpu_ratios: dict[str, list[float]] = {"sched": [], "no-sched": []}
+    variants = PATH_VARIANTS if a.paths else VARIANTS
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_ratios: dict[str, list[float]] = {v: [] for v in variants}
     rates: list[float] = []
-    lost: dict[str, list[int]] = {"sched": [], "no-sched": []}
+    lost: dict[str, list[int]] = {v: [] for v in variants}
     notes: list[str] = []
-    bpf_share: dict[str, list[float]] = {"sched": [], "no-sched": []}
-    per_run: dict[str, list[float]] = {"sched": [], "no-sched": []}
-    # sched on: program -> per round (ns per run, runs per trip)
-    per_prog: dict[str, dict[str, list[float]]] = {}
+    bpf_share: dict[str, list[float]] = {v: [] for v in variants}
+    per_run: dict[str, list[float]] = {v: [] for v in variants}
+    # sched on: variant -> program -> per round (ns per run, runs per trip)
+    per_prog: dict[str, dict[str, dict[str, list[float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
         for r in range(a.rounds):
-            for label, extra in (("sched", ("--sched",)), ("no-sched", ("--no-sched",))):
+            for label, extra in variants.items():
                 base = _workload(a.trips)
                 w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
                                   bpf_stats=not a.no_bpf_stats)
@@ -134,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 lost[label].append(info["lost"])
                 bpf_share[label].append(info["bpf_cpu_share"])
                 per_run[label].append(info["bpf_ns_per_run"])
-                if label == "sched":
+                if label != "no-sched":
                     for name, p in info["programs"].items():
-                        d = per_prog.setdefault(name, {"ns_per_run": [], "runs_per_trip": [],
-                                                       "ns_per_trip": []})
+                        d = per_prog.setdefault(label, {}).setdefault(
+                            name, {"ns_per_run": [], "runs_per_trip": [], "ns_per_trip": []})
                         d["ns_per_run"].append(p["ns"] / p["runs"] if p["runs"] else 0.0)
                         # per round trip of the ping-pong, per burst of --workload burst
                         unit = a.trips if a.workload == "pingpong" else 1
@@ -152,34 +162,31 @@ def main(argv: list[str] | None = None) -> int:
                     f"{cpu_ratios[label][-1]:.3f} lost {info['lost']} "
                     f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
                     f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
-    res = {"ratio_sched": summary(ratios["sched"]), "ratio_no_sched": summary(ratios["no-sched"]),
-           "cpu_ratio_sched": summary(cpu_ratios["sched"]),
-           "cpu_ratio_no_sched": summary(cpu_ratios["no-sched"]),
-           "bpf_cpu_share_sched": summary(bpf_share["sched"]),
-           "bpf_cpu_share_no_sched": summary(bpf_share["no-sched"]),
-           "bpf_ns_per_run_sched": summary(per_run["sched"]),
-           "programs_sched": {n: {k: summary(v) for k, v in d.items()}
-                              for n, d in sorted(per_prog.items(),
-                                                 key=lambda kv: -sum(kv[1]["ns_per_trip"]))},
-           "untraced_switches_per_s": summary(rates), "lost_sched": lost["sched"],
-           "lost_no_sched": lost["no-sched"], "trips": a.trips, "workload": a.workload,
-           "pinned_cpu": PIN,
-           "notes": notes}
+    key = {v: v.replace("-", "_") for v in variants}
+    res: dict[str, Any] = {}
+    for v in variants:
+        res[f"ratio_{key[v]}"] = summary(ratios[v])
+        res[f"cpu_ratio_{key[v]}"] = summary(cpu_ratios[v])
+        res[f"bpf_cpu_share_{key[v]}"] = summary(bpf_share[v])
+        res[f"bpf_ns_per_run_{key[v]}"] = summary(per_run[v])
+        res[f"lost_{key[v]}"] = lost[v]
+    for v, progs in per_prog.items():
+        res[f"programs_{key[v]}"] = {
+            n: {k: summary(x) for k, x in d.items()}
+            for n, d in sorted(progs.items(), key=lambda kv: -sum(kv[1]["ns_per_trip"]))}
+    res.update({"untraced_switches_per_s": summary(rates), "trips": a.trips,
+                "workload": a.workload, "pinned_cpu": PIN, "notes": notes})
     print(json.dumps(res))
-    s = res["ratio_sched"]
-    n = res["ratio_no_sched"]
     what = f"ping-pong {a.trips} trips" if a.workload == "pingpong" else \
         f"burst (scale {BURST_SCALE:g})"
-    print(f"{what}, untraced {summary(rates)['median']:.0f} switches/s; "
-          f"traced/untraced wall: sched on {s['median']:.3f} ({s['min']:.3f}-{s['max']:.3f}, "
-          f"n={s['n']}), --no-sched {n['median']:.3f} ({n['min']:.3f}-{n['max']:.3f}, "
-          f"n={n['n']}); CPU time traced/untraced: sched on "
-          f"{res['cpu_ratio_sched']['median']:.3f}, --no-sched "
-          f"{res['cpu_ratio_no_sched']['median']:.3f}; lost events sched "
-          f"{sum(lost['sched'])}, no-sched "
-          f"{sum(lost['no-sched'])}; BPF programs' CPU time / workload wall: sched on "
-          f"{res['bpf_cpu_share_sched']['median']:.3f}, --no-sched "
-          f"{res['bpf_cpu_share_no_sched']['median']:.3f}", file=sys.stderr)
+    parts = []
+    for v in variants:
+        s_ = res[f"ratio_{key[v]}"]
+        parts.append(f"{v} {s_['median']:.3f} ({s_['min']:.3f}-{s_['max']:.3f}, n={s_['n']}), "
+                     f"CPU {res[f'cpu_ratio_{key[v]}']['median']:.3f}, lost {sum(lost[v])}, "
+                     f"BPF/wall {res[f'bpf_cpu_share_{key[v]}']['median']:.3f}")
+    print(f"{what}, untraced {summary(rates)['median']:.0f} switches/s; traced/untraced "
+          "wall: " + "; ".join(parts), file=sys.stderr)
     return 0
 
 

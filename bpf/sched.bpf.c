@@ -1,9 +1,12 @@
 /* sched.bpf.c: what every thread was doing, all the time: on CPU, runnable, in
  * uninterruptible (disk) sleep, or asleep; who woke it; block requests and fsync calls.
  *
- * Tracepoint arguments only (docs/platform.md): the thread ids come from sched_switch's
- * prev_pid/next_pid and sched_waking's pid, the tgid from bpf_get_current_pid_tgid() at the
- * moments the thread itself is current (its switch-out), never from task_struct.
+ * Two hook paths for the hot three (sched_switch, sched_waking, sched_wakeup_new), chosen
+ * per kernel by tracer/collector/probes.py (choose_sched_hooks): raw tracepoints (-DSCHED_RAW_TP)
+ * where the kernel's BTF gives task_struct.pid's offset (-DTASK_PID_OFF) and the raw
+ * argument lists match, else tracepoint arguments only (docs/platform.md: the headers
+ * BCC compiles against may be another kernel's). Either way the tgid comes from
+ * bpf_get_current_pid_tgid() at the moments the thread itself is current (its switch-out).
  *
  * sched_switch is the most frequent event on any machine (a ping-pong over a pipe does
  * >100k/s), so a record per switch would make the collector the bottleneck. Instead each
@@ -105,7 +108,11 @@ static __always_inline void sched_count_missed(int which)
 
 /* Non-zero once the collector stops the recording: from then on the thread map is frozen
  * and nothing is emitted, so the map the collector reads next is exactly where the records
- * it has drained end (no record can fall between the last drain and the map read). */
+ * it has drained end (no record can fall between the last drain and the map read).
+ * Every program reads its clock BEFORE it tests the flag: the collector stamps the end
+ * (meta.json sched.end_ns) just after setting the flag (tracer/collector/sched.py freeze),
+ * so a program that passes the test read a time before the end. A clock read after the
+ * test could be later than the end (a vCPU can stall between the two). */
 BPF_ARRAY(sched_frozen, u64, 1);
 
 static __always_inline int sched_is_frozen(void)
@@ -220,12 +227,10 @@ static __always_inline struct sched_thread *sched_new_thread(u32 tid, u64 now, u
 #define PS_DEAD (0x10 | 0x20)   /* X, Z: the thread's final switch */
 #define PS_PREEMPTED 0x100
 
-TRACEPOINT_PROBE(sched, sched_switch)
+/* One context switch on this CPU: prev (current until now) leaves in state `to`, or for
+ * good (dead), and next gets the CPU. Both hook paths below end here. */
+static __always_inline int sched_on_switch(u64 now, u32 prev, u32 next, u8 to, int dead)
 {
-    u64 now = bpf_ktime_get_ns();
-    u32 prev = args->prev_pid;
-    u32 next = args->next_pid;
-    long ps = args->prev_state;
     if (sched_is_frozen())
         return 0;
     /* pid 0 is the per-CPU idle task: not a thread of any process */
@@ -245,14 +250,9 @@ TRACEPOINT_PROBE(sched, sched_switch)
         *runner = next;
     if (prev != 0) {
         u32 tgid = bpf_get_current_pid_tgid() >> 32;  /* current is still prev here */
-        u8 to = ST_SLEEP;
-        if (ps == 0 || (ps & PS_PREEMPTED))
-            to = ST_RQ;
-        else if (ps & PS_UNINTERRUPTIBLE)
-            to = ST_IO;
         struct sched_thread *t = sched_get(prev);
         if (!t) {
-            if (!(ps & PS_DEAD))
+            if (!dead)
                 sched_new_thread(prev, now, to, tgid);
         } else {
             t->tgid = tgid;
@@ -261,7 +261,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
                 t->state = ST_OTHER;
                 sched_count_missed(1);
             }
-            if (ps & PS_DEAD) {
+            if (dead) {
                 sched_transition(prev, t, now, ST_OTHER, SCHED_F_DIED);
                 sched_drop(prev);
             } else {
@@ -287,10 +287,84 @@ TRACEPOINT_PROBE(sched, sched_switch)
     return 0;
 }
 
-TRACEPOINT_PROBE(sched, sched_waking)
+#ifdef SCHED_RAW_TP
+/* Raw tracepoints (chosen per kernel by tracer/collector/probes.py sched_hooks): the program
+ * runs straight from the tracepoint with its raw arguments, skipping the perf-event glue
+ * that fills a TRACEPOINT_PROBE's `args` record (three hits per ping-pong round trip: that
+ * glue was most of the concern's cost, docs/sched.md "Overhead"). The arguments are
+ * task_struct pointers; the one field read behind them, pid, is at TASK_PID_OFF, taken from
+ * this kernel's BTF (tracer/collector/btf.py), never from the headers BCC compiles against
+ * (they can be another kernel's: docs/platform.md). */
+#ifndef TASK_PID_OFF
+#error "SCHED_RAW_TP needs -DTASK_PID_OFF (task_struct.pid, from the kernel's BTF)"
+#endif
+
+static __always_inline u32 task_pid(u64 task)
 {
-    u64 now = bpf_ktime_get_ns();
-    u32 tid = args->pid;
+    u32 pid = 0;
+    bpf_probe_read_kernel(&pid, sizeof(pid), (void *)(task + TASK_PID_OFF));
+    return pid;
+}
+
+/* Raw task states (include/linux/sched.h; stable since 5.15, and the raw sched_switch
+ * passes prev_state only since 5.18, which sched_hooks checks in the BTF). */
+#define TS_UNINTERRUPTIBLE 0x2
+#define TS_REPORT 0x7f          /* R S D T t X Z P: what the tracepoint can report */
+#define TS_DEAD 0x80            /* do_task_dead(): the thread's final switch */
+#define TS_IDLE 0x402           /* TASK_UNINTERRUPTIBLE | TASK_NOLOAD: reported as I */
+#define TS_RTLOCK_WAIT 0x1000   /* reported as D */
+#define TS_FROZEN 0x8000        /* reported as D (6.1+) */
+
+/* TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct *next,
+ *          unsigned int prev_state). The state is mapped as the tracepoint maps it
+ * (__trace_sched_switch_state): preempted -> runnable; else its highest reportable bit, D
+ * -> io, none (still TASK_RUNNING) -> runnable, any other -> sleep. The tracepoint reports
+ * a dying thread as X/Z from its exit_state; here its raw state is TASK_DEAD (exit_state is
+ * always set by then, in exit_notify), so both paths see the same final switch. */
+RAW_TRACEPOINT_PROBE(sched_switch)
+{
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    u32 prev = (u32)bpf_get_current_pid_tgid();  /* current is still prev */
+    u32 next = task_pid(ctx->args[2]);
+    u32 st = (u32)ctx->args[3];
+    u8 to = ST_SLEEP;
+    int dead = 0;
+    if (ctx->args[0]) {
+        to = ST_RQ;
+    } else if (st & TS_DEAD) {
+        dead = 1;
+    } else {
+        /* as __task_state_index: idle (even freezable) reports I, an rtlock wait or a
+         * frozen task D */
+        u32 rep = st & TS_REPORT;
+        if ((st & TS_IDLE) == TS_IDLE)
+            rep = 0x80;
+        if (st & (TS_RTLOCK_WAIT | TS_FROZEN))
+            rep = TS_UNINTERRUPTIBLE;
+        if (rep == 0)
+            to = ST_RQ;
+        else if ((rep & ~(u32)0x3) == 0 && (rep & TS_UNINTERRUPTIBLE))
+            to = ST_IO;  /* highest bit D */
+    }
+    return sched_on_switch(now, prev, next, to, dead);
+}
+#else
+TRACEPOINT_PROBE(sched, sched_switch)
+{
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    long ps = args->prev_state;
+    u8 to = ST_SLEEP;
+    if (ps == 0 || (ps & PS_PREEMPTED))
+        to = ST_RQ;
+    else if (ps & PS_UNINTERRUPTIBLE)
+        to = ST_IO;
+    return sched_on_switch(now, args->prev_pid, args->next_pid, to, (ps & PS_DEAD) != 0);
+}
+#endif
+
+/* Thread tid is being woken, in the waker's context. */
+static __always_inline int sched_on_waking(u64 now, u32 tid)
+{
     if (tid == 0 || sched_is_frozen())
         return 0;
     struct sched_thread *t = sched_get(tid);
@@ -357,52 +431,71 @@ TRACEPOINT_PROBE(sched, sched_waking)
     return 0;
 }
 
+#ifdef SCHED_RAW_TP
+/* TP_PROTO(struct task_struct *p) */
+RAW_TRACEPOINT_PROBE(sched_waking)
+{
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    return sched_on_waking(now, task_pid(ctx->args[0]));
+}
+#else
+TRACEPOINT_PROBE(sched, sched_waking)
+{
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    return sched_on_waking(now, args->pid);
+}
+#endif
+
 /* A new task (fork or thread) becomes runnable: its timeline starts here. current is the
  * creator; the child's tgid is learnt at its first switch-out. */
+static __always_inline int sched_on_wakeup_new(u64 now, u32 tid)
+{
+    if (tid != 0 && !sched_is_frozen())
+        sched_new_thread(tid, now, ST_RQ, 0);
+    return 0;
+}
+
+#ifdef SCHED_RAW_TP
+RAW_TRACEPOINT_PROBE(sched_wakeup_new)
+{
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    return sched_on_wakeup_new(now, task_pid(ctx->args[0]));
+}
+#else
 TRACEPOINT_PROBE(sched, sched_wakeup_new)
 {
-    u32 tid = args->pid;
-    if (tid != 0 && !sched_is_frozen())
-        sched_new_thread(tid, bpf_ktime_get_ns(), ST_RQ, 0);
-    return 0;
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    return sched_on_wakeup_new(now, args->pid);
 }
+#endif
 
 #ifdef HAVE_SCHED_IRQ
-TRACEPOINT_PROBE(irq, softirq_entry)
+static __always_inline int sched_irqctx_set(int which, s32 value)
 {
     int zero = 0;
     struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->softirq = args->vec + 1;
+    if (c) {
+        if (which)
+            c->hardirq = value;
+        else
+            c->softirq = (u32)value;
+    }
     return 0;
 }
 
-TRACEPOINT_PROBE(irq, softirq_exit)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->softirq = 0;
-    return 0;
-}
-
-TRACEPOINT_PROBE(irq, irq_handler_entry)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->hardirq = args->irq + 1;
-    return 0;
-}
-
-TRACEPOINT_PROBE(irq, irq_handler_exit)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->hardirq = 0;
-    return 0;
-}
+#ifdef SCHED_RAW_TP
+/* softirq_entry/exit(unsigned int vec_nr), irq_handler_entry(int irq, struct irqaction *),
+ * irq_handler_exit(int irq, struct irqaction *, int ret): plain numbers, no struct read */
+RAW_TRACEPOINT_PROBE(softirq_entry) { return sched_irqctx_set(0, (u32)ctx->args[0] + 1); }
+RAW_TRACEPOINT_PROBE(softirq_exit) { return sched_irqctx_set(0, 0); }
+RAW_TRACEPOINT_PROBE(irq_handler_entry) { return sched_irqctx_set(1, (s32)ctx->args[0] + 1); }
+RAW_TRACEPOINT_PROBE(irq_handler_exit) { return sched_irqctx_set(1, 0); }
+#else
+TRACEPOINT_PROBE(irq, softirq_entry) { return sched_irqctx_set(0, args->vec + 1); }
+TRACEPOINT_PROBE(irq, softirq_exit) { return sched_irqctx_set(0, 0); }
+TRACEPOINT_PROBE(irq, irq_handler_entry) { return sched_irqctx_set(1, args->irq + 1); }
+TRACEPOINT_PROBE(irq, irq_handler_exit) { return sched_irqctx_set(1, 0); }
+#endif
 #endif
 
 #ifdef HAVE_SCHED_HRTIMER
@@ -426,9 +519,11 @@ static __always_inline void sched_resync(void)
         return;
     u64 id = bpf_get_current_pid_tgid();
     u32 cur = (u32)id;
-    if (*runner == cur || sched_is_frozen())
+    if (*runner == cur)
         return;
-    u64 now = bpf_ktime_get_ns();
+    u64 now = bpf_ktime_get_ns();  /* before the frozen test: see sched_frozen */
+    if (sched_is_frozen())
+        return;
     u32 cpu = bpf_get_smp_processor_id();
     u32 lost = *runner;
     if (lost != 0) {
@@ -459,24 +554,26 @@ static __always_inline void sched_resync(void)
     }
 }
 
-TRACEPOINT_PROBE(timer, hrtimer_expire_entry)
+static __always_inline int sched_hrtimer(u32 inside)
 {
     int zero = 0;
     struct sched_irqctx *c = sched_irqctx.lookup(&zero);
     if (c)
-        c->hrtimer = 1;
-    sched_resync();
+        c->hrtimer = inside;
+    if (inside)
+        sched_resync();
     return 0;
 }
 
-TRACEPOINT_PROBE(timer, hrtimer_expire_exit)
-{
-    int zero = 0;
-    struct sched_irqctx *c = sched_irqctx.lookup(&zero);
-    if (c)
-        c->hrtimer = 0;
-    return 0;
-}
+#ifdef SCHED_RAW_TP
+/* hrtimer_expire_entry(struct hrtimer *, ktime_t *now), _exit(struct hrtimer *): no
+ * argument is read */
+RAW_TRACEPOINT_PROBE(hrtimer_expire_entry) { return sched_hrtimer(1); }
+RAW_TRACEPOINT_PROBE(hrtimer_expire_exit) { return sched_hrtimer(0); }
+#else
+TRACEPOINT_PROBE(timer, hrtimer_expire_entry) { return sched_hrtimer(1); }
+TRACEPOINT_PROBE(timer, hrtimer_expire_exit) { return sched_hrtimer(0); }
+#endif
 #endif
 
 #ifdef HAVE_SCHED_BLOCK

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.bpf
 MS = 1_000_000
 
 # A server that listens only after a delay, and a client that retries with a fresh socket at a
-# fixed interval until a connect succeeds. Both log their truth.
+# fixed interval until a connect succeeds, then exits last. Both log their truth.
 LISTENER_WORKLOAD = textwrap.dedent("""
     import json, os, socket, subprocess, sys, time
     port, log, role = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -50,7 +50,11 @@ LISTENER_WORKLOAD = textwrap.dedent("""
             t = time.monotonic_ns()
             try:
                 c.connect(("127.0.0.1", port))
-                note(event="attempt", t=t, ok=True); c.close(); break
+                note(event="attempt", t=t, ok=True); c.close()
+                # outlive the server (which exits once it has accepted), so main's last
+                # child wait is this client's: with scheduler data the analyzer sees which
+                # child's exit woke main, and the two exits raced (68 ms apart at load 6)
+                time.sleep(0.3); break
             except ConnectionRefusedError:
                 note(event="attempt", t=t, ok=False); c.close()
             time.sleep(0.1 - (time.monotonic_ns() - t) / 1e9)

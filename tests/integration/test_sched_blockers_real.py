@@ -42,7 +42,7 @@ def test_etcd_fsync_totals_match_strace(tmp_path: Path) -> None:
         # strace's child is etcd: stop etcd itself (a signal to strace would only detach it)
         "kill $(cat /proc/$s/task/$s/children); wait $s; [ $ok = 1 ]"
     )
-    record(tmp_path / "trace", ["/bin/sh", "-c", script], "--sched", timeout=180)
+    record(tmp_path / "trace", ["/bin/sh", "-c", script], timeout=180)
     trace = schema.load(tmp_path / "trace")
     assert trace.lost_events == 0
     a = analyze(trace)

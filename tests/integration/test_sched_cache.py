@@ -85,6 +85,6 @@ def test_sched_recording_loads_from_the_cache_and_records_the_same(
         out = tmp_path / f"t{run}"
         truth_file = tmp_path / f"truth{run}.json"
         record(out, [sys.executable, str(PLANTED), str(truth_file),
-                     str(tmp_path / "fsync.data")], "--sched")
+                     str(tmp_path / "fsync.data")])
         trace = _check(out, json.loads(truth_file.read_text()))
         assert trace.meta["bpf_loaded_from"] == source, trace.meta.get("bpf_cache_note")

@@ -49,7 +49,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[schema.Trace, di
     truth: dict = {}  # type: ignore[type-arg]
     try:
         record(tmp / "trace", [sys.executable, str(WORKLOADS / "sched_phases.py"),
-                               str(truth_file), str(datafile), str(req), str(resp)], "--sched")
+                               str(truth_file), str(datafile), str(req), str(resp)])
         truth = json.loads(truth_file.read_text())
     finally:
         replier.kill()

@@ -16,7 +16,7 @@ Steps (each one's argv, exit status and duration in OUT/steps.json):
      a. a socket/exec workload under `strace -f` (the independent witness),
      b. `modprobe overlay`, `modprobe br_netfilter`, `modprobe nf_conntrack`, one by one,
      c. a planted spin / sleep / fsync (tests/kernels/sched_planted.py) for the scheduler
-        concern, which this recording has on (`--sched`);
+        concern, which every recording has on by default;
   5. a second recording with the same options (the warm start: loaded from the cache the first
      filled), started and stopped by tests/kernels/start_probe.py, which times it from outside;
   6. the modules unloaded again, then `k3sprof demo` (whose modprobes now load them).
@@ -100,12 +100,12 @@ def main(out: Path) -> int:
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(mode=0o700)
     env = {**os.environ, "K3SPROF_BPF_CACHE": str(cache)}
-    step("record", [*K3SPROF, "record", "-o", str(out / "witness.trace"), "--sched", "--",
+    step("record", [*K3SPROF, "record", "-o", str(out / "witness.trace"), "--",
                     "/bin/sh", str(out / "recorded.sh")], env=env)
     step("lsmod-after", ["lsmod"])
     step("record-warm", [sys.executable, str(START_PROBE), str(out / "warm-start.json"),
                          str(out / "warm-start.recorder.err"), "--", *K3SPROF, "record", "-o",
-                         str(out / "warm.trace"), "--sched"], env=env)
+                         str(out / "warm.trace")], env=env)
 
     for m in reversed(MODULES):
         step(f"unload2-{m}", ["modprobe", "-r", m])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from tracer import schema
 from tracer.collector import sched as sc
@@ -173,4 +174,30 @@ def test_record_help_documents_sched() -> None:
     from tracer.cli import cli
 
     out = CliRunner().invoke(cli, ["record", "--help"]).output
-    assert "--sched / --no-sched" in out and "record -o t --sched" in out
+    assert "--sched / --no-sched" in out and "record -o t --no-sched" in out
+    assert "[default: sched]" in out
+
+
+def test_sched_is_on_by_default_and_no_sched_turns_it_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN record's options WHEN none, --sched (the old opt-in, now a no-op) or --no-sched
+    THEN the recorder is asked for the sched concern, asked for it, not asked for it."""
+    from click.testing import CliRunner
+
+    from tracer.cli import cli
+    from tracer.collector import start
+
+    seen: list[bool] = []
+
+    def fake_record(opts: start.RecordOptions) -> start.RecordSummary:
+        seen.append(opts.sched)
+        return start.RecordSummary(output=opts.output, duration_s=0.0, rows={}, lost_events=0,
+                                   attach_s=0.0, stop_reason="test", command_exit=None,
+                                   unavailable={})
+
+    monkeypatch.setattr(start, "record", fake_record)
+    for extra in ([], ["--sched"], ["--no-sched"]):
+        r = CliRunner().invoke(cli, ["record", "-o", str(tmp_path / "t"), *extra])
+        assert r.exit_code == 0, r.output
+    assert seen == [True, True, False]
+    assert start.RecordOptions(output=tmp_path).sched is True

@@ -59,8 +59,10 @@ def test_the_walk_continues_in_the_waker_and_returns_at_the_stretch_start() -> N
     assert _path(a) == [
         ("run", CLIENT, ms(1), ms(100)),
         ("wait:wakeup", REPLIER, ms(100), ms(400)),  # the replier's work the client slept on
-        ("run", CLIENT, ms(400), ms(590)),  # the busy child (410-450) is not waited for
-        ("wait:child", WAITED_CHILD, ms(590), ms(700)),  # explicit child wait keeps precedence
+        ("run", CLIENT, ms(400), ms(600)),  # the busy child (410-450) is not waited for
+        # explicit child wait keeps precedence; it starts where the client fell asleep (600 ms),
+        # not at the fork (590 ms): the client ran meanwhile (issue 29)
+        ("wait:child", WAITED_CHILD, ms(600), ms(700)),
         ("run", CLIENT, ms(700), ms(800)),
     ]
     wk = a.critical_path[1]
@@ -91,7 +93,7 @@ def test_disk_io_and_timer_wakeups_are_not_followed() -> None:
     for tr in (_sched(replier_io=True), _sched(waker="timer")):
         a = analyze(tr)
         assert REPLIER not in {s["pid"] for s in a.critical_path}, _path(a)
-        assert _path(a)[0] == ("run", CLIENT, ms(1), ms(590))
+        assert _path(a)[0] == ("run", CLIENT, ms(1), ms(600))  # its child wait from 600 ms
 
 
 def test_top_blockers_fsync_totals_and_wakeup_edges() -> None:
@@ -134,4 +136,56 @@ def test_a_child_whose_exit_woke_a_parent_that_looked_active_becomes_a_child_wai
     a = analyze(trace(meta=tr.meta, process=procs, **rows))
     kids = {w["target"]["pid"]: w for w in a.waits if w["kind"] == "child"}
     assert "woken by the child's exit (observed)" in kids[WAITED_CHILD]["reason"]
-    assert ("wait:child", WAITED_CHILD, ms(590), ms(700)) in _path(a), _path(a)
+    # from the client's sleep (600 ms), not the fork (590 ms): it ran meanwhile (issue 29)
+    assert ("wait:child", WAITED_CHILD, ms(600), ms(700)) in _path(a), _path(a)
+
+
+PARENT, KID_A, KID_B = 40, 41, 42
+
+
+def _parent_works_before_it_waits(sched_data: bool = True) -> Any:
+    """Issue 29, shape 2: the parent forks two children at 10 ms, runs its own work until
+    610 ms (cpu and runqueue: the children compete), then sleeps in wait: KID_A's exit wakes it
+    at 800 ms, it runs 1 ms and sleeps again until KID_B's exit wakes it at 900 ms."""
+    procs = [fork(0, PARENT, 1), exec_(1, PARENT, "parent"),
+             fork(10, KID_A, PARENT), fork(10.5, KID_B, PARENT),
+             exit_(800, KID_A), exit_(900, KID_B), exit_(950, PARENT)]
+    sched = [_row(1, 310, PARENT, PARENT, cpu=309), _row(310, 610, PARENT, PARENT, cpu=150,
+                                                         runqueue=150),
+             _row(610, 800.01, PARENT, PARENT, sleep=190.01),
+             _row(800.01, 801, PARENT, PARENT, cpu=0.99),
+             _row(801, 900.01, PARENT, PARENT, sleep=99.01),
+             _row(900.01, 950, PARENT, PARENT, cpu=49.99),
+             _row(10, 800, KID_A, KID_A, cpu=500, runqueue=290),
+             _row(10.5, 900, KID_B, KID_B, cpu=600, runqueue=289.5)]
+    wake = [_wake(800.01, PARENT, 610, "process", KID_A, "kid"),
+            _wake(900.01, PARENT, 801, "process", KID_B, "kid")]
+    tables: dict[str, Any] = {"process": procs}
+    if sched_data:
+        tables.update(sched=sched, wakeup=wake)
+    return trace(meta={"start_ns": 0, "end_ns": ms(1000), "command_pid": PARENT}, **tables)
+
+
+def test_a_child_wait_starts_where_the_parent_began_to_sleep() -> None:
+    a = analyze(_parent_works_before_it_waits())
+    check_path(a.to_json())
+    assert _path(a) == [
+        ("run", PARENT, ms(1), ms(610)),  # its own work, with its states
+        ("wait:child", KID_A, ms(610), ms(800)),  # from the sleep the exit ended
+        ("run", PARENT, ms(800), ms(801)),
+        ("wait:child", KID_B, ms(801), ms(900)),  # KID_B's earlier life is not waited for
+        ("run", PARENT, ms(900), ms(950)),
+    ]
+    own = a.critical_path[0]
+    assert own["states"]["cpu"] == ms(459) and own["states"]["runqueue"] == ms(150)
+    starts = {w["target"]["pid"]: w["start_ns"] for w in a.waits if w["kind"] == "child"}
+    assert starts == {KID_A: ms(610), KID_B: ms(801)}
+
+
+def test_without_sched_data_a_child_wait_is_still_the_childs_life() -> None:
+    a = analyze(_parent_works_before_it_waits(sched_data=False))
+    check_path(a.to_json())
+    starts = {w["target"]["pid"]: w["start_ns"] for w in a.waits if w["kind"] == "child"}
+    # inferred from inactivity: KID_A's life holds the fork of KID_B (activity), so only
+    # KID_B's wait is found, and it is the child's whole life
+    assert starts == {KID_B: ms(10.5)}

@@ -7,14 +7,15 @@ At (process P, time t) the walk takes P's latest wait that ended at or before t:
 * everything after that wait's end is P's own work: ``run`` (or ``wait:child`` /
   ``wait:module`` while P is a helper its parent waited on);
 * listener wait (first failure a, listen r, first ok o): [r, o] is ``wait:poll-lag`` (time lost
-  to the retry interval); before r the path continues in the listener's process (its startup
-  work is what the waiter waited for). Listener unknown: [a, r or o] is ``wait:listener`` and the
-  walk goes on in P at a.
+  to the retry interval); before r the path continues in the process that listened (its
+  startup work is what the waiter waited for), also when another process accepts. Listener
+  unknown: [a, r or o] is ``wait:listener`` and the walk goes on in P at a.
 * poll wait (first attempt a, end e): with a known ready moment r, [r, e] is ``wait:poll-lag`` and
   the walk continues in the target at r; else [a, e] is ``wait:poll``. A poll with a listener part
   adds [o, e] ``wait:poll`` (listening but not ready) and [r, o] ``wait:poll-lag``.
 * child wait: the path enters the child at its exit; its time is ``wait:child`` (``wait:module``
-  for module helpers) until its start, where the walk returns to the parent.
+  for module helpers) until the wait's start (its fork, or with scheduler data the start of the
+  parent's sleep that the child's exit ended), where the walk returns to the parent.
 * wakeup (only with scheduler data, ``wake`` given): P's latest idle stretch (>= 1 ms, mostly
   interruptible sleep) that ANOTHER process ended by waking it, when it ended after P's latest
   explicit wait and does not overlap it (socket, poll, child and module waits explain their own
@@ -71,12 +72,14 @@ class Segment:
 
 @dataclass
 class _Frame:
-    """Inside a woken process's idle stretch: the waker's time, down to the stretch start."""
+    """Inside a woken process's idle stretch: the waker's time, down to the stretch start; or
+    (edge None) inside a child its parent began waiting for after the fork: the child's time
+    down to the wait's start."""
 
     waker: int | None
     floor: int
     woken: int
-    edge: WakeEdge
+    edge: WakeEdge | None
 
 
 class _Path:
@@ -101,7 +104,7 @@ class _Path:
         if lo >= self.cursor:
             return
         seg = Segment(lo, self.cursor, kind, label, proc, wait)
-        if frame is not None:
+        if frame is not None and frame.edge is not None:
             seg.wakeup, seg.woken = frame.edge, frame.woken
         self.segs.append(seg)
         self.cursor = lo
@@ -151,8 +154,9 @@ def walk(
             continue
         p = procs.procs[proc]
         frame = frames[-1] if frames and frames[-1].waker == proc else None
-        own = "wait:wakeup" if frame is not None else mode.get(proc, "run")
-        own_label = label(proc) if frame is None else _woke_label(label(proc), procs, frame)
+        woke = frame is not None and frame.edge is not None
+        own = "wait:wakeup" if woke else mode.get(proc, "run")
+        own_label = _woke_label(label(proc), procs, frame) if woke and frame else label(proc)
         t = path.cursor
         w_idx = None
         if proc in ends:
@@ -199,6 +203,12 @@ def walk(
         e = _edge_end(w)
         assert e is not None
         path.emit(e, own, own_label, proc, frame=frame)
+        if w.kind == "child" and w.target is not None and \
+                w.start_ns > (procs.procs[w.target].start_ns or w.start_ns):
+            # the parent began waiting after the fork (it worked first): the child is on the
+            # path only from the wait's start, where the walk returns to the parent
+            frames.append(_Frame(w.target, max(w.start_ns, path.floor), proc, None))
+            path.floor = frames[-1].floor
         proc = _follow_wait(path, w, w_idx, proc, procs, label, helper_kind, mode)
     if not path.done:
         path.floor = path.start
@@ -209,6 +219,7 @@ def walk(
 
 def _woke_label(waker_label: str, procs: Processes, frame: _Frame) -> str:
     q = procs.procs[frame.woken]
+    assert frame.edge is not None
     idle = (frame.edge.ts_ns - frame.edge.idle_start_ns) / 1e6
     return f"{waker_label} (woke {q.comm or '?'}[{q.pid}] after {idle:,.1f} ms asleep)"
 
@@ -278,6 +289,8 @@ def _follow_wait(
             proc,
             k,
         )
+        if w.listener is not None:  # the listen was another process's than the acceptor's
+            return w.listener
         if w.target is not None:
             return w.target
         path.emit(

@@ -52,6 +52,8 @@ class WaitJson(TypedDict):
     #: waits: the stack at the helper's fork), and the one at the target's listen / accepts
     waiter_component: NotRequired[str | None]
     target_component: NotRequired[str | None]
+    #: only when another process than the target called listen() (issue 29)
+    listener: NotRequired[Party | None]
 
 
 class SegmentJson(TypedDict):

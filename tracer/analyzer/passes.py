@@ -119,7 +119,8 @@ def waits_pass(w: Work) -> list[waits.Wait]:
     part = None
     if w.stackix is not None:
         part = _socket_components(w.stackix, w.scope.wait_view.table("socket"))
-    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns, part)
+    answered = wakewalk.answers(w.schedix) if w.schedix is not None else None
+    found = waits.find(w.scope.wait_view, w.procs, w.profile, w.bounds.end_ns, part, answered)
     if w.schedix is not None:
         found = wakewalk.observe_children(found, w.schedix, w.procs)
     if w.scope.members is not None:

@@ -246,3 +246,113 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
             used[k] = 1
         out.append(best)
     return out
+
+
+def find_series_answered(
+    times: npt.NDArray[np.int64] | list[int], answered: Sequence[int | None] | None
+) -> list[Series]:
+    """find_series, measuring the cadence also where the client decides to retry (issue 29).
+
+    answered[k]: when the waiter got the answer to attempt k (the end of its wait for it, from
+    scheduler data), None when it came at once or is unknown. A busy server answers late, and
+    a poller then retries either a fixed interval after the ANSWER (its attempt starts are
+    irregular, the gaps after each answer are not) or, on a fixed schedule, at once when the
+    answer came after the next attempt was due (a catch-up), then on schedule again. So:
+    series are found on the attempt starts and on the client's own time (each gap minus the
+    wait for the previous answer), the longest kept; then each series is followed through its
+    neighbours while each next attempt is either on its schedule (one interval per attempt
+    since the last on-schedule one), one interval after the previous answer, or a catch-up
+    right after a late answer; series of the same interval that meet are one. A slow answer
+    is then part of the wait on the server, not a break in the series. Without answers this
+    is exactly find_series."""
+    t: list[int] = np.asarray(times, dtype=np.int64).tolist()
+    base = find_series(t)
+    n = len(t)
+    if answered is None or n < MIN_ATTEMPTS or all(a is None for a in answered):
+        return base
+    ans = [
+        a if a is not None and t[k] <= a <= (t[k + 1] if k + 1 < n else a) else None
+        for k, a in enumerate(answered)
+    ]
+    own = [t[0]]  # the attempts on the client's own clock: answer waits taken out
+    for k in range(1, n):
+        got = ans[k - 1]
+        own.append(own[-1] + (t[k] - (t[k - 1] if got is None else got)))
+    virt = find_series(own)
+    chosen: list[Series] = []
+    for s in sorted(base + virt, key=lambda s: -len(s.indices)):  # stable: real first on ties
+        lo, hi = s.indices[0], s.indices[-1]
+        if all(hi < c.indices[0] or lo > c.indices[-1] for c in chosen):
+            chosen.append(s)
+    chosen.sort(key=lambda s: s.indices[0])
+    out: list[Series] = []
+    owner = {k: c for c in chosen for k in c.indices}
+    for s in chosen:
+        if out and s.indices[0] <= out[-1].indices[-1]:
+            continue  # absorbed by the series before it
+        out.append(_through_slow_answers(t, ans, s, owner))
+    return out
+
+
+def _through_slow_answers(t: list[int], ans: list[int | None], s: Series,
+                          owner: dict[int, Series]) -> Series:
+    """Series s followed backward and forward through late answers (find_series_answered)."""
+    p = s.interval_ns
+    tol = _tol(p)
+    n = len(t)
+    absorbed = [s]
+
+    def step(anchor: int, b: int) -> str | None:
+        """How attempt b continues a series whose last on-schedule attempt is `anchor`:
+        "on" (its slot, one interval per attempt since the anchor, or one interval after the
+        previous answer), "catch-up" (late for its slot because the client still waited for
+        the previous answer then, and retried right after it), None (not this loop)."""
+        slot = t[anchor] + (b - anchor) * p
+        a = ans[b - 1]
+        if abs(t[b] - slot) <= tol or (a is not None and abs(t[b] - a - p) <= tol):
+            return "on"
+        prev_end = a if a is not None else t[b - 1]
+        if t[b] > slot + tol and prev_end > slot - tol and 0 <= t[b] - prev_end <= tol:
+            return "catch-up"
+        return None
+
+    idx = list(s.indices)
+    f = idx[0]  # backward: attempts before the first that lead up to it on the same cadence
+    while f >= 1:
+        for c in range(f - 1, max(-1, f - 5), -1):
+            if owner.get(c) is not None:
+                c = -1
+                break
+            if all(step(c, b) == "catch-up" for b in range(c + 1, f)) and step(c, f) == "on":
+                break
+        else:
+            c = -1
+        if c < 0:
+            break
+        idx.extend(range(c, f))
+        f = c
+    k = anchor = s.indices[-1]
+    while k + 1 < n:
+        b = k + 1
+        how = step(anchor, b)
+        other = owner.get(b)
+        if other is not None and other is not s and other not in absorbed:
+            if abs(other.interval_ns - p) > tol or how is None:
+                break
+            absorbed.append(other)  # the same loop, split by a slow answer: one series
+            idx.extend(other.indices)
+            k = anchor = other.indices[-1]
+            continue
+        if how is None:
+            break
+        idx.append(b)
+        if how == "on":
+            anchor = b
+        k = b
+    if len(idx) == len(s.indices):
+        return s
+    idx = sorted(set(idx))
+    span = bisect_right(t, t[idx[-1]]) - bisect_left(t, t[idx[0]])
+    return Series(idx, p, len(idx) / max(span, 1), min(x.regularity for x in absorbed),
+                  max(x.confidence for x in absorbed), min(x.chance for x in absorbed),
+                  max(x.typical_error for x in absorbed))

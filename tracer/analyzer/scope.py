@@ -66,9 +66,9 @@ def views(
         idx = procs.assign(t["pid"], pc.fill_null(t["ts_ns"], 0))
         mine = _in(idx, keep)
         strict[name] = t.filter(mine)
-        if name == "socket":
-            listen = pc.fill_null(pc.equal(t["kind"], "listen"), False)
-            wanted = pc.or_(mine, listen)
+        if name == "socket":  # a wait's target may be outside: who listened, who accepted
+            serving = pc.fill_null(pc.is_in(t["kind"], pa.array(["listen", "accept"])), False)
+            wanted = pc.or_(mine, serving)
         else:
             wanted = mine
         for_waits[name] = t.filter(wanted)

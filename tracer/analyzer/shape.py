@@ -99,6 +99,8 @@ def wait_json(w: Work, x: waits.Wait, k: int) -> WaitJson:
     }
     if w.wait_parts is not None:
         out["waiter_component"], out["target_component"] = w.wait_parts[k]
+    if x.listener is not None:
+        out["listener"] = w.party(x.listener)
     return out
 
 

@@ -21,9 +21,10 @@ Spawn edges are not listed: every process's ``parent_key``/``start_ns`` is one.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +35,9 @@ from tracer.analyzer.profiles import Profile, split_endpoint
 from tracer.analyzer.tree import Processes, unique_sorted
 from tracer.schema import Trace
 
+#: (pid, tid, attempt time, next attempt time) -> when the answer to that attempt reached the
+#: waiting thread (the end of its wait for it), None: at once or unknown (scheduler data)
+Answered = Callable[[int, int, int, int], "int | None"]
 #: connect outcomes that mean "nobody answered yet" (the client will retry)
 FAILED = frozenset({"refused", "timeout", "unreachable", "reset", "enoent", "error", "closed"})
 MAX_EVIDENCE = 200
@@ -61,6 +65,10 @@ class Wait:
     confidence: float | None = None
     reason: str = ""
     evidence: dict[str, list[int]] = field(default_factory=dict)
+    #: the process that called listen() when another process accepted (target) the waiter's
+    #: connections: a socket inherited by fork / exec (systemd socket activation) or passed
+    #: over SCM_RIGHTS (issue 29); None when the listener is the target or unknown
+    listener: int | None = None
 
 
 @dataclass
@@ -72,6 +80,7 @@ class _Listen:
     port: int | None
     endpoint: str
     row: int | None  # socket table row, None for the pre-existing listeners table
+    fd: int | None = None  # the listening fd in proc (socket table rows)
 
 
 def _serves(listen: _Listen, family: str, addr: str, port: int | None, endpoint: str) -> bool:
@@ -104,7 +113,7 @@ def _listens(trace: Trace, procs: Processes, sock_idx: Any) -> dict[Any, list[_L
             sel = st.take(rows)
             pidx = sock_idx[rows.to_numpy()]
             for k, r in enumerate(
-                sel.select(["ts_ns", "family", "addr", "port", "endpoint"]).to_pylist()
+                sel.select(["ts_ns", "family", "addr", "port", "endpoint", "fd"]).to_pylist()
             ):
                 ep = r["endpoint"] or ""
                 addr, port = (r["addr"] or "", r["port"])
@@ -118,6 +127,7 @@ def _listens(trace: Trace, procs: Processes, sock_idx: Any) -> dict[Any, list[_L
                     port,
                     ep,
                     int(rows[k].as_py()),
+                    r["fd"],
                 )
                 out[port if port is not None and not ep.startswith("unix:") else ep].append(lst)
     lt = trace.table("listeners")
@@ -142,6 +152,130 @@ def _matching(
     return [lst for lst in listens.get(key, []) if _serves(lst, family, addr, port, endpoint)]
 
 
+#: accepts this long after a wait's end still say who served it (a busy server accepts late)
+ACCEPT_LAG_NS = 1_000_000_000
+
+
+def _accepts(
+    trace: Trace, procs: Processes, sock_idx: Any, listens: dict[Any, list[_Listen]]
+) -> list[tuple[int, int, _Listen]]:
+    """Every accept as (return time, accepting process, the listen it came in on), time order.
+
+    The recorder names an accept's listening socket only when the accepting process itself
+    called listen() on that fd. A socket used by another process (issue 29) is found here:
+    * inherited (fork, exec: pre-fork servers, daemons that listen then daemonize): the latest
+      listen on the SAME fd by the process or an ancestor, before the accept;
+    * moved to another fd (systemd socket activation dup's it to fd 3 before exec) or passed
+      over SCM_RIGHTS: by time: the connection an accept returns is the latest one completed
+      to a listened socket before the accept returned; the most common answer over all the
+      accepts of that (process, fd) names its socket.
+    """
+    st = trace.table("socket")
+    if st.num_rows == 0:
+        return []
+    is_acc = pc.fill_null(
+        pc.and_kleene(pc.equal(st["kind"], "accept"), pc.greater_equal(st["ret"], 0)), False
+    )
+    rows = pc.indices_nonzero(is_acc).to_numpy()
+    if len(rows) == 0:
+        return []
+    every = [x for v in listens.values() for x in v]
+    by_ep: dict[str, list[_Listen]] = defaultdict(list)
+    by_fd: dict[tuple[int, int], list[_Listen]] = defaultdict(list)
+    for x in every:
+        by_ep[x.endpoint].append(x)
+        if x.fd is not None:
+            by_fd[(x.proc, x.fd)].append(x)
+    acc = st.select(["ts_ns", "ret_ns", "fd", "endpoint"]).take(pa.array(rows)).to_pylist()
+    out: list[tuple[int, int, _Listen]] = []
+    unknown: dict[tuple[int, int], list[int]] = defaultdict(list)  # (proc, fd) -> ret times
+    for k, r in enumerate(acc):
+        proc = int(sock_idx[rows[k]])
+        ts = int(r["ret_ns"] or r["ts_ns"] or 0)
+        ep = r["endpoint"]
+        lst = None
+        if ep:
+            lst = _latest([x for x in by_ep.get(ep, []) if x.proc == proc], ts) or _latest(
+                by_ep.get(ep, []), ts
+            )
+        if lst is None and r["fd"] is not None:
+            q: int | None = proc
+            while q is not None and lst is None:  # the same fd, here or in an ancestor
+                lst = _latest(by_fd.get((q, int(r["fd"])), []), ts)
+                q = procs.procs[q].parent
+        if lst is not None:
+            out.append((ts, proc, lst))
+        elif r["fd"] is not None:
+            unknown[(proc, int(r["fd"]))].append(ts)
+    if unknown:
+        done = _completed_connects(st, every, listens)
+        done_ts = [d for d, _ in done]
+        for (proc, _fd), times in unknown.items():
+            votes: dict[int, int] = defaultdict(int)
+            for ts in times:
+                i = bisect_right(done_ts, ts) - 1
+                if i >= 0:
+                    votes[id(done[i][1])] += 1
+            if votes:
+                best = max(votes.items(), key=lambda kv: kv[1])[0]
+                lst = next(x for _, x in done if id(x) == best)
+                out.extend((ts, proc, lst) for ts in times)
+    out.sort(key=lambda a: a[0])
+    return out
+
+
+def _latest(cands: list[_Listen], ts: int) -> _Listen | None:
+    before = [x for x in cands if x.ts <= ts]
+    return max(before, key=lambda x: x.ts) if before else None
+
+
+def _completed_connects(
+    st: pa.Table, every: list[_Listen], listens: dict[Any, list[_Listen]]
+) -> list[tuple[int, _Listen]]:
+    """Successful connects as (completion time, the listen they reached), time order."""
+    ok = pc.fill_null(
+        pc.and_kleene(pc.equal(st["kind"], "connect"), pc.equal(st["outcome"], "ok")), False
+    )
+    sel = st.filter(ok)
+    done_ts = pc.coalesce(sel["outcome_ns"], sel["ret_ns"], sel["ts_ns"]).to_pylist()
+    heads = sel.select(["family", "addr", "port", "endpoint"]).to_pylist()
+    served: dict[tuple[Any, ...], list[_Listen]] = {}  # one lookup per distinct target
+    out: list[tuple[int, _Listen]] = []
+    for done, r in zip(done_ts, heads):
+        key = (r["family"] or "", r["addr"] or "", r["port"], r["endpoint"] or "")
+        cands = served.get(key)
+        if cands is None:
+            cands = served[key] = _matching(listens, *key)
+        before = [x for x in cands if x.ts <= int(done or 0)]
+        if before:
+            out.append((int(done or 0), before[-1]))
+    out.sort(key=lambda d: d[0])
+    return out
+
+
+def _set_acceptor(
+    w: Wait, accepts: list[tuple[int, int, _Listen]], matching: list[_Listen], trace_end: int
+) -> None:
+    """The wait's target is the process that accepted connections on the endpoint while the
+    waiter's connects got through (the most accepts there); the process that called listen()
+    is kept as `listener` when it is another one. No accept seen: the listener stays."""
+    lo = w.first_ok_ns if w.first_ok_ns is not None else w.start_ns
+    end = w.end_ns if w.end_ns is not None else (w.last_attempt_ns or trace_end)
+    hi = end + ACCEPT_LAG_NS
+    ids = {id(x) for x in matching}
+    times = [a[0] for a in accepts]
+    count: dict[int, int] = defaultdict(int)
+    for _ts, proc, lst in accepts[bisect_left(times, lo) : bisect_right(times, hi)]:
+        if id(lst) in ids:
+            count[proc] += 1
+    if not count:
+        return
+    acceptor = max(count.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    if acceptor != w.target:
+        w.listener = w.target
+        w.target = acceptor
+
+
 def _median_gap(t: np.ndarray[Any, Any]) -> int | None:
     return int(np.median(np.diff(t))) if len(t) >= 2 else None
 
@@ -157,8 +291,13 @@ def _udp(st: pa.Table) -> pa.ChunkedArray:
 
 
 def _connect_waits(
-    trace: Trace, procs: Processes, profile: Profile, trace_end: int, sock_idx: Any,
+    trace: Trace,
+    procs: Processes,
+    profile: Profile,
+    trace_end: int,
+    sock_idx: Any,
     part: Any = None,
+    answered: Answered | None = None,
 ) -> list[Wait]:
     st = trace.table("socket")
     if st.num_rows == 0:
@@ -168,7 +307,9 @@ def _connect_waits(
     if len(rows) == 0:
         return []
     # only the columns used below: a take of the whole table copies every string column
-    ct = st.select(["ts_ns", "endpoint", "outcome", "family", "addr", "port"]).take(pa.array(rows))
+    ct = st.select(["ts_ns", "endpoint", "outcome", "family", "addr", "port", "tid"]).take(
+        pa.array(rows)
+    )
     ts = np.asarray(pc.fill_null(ct["ts_ns"], 0).to_numpy(zero_copy_only=False), np.int64)
     pidx = sock_idx[rows]
     ep_enc = pc.fill_null(ct["endpoint"], "").combine_chunks().dictionary_encode()
@@ -194,6 +335,7 @@ def _connect_waits(
     interesting = np.flatnonzero((n_failed > 0) | (sizes >= polls.MIN_ATTEMPTS))
 
     listens = _listens(trace, procs, sock_idx)
+    accepts: list[tuple[int, int, _Listen]] | None = None  # only read when a wait needs them
     firsts = order[starts[interesting]]
     heads = ct.select(["family", "addr", "port"]).take(pa.array(firsts)).to_pylist()
     logs = trace.table("log")
@@ -206,28 +348,43 @@ def _connect_waits(
         matching = _matching(
             listens, head["family"] or "", head["addr"] or "", head["port"], endpoint
         )
-        out.extend(
-            _group_waits(
-                t=ts[sel],
-                rows=rows[sel],
-                failed=failed_code[oc_codes[sel]],
-                ok=ok_code[oc_codes[sel]],
-                outcome_names=[oc_names[c] or "unknown" for c in oc_codes[sel]],
-                endpoint=endpoint,
-                waiter=waiter,
-                listens=matching,
-                procs=procs,
-                profile=profile,
-                trace_end=trace_end,
-                logs=logs,
-            )
+        answers = None
+        if answered is not None and polls.MIN_ATTEMPTS <= len(sel) <= polls.MAX_CHAIN_GROUP:
+            # when each attempt's answer ended the waiter's wait for it (scheduler data)
+            tids = pc.fill_null(ct["tid"], 0).take(pa.array(sel)).to_pylist()
+            tt = ts[sel].tolist()
+            pid = procs.procs[waiter].pid
+            answers = [
+                answered(pid, int(tids[k]), tt[k], tt[k + 1] if k + 1 < len(tt) else trace_end)
+                for k in range(len(tt))
+            ]
+        found = _group_waits(
+            t=ts[sel],
+            answers=answers,
+            rows=rows[sel],
+            failed=failed_code[oc_codes[sel]],
+            ok=ok_code[oc_codes[sel]],
+            outcome_names=[oc_names[c] or "unknown" for c in oc_codes[sel]],
+            endpoint=endpoint,
+            waiter=waiter,
+            listens=matching,
+            procs=procs,
+            profile=profile,
+            trace_end=trace_end,
+            logs=logs,
         )
+        if found and accepts is None:
+            accepts = _accepts(trace, procs, sock_idx, listens)
+        for w in found:
+            _set_acceptor(w, accepts or [], matching, trace_end)
+        out.extend(found)
     return out
 
 
 def _group_waits(
     *,
     t: Any,
+    answers: list[int | None] | None = None,
     rows: Any,
     failed: Any,
     ok: Any,
@@ -264,7 +421,7 @@ def _group_waits(
             break
         pos = j + 1
 
-    series = polls.find_series(t)
+    series = polls.find_series_answered(t, answers)
     out: list[Wait] = []
     used_series: set[int] = set()
     for i, j, lst in episodes:
@@ -550,17 +707,23 @@ def _module_waits(trace: Trace, procs: Processes, profile: Profile) -> list[Wait
 
 
 def find(
-    trace: Trace, procs: Processes, profile: Profile, trace_end: int, part: Any = None
+    trace: Trace,
+    procs: Processes,
+    profile: Profile,
+    trace_end: int,
+    part: Any = None,
+    answered: Answered | None = None,
 ) -> list[Wait]:
     """Every wait-for edge in the trace (see module docstring), sorted by start time.
 
     part: per socket row, which part of its process made the call (the component code of the
     connect's stack, analyzer/stacks.py); connects are grouped by it too, so two components of
-    ONE process polling each other are a wait like any other. None (no stacks): by process."""
+    ONE process polling each other are a wait like any other. None (no stacks): by process.
+    answered (scheduler data): when an attempt's answer reached the waiter (polls.py)."""
     st = trace.table("socket")
     # every socket event's process instance, computed once for all passes
     sock_idx = procs.assign(st["pid"], st["ts_ns"]) if st.num_rows else np.zeros(0, np.int64)
-    waits = _connect_waits(trace, procs, profile, trace_end, sock_idx, part)
+    waits = _connect_waits(trace, procs, profile, trace_end, sock_idx, part, answered)
     waits += _child_waits(trace, procs, profile, sock_idx)
     waits += _module_waits(trace, procs, profile)
     waits.sort(key=lambda w: (w.start_ns, w.kind))

@@ -10,8 +10,10 @@
   stretches ended by a timer, the network, the disk, an unknown waker or the process's own
   threads (those stay part of its own segment, with their states).
 * :func:`observe_children` makes child waits observed instead of inferred: a parent whose
-  thread was woken by the child's exit waited for it; a parent that kept running (on a CPU or
-  runnable for more than half the child's life) and was not woken by the exit did not.
+  thread was woken by the child's exit waited for it, from the start of the sleep that wakeup
+  ended (a parent that works before it waits keeps its work: issue 29); a parent that kept
+  running (on a CPU or runnable for more than half the child's life) and was not woken by the
+  exit did not.
 
 Stretches are computed once per process over the whole trace (columnar, SchedIndex.idle_arrays)
 and answered by binary search: a walk of thousands of steps stays cheap.
@@ -25,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from tracer.analyzer.critical_path import WakeEdge
-from tracer.analyzer.sched import MIN_IDLE_NS, SchedIndex
+from tracer.analyzer.sched import MIN_IDLE_NS, SchedIndex, Waker
 from tracer.analyzer.tree import Processes
-from tracer.analyzer.waits import Wait
+from tracer.analyzer.waits import Answered, Wait
 
 #: a stretch is followed when its uninterruptible part is below this share (else it is disk I/O)
 MAX_IO_SHARE = 0.5
@@ -99,16 +101,20 @@ def observe_children(waits: list[Wait], ix: SchedIndex, procs: Processes) -> lis
     parent was mostly off-CPU while the child ran; dropped when the parent kept running; added
     when a parent that looked active (a fork, a connect) was still woken by the child's exit."""
 
-    def woken_by_exit(parent: int, child: int) -> bool:
+    def woken_by_exit(parent: int, child: int) -> Waker | None:
         c = procs.procs[child]
         if c.end_ns is None:
-            return False
+            return None
         ppid = procs.procs[parent].pid
-        return any(
-            w.kind == "process" and w.waker_pid == c.pid
-            for w in ix.wakeups(ppid, c.end_ns - EXIT_WAKE_BEFORE_NS,
-                                c.end_ns + EXIT_WAKE_AFTER_NS)
-        )
+        return next((w for w in ix.wakeups(ppid, c.end_ns - EXIT_WAKE_BEFORE_NS,
+                                           c.end_ns + EXIT_WAKE_AFTER_NS)
+                     if w.kind == "process" and w.waker_pid == c.pid), None)
+
+    def waiting_since(w: Wait, woke: Waker) -> None:
+        # the parent waited from the start of the sleep the exit ended (its last off-CPU
+        # stretch), not from the fork: its work before that is its own (issue 29)
+        if woke.idle_start_ns is not None and woke.idle_start_ns > w.start_ns:
+            w.start_ns = woke.idle_start_ns
 
     out: list[Wait] = []
     seen: set[int] = set()
@@ -117,8 +123,10 @@ def observe_children(waits: list[Wait], ix: SchedIndex, procs: Processes) -> lis
             out.append(w)
             continue
         seen.add(w.target)
-        if woken_by_exit(w.waiter, w.target):
+        woke = woken_by_exit(w.waiter, w.target)
+        if woke is not None:
             w.reason += "; the child's exit woke it (observed)"
+            waiting_since(w, woke)
             out.append(w)
             continue
         st = ix.states_between(procs.procs[w.waiter].pid, w.start_ns, w.end_ns)
@@ -133,13 +141,30 @@ def observe_children(waits: list[Wait], ix: SchedIndex, procs: Processes) -> lis
         par = procs.procs[c.parent]
         if par.end_ns is not None and par.end_ns < c.end_ns:
             continue
-        if woken_by_exit(c.parent, c.idx):
-            out.append(Wait(kind="child", waiter=c.parent, target=c.idx, start_ns=c.start_ns,
-                            end_ns=c.end_ns,
-                            reason="a thread of the parent was woken by the child's exit "
-                                   "(observed)"))
+        woke = woken_by_exit(c.parent, c.idx)
+        if woke is not None:
+            w = Wait(kind="child", waiter=c.parent, target=c.idx, start_ns=c.start_ns,
+                     end_ns=c.end_ns,
+                     reason="a thread of the parent was woken by the child's exit (observed)")
+            waiting_since(w, woke)
+            out.append(w)
     out.sort(key=lambda x: (x.start_ns, x.kind))
     return out
 
 
-__all__ = ["MAX_IO_SHARE", "WakeEdges", "observe_children"]
+def answers(ix: SchedIndex) -> Answered:
+    """When the answer to a connect attempt reached its thread (waits.Answered): the last
+    wakeup of that thread after the attempt and before the next one that ended a wait begun
+    after the attempt and was not a timer's (a retry loop's sleep is the client's own
+    cadence; the wait for the reply is the server's time). None: no such wait of >= 1 ms."""
+
+    def answered(pid: int, tid: int, t0: int, t1: int) -> int | None:
+        got = [w.ts_ns for w in ix.wakeups(pid, t0, t1)
+               if w.tid == tid and w.kind != "timer" and w.ts_ns < t1
+               and w.idle_start_ns is not None and w.idle_start_ns >= t0]
+        return got[-1] if got else None
+
+    return answered
+
+
+__all__ = ["MAX_IO_SHARE", "WakeEdges", "answers", "observe_children"]

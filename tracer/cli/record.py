@@ -32,7 +32,7 @@ Examples:
   sudo k3sprof record -o /var/tmp/k3s.trace -- k3s server
   sudo k3sprof record -o t --until listen:6443 --duration 120
   sudo k3sprof record -o t -- sh -c 'curl -s localhost:8080'
-  sudo k3sprof record -o t --sched -- k3s server   # + thread states, wakers, disk
+  sudo k3sprof record -o t --no-sched -- k3s server   # without thread states
   sudo k3sprof record -o t --until 'log:successfully booted' -- containerd
 
 \b
@@ -62,10 +62,15 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Let CMD write straight to the terminal (no log table from its output).")
 @click.option("--no-netlink", is_flag=True,
               help="Do not record netlink link/address/route changes.")
-@click.option("--sched/--no-sched", default=False, show_default=True,
-              help="Also record thread states (cpu/runqueue/io/sleep), who woke whom, block "
-                   "I/O and fsyncs (docs/sched.md). Opt-in until its cost on a context-switch "
-                   "storm meets the 1.15x goal (docs/sched.md, Overhead).")
+@click.option("--sched/--no-sched", default=True, show_default=True,
+              help="Thread states (cpu/runqueue/io/sleep), who woke whom, block I/O and "
+                   "fsyncs (docs/sched.md): on by default; --no-sched turns them off. "
+                   "--sched is still accepted and changes nothing (it was opt-in until "
+                   "issue 24).")
+@click.option("--sched-hooks", type=click.Choice(["auto", "raw", "tracepoint"]),
+              default="auto", hidden=True,
+              help="How sched hooks the scheduler: raw tracepoints where the kernel's BTF "
+                   "allows (auto), or force one path (tests, benchmarks).")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,
@@ -77,7 +82,8 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD ARGS...]")
 def record(output: Path, duration: float | None, until: str | None, force: bool,
            user: str | None, journal_units: tuple[str, ...], no_capture: bool,
-           no_netlink: bool, sched: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
+           no_netlink: bool, sched: bool, sched_hooks: str, buffer_pages: int,
+           flush_interval: float, wakeup: bool,
            print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
     from tracer import conditions
@@ -86,7 +92,7 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
     from tracer.collector.start import record as do_record
 
     if print_bpf:
-        plan = run_library(probes.plan, ring_pages=buffer_pages)
+        plan = run_library(probes.plan, ring_pages=buffer_pages, sched_hooks=sched_hooks)
         click.echo(probes.source())
         click.echo("// cflags: " + " ".join(plan.cflags))
         return 0
@@ -101,6 +107,7 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
         capture_output=not no_capture,
         netlink=not no_netlink,
         sched=sched,
+        sched_hooks=sched_hooks,
         force=force,
         ring_pages=buffer_pages,
         flush_interval=flush_interval,

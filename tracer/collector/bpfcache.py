@@ -10,7 +10,8 @@ name, read back from the kernel with BPF_OBJ_GET_INFO_BY_FD). Later recordings w
 key (kernel release, BPF source text, cflags, BCC version, architecture) create the maps,
 patch the map fds into the instructions, load the programs (the kernel's verifier checks
 them again, as for any load) and attach them to their tracepoints the way BCC does
-(perf_event_open + PERF_EVENT_IOC_SET_BPF), without importing bcc or LLVM.
+(perf_event_open + PERF_EVENT_IOC_SET_BPF; raw tracepoint programs with
+BPF_RAW_TRACEPOINT_OPEN), without importing bcc or LLVM.
 
 Safety: the cache lives in a root-only directory (0700, owned by root); a file that is not
 owned by root or is writable by others is ignored, as is anything that fails to parse, to
@@ -42,7 +43,9 @@ _NR = {"x86_64": {"bpf": 321, "perf_event_open": 298},
 _BPF_MAP_CREATE, _BPF_MAP_LOOKUP_ELEM, _BPF_MAP_UPDATE_ELEM = 0, 1, 2
 _BPF_MAP_GET_NEXT_KEY = 4
 _BPF_PROG_LOAD, _BPF_OBJ_GET_INFO_BY_FD = 5, 15
+_BPF_RAW_TRACEPOINT_OPEN = 17
 _BPF_PROG_TYPE_TRACEPOINT = 5
+_BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 _BPF_PSEUDO_MAP_FD = 1
 _LD_IMM64 = 0x18
 _PERF_TYPE_TRACEPOINT = 2
@@ -98,6 +101,22 @@ def entry_path(k: str) -> Path:
     return CACHE_DIR / f"{k}.json"
 
 
+def note_path(name: str) -> Path | None:
+    """A small root-only note in the cache directory (e.g. facts read from the kernel's
+    BTF), named after what it depends on; None when the directory is not trusted."""
+    if not _trusted_dir(CACHE_DIR, create=True):
+        return None
+    return CACHE_DIR / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".note.json")
+
+
+def write_note(path: Path, text: str) -> None:
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 # -- saving what BCC compiled ----------------------------------------------------------------
 def map_info(fd: int) -> dict[str, Any]:
     """A map's definition, from the kernel (struct bpf_map_info)."""
@@ -128,6 +147,13 @@ def save(bpf: Any, k: str) -> Path | None:
     fds: set[int] = set()
     for name in list(bpf.funcs):
         name_b = name if isinstance(name, bytes) else name.encode()
+        if name_b.startswith(b"raw_tracepoint__"):
+            # a raw tracepoint program (BCC's RAW_TRACEPOINT_PROBE): attached by event name
+            insns = bpf.dump_func(name_b)
+            fds |= _map_fds(insns)
+            progs.append({"name": name_b.decode(), "insns": insns.hex(),
+                          "raw_tracepoint": name_b[len(b"raw_tracepoint__"):].decode()})
+            continue
         if not name_b.startswith(b"tracepoint__"):
             continue
         insns = bpf.dump_func(name_b)
@@ -154,12 +180,15 @@ class Loaded:
     map_defs: dict[str, dict[str, Any]]
     prog_fds: dict[str, int]  # program name -> fd
     tracepoint_fds: dict[str, int] = field(default_factory=dict)  # "cat:name" -> perf fd
+    raw_tracepoint_fds: dict[str, int] = field(default_factory=dict)  # event -> link fd
 
     def close(self) -> None:
-        for fd in [*self.tracepoint_fds.values(), *self.prog_fds.values(), *self.maps.values()]:
+        for fd in [*self.tracepoint_fds.values(), *self.raw_tracepoint_fds.values(),
+                   *self.prog_fds.values(), *self.maps.values()]:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.tracepoint_fds.clear()
+        self.raw_tracepoint_fds.clear()
         self.prog_fds.clear()
         self.maps.clear()
 
@@ -172,11 +201,12 @@ def _create_map(d: dict[str, Any]) -> int:
     return _bpf(_BPF_MAP_CREATE, attr)
 
 
-def _load_prog(name: str, insns: bytes, license_: bytes) -> int:
+def _load_prog(name: str, insns: bytes, license_: bytes,
+               prog_type: int = _BPF_PROG_TYPE_TRACEPOINT) -> int:
     buf = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license_)
     attr = ctypes.create_string_buffer(72)
-    struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_TRACEPOINT, len(insns) // 8,
+    struct.pack_into("<IIQQ", attr, 0, prog_type, len(insns) // 8,
                      ctypes.addressof(buf), ctypes.addressof(lic))
     struct.pack_into("16s", attr, 48, name.encode()[:15])  # prog_name
     return _bpf(_BPF_PROG_LOAD, attr)
@@ -212,6 +242,18 @@ def attach_tracepoint(prog_fd: int, tracefs: Path, tp: str) -> int:
     return pfd
 
 
+def attach_raw_tracepoint(prog_fd: int, event: str) -> int:
+    """What BCC's bpf_attach_raw_tracepoint does: BPF_RAW_TRACEPOINT_OPEN, which returns a
+    link fd; the program stays attached while it is open."""
+    name = ctypes.create_string_buffer(event.encode())
+    attr = ctypes.create_string_buffer(16)
+    struct.pack_into("<QI", attr, 0, ctypes.addressof(name), prog_fd)
+    try:
+        return _bpf(_BPF_RAW_TRACEPOINT_OPEN, attr)
+    except CacheError as e:
+        raise CacheError(f"attaching raw tracepoint {event}: {e}") from None
+
+
 def load(k: str, tracefs: Path) -> Loaded | None:
     """Load and attach the entry for key k; None if there is none. Raises CacheError if it
     exists but cannot be used (everything opened so far is closed again)."""
@@ -241,8 +283,14 @@ def load(k: str, tracefs: Path) -> Loaded | None:
         lic = str(entry.get("license", "GPL")).encode()
         for p in entry["programs"]:
             insns = _patch(bytes.fromhex(p["insns"]), fd_map)
-            out.prog_fds[p["name"]] = _load_prog(p["name"], insns, lic)
+            kind = _BPF_PROG_TYPE_RAW_TRACEPOINT if "raw_tracepoint" in p else \
+                _BPF_PROG_TYPE_TRACEPOINT
+            out.prog_fds[p["name"]] = _load_prog(p["name"], insns, lic, kind)
         for p in entry["programs"]:
+            if "raw_tracepoint" in p:
+                out.raw_tracepoint_fds[p["raw_tracepoint"]] = attach_raw_tracepoint(
+                    out.prog_fds[p["name"]], p["raw_tracepoint"])
+                continue
             out.tracepoint_fds[p["tracepoint"]] = attach_tracepoint(
                 out.prog_fds[p["name"]], tracefs, p["tracepoint"])
     except (CacheError, KeyError, ValueError, OSError) as e:

@@ -59,8 +59,16 @@ def run_checks(compile_probe: bool = True) -> list[Check]:
     checks.append(Check("capabilities", cap_ok, "effective: " + (", ".join(have) or "none"),
                         "run as root; in a container use --privileged (or CAP_BPF+CAP_PERFMON)"))
     checks.append(Check("btf", Path("/sys/kernel/btf/vmlinux").exists(),
-                        "/sys/kernel/btf/vmlinux", "not needed by k3sprof (informational)",
-                        required=False))
+                        "/sys/kernel/btf/vmlinux", "without it the sched concern uses its "
+                        "tracepoint programs (the fallback)", required=False))
+    try:
+        hooks = probes.choose_sched_hooks("auto")
+        raw = hooks.path == "raw_tracepoint"
+        checks.append(Check("sched hooks", raw, f"{hooks.path}: {hooks.why}",
+                            "" if raw else "the tracepoint fallback records the same, at "
+                            "more cost per context switch (docs/sched.md)", required=False))
+    except Exception as e:  # doctor reports, never fails on a check
+        checks.append(Check("sched hooks", False, str(e), "", required=False))
     tfs = probes.tracefs()
     checks.append(Check("tracefs", tfs is not None, str(tfs) if tfs else "not mounted",
                         "sudo mount -t tracefs nodev /sys/kernel/tracing"))
@@ -81,7 +89,8 @@ def run_checks(compile_probe: bool = True) -> list[Check]:
         detail = f"{build} -> {target}"
         if not exact:
             detail += (" (NOT this kernel's headers: fine for k3sprof, whose programs read "
-                       "only tracepoint arguments, never kernel structs)")
+                       "tracepoint arguments, and the one struct field its raw sched programs "
+                       "read at an offset from the kernel's BTF, never from these headers)")
         checks.append(Check("headers", True, detail, required=True))
         tree, fix = bcc_header_tree(Path("/lib/modules") / rel)
         # not required: BCC may still compile from /sys/kernel/kheaders.tar.xz

@@ -65,7 +65,8 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
 }
 #: every concern, in build order
 CONCERNS = ("process", "socket", "module", "cgroup", "sched")
-#: concerns built only when asked for (record --sched): not listed at all otherwise
+#: concerns the user can turn off (record --no-sched): not listed at all when off, so a
+#: recording without them is not reported as missing something
 OPT_IN = ("sched",)
 
 #: -D flag -> tracepoints that must all exist for it
@@ -116,6 +117,8 @@ class ProbePlan:
     tracepoints: list[str] = field(default_factory=list)
     #: events of this process are not recorded (written into the self_tgid map at load)
     self_tgid: int = 0
+    #: how the sched concern hooks the scheduler (SchedHooks.as_meta), None when it is off
+    sched_hooks: dict[str, Any] | None = None
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -130,6 +133,7 @@ def plan(
     max_args: int = 20,
     arg_len: int = 256,
     concerns: tuple[str, ...] = CONCERNS,
+    sched_hooks: str = "auto",
 ) -> ProbePlan:
     """Decide what to build from what this kernel offers."""
     tfs = tracefs()
@@ -154,6 +158,7 @@ def plan(
         cflags.append("-DHAVE_EXIT_GROUP_DEAD")
     status: dict[str, str] = {}
     tps: list[str] = []
+    hooks_meta: dict[str, Any] | None = None
     for concern in CONCERNS:
         if concern not in concerns:
             if concern not in OPT_IN:
@@ -176,6 +181,9 @@ def plan(
         cflags.append(f"-DPROBE_{concern.upper()}")
         tps += list(REQUIRED[concern])
         if concern == "sched":
+            hooks = choose_sched_hooks(sched_hooks)
+            hooks_meta = hooks.as_meta()
+            cflags += hooks.cflags()
             for flag, opt in SCHED_OPTIONAL.items():
                 if all(tracepoint_format(tfs, t) for t in opt):
                     cflags.append(f"-D{flag}")
@@ -185,7 +193,105 @@ def plan(
     if not any(v == "attached" for v in status.values()):
         raise ProbeError("no probe can attach on this kernel (run `k3sprof doctor`)")
     return ProbePlan(cflags=cflags, concerns=status, tracepoints=sorted(set(tps)),
-                     self_tgid=self_tgid if self_tgid is not None else os.getpid())
+                     self_tgid=self_tgid if self_tgid is not None else os.getpid(),
+                     sched_hooks=hooks_meta)
+
+
+#: record --sched-hooks: auto (raw tracepoints where this kernel allows, else tracepoints)
+SCHED_HOOKS = ("auto", "raw", "tracepoint")
+#: the raw tracepoints' leading arguments the raw programs read (bpf/sched.bpf.c);
+#: sched_switch passes prev_state as an argument since Linux 5.18. The irq and hrtimer
+#: programs are raw too when the path is raw (they read plain numbers, or nothing).
+RAW_SCHED_PARAMS: Mapping[str, tuple[str, ...]] = {
+    "sched_switch": ("_Bool", "struct task_struct *", "struct task_struct *", "unsigned int"),
+    "sched_waking": ("struct task_struct *",),
+    "sched_wakeup_new": ("struct task_struct *",),
+    "softirq_entry": ("unsigned int",),
+    "softirq_exit": ("unsigned int",),
+    "irq_handler_entry": ("int",),
+    "irq_handler_exit": ("int",),
+    "hrtimer_expire_entry": (),
+    "hrtimer_expire_exit": (),
+}
+
+
+@dataclass(frozen=True)
+class SchedHooks:
+    """How the sched concern hooks sched_switch / sched_waking / sched_wakeup_new."""
+
+    path: str  # "raw_tracepoint" | "tracepoint"
+    why: str
+    task_pid_offset: int | None = None
+
+    def cflags(self) -> list[str]:
+        if self.path != "raw_tracepoint":
+            return []
+        return ["-DSCHED_RAW_TP", f"-DTASK_PID_OFF={self.task_pid_offset}"]
+
+    def as_meta(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "why": self.why}
+        if self.task_pid_offset is not None:
+            out["task_pid_offset"] = self.task_pid_offset
+        return out
+
+
+def choose_sched_hooks(want: str = "auto") -> SchedHooks:
+    """Raw tracepoints when this kernel's BTF shows the arguments the raw programs expect
+    and where task_struct.pid is; else the tracepoint programs (the fallback). `want`
+    "raw" fails (ProbeError) instead of falling back; "tracepoint" never tries raw."""
+    if want not in SCHED_HOOKS:
+        raise ProbeError(f"--sched-hooks must be one of {', '.join(SCHED_HOOKS)}, not {want}")
+    if want == "tracepoint":
+        return SchedHooks("tracepoint", "asked for (--sched-hooks tracepoint)")
+    try:
+        off = _btf_task_pid_offset()
+    except _BTFUnusable as e:
+        if want == "raw":
+            raise ProbeError(f"raw tracepoints cannot be used on this kernel: {e}") from None
+        return SchedHooks("tracepoint", f"fallback: {e}")
+    return SchedHooks("raw_tracepoint", f"kernel BTF: task_struct.pid at byte {off}; "
+                      "sched_switch passes prev_state", off)
+
+
+class _BTFUnusable(Exception):
+    pass
+
+
+def _btf_task_pid_offset() -> int:
+    """task_struct.pid's offset, after checking the raw tracepoints' argument lists; from
+    the kernel's BTF (~0.15 s to walk) or from a note of it kept in the bytecode cache
+    directory, keyed by the kernel build (release + version string + BTF size)."""
+    import json
+
+    from tracer.collector import bpfcache, btf
+
+    try:
+        size = btf.VMLINUX.stat().st_size
+    except OSError:
+        raise _BTFUnusable("no kernel BTF (/sys/kernel/btf/vmlinux)") from None
+    try:
+        build = Path("/proc/sys/kernel/version").read_text().strip()
+    except OSError:
+        build = ""
+    # "btf2": the checks below grew (irq/hrtimer raw): an older note does not vouch for them
+    note = bpfcache.note_path(f"btf2-{platform.release()}-{size}-{build}")
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if note is not None:
+            return int(json.loads(note.read_text())["task_pid_offset"])
+    try:
+        b = btf.load()
+        for event, want in RAW_SCHED_PARAMS.items():
+            got = tuple(b.raw_tracepoint_params(event))
+            if got[:len(want)] != want:
+                raise _BTFUnusable(f"raw tracepoint {event} takes ({', '.join(got)}), the "
+                                   f"programs expect ({', '.join(want)})")
+        off = b.member_offset("task_struct", "pid")
+    except btf.BTFError as e:
+        raise _BTFUnusable(f"kernel BTF: {e}") from None
+    if note is not None:
+        with contextlib.suppress(OSError):
+            bpfcache.write_note(note, json.dumps({"task_pid_offset": off}))
+    return off
 
 
 def source() -> str:
@@ -261,8 +367,24 @@ class Attached:
         return {(k.decode() if isinstance(k, bytes) else str(k)): int(f.fd)
                 for k, f in self.bpf.funcs.items()}
 
+    def raw_tracepoint_fds(self) -> dict[str, int]:
+        if self.cached is not None:
+            return dict(self.cached.raw_tracepoint_fds)
+        return {k.decode() if isinstance(k, bytes) else str(k): int(v)
+                for k, v in getattr(self.bpf, "raw_tracepoint_fds", {}).items()}
+
     def num_attached(self) -> int:
-        return len(self.tracepoint_fds())
+        return len(self.tracepoint_fds()) + len(self.raw_tracepoint_fds())
+
+    def _forget_raw(self) -> list[int]:
+        """The raw tracepoint links' fds, taken out of the loader's bookkeeping (so its
+        cleanup does not close them again): closing one detaches its program."""
+        fds = list(self.raw_tracepoint_fds().values())
+        if self.cached is not None:
+            self.cached.raw_tracepoint_fds.clear()
+        elif getattr(self.bpf, "raw_tracepoint_fds", None):
+            self.bpf.raw_tracepoint_fds.clear()
+        return fds
 
     def detach(self, background: bool = False) -> None:
         """Each tracepoint detach waits for an RCU grace period in the kernel
@@ -274,8 +396,11 @@ class Attached:
         programs still run and fill a ring buffer nobody reads, which costs nothing."""
         from concurrent.futures import ThreadPoolExecutor
 
+        raw = self._forget_raw()
         fds = list(self.tracepoint_fds().values())
-        if background and fds and _detach_in_child(fds):
+        if background and fds and _detach_in_child(fds + raw):
+            for fd in raw:
+                _close_quietly(fd)
             for fd in fds:
                 _close_quietly(fd)
             while _DETACH_DONE_FDS:  # now the child may close the last references
@@ -286,12 +411,14 @@ class Attached:
                 self.bpf.tracepoint_fds.clear()
             return
         if self.cached is not None:
-            fds = list(self.cached.tracepoint_fds.values())
+            fds = list(self.cached.tracepoint_fds.values()) + raw
             self.cached.tracepoint_fds.clear()
             if fds:
                 with ThreadPoolExecutor(max_workers=len(fds)) as ex:
                     list(ex.map(_close_quietly, fds))
             return
+        for fd in raw:
+            _close_quietly(fd)
         tps = list(getattr(self.bpf, "tracepoint_fds", {}))
         if tps:
             with ThreadPoolExecutor(max_workers=len(tps)) as ex:
@@ -447,7 +574,7 @@ def _compile(p: ProbePlan) -> Any:
         bpf = BPF(text=source(), cflags=p.cflags)
     except Exception as e:  # bcc raises bare Exception on compile/load failure
         raise ProbeError(f"BPF programs failed to compile or load: {e}") from None
-    if bpf.num_open_tracepoints() == 0:
+    if bpf.num_open_tracepoints() + len(getattr(bpf, "raw_tracepoint_fds", {})) == 0:
         bpf.cleanup()
         raise ProbeError("no tracepoint attached (run `k3sprof doctor`)")
     return bpf

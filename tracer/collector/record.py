@@ -203,7 +203,8 @@ class Recorder:
             self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(
                 live_ns, sched_collector.threads_at_start(), sched_collector.irq_names())
-            self.meta["sched"] = sched_collector.machine_facts()
+            self.meta["sched"] = {**sched_collector.machine_facts(),
+                                  "hooks": plan.sched_hooks}
         self._update_meta(bpf)
         self.stop.install()
         try:

@@ -201,8 +201,17 @@ def freeze(maps: MapFds, drain: Callable[[], None]) -> Frozen:
     BCC just compiled and for programs loaded from the bytecode cache."""
     from tracer.collector import bpfcache
 
+    # The end is stamped AFTER the flag is set, never before. Every program reads its clock
+    # first and the flag second (bpf/sched.bpf.c), so a program that still passes the check
+    # read its clock before the flag was set, i.e. before this stamp: no timestamp in the
+    # map or the ring can be later than the end. Stamped first (as it was), a program that
+    # ran in between (~20-150 us of Python and a syscall, dozens of context switches on a
+    # busy machine) read a later clock, saw no flag yet and moved a thread's interval start
+    # past the end: an `open` sched row ending after sched.end_ns (issue 24). The update is
+    # visible to every CPU when the syscall returns (on x86 the kernel's locked decrement of
+    # the map's writer count after the copy, bpf_map_write_active_dec, is a full barrier).
+    bpfcache.update(maps.map_fd("sched_frozen"), _U32_ZERO, _FROZEN)
     freeze_ns = time.monotonic_ns()
-    bpfcache.update(maps.map_fd("sched_frozen"), _U32_ZERO, freeze_ns.to_bytes(8, "little"))
     time.sleep(0.005)  # a probe that read the flag just before it was set finishes in us
     drain()
     missed = {"switch_out": 0, "switch_in": 0}
@@ -217,6 +226,8 @@ def freeze(maps: MapFds, drain: Callable[[], None]) -> Frozen:
 
 
 _U32_ZERO = b"\0\0\0\0"
+#: sched_frozen's value once frozen: any non-zero u64 (the programs test for non-zero)
+_FROZEN = (1).to_bytes(8, "little")
 
 
 def read_open_threads(maps: MapFds) -> list[OpenThread]:

@@ -51,8 +51,11 @@ class RecordOptions:
     #: record link/address/route changes from netlink
     netlink: bool = True
     #: the scheduler concern (thread states, wakers, block I/O, fsyncs): docs/sched.md.
-    #: Opt-in until its overhead on context-switch storms meets the goal (bench.sched_overhead)
-    sched: bool = False
+    #: On by default (record --no-sched turns it off): a boot is recorded once, and what
+    #: explains it must be in the recording without the user knowing a flag
+    sched: bool = True
+    #: how sched hooks the scheduler: auto | raw | tracepoint (probes.choose_sched_hooks)
+    sched_hooks: str = "auto"
     #: called with progress messages (the CLI prints them); the first is the "recording" line
     notify: Callable[[str], None] = lambda msg: None
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
@@ -109,10 +112,22 @@ def go_live(opts: RecordOptions) -> Live:
         raise UsageError(f"command not found: {o.command[0]}")
     concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
     plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
-                       arg_len=o.arg_len, concerns=concerns)
+                       arg_len=o.arg_len, concerns=concerns, sched_hooks=o.sched_hooks)
     # The sched concern's stop-time freeze and map read go by map fd (collector/sched.py),
     # so it loads from the bytecode cache like the rest.
-    bpf = probes.load(plan, use_cache=o.bpf_cache)
+    try:
+        bpf = probes.load(plan, use_cache=o.bpf_cache)
+    except ProbeError as e:
+        hooks = plan.sched_hooks or {}
+        if o.sched_hooks != "auto" or hooks.get("path") != "raw_tracepoint":
+            raise
+        # the kernel's BTF promised raw tracepoints, but they did not load or attach: the
+        # tracepoint programs are the fallback, and the recording says why
+        plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
+                           arg_len=o.arg_len, concerns=concerns, sched_hooks="tracepoint")
+        assert plan.sched_hooks is not None
+        plan.sched_hooks["why"] = f"fallback: raw tracepoint programs failed: {e}"
+        bpf = probes.load(plan, use_cache=o.bpf_cache)
     live_ns = time.monotonic_ns()
     return Live(bpf=bpf, plan=plan, live_ns=live_ns, attach_s=time.monotonic() - t_start)
 

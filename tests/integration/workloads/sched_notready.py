@@ -2,7 +2,8 @@
 
 usage: sched_notready.py MODE PORT TRUTH.json [DATAFILE]
 
-Listens on 127.0.0.1:PORT. Each client sends one line, its CLOCK_MONOTONIC taken just before
+Listens on 127.0.0.1:PORT (PORT "-": accepts on a socket passed the systemd way, LISTEN_FDS=1
+on fd 3, see sched_handoff.py). Each client sends one line, its CLOCK_MONOTONIC taken just before
 it called connect() (the poller, sched_poller.py). The first connection starts the job in a
 worker thread; a connection gets "ready\\n" when the job had ended BEFORE the client's connect,
 else "not-ready\\n". Why the connect time and not the answer time: the kernel completes a TCP
@@ -13,7 +14,8 @@ analyzer only see the connect, so "ready" must mean "ready when you connected".
 MODE is the job, each 300 ms: `spin` (300 ms of the worker's thread CPU, hashing in C with the
 GIL released, so the listener thread answers at once), `fsync` (write 4 MiB + fsync DATAFILE
 until 300 ms of wall time have passed; every fsync call timed), `sleep` (time.sleep(0.3): a
-timer). Writes its CLOCK_MONOTONIC / thread-CPU truth to TRUTH.json when the job is done, and
+timer). Writes its CLOCK_MONOTONIC / thread-CPU truth to TRUTH.json when the job is done (and
+`proc_cpu_ns`, the process's CPU time since its fork, all threads, at the job's end), and
 every answer, as the server saw it, to TRUTH.json.answers (one JSON list per line:
 [client's connect stamp, accepted, answered, answer], CLOCK_MONOTONIC ns, "answered" taken
 before the reply is sent) until killed. The listener thread runs as a real-time (SCHED_FIFO)
@@ -78,26 +80,44 @@ def job(mode: str, datafile: str | None, out: str, policy: tuple[int, os.sched_p
     else:
         time.sleep(JOB_NS / 1e9)
     t1, c1 = mono(), time.clock_gettime_ns(CPU)
+    # the whole process's CPU since it started (fork), all threads: startup included
+    proc_cpu = time.clock_gettime_ns(time.CLOCK_PROCESS_CPUTIME_ID)
     with open(out + ".tmp", "w") as f:
         json.dump({"pid": os.getpid(), "mode": mode, "t0": t0, "t1": t1, "cpu_ns": c1 - c0,
-                   "fsync_ns": fsync_ns, "fsyncs": fsyncs}, f)
+                   "fsync_ns": fsync_ns, "fsyncs": fsyncs, "proc_cpu_ns": proc_cpu}, f)
     os.rename(out + ".tmp", out)
     ended.append(t1)
     done.set()
 
 
+def listening(port: str) -> socket.socket:
+    """The listening socket: our own on 127.0.0.1:PORT, or with PORT "-" the one passed the
+    way systemd passes an activated socket (LISTEN_PID = our pid, LISTEN_FDS = 1, fd 3)."""
+    if port == "-":
+        if os.environ.get("LISTEN_PID") != str(os.getpid()) or \
+                os.environ.get("LISTEN_FDS") != "1":
+            raise SystemExit("PORT '-' needs one socket passed as LISTEN_FDS=1 (fd 3)")
+        return socket.socket(fileno=3)
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", int(port)))
+    srv.listen(16)
+    return srv
+
+
 def main() -> None:
-    mode, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    mode, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
     datafile = sys.argv[4] if len(sys.argv) > 4 else None
+    serve(listening(port), mode, out, datafile)
+
+
+def serve(srv: socket.socket, mode: str, out: str, datafile: str | None) -> None:
+    """Answer on srv until killed (the module docstring); the job runs in this process."""
     policy = (os.sched_getscheduler(0), os.sched_getparam(0))
     set_thread_policy(os.SCHED_FIFO, URGENT)
     done = threading.Event()
     ended: list[int] = []  # the job's t1, set before done
     started = False
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", port))
-    srv.listen(16)
     with open(out + ".answers", "w") as log:
         while True:
             conn, _ = srv.accept()

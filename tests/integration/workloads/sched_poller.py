@@ -4,7 +4,11 @@ fixed schedule (a fresh TCP connection per attempt, refused until it listens; ea
 its CLOCK_MONOTONIC taken just before connect()) until it answers "ready". Modes in order:
 spin, fsync, sleep.
 
-usage: sched_poller.py DIR PORT0 DATADIR
+usage: sched_poller.py DIR PORT0 DATADIR [HANDOFF [MODES]]
+
+HANDOFF (default `none`): `fork`, `exec` or `thread` start each server through
+sched_handoff.py (the listener is not the acceptor, issue 29); MODES: a comma-separated subset
+of the modes, in the order given.
 
 Writes DIR/servers.json: [{mode, pid, port, truth}] (truth = the server's own TRUTH.json path).
 The cadence must stay regular on a loaded machine: the analyzer only calls a regular cadence a
@@ -55,6 +59,8 @@ def poll(port: int) -> None:
 
 def main() -> None:
     out, port0, datadir = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    handoff = sys.argv[4] if len(sys.argv) > 4 else "none"
+    modes = sys.argv[5].split(",") if len(sys.argv) > 5 else MODES
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     with contextlib.suppress(OSError):
         os.sched_setscheduler(0, os.SCHED_FIFO, URGENT)
@@ -64,10 +70,12 @@ def main() -> None:
 
     servers = []
     here = Path(__file__).resolve().parent
-    for i, mode in enumerate(MODES):
+    for i, mode in enumerate(modes):
         port = port0 + i
         truth = out / f"truth-{mode}.json"
         cmd = [sys.executable, str(here / "sched_notready.py"), mode, str(port), str(truth)]
+        if handoff != "none":
+            cmd[1:2] = [str(here / "sched_handoff.py"), handoff]
         if mode == "fsync":
             cmd.append(str(datadir / f"k3sprof-notready-{port}.bin"))
         p = subprocess.Popen(cmd, start_new_session=True, preexec_fn=normal_priority)
