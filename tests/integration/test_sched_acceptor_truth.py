@@ -27,7 +27,7 @@ from tests.integration.recording import WORKLOADS, free_port, record
 from tests.integration.test_sched_path_truth import Answer, _poll_segment
 from tracer import schema
 from tracer.analyzer import analyze
-from tracer.analyzer.text import render
+from tracer.report.text import render
 
 pytestmark = pytest.mark.bpf
 

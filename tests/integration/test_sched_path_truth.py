@@ -25,7 +25,7 @@ from tests.integration.recording import WORKLOADS, free_port, record
 from tracer import schema
 from tracer.analyzer import analyze
 from tracer.analyzer.sched import STATES
-from tracer.analyzer.text import render
+from tracer.report.text import render
 
 pytestmark = pytest.mark.bpf
 

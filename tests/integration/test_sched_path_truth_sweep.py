@@ -17,7 +17,7 @@ import pytest
 from tests.integration.test_sched_acceptor_truth import record_handoff
 from tests.integration.test_sched_path_truth import _poll_segment
 from tests.integration.test_sched_slow_poll_truth import check_one_series, record_slowpoll
-from tracer.analyzer.text import render
+from tracer.report.text import render
 
 pytestmark = pytest.mark.bpf
 

@@ -221,7 +221,7 @@ def test_wakeup_walk_follows_the_replier_not_the_hogs(recorded, analysis) -> Non
     long-lived process that is not its child) is a `wait:wakeup` segment: the walk continues
     in the replier, so >= 80 % of the replier's 300 ms spin (its own clock) lies on the path
     inside the replier's pid; the CPU hogs, never waited for, are not on the path."""
-    from tracer.analyzer.text import render
+    from tracer.report.text import render
 
     _, truth = recorded
     pid = truth["meta"]["pid"]

@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 
 from tracer.analyzer import Analysis, Options, load_and_analyze
-from tracer.analyzer.text import render
 from tracer.report.html import HtmlReport
 from tracer.report.perfetto import PerfettoExport
+from tracer.report.text import render
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TRACE = DATA / "etcd-start.trace"

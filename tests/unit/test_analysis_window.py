@@ -10,8 +10,8 @@ from tests.builders import ms, trace
 from tests.unit.test_analyzer import connect, exec_, exit_, fork, listen
 from tests.unit.test_report_html import payload
 from tracer.analyzer import analyze
-from tracer.analyzer.text import render
 from tracer.report.html import HtmlReport
+from tracer.report.text import render
 
 
 def teardown_retries() -> Any:

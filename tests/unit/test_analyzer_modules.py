@@ -14,8 +14,8 @@ from typing import Any
 from tests.builders import analyze_json, ms, trace
 from tests.unit.test_analyzer import exec_, exit_, fork, listen
 from tracer.analyzer import analyze
-from tracer.analyzer.text import render
 from tracer.report.html import HtmlReport
+from tracer.report.text import render
 
 CHAIN = [("llc", 12.0, 13.5), ("stp", 14.0, 14.75), ("bridge", 15.0, 31.25),
          ("br_netfilter", 32.0, 36.0)]

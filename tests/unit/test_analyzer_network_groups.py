@@ -11,8 +11,8 @@ from tests.unit.test_analyzer import connect, exec_, exit_, fork, listen
 from tracer import conditions
 from tracer._errors import UsageError
 from tracer.analyzer import Analysis, analyze
-from tracer.analyzer.text import render
 from tracer.report.html import HtmlReport
+from tracer.report.text import render
 
 POD = "8f9c4a5e-1b2d-4c3e-9f0a-7b6c5d4e3f21"
 

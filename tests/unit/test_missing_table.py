@@ -10,9 +10,9 @@ import pytest
 
 from tracer import schema
 from tracer.analyzer import Options, load_and_analyze
-from tracer.analyzer.text import render
 from tracer.cli import main
 from tracer.report import model
+from tracer.report.text import render
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "etcd-start.trace"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.builders import ms, trace
 from tracer.analyzer import Analysis, analyze
-from tracer.report import model
+from tracer.report import model, units
 from tracer.schema import Trace
 
 T0 = ms(1000)  # recording start (CLOCK_MONOTONIC)
@@ -303,7 +303,7 @@ def test_composition_sums_the_critical_path() -> None:
 
 
 def test_fmt_ns() -> None:
-    assert model.fmt_ns(1_234_567_890) == "1.235 s"
-    assert model.fmt_ns(12_340_000) == "12.3 ms"
-    assert model.fmt_ns(-456_000) == "-456 µs"
-    assert model.fmt_ns(None) == "–"
+    assert units.fmt_ns(1_234_567_890) == "1.235 s"
+    assert units.fmt_ns(12_340_000) == "12.3 ms"
+    assert units.fmt_ns(-456_000) == "-456 µs"
+    assert units.fmt_ns(None) == "–"

@@ -11,7 +11,7 @@ from tests.builders import ms, trace
 from tests.unit.test_analyzer import server_client
 from tracer.analyzer import analyze
 from tracer.analyzer.sched import STATES
-from tracer.analyzer.text import render
+from tracer.report.text import render
 
 
 def _row(start: float, end: float, pid: int, tid: int, **state_ms: float) -> dict[str, Any]:

@@ -235,7 +235,7 @@ def test_samples_without_stacks_table_or_mappings() -> None:
 
 def test_the_text_names_components_on_the_path() -> None:
     from tracer.analyzer import analyze
-    from tracer.analyzer.text import render
+    from tracer.report.text import render
 
     a = analyze(trace(meta=META, **_rows(sched=True)), profile="k3s", end="exit:iptables")
     text = render(a)
@@ -290,7 +290,7 @@ def test_the_text_of_the_json_read_back_is_the_same() -> None:
     import json
 
     from tracer.analyzer import Analysis, analyze
-    from tracer.analyzer.text import render
+    from tracer.report.text import render
 
     a = analyze(trace(meta=META, **_rows(sched=True)), profile="k3s", end="exit:iptables")
     back = Analysis.from_json(json.loads(json.dumps(a.to_json())))

@@ -12,7 +12,7 @@ from tests.builders import ms, trace
 from tests.unit.test_analyzer import check_path, exec_, exit_, fork
 from tests.unit.test_schedpath import _row, _wake
 from tracer.analyzer import analyze
-from tracer.analyzer.text import render
+from tracer.report.text import render
 
 CLIENT, REPLIER, BUSY_CHILD, WAITED_CHILD = 10, 20, 30, 31
 

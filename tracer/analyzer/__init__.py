@@ -5,9 +5,10 @@ root, no clock) and returns one typed :class:`~tracer.analyzer.model.Analysis`: 
 `analyze --json` (docs/analyze.md) plus the scoped, redacted event views reporters draw.
 ``load_and_analyze(trace_dir, options)`` is the one load -> analyze every caller uses.
 
-Each pass is a function of :class:`~tracer.analyzer.passes.Work` (the tables, the options and
-the earlier passes' results) returning its own part. A new pass is one function plus one line in
-PASSES; when its name is not a field of Work its result is an optional section of the Analysis.
+Each pass is a function of :class:`~tracer.analyzer.work.Work` (the tables, the options and
+the earlier passes' results) returning its own part, declared with the Work fields it reads
+(``@reads(...)``, passes.py). A new pass is one function plus one line in PASSES, its result a
+field of Work (and, for an optional section, of Analysis) of its name.
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tracer.analyzer import passes as p
+from tracer.analyzer import shape
 from tracer.analyzer.model import ANALYSIS_VERSION, Analysis
-from tracer.analyzer.passes import Options, Redactor, Work
+from tracer.analyzer.work import Options, Pass, Redactor, Work
 from tracer.schema import Trace
 
 __all__ = ["ANALYSIS_VERSION", "PASSES", "Analysis", "Options", "analyze", "folded_stacks",
            "load_and_analyze"]
 
-#: (name, pass) in the order they run; a pass reads only the results of the passes above it.
-PASSES: tuple[tuple[str, p.Pass], ...] = (
+#: (name, pass) in the order they run: each pass writes the Work field of its name and reads only
+#: the inputs and the results of the passes above it (its @reads; tests/unit/test_passes_order.py).
+PASSES: tuple[tuple[str, Pass[Any]], ...] = (
     ("procs", p.tree_pass),  # process instances with exec chains (tree.py)
     ("bounds", p.bounds_pass),  # the recording's span
     ("scope", p.scope_pass),  # the recorded command's tree, or everything (scope.py)
@@ -58,9 +62,6 @@ PASSES: tuple[tuple[str, p.Pass], ...] = (
     ("views", p.views_pass),  # per-event detail for reporters (views.py)
 )
 
-_WORK_FIELDS = frozenset(Work.__dataclass_fields__)
-
-
 def analyze(
     trace: Trace,
     *,
@@ -80,11 +81,7 @@ def run(trace: Trace, options: Options) -> Analysis:
     with gc_paused():
         w = Work(full=trace, options=options, redact=Redactor(options.redact))
         for name, fn in PASSES:
-            part = fn(w)
-            if name in _WORK_FIELDS:
-                setattr(w, name, part)
-            else:
-                w.sections[name] = part
+            setattr(w, name, fn(w))
         return _assemble(w)
 
 
@@ -123,17 +120,22 @@ def _assemble(w: Work) -> Analysis:
         end_reached=win.end_reached,
         start_by=w.redact.text(win.start_by),
         end_by=w.redact.text(win.end_by),
-        critical_path=p.segments_json(w),
-        waits=[p.wait_json(w, x, k) for k, x in enumerate(w.waits)],
+        critical_path=shape.segments_json(w),
+        waits=[shape.wait_json(w, x, k) for k, x in enumerate(w.waits)],
         milestones=w.milestones,
         phases=w.phases,
         counts=w.counts,
         lost_events=w.full.lost_events,
         processes=w.processes,
         groups=w.groups,
-        scope=p.scope_json(w),
+        scope=shape.scope_json(w),
         trace=w.facts,
-        sections=w.sections,
+        path_summary=w.path_summary,
+        module_loads=w.module_loads,
+        cpu=w.cpu,
+        state_lanes=w.state_lanes,
+        blockers=w.blockers,
+        stacks=w.stacks,
         view_builder=w.views,
         redacted=w.options.redact,
     )

@@ -14,13 +14,14 @@ Both are sorted by total time, longest first, and capped (the rest counted in ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracer.analyzer.model import BlockersJson, FsyncJson, SegmentJson, WakeupEdgeJson
 from tracer.analyzer.tree import Processes
 
 SYNC_KINDS = ("fsync", "fdatasync", "sync_file_range")
@@ -34,16 +35,20 @@ def blockers(
     pids: set[int] | None,
     lo: int,
     hi: int,
-    path: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
+    path: Sequence[SegmentJson],
+) -> BlockersJson:
     """The `blockers` section (see the module docstring). `pids`: the woken / calling processes
     to count (None: all); the wakers may be any process."""
     comm = _comms(procs)
+    fsync, fsync_left_out = _fsyncs(blockio, comm, pids, lo, hi)
+    wakeups, wakeups_left_out = _wakeups(wakeup, comm, pids, lo, hi, path)
     return {
         "start_ns": lo,
         "end_ns": hi,
-        **_fsyncs(blockio, comm, pids, lo, hi),
-        **_wakeups(wakeup, comm, pids, lo, hi, path),
+        "fsync": fsync,
+        "fsync_left_out": fsync_left_out,
+        "wakeups": wakeups,
+        "wakeups_left_out": wakeups_left_out,
     }
 
 
@@ -59,16 +64,16 @@ def _in(col: pa.ChunkedArray, pids: set[int] | None) -> Any:
 
 
 def _fsyncs(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int,
-            hi: int) -> dict[str, Any]:
+            hi: int) -> tuple[list[FsyncJson], int]:
     if t.num_rows == 0:
-        return {"fsync": [], "fsync_left_out": 0}
+        return [], 0
     ts = pc.cast(t["ts_ns"], pa.int64())
     m = pc.and_(pc.is_in(t["kind"].cast(pa.string()), pa.array(SYNC_KINDS)),
                 pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)))
     m = pc.fill_null(pc.and_(m, _in(t["pid"], pids)), False)
     sel = t.filter(m)
     if sel.num_rows == 0:
-        return {"fsync": [], "fsync_left_out": 0}
+        return [], 0
     dur = pc.subtract(pc.cast(sel["end_ns"], pa.int64()), pc.cast(sel["ts_ns"], pa.int64()))
     g = pa.table({"pid": sel["pid"], "kind": sel["kind"].cast(pa.string()), "dur": dur})
     agg = g.group_by("pid").aggregate([("dur", "count"), ("dur", "sum"), ("dur", "max")])
@@ -77,8 +82,8 @@ def _fsyncs(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int,
     for r in kinds:  # one row per (process, syscall): a handful
         by_kind.setdefault(int(r["pid"]), {})[r["kind"]] = int(r["dur_count"])
     rows = sorted(agg.to_pylist(), key=lambda r: (-int(r["dur_sum"] or 0), int(r["pid"])))
-    return {
-        "fsync": [
+    return (
+        [
             {
                 "pid": int(r["pid"]),
                 "comm": comm.get(int(r["pid"])),
@@ -89,14 +94,14 @@ def _fsyncs(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int,
             }
             for r in rows[:TOP]
         ],
-        "fsync_left_out": max(0, len(rows) - TOP),
-    }
+        max(0, len(rows) - TOP),
+    )
 
 
 def _wakeups(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int, hi: int,
-             path: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+             path: Sequence[SegmentJson]) -> tuple[list[WakeupEdgeJson], int]:
     if t.num_rows == 0:
-        return {"wakeups": [], "wakeups_left_out": 0}
+        return [], 0
     ts = pc.cast(t["ts_ns"], pa.int64())
     m = pc.and_(pc.equal(t["waker"].cast(pa.string()), "process"),
                 pc.not_equal(t["waker_pid"], t["pid"]))
@@ -105,7 +110,7 @@ def _wakeups(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int, 
     m = pc.fill_null(pc.and_(m, _in(t["pid"], pids)), False)
     sel = t.filter(m)
     if sel.num_rows == 0:
-        return {"wakeups": [], "wakeups_left_out": 0}
+        return [], 0
     end = np.asarray(pc.cast(sel["ts_ns"], pa.int64()).to_numpy(), dtype=np.int64)
     start = np.asarray(pc.cast(pc.fill_null(sel["idle_start_ns"], 0), pa.int64()).to_numpy(),
                        dtype=np.int64)
@@ -117,13 +122,14 @@ def _wakeups(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int, 
     on_path: dict[tuple[int, int], int] = {}
     for s in path:
         wk = s.get("wakeup")
-        if wk and wk.get("woken"):
-            key = (int(wk["waker_pid"]), int(wk["woken"]["pid"]))
-            on_path[key] = on_path.get(key, 0) + int(s["duration_ns"])
+        woken = wk["woken"] if wk is not None else None
+        if wk is not None and woken is not None and wk["waker_pid"] is not None:
+            key = (wk["waker_pid"], woken["pid"])
+            on_path[key] = on_path.get(key, 0) + s["duration_ns"]
     rows = sorted(agg.to_pylist(), key=lambda r: (-int(r["idle_sum"]), int(r["waker_pid"]),
                                                   int(r["pid"])))
-    return {
-        "wakeups": [
+    return (
+        [
             {
                 "waker_pid": int(r["waker_pid"]),
                 "waker_comm": comm.get(int(r["waker_pid"])) or r["waker_comm_max"],
@@ -136,8 +142,8 @@ def _wakeups(t: pa.Table, comm: dict[int, str], pids: set[int] | None, lo: int, 
             }
             for r in rows[:TOP]
         ],
-        "wakeups_left_out": max(0, len(rows) - TOP),
-    }
+        max(0, len(rows) - TOP),
+    )
 
 
 __all__ = ["SYNC_KINDS", "TOP", "blockers"]

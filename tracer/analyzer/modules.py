@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracer.analyzer.model import ModuleLoaderJson
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
 
@@ -21,7 +22,7 @@ SYSCALLS = ("init_module", "finit_module")
 
 def loads_by_loader(
     trace: Trace, procs: Processes, label: Any, members: set[int] | None
-) -> list[dict[str, Any]]:
+) -> list[ModuleLoaderJson]:
     """Per calling process (first load first): {pid, key, command, loads: [{module, syscall,
     start_ns, end_ns, duration_ns, ret}], total_ns}. `label(idx)` names a process (redacted);
     `members`: the process instances in scope (None: all)."""
@@ -32,7 +33,7 @@ def loads_by_loader(
     cols = ["ts_ns", "kind", "name", "ret"] + (
         ["enter_ns"] if "enter_ns" in mt.column_names else []
     )
-    by_proc: dict[int, dict[str, Any]] = {}
+    by_proc: dict[int, ModuleLoaderJson] = {}
     for k, r in enumerate(mt.select(cols).to_pylist()):
         if r["kind"] not in SYSCALLS:
             continue
@@ -65,7 +66,7 @@ def loads_by_loader(
     return out
 
 
-def loaded_names(loaders: list[dict[str, Any]]) -> dict[int, list[str]]:
+def loaded_names(loaders: list[ModuleLoaderJson]) -> dict[int, list[str]]:
     """pid -> the modules that process loaded (successful, named loads), in order."""
     return {
         int(e["pid"]): [x["module"] for x in e["loads"] if x["module"] and x["ret"] == 0]

@@ -1,14 +1,13 @@
 """The analyzer's passes: each a small function from the tables and the earlier passes' results
 (held in :class:`Work`) to its own part. Their order is the list in tracer/analyzer/__init__.py.
 
-A pass whose name is a field of :class:`Work` fills that field; any other pass's result becomes
-an optional section of the Analysis (its JSON key = the pass name; None = left out).
+Each pass fills the field of :class:`Work` named like it; the optional sections of the Analysis
+(path_summary ... stacks) are the fields of the same name (None = left out of the JSON).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.compute as pc
@@ -31,208 +30,44 @@ from tracer.analyzer import (
 )
 from tracer.analyzer import scope as scoping
 from tracer.analyzer.model import (
+    BlockersJson,
+    CountsJson,
+    CpuJson,
     EventViews,
     GroupJson,
     MilestoneJson,
-    Party,
+    ModuleLoaderJson,
+    PathSummaryJson,
     PhaseJson,
     ProcessJson,
-    ScopeJson,
-    SegmentJson,
+    StacksJson,
+    StateLanesJson,
     TraceFacts,
-    WaitJson,
 )
 from tracer.analyzer.profiles import Profile
 from tracer.analyzer.sched import SchedIndex
-from tracer.analyzer.stacks import StackIndex
+from tracer.analyzer.shape import proc_json, segments_json
+from tracer.analyzer.stacks import SegmentComponents, StackIndex
 from tracer.analyzer.tree import Processes
+from tracer.analyzer.work import Bounds, SchedPath, Scope, Window, Work, reads
 from tracer.schema import Trace
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the user chose (analyze/report/export/compare options, docs/analyze.md).
-
-    scope: "tree" (the recorded command's process tree), "all" (every process in the trace) or
-    "auto" (tree when the trace has the recorded command's pid, else all)."""
-
-    profile: str = "auto"
-    start: str | None = None
-    end: str | None = None
-    redact: bool = True
-    scope: str = "auto"
-
-    def check(self) -> None:
-        """Bad options are a UsageError before any work is done."""
-        for spec in (self.start, self.end):
-            if spec is not None:
-                phases.validate(spec)
-        if self.scope not in ("auto", *scoping.MODES):
-            raise UsageError(f"unknown scope {self.scope!r}: use tree or all")
-
-
-@dataclass
-class Redactor:
-    """argv and free text as they may leave the analyzer (tracer.redact unless redact=False)."""
-
-    enabled: bool
-    _argv_cache: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
-
-    def argv(self, argv: list[str]) -> list[str]:
-        if not self.enabled:
-            return list(argv)
-        from tracer.redact import redact_argv
-
-        # thousands of helpers share a few command lines: redact each distinct one once
-        key = tuple(argv)
-        if key not in self._argv_cache:
-            self._argv_cache[key] = redact_argv(list(argv))
-        return list(self._argv_cache[key])
-
-    def text(self, s: str) -> str:
-        if not self.enabled:
-            return s
-        from tracer.redact import redact_text
-
-        return redact_text(s)
-
-
-@dataclass
-class Bounds:
-    """The recording's own span (ns)."""
-
-    start_ns: int
-    end_ns: int
-
-
-@dataclass
-class Scope:
-    mode: str
-    #: instance index of the recorded command's process, when the metadata names it
-    root: int | None
-    #: instance indices in scope (None: everything)
-    members: set[int] | None
-    #: the tables restricted to the scope, and the view waits are found in (plus every listen)
-    trace: Trace
-    wait_view: Trace
-    #: scoped row number -> the trace's own row number, per table
-    row_maps: dict[str, Any]
-
-
-@dataclass
-class Window:
-    """The start and end milestones: where the critical path starts and ends."""
-
-    start_ns: int
-    start_reached: bool
-    start_by: str
-    end_ns: int | None
-    end_proc: int | None
-    end_by: str
-
-    @property
-    def end_reached(self) -> bool:
-        return self.start_reached and self.end_ns is not None and self.end_ns >= self.start_ns
-
-    def span(self, trace_end: int) -> tuple[int, int]:
-        """[start, end] of the analysis: the trace end when the end was not reached."""
-        end = self.end_ns if self.end_reached and self.end_ns is not None else trace_end
-        return self.start_ns, max(end, self.start_ns)
-
-    @property
-    def total_ns(self) -> int | None:
-        return self.end_ns - self.start_ns if self.end_reached and self.end_ns is not None else None
-
-
-@dataclass
-class SchedPath:
-    """The scheduler states on the critical path (empty without sched data)."""
-
-    index: SchedIndex | None
-    #: one per critical-path segment (None: no states for it)
-    segments: list[schedpath.SegmentStates | None]
-
-
-@dataclass
-class Work:
-    """The inputs, then each pass's result under its name (set in pass order)."""
-
-    full: Trace
-    options: Options
-    redact: Redactor
-    procs: Processes = field(init=False)
-    bounds: Bounds = field(init=False)
-    scope: Scope = field(init=False)
-    profile: Profile = field(init=False)
-    #: the sched/wakeup tables indexed (None: recorded without --sched)
-    schedix: SchedIndex | None = field(init=False)
-    #: the stack tables indexed and named (None: recorded without stacks)
-    stackix: StackIndex | None = field(init=False)
-    waits: list[waits.Wait] = field(init=False)
-    events: phases.Events = field(init=False)
-    cgroups: facts.Cgroups = field(init=False)
-    window: Window = field(init=False)
-    path: list[critical_path.Segment] = field(init=False)
-    sched: SchedPath = field(init=False)
-    #: with stacks: per critical-path segment, its on-CPU ns by component (None: none)
-    stackpath: list[stacks.SegmentComponents | None] | None = field(init=False)
-    #: with stacks: per wait, (waiter component, target component)
-    wait_parts: list[tuple[str | None, str | None]] | None = field(init=False)
-    milestones: list[MilestoneJson] = field(init=False)
-    phases: list[PhaseJson] = field(init=False)
-    shown: set[int] | None = field(init=False)
-    processes: list[ProcessJson] = field(init=False)
-    groups: list[GroupJson] = field(init=False)
-    counts: dict[str, Any] = field(init=False)
-    facts: TraceFacts = field(init=False)
-    views: Callable[[], EventViews] = field(init=False)
-    #: results of passes that are not fields above: optional sections of the Analysis
-    sections: dict[str, Any] = field(default_factory=dict)
-
-    # -- helpers the passes share ---------------------------------------------------------
-    def comm(self, idx: int | None) -> str | None:
-        return None if idx is None or idx < 0 else self.procs.procs[idx].comm
-
-    def pid(self, idx: int | None) -> int | None:
-        return None if idx is None or idx < 0 else self.procs.procs[idx].pid
-
-    def key(self, idx: int | None) -> str | None:
-        return None if idx is None or idx < 0 else self.procs.procs[idx].key
-
-    def party(self, idx: int | None) -> Party | None:
-        if idx is None or idx < 0:
-            return None
-        p = self.procs.procs[idx]
-        return {"pid": p.pid, "comm": p.comm, "key": p.key}
-
-    def describe(self, occ: tuple[str, int, int | None]) -> dict[str, Any]:
-        """A moment a spec matched, for milestones and phases."""
-        spec, ts, pr = occ
-        return {
-            "spec": self.redact.text(spec),
-            "ts_ns": ts,
-            "pid": self.pid(pr),
-            "comm": self.comm(pr),
-            "key": self.key(pr),
-        }
-
-
-Pass = Callable[[Work], Any]
-
 
 # -- the passes, in order ------------------------------------------------------------------
 
 
+@reads("full")
 def tree_pass(w: Work) -> Processes:
     """Process instances (pid-reuse safe) with their exec chains."""
     return tree.build(w.full)
 
 
+@reads("full")
 def bounds_pass(w: Work) -> Bounds:
     start = w.full.recorded.start_ns
     return Bounds(start, max(_trace_end(w.full), start))
 
 
+@reads("full", "options", "procs")
 def scope_pass(w: Work) -> Scope:
     """The recorded command's process tree, or everything."""
     root = _root_proc(w.procs, w.full.recorded.command_pid)
@@ -249,6 +84,7 @@ def scope_pass(w: Work) -> Scope:
     return Scope(mode, root, members, trace, wait_view, row_maps)
 
 
+@reads("options", "procs", "scope")
 def profile_pass(w: Work) -> Profile:
     """Components, endpoints, milestones and phases as data (profiles.py)."""
     if w.options.profile != "auto":
@@ -260,6 +96,7 @@ def profile_pass(w: Work) -> Profile:
     return profiles.detect(names)
 
 
+@reads("full")
 def schedix_pass(w: Work) -> SchedIndex | None:
     """The scheduler tables indexed by process (None without sched data: every pass that
     reads it then behaves exactly as before scheduler data existed)."""
@@ -267,12 +104,14 @@ def schedix_pass(w: Work) -> SchedIndex | None:
     return ix if ix.available else None
 
 
+@reads("full", "procs", "profile")
 def stackix_pass(w: Work) -> StackIndex | None:
     """The stack tables indexed, each stack named and given its component (stacks.py; None
     without stack tables: every pass that reads it then behaves as before stacks existed)."""
     return StackIndex.build(w.full, w.procs, w.profile)
 
 
+@reads("bounds", "procs", "profile", "schedix", "scope", "stackix")
 def waits_pass(w: Work) -> list[waits.Wait]:
     """Listener / poll / child / module wait-for edges of the processes in scope (child waits
     observed from wakeups with sched data: wakewalk.py); with stacks, connects are grouped by
@@ -290,6 +129,7 @@ def waits_pass(w: Work) -> list[waits.Wait]:
     return found
 
 
+@reads("procs", "scope", "waits")
 def events_pass(w: Work) -> phases.Events:
     """Moment specs (COND syntax) answered over the scoped tables and the waits; a log line
     without a pid (the recorded command's output) belongs to the recorded command's tree."""
@@ -299,10 +139,12 @@ def events_pass(w: Work) -> phases.Events:
     return phases.Events(w.scope.trace, w.procs, w.waits, owner)
 
 
+@reads("scope")
 def cgroups_pass(w: Work) -> facts.Cgroups:
     return facts.cgroups(w.scope.trace)
 
 
+@reads("bounds", "events", "options", "procs", "profile", "scope")
 def window_pass(w: Work) -> Window:
     """The start and end milestones (options, else the profile's, else the defaults)."""
     prof, events, opts = w.profile, w.events, w.options
@@ -345,6 +187,7 @@ def window_pass(w: Work) -> Window:
     return Window(start_ns, start_reached, start_by, end_ns, end_proc, end_by)
 
 
+@reads("bounds", "procs", "profile", "redact", "schedix", "waits", "window")
 def path_pass(w: Work) -> list[critical_path.Segment]:
     """The critical path from the start to the end milestone (critical_path.py)."""
     win = w.window
@@ -380,6 +223,7 @@ def path_pass(w: Work) -> list[critical_path.Segment]:
     )
 
 
+@reads("path", "procs", "schedix", "waits")
 def sched_pass(w: Work) -> SchedPath:
     """Scheduler states of each run segment's process and of each poll/listener wait's target
     (schedpath.py); nothing when the trace has no sched rows."""
@@ -389,7 +233,8 @@ def sched_pass(w: Work) -> SchedPath:
     return SchedPath(ix, schedpath.path_states(ix, w.procs, w.path, w.waits))
 
 
-def stackpath_pass(w: Work) -> list[stacks.SegmentComponents | None] | None:
+@reads("path", "procs", "sched", "stackix", "waits")
+def stackpath_pass(w: Work) -> list[SegmentComponents | None] | None:
     """With stacks: each critical-path segment's on-CPU ns of the same process as its states
     (or, without sched data, of the process schedpath would use) by component (stacks.py)."""
     if w.stackix is None:
@@ -397,6 +242,7 @@ def stackpath_pass(w: Work) -> list[stacks.SegmentComponents | None] | None:
     return stacks.path_components(w.stackix, w.procs, w.path, w.waits, w.sched.segments)
 
 
+@reads("full", "procs", "stackix", "waits")
 def wait_parts_pass(w: Work) -> list[tuple[str | None, str | None]] | None:
     """With stacks: each wait's waiter component (the stacks at its connects, or at the fork
     of a child wait's helper) and target component (the stacks at the listen / accepts)."""
@@ -405,7 +251,8 @@ def wait_parts_pass(w: Work) -> list[tuple[str | None, str | None]] | None:
     return stacks.wait_components(w.stackix, w.full.table("socket"), w.procs, w.waits)
 
 
-def stacks_pass(w: Work) -> dict[str, Any] | None:
+@reads("bounds", "path", "procs", "shown", "stackix", "stackpath", "window")
+def stacks_pass(w: Work) -> StacksJson | None:
     """Optional section `stacks`: on-CPU samples by component over the analysis window, the
     folded stacks of the flame graph, a component lane per process, and the problems that make
     names partial (stacks.py); left out without stack tables."""
@@ -421,7 +268,8 @@ def stacks_pass(w: Work) -> dict[str, Any] | None:
     return stacks.section(ix, comm, lo, hi, alive, segs)
 
 
-def cpu_pass(w: Work) -> dict[str, Any] | None:
+@reads("bounds", "procs", "sched", "window")
+def cpu_pass(w: Work) -> CpuJson | None:
     """Optional section `cpu`: per-process on-CPU time over the analysis window and the
     machine's busy cores per 10 ms (null, so left out, without sched data)."""
     ix = w.sched.index
@@ -431,7 +279,8 @@ def cpu_pass(w: Work) -> dict[str, Any] | None:
     return schedpath.cpu_section(ix, w.procs, lo, hi)
 
 
-def state_lanes_pass(w: Work) -> dict[str, Any] | None:
+@reads("bounds", "path", "procs", "schedix", "window")
+def state_lanes_pass(w: Work) -> StateLanesJson | None:
     """Optional section `state_lanes`: the dominant scheduler state over time of the processes
     on the critical path (schedpath.state_lanes; the report's per-process lanes); left out
     without sched data or a critical path."""
@@ -441,7 +290,9 @@ def state_lanes_pass(w: Work) -> dict[str, Any] | None:
     return schedpath.state_lanes(w.schedix, w.procs, w.path, lo, hi)
 
 
-def blockers_pass(w: Work) -> dict[str, Any] | None:
+@reads("bounds", "full", "path", "procs", "sched", "schedix",
+       "shown", "stackix", "stackpath", "window")
+def blockers_pass(w: Work) -> BlockersJson | None:
     """Optional section `blockers`: fsync-family calls per process and the wakeup edges
     (waker -> woken) with the idle time they ended, longest first (blockers.py); left out
     without sched data."""
@@ -456,6 +307,7 @@ def blockers_pass(w: Work) -> dict[str, Any] | None:
     return out
 
 
+@reads("bounds", "events", "procs", "profile", "redact", "scope", "window")
 def milestones_pass(w: Work) -> list[MilestoneJson]:
     """Named moments: start, the profile's, first listens, new interfaces, end."""
     win, prof, events, text = w.window, w.profile, w.events, w.redact.text
@@ -475,7 +327,8 @@ def milestones_pass(w: Work) -> list[MilestoneJson]:
         occ = events.first([str(m["cond"])])
         if occ is not None:
             d = w.describe(occ)
-            out.append({"name": text(str(m["name"])), **d})  # type: ignore[typeddict-item]
+            out.append({"name": text(str(m["name"])), "spec": d["spec"], "ts_ns": d["ts_ns"],
+                        "pid": d["pid"], "comm": d["comm"], "key": d["key"]})
     if prof.data.get("listen_milestones"):
         for ep, ts, _row in phases.first_listens(trace):
             occ = events.first([f"listen-endpoint:{ep}"])
@@ -519,11 +372,13 @@ def milestones_pass(w: Work) -> list[MilestoneJson]:
     return out
 
 
+@reads("events", "procs", "profile", "redact")
 def phases_pass(w: Work) -> list[PhaseJson]:
     """The profile's phases: durations between two moments, or why absent."""
     return phases.phase_list(w.events, w.profile.entries("phases"), w.describe)
 
 
+@reads("path", "scope", "waits", "window")
 def shown_pass(w: Work) -> set[int] | None:
     """Processes the analysis shows: the scope, plus whoever it waited for and whatever the path
     and the end went through (None: every process)."""
@@ -540,13 +395,15 @@ def shown_pass(w: Work) -> set[int] | None:
     return shown
 
 
+@reads("cgroups", "procs", "profile", "redact", "scope", "shown", "stackix")
 def processes_pass(w: Work) -> list[ProcessJson]:
     return [
-        _proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
+        proc_json(w, p) for p in w.procs.procs if w.shown is None or p.idx in w.shown
     ]
 
 
-def module_loads_pass(w: Work) -> list[dict[str, Any]] | None:
+@reads("full", "procs", "redact", "scope")
+def module_loads_pass(w: Work) -> list[ModuleLoaderJson] | None:
     """Optional section `module_loads`: per loader (modprobe), the modules it loaded,
     dependencies included, with each load's exact duration (modules.py); left out when the
     trace has no module loads."""
@@ -559,7 +416,8 @@ def module_loads_pass(w: Work) -> list[dict[str, Any]] | None:
     return modules.loads_by_loader(w.full, w.procs, command, members) or None
 
 
-def path_summary_pass(w: Work) -> dict[str, Any] | None:
+@reads("path", "processes", "procs", "sched", "stackpath", "wait_parts", "window")
+def path_summary_pass(w: Work) -> PathSummaryJson | None:
     """The critical path by executable and by component (optional section `path_summary`:
     null, so left out, without a critical path)."""
     segs = segments_json(w)
@@ -569,163 +427,29 @@ def path_summary_pass(w: Work) -> dict[str, Any] | None:
     return summary.summarize(segs, w.processes, w.window.total_ns, parts)
 
 
+@reads("cgroups", "procs", "scope")
 def groups_pass(w: Work) -> list[GroupJson]:
     """Per systemd unit / pod: processes, execs, connects, first and last activity."""
     return facts.groups(w.scope.trace, w.procs, w.cgroups, w.scope.members)
 
 
-def counts_pass(w: Work) -> dict[str, Any]:
+@reads("procs", "scope", "waits")
+def counts_pass(w: Work) -> CountsJson:
     return facts.counts(w.scope.trace, w.procs, w.waits, w.scope.members)
 
 
+@reads("bounds", "full", "redact")
 def facts_pass(w: Work) -> TraceFacts:
     return facts.trace_facts(w.full, w.bounds.start_ns, w.bounds.end_ns, w.redact.argv)
 
 
+@reads("bounds", "full", "processes", "redact", "scope", "window")
 def views_pass(w: Work) -> Callable[[], EventViews]:
     """Every connect, listen, exec and module load of the processes shown, for the report:
     built when a reporter first asks (1M events: a few hundred MB `analyze` does not need)."""
     lo, hi = w.window.span(w.bounds.end_ns)
     full, processes, scoped, redact = w.full, w.processes, w.scope.mode == "tree", w.redact
     return lambda: views.build(full, processes, scoped, redact, lo, hi)
-
-
-# -- JSON shapes of the internal results -----------------------------------------------------
-
-
-def segments_json(w: Work) -> list[SegmentJson]:
-    total = w.window.total_ns
-    out: list[SegmentJson] = [
-        {
-            "start_ns": s.start_ns,
-            "end_ns": s.end_ns,
-            "duration_ns": s.end_ns - s.start_ns,
-            "kind": s.kind,
-            "label": s.label,
-            "pid": w.pid(s.proc),
-            "comm": w.comm(s.proc),
-            "key": w.key(s.proc) if s.proc is not None else None,
-            "wait": s.wait,
-            "pct": round(100.0 * (s.end_ns - s.start_ns) / total, 2) if total else None,
-        }
-        for s in w.path
-    ]
-    sched = getattr(w, "sched", None)  # absent while passes before `sched` run
-    if sched is not None:
-        for seg, st in zip(out, sched.segments):
-            if st is None:
-                continue
-            seg["states"] = st.states
-            seg["states_of"] = w.party(st.of)
-            if st.woken_by is not None:
-                seg["woken_by"] = st.woken_by
-    stackpath = getattr(w, "stackpath", None)  # absent while passes before it run
-    if stackpath is not None:
-        for seg, sc in zip(out, stackpath):
-            if sc is not None:
-                seg["components"] = sc.components
-                seg["components_of"] = w.party(sc.of)
-                seg["components_from"] = sc.source
-                seg["components_hot"] = sc.hot
-    for seg, s in zip(out, w.path):
-        if s.wakeup is not None:
-            e = s.wakeup
-            seg["wakeup"] = {
-                "ts_ns": e.ts_ns,
-                "idle_start_ns": e.idle_start_ns,
-                "idle_ns": e.ts_ns - e.idle_start_ns,
-                "woken": w.party(s.woken),
-                "woken_tid": e.woken_tid,
-                "waker_pid": e.waker_pid,
-                "waker_tid": e.waker_tid,
-                "waker_comm": e.waker_comm,
-                "waker": w.party(e.waker),
-            }
-    return out
-
-
-def wait_json(w: Work, x: waits.Wait, k: int) -> WaitJson:
-    info = w.profile.endpoint_info(x.endpoint) if x.kind in ("listener", "poll") else None
-    out: WaitJson = {
-        "kind": x.kind,
-        "endpoint": x.endpoint,
-        "component": info.get("component") if info else None,
-        "waiter": w.party(x.waiter),
-        "target": w.party(x.target),
-        "start_ns": x.start_ns,
-        "end_ns": x.end_ns,
-        "duration_ns": (x.end_ns - x.start_ns) if x.end_ns is not None else None,
-        "first_attempt_ns": x.first_attempt_ns,
-        "ready_ns": x.ready_ns,
-        "first_ok_ns": x.first_ok_ns,
-        "last_attempt_ns": x.last_attempt_ns,
-        "ended_ns": x.ended_ns,
-        "attempts": x.attempts,
-        "interval_ns": x.interval_ns,
-        "lag_ns": x.lag_ns,
-        "outcomes": x.outcomes,
-        "confidence": x.confidence,
-        "reason": w.redact.text(x.reason),
-        "evidence": x.evidence,
-        "in_window": _overlaps(x, *w.window.span(w.bounds.end_ns), w.bounds.end_ns),
-    }
-    if w.wait_parts is not None:
-        out["waiter_component"], out["target_component"] = w.wait_parts[k]
-    if x.listener is not None:
-        out["listener"] = w.party(x.listener)
-    return out
-
-
-def _proc_json(w: Work, p: tree.Proc) -> ProcessJson:
-    path, unit, pod_uid = w.cgroups.get(p.cgroup_id or -1, (None, None, None))
-    prof, argv = w.profile, w.redact.argv
-    component = prof.component_for(p.names) or prof.component_for_cgroup(path, unit)
-    members = w.scope.members
-    out: ProcessJson = {
-        "key": p.key,
-        "pid": p.pid,
-        "parent_key": w.key(p.parent) if p.parent is not None else None,
-        "comm": p.comm,
-        "exe": p.exe,
-        "argv": argv(p.argv),
-        "start_ns": p.start_ns,
-        "first_seen_ns": p.first_seen_ns,
-        "end_ns": p.end_ns,
-        "exit_code": p.exit_code,
-        "exit_signal": p.exit_signal,
-        "component": component,
-        "unit": unit,
-        "pod_uid": pod_uid,
-        "group": facts.group_of(p, w.cgroups)[1],
-        "cgroup": path,
-        "threads": p.threads,
-        "from_snapshot": p.from_snapshot,
-        "in_scope": members is None or p.idx in members,
-        "execs": [
-            {
-                "ts_ns": e["ts_ns"],
-                "filename": e["filename"],
-                "comm": e["comm"],
-                "argv": argv(e["argv"]),
-            }
-            for e in p.execs
-        ],
-    }
-    if w.stackix is not None:
-        out["spawned_by_component"] = stacks.spawned_by(w.stackix, w.procs, p)
-    return out
-
-
-def scope_json(w: Work) -> ScopeJson:
-    n = len(w.procs.procs)
-    members = w.scope.members
-    kept = n if members is None else len(members)
-    return {
-        "mode": w.scope.mode,
-        "root": w.party(w.scope.root) if w.scope.mode == "tree" else None,
-        "processes": kept,
-        "left_out": n - kept,
-    }
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -771,12 +495,6 @@ def _log_owner(procs: Processes, root: int) -> Callable[[int], int | None]:
         return root
 
     return owner
-
-
-def _overlaps(x: waits.Wait, lo: int, hi: int, trace_end: int) -> bool:
-    """Whether the wait's span (to the trace end when it never ended) meets [lo, hi]."""
-    end = x.end_ns if x.end_ns is not None else trace_end
-    return x.start_ns <= hi and end >= lo
 
 
 def _trace_end(trace: Trace) -> int:

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from tracer import conditions
 from tracer._errors import UsageError
+from tracer.analyzer.model import MomentJson, PhaseJson
 from tracer.analyzer.profiles import endpoint_matches
 from tracer.analyzer.tree import Processes
 from tracer.analyzer.waits import Wait
@@ -162,12 +163,14 @@ def _ep_match(value: str, endpoint: str) -> bool:
     return endpoint_matches(value, endpoint)
 
 
-def phase_list(events: Events, phases: list[dict[str, Any]], describe: Any) -> list[dict[str, Any]]:
-    out = []
+def phase_list(
+    events: Events, phases: list[dict[str, Any]], describe: Callable[..., MomentJson]
+) -> list[PhaseJson]:
+    out: list[PhaseJson] = []
     for ph in phases:
         starts = [str(s) for s in ph.get("start") or []]
         ends = [str(s) for s in ph.get("end") or []]
-        item: dict[str, Any] = {
+        item: PhaseJson = {
             "name": ph["name"],
             "start_ns": None,
             "end_ns": None,

@@ -21,6 +21,14 @@ from typing import Any
 import numpy as np
 
 from tracer.analyzer.critical_path import Segment
+from tracer.analyzer.model import (
+    CpuJson,
+    CpuProcessJson,
+    StateLaneJson,
+    StateLanesJson,
+    ThreadLaneJson,
+    WokenByJson,
+)
 from tracer.analyzer.sched import BUCKET_NS, PRIORITY, STATES, SchedIndex
 from tracer.analyzer.tree import Processes
 from tracer.analyzer.waits import Wait
@@ -45,7 +53,7 @@ class SegmentStates:
     of: int  # process instance whose states these are (the segment's, or the wait's target)
     states: dict[str, int]
     #: wait:poll segments: wakeups of the target's threads inside it (time order)
-    woken_by: list[dict[str, Any]] | None = None
+    woken_by: list[WokenByJson] | None = None
 
 
 def path_states(
@@ -70,7 +78,7 @@ def path_states(
     return out
 
 
-def _wakers(ix: SchedIndex, pid: int, t0: int, t1: int) -> list[dict[str, Any]]:
+def _wakers(ix: SchedIndex, pid: int, t0: int, t1: int) -> list[WokenByJson]:
     """The wakeups of the target's threads inside the segment (each ended one thread's idle
     stretch of >= 1 ms), in time order; the MAX_WAKERS longest stretches when there are more.
     Per thread, not per process: a sleeping worker's timer is seen even while another thread
@@ -111,11 +119,11 @@ def composition(segments: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
     return tot if seen else None
 
 
-def cpu_section(ix: SchedIndex, procs: Processes, lo: int, hi: int) -> dict[str, Any]:
+def cpu_section(ix: SchedIndex, procs: Processes, lo: int, hi: int) -> CpuJson:
     """Per-process on-CPU time (all its threads) over [lo, hi) and busy cores per 10 ms."""
     per_pid = ix.cpu_by_pid(lo, hi)
     ranked = sorted(per_pid.items(), key=lambda kv: (-kv[1], kv[0]))
-    rows = []
+    rows: list[CpuProcessJson] = []
     for pid, ns in ranked[:TOP_PROCESSES]:
         p = _instance(procs, pid, lo, hi)
         rows.append(
@@ -151,7 +159,7 @@ LANE_THREADS = 16
 
 def state_lanes(
     ix: SchedIndex, procs: Processes, path: Sequence[Segment], lo: int, hi: int
-) -> dict[str, Any] | None:
+) -> StateLanesJson | None:
     """Per process on the critical path (the LANE_PROCESSES longest on it), its state over
     the window as runs of the DOMINANT state per bucket (>= 1 ms, at most LANE_BUCKETS per
     lane), clipped to the process's life. Columnar: the timeline's state time is integrated
@@ -164,7 +172,7 @@ def state_lanes(
         return None
     ranked = sorted(on.items(), key=lambda kv: (-kv[1], kv[0]))
     bucket = max(1_000_000, -(-(hi - lo) // LANE_BUCKETS))
-    lanes = []
+    lanes: list[StateLaneJson] = []
     for idx, ns in ranked[:LANE_PROCESSES]:
         p = procs.procs[idx]
         a = max(lo, p.start_ns if p.start_ns is not None else lo)
@@ -177,15 +185,20 @@ def state_lanes(
         edges = np.unique(np.concatenate([np.arange(a, b, bucket, dtype=np.int64), [b]]))
         at = np.stack([np.interp(edges.astype(np.float64), bounds.astype(np.float64),
                                  cum[:, j]) for j in range(len(STATES))], axis=1)
-        lane: dict[str, Any] = {"pid": p.pid, "comm": p.comm, "key": p.key, "on_path_ns": ns,
-                                **_runs(edges, np.diff(at, axis=0))}
+        runs = _runs(edges, np.diff(at, axis=0))
         tids, per = ix.thread_buckets(p.pid, edges)
         busy = per[:, :, STATES.index("cpu")].sum(axis=1) if len(tids) else np.zeros(0)
         top = np.argsort(-busy, kind="stable")[:LANE_THREADS]
-        lane["threads"] = [{"tid": int(tids[k]), "cpu_ns": round(float(busy[k])),
-                            **_runs(edges, per[k])} for k in sorted(top.tolist(),
-                                                                   key=lambda k: int(tids[k]))]
-        lane["threads_left_out"] = max(0, len(tids) - LANE_THREADS)
+        threads: list[ThreadLaneJson] = []
+        for k in sorted(top.tolist(), key=lambda k: int(tids[k])):
+            t_runs = _runs(edges, per[k])
+            threads.append({"tid": int(tids[k]), "cpu_ns": round(float(busy[k])),
+                            "start_ns": t_runs["start_ns"], "end_ns": t_runs["end_ns"],
+                            "state": t_runs["state"]})
+        lane: StateLaneJson = {"pid": p.pid, "comm": p.comm, "key": p.key, "on_path_ns": ns,
+                               "start_ns": runs["start_ns"], "end_ns": runs["end_ns"],
+                               "state": runs["state"], "threads": threads,
+                               "threads_left_out": max(0, len(tids) - LANE_THREADS)}
         lanes.append(lane)
     return {
         "start_ns": lo,

@@ -30,6 +30,14 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracer.analyzer.model import (
+    BlockersJson,
+    ComponentLaneJson,
+    ComponentLanesJson,
+    ComponentSamplesJson,
+    SegmentFlameJson,
+    StacksJson,
+)
 from tracer.analyzer.profiles import Profile
 from tracer.analyzer.tree import Processes
 from tracer.schema import Trace
@@ -458,7 +466,7 @@ SEGMENT_FOLDED_TOP = 300
 
 def segment_flames(ix: StackIndex, comm: Mapping[int, str], path: Sequence[Any],
                    parts: Sequence[SegmentComponents | None], procs: Processes,
-                   ) -> list[dict[str, Any]]:
+                   ) -> list[SegmentFlameJson]:
     """Folded stacks of each critical-path segment's process inside the segment (the process
     of its `components`), for the SEGMENT_FLAMES longest segments that have samples."""
     cands = []
@@ -469,7 +477,7 @@ def segment_flames(ix: StackIndex, comm: Mapping[int, str], path: Sequence[Any],
         if len(ix.cpu_rows(pid, s.start_ns, s.end_ns)):
             cands.append((s.end_ns - s.start_ns, i, pid, s))
     cands.sort(key=lambda c: (-c[0], c[1]))
-    out = []
+    out: list[SegmentFlameJson] = []
     for _, i, pid, s in sorted(cands[:SEGMENT_FLAMES], key=lambda c: c[1]):
         f = ix.folded(s.start_ns, s.end_ns, pids={pid}, comm=comm)
         out.append({"segment": i, "pid": pid,
@@ -480,7 +488,7 @@ def segment_flames(ix: StackIndex, comm: Mapping[int, str], path: Sequence[Any],
 
 def section(ix: StackIndex, comm: Mapping[int, str], lo: int, hi: int,
             lanes_of: Sequence[tuple[int, str | None, str | None, int, int]],
-            segments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+            segments: list[SegmentFlameJson] | None = None) -> StacksJson:
     """The `stacks` section: samples and components over the window, the folded stacks the
     flame graph draws (of the window, and of the longest critical-path segments), a component
     lane per process, and the problems."""
@@ -491,8 +499,9 @@ def section(ix: StackIndex, comm: Mapping[int, str], lo: int, hi: int,
     total = int(counts.sum())
     ranked = sorted(((int(c), ix.components[i]) for i, c in enumerate(counts.tolist()) if c),
                     key=lambda x: (-x[0], x[1]))
-    by_comp = [{"component": name, "samples": c, "pct": round(100.0 * c / total, 2)}
-               for c, name in ranked]
+    by_comp: list[ComponentSamplesJson] = [
+        {"component": name, "samples": c, "pct": round(100.0 * c / total, 2)} for c, name in ranked
+    ]
     folded = ix.folded(lo, hi, comm=comm)
     events = Counter(k for k in ix.kind if k != "cpu")
     return {
@@ -511,7 +520,7 @@ def section(ix: StackIndex, comm: Mapping[int, str], lo: int, hi: int,
 
 
 def lanes(ix: StackIndex, procs: Sequence[tuple[int, str | None, str | None, int, int]],
-          lo: int, hi: int) -> dict[str, Any] | None:
+          lo: int, hi: int) -> ComponentLanesJson | None:
     """Per process (pid, comm, key, alive from, alive to) with on-CPU samples in the window:
     its dominant component per bucket as runs {start_ns, end_ns, component, samples}."""
     if hi <= lo:
@@ -523,8 +532,8 @@ def lanes(ix: StackIndex, procs: Sequence[tuple[int, str | None, str | None, int
         if len(rows):
             ranked.append((len(rows), p, c, key, rows))
     ranked.sort(key=lambda x: (-x[0], x[1]))
-    out = []
-    for n, p, c, key, rows in ranked[:LANE_PROCESSES]:
+    out: list[ComponentLaneJson] = []
+    for _n, p, c, key, rows in ranked[:LANE_PROCESSES]:
         b_of = (ix.ts[rows] - lo) // bucket
         runs: dict[str, list[Any]] = {"start_ns": [], "end_ns": [], "component": [],
                                       "samples": []}
@@ -541,7 +550,9 @@ def lanes(ix: StackIndex, procs: Sequence[tuple[int, str | None, str | None, int
                 runs["end_ns"].append(int(min(hi, a + bucket)))
                 runs["component"].append(top)
                 runs["samples"].append(len(sel))
-        out.append({"pid": p, "comm": c, "key": key, "samples": n, **runs})
+        out.append({"pid": p, "comm": c, "key": key, "samples": runs["samples"],
+                    "start_ns": runs["start_ns"], "end_ns": runs["end_ns"],
+                    "component": runs["component"]})
     return {"bucket_ns": int(bucket), "lanes": out,
             "left_out": max(0, len(ranked) - LANE_PROCESSES)}
 
@@ -707,11 +718,11 @@ def spawned_by(ix: StackIndex, procs: Processes, p: Any) -> str | None:
     return ix.component_at(ix.event_row("fork", p.pid, int(p.start_ns), pids))
 
 
-def fsync_components(ix: StackIndex, blockio: pa.Table, section: dict[str, Any], lo: int,
+def fsync_components(ix: StackIndex, blockio: pa.Table, section: BlockersJson, lo: int,
                      hi: int) -> None:
     """Each `blockers` fsync row gains `components` (ns of its calls by the component of the
     stack at each call) and `component` (the one with the most)."""
-    rows = section.get("fsync") or []
+    rows = section["fsync"]
     if not rows or blockio.num_rows == 0:
         return
     want = {int(r["pid"]) for r in rows}

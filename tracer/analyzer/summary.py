@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tracer.analyzer.model import ProcessJson, SegmentJson
+from tracer.analyzer.model import PathShareJson, PathSummaryJson, ProcessJson, SegmentJson
 
 #: segment kinds that are a helper process the path waited for
 HELPER_KINDS = ("wait:child", "wait:module")
@@ -38,7 +38,7 @@ def summarize(
     processes: list[ProcessJson],
     total_ns: int | None,
     waiter_components: list[str | None] | None = None,
-) -> dict[str, Any] | None:
+) -> PathSummaryJson | None:
     """{"by_executable": [...], "by_component": [...]} (None without a critical path); rows:
     name, segments, processes, total_ns, pct (of the path), longest first.
 
@@ -62,7 +62,7 @@ def summarize(
             return list(scaled(comps, s["duration_ns"]).items())
         return [(waiter_components[i] or own(p), s["duration_ns"])]
 
-    def table(name_of: Any, split: bool = False) -> list[dict[str, Any]]:
+    def table(name_of: Any, split: bool = False) -> list[PathShareJson]:
         acc: dict[str, dict[str, Any]] = {}
         for i, s in enumerate(segments):
             p = by_key.get(s["key"]) if s["key"] is not None else None
@@ -72,7 +72,7 @@ def summarize(
                 row["total_ns"] += ns
                 if s["key"] is not None:
                     row["keys"].add(s["key"])
-        out = [
+        out: list[PathShareJson] = [
             {
                 "name": name,
                 "segments": r["segments"],

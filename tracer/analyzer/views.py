@@ -16,7 +16,7 @@ from tracer.analyzer.tree import shared_argvs, shared_strings
 from tracer.schema import Trace
 
 if TYPE_CHECKING:
-    from tracer.analyzer.passes import Redactor
+    from tracer.analyzer.work import Redactor
 
 
 def build(

@@ -118,8 +118,8 @@ def _analyze_and_report(
     # imported here, not at the top: `boot run` starts the recorder (and so k3s) first, and
     # pyarrow, the analyzer and the report's imports are not needed until the trace exists
     from tracer.analyzer import Analysis, Options, load_and_analyze
-    from tracer.analyzer.text import not_reached
     from tracer.report.outputs import write_outputs
+    from tracer.report.text import not_reached
 
     trace_dir = run_dir / TRACE_SUBDIR
     # the installed --start/--end are the analysis's too: the recording stopped at --end, and

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from tracer.cli import _options, cli, run_library
+
+if TYPE_CHECKING:
+    from tracer.analyzer import Options
 
 #: Exit codes (docs/analyze.md): 0 analysed; 2 bad option (COND, profile); 3 trace unreadable;
 #: 6 the start or end milestone never happened (the analysis is still printed, without a path).
@@ -18,23 +23,6 @@ EXIT_NOT_REACHED = 6
 )
 @click.argument("trace", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON (docs/analyze.md).")
-@_options.profile()
-@click.option(
-    "--start",
-    "start",
-    metavar="COND",
-    help="Start milestone (default: profile's, "
-    "else the recorded command's first exec, else the trace start).",
-)
-@click.option(
-    "--end",
-    "end",
-    metavar="COND",
-    help="End milestone, e.g. listen:10250 "
-    "(default: profile's; generic: the recorded command's exit).",
-)
-@_options.scope
-@_options.no_redact()
 @click.option(
     "--all-waits",
     is_flag=True,
@@ -47,25 +35,18 @@ EXIT_NOT_REACHED = 6
     help="Text: list every critical-path segment (by default consecutive runs of one helper, "
     "e.g. 60 iptables, are one line). JSON always has every segment.",
 )
+@_options.analysis()
 def analyze_cmd(
     trace: str,
     as_json: bool,
-    profile: str,
-    start: str | None,
-    end: str | None,
-    scope: str | None,
-    no_redact: bool,
+    options: Options,
     all_waits: bool,
     all_segments: bool,
 ) -> int:
     """Find what startup waited on: critical path, waits, phases."""
-    from tracer.analyzer import Options, load_and_analyze
-
-    options = Options(
-        profile=profile, start=start, end=end, redact=not no_redact, scope=scope or "auto"
-    )
-    from tracer.analyzer.text import not_reached, render
+    from tracer.analyzer import load_and_analyze
     from tracer.report.outputs import analysis_json_chunks
+    from tracer.report.text import not_reached, render
 
     a = run_library(load_and_analyze, trace, options)
     if as_json:

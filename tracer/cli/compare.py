@@ -39,12 +39,9 @@ Examples:
               help="Another run (or directory of runs) for side B; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_options.output("Also write a self-contained HTML comparison here.")
-@click.option("--no-redact", is_flag=True, help="Keep secrets found in labels.")
-@_options.profile("Component profile used when A/B are traces.")
-@_options.scope
-@click.option("--end", "end", metavar="COND", help="Critical path end when A/B are traces.")
 @click.option("--workers", type=int, default=None, metavar="N",
               help="Analyse traces in N local processes (default: one per CPU).")
+@_options.analysis(profile_help="Component profile used when A/B are traces.")
 def compare(
     a: Path | None,
     b: Path | None,
@@ -53,10 +50,7 @@ def compare(
     as_json: bool,
     output: Path | None,
     force: bool,
-    no_redact: bool,
-    profile: str,
-    scope: str | None,
-    end: str | None,
+    options: Options,
     workers: int | None,
 ) -> int:
     """Compare runs of A with runs of B: phases, critical-path composition and waits."""
@@ -66,7 +60,6 @@ def compare(
         raise click.UsageError("give A and B (or --a PATH and --b PATH)")
     if output is not None:
         run_library(check_output, output, force)
-    options = Options(profile=profile, end=end, redact=not no_redact, scope=scope or "auto")
     inputs_a = run_library(engine.discover, side_a)
     inputs_b = run_library(engine.discover, side_b)
     outcomes = run_library(engine.analyze_many, [*inputs_a, *inputs_b], options,

@@ -35,24 +35,17 @@ Examples:
               help="Local analysis processes (default: one per CPU).")
 @click.option("--cluster", metavar="tcp://HOST:PORT",
               help="Analyse on this Dask scheduler's workers instead (they must see the paths).")
-@click.option("--no-redact", is_flag=True, help="Keep secrets found in command lines.")
-@_options.profile()
-@_options.scope
-@click.option("--end", "end", metavar="COND", help="Critical path end (docs/analyze.md).")
+@_options.analysis()
 def dataset(
     traces: tuple[Path, ...],
     out: Path,
     label: str,
     workers: int | None,
     cluster: str | None,
-    no_redact: bool,
-    profile: str,
-    scope: str | None,
-    end: str | None,
+    options: Options,
 ) -> int:
     """Write the analyses of many traces as a Parquet dataset (query it with `k3sprof query`)."""
     run_library(ds.check_dir, out)
-    options = Options(profile=profile, end=end, redact=not no_redact, scope=scope or "auto")
     inputs = run_library(engine.discover, list(traces))
     outcomes = run_library(engine.analyze_many, inputs, options,
                            workers=workers or engine.default_workers(), cluster=cluster)

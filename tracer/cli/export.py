@@ -29,24 +29,11 @@ Example:
     help="Output format (Chrome trace-event JSON).",
 )
 @_options.output("File to write (default: reports/<trace name>.perfetto.json).")
-@_options.no_redact()
-@_options.profile()
-@_options.scope
-@click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
-def export(
-    trace: Path,
-    fmt: str,
-    output: Path | None,
-    force: bool,
-    no_redact: bool,
-    profile: str,
-    scope: str | None,
-    end: str | None,
-) -> int:
+@_options.analysis()
+def export(trace: Path, fmt: str, output: Path | None, force: bool, options: Options) -> int:
     """Export a trace for Perfetto UI / chrome://tracing (processes as tracks, waits as flows)."""
     out = output or default_output(trace, OUTPUT_SUFFIX)
     run_library(check_output, out, force)
-    options = Options(profile=profile, end=end, redact=not no_redact, scope=scope or "auto")
     exp = PerfettoExport.from_analysis(run_library(load_and_analyze, trace, options))
     run_library(exp.render, out, force=force)
     click.echo(f"wrote {out} ({len(exp.doc['traceEvents'])} events, {fmt})")

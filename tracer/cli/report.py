@@ -21,30 +21,13 @@ Example:
 @cli.command(epilog=EPILOG)
 @click.argument("trace", type=click.Path(path_type=Path))
 @_options.output("HTML file to write (default: reports/<trace name>.html).")
-@_options.no_redact()
-@_options.profile()
-@click.option(
-    "--start", "start", metavar="COND", help="Critical path start (default: trace start)."
-)
-@_options.scope
-@click.option("--end", "end", metavar="COND", help="Critical path end (default: profile's).")
-def report(
-    trace: Path,
-    output: Path | None,
-    force: bool,
-    no_redact: bool,
-    profile: str,
-    start: str | None,
-    scope: str | None,
-    end: str | None,
-) -> int:
+@_options.analysis()
+def report(trace: Path, output: Path | None, force: bool, options: Options) -> int:
     """Write one self-contained HTML report of a trace (opens offline, safe to share)."""
     out = output or default_output(trace, OUTPUT_SUFFIX)
     run_library(check_output, out, force)
-    redact = not no_redact
-    options = Options(profile=profile, start=start, end=end, redact=redact, scope=scope or "auto")
     rep = HtmlReport.from_analysis(run_library(load_and_analyze, trace, options))
     run_library(rep.render, out, force=force)
     size = out.stat().st_size
-    click.echo(f"wrote {out} ({size / 1e6:.1f} MB){'' if redact else ' (NOT redacted)'}")
+    click.echo(f"wrote {out} ({size / 1e6:.1f} MB){'' if options.redact else ' (NOT redacted)'}")
     return 0

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tracer.cli import _options, cli, run_library
+
+if TYPE_CHECKING:
+    from tracer.analyzer import Options
 
 EPILOG = """\b
 CHANGE is one of:
@@ -29,19 +33,13 @@ Example:
 @click.argument("trace", type=click.Path(path_type=Path))
 @click.argument("changes", nargs=-1, metavar="[CHANGE]...")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/whatif.md).")
-@_options.profile()
-@click.option("--start", "start", metavar="COND", help="Start milestone (as for analyze).")
-@click.option("--end", "end", metavar="COND", help="End milestone (as for analyze).")
-@_options.scope
-def whatif_cmd(trace: Path, changes: tuple[str, ...], as_json: bool, profile: str,
-               start: str | None, end: str | None, scope: str | None) -> int:
+@_options.analysis()
+def whatif_cmd(trace: Path, changes: tuple[str, ...], as_json: bool, options: Options) -> int:
     """Predict the startup with changes applied (poll interval, faster, removed, parallel)."""
-    from tracer.analyzer import Options
     from tracer.report._analysis import load_result
     from tracer.whatif import parse, predict, render_text, suggest, to_json
 
     parsed = [run_library(parse, c) for c in changes]  # bad syntax before a big trace is read
-    options = Options(profile=profile, start=start, end=end, scope=scope or "auto")
     _, a = run_library(load_result, trace, options)
     if not parsed:
         sugg = run_library(suggest, a)

@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model
+from tracer.report import model, units
 from tracer.report.charts import (
     MAX_CONNECT_POINTS,
     MAX_ENDPOINT_ROWS,
@@ -68,7 +68,7 @@ def connects_figure(
         hover = []
         for i in idx:
             ts, ons = conns["ts_ns"][i], conns["outcome_ns"][i]
-            took = f" after {model.fmt_ns(ons - ts)}" if ons is not None and ons >= ts else ""
+            took = f" after {units.fmt_ns(ons - ts)}" if ons is not None and ons >= ts else ""
             errno = f" (errno {conns['outcome_errno'][i]})" if conns["outcome_errno"][i] else ""
             hover.append([f"{errno}{took}", f"{esc(conns['comm'][i] or '?')} [{conns['pid'][i]}]"])
         fig.add_trace(
@@ -105,7 +105,7 @@ def connects_figure(
                     [
                         f"<b>listen</b> {esc(lists['endpoint'][i] or '?')}<br>"
                         f"{esc(lists['comm'][i] or '?')} [{lists['pid'][i]}] at "
-                        f"{model.fmt_t(lists['ts_ns'][i], t0)}"
+                        f"{units.fmt_t(lists['ts_ns'][i], t0)}"
                     ]
                     for i in li
                 ],
@@ -124,10 +124,10 @@ def connects_figure(
         ):
             y = esc(w["endpoint"] or "?")
             text = (
-                f"<b>polling lag {model.fmt_ns(w['lag_ns'])}</b> on {y}<br>"
-                f"ready {model.fmt_t(w['ready_ns'], t0)} → first ok "
-                f"{model.fmt_t(w['first_ok_ns'], t0)}<br>"
-                f"{w['attempts']} attempts every {model.fmt_ns(w['interval_ns'])} by "
+                f"<b>polling lag {units.fmt_ns(w['lag_ns'])}</b> on {y}<br>"
+                f"ready {units.fmt_t(w['ready_ns'], t0)} → first ok "
+                f"{units.fmt_t(w['first_ok_ns'], t0)}<br>"
+                f"{w['attempts']} attempts every {units.fmt_ns(w['interval_ns'])} by "
                 f"{esc(w['waiter_comm'])} [{w['waiter_pid']}]"
             )
             lag_x += [seconds(w["ready_ns"], t0), seconds(w["first_ok_ns"], t0), None]
@@ -200,7 +200,7 @@ def events_figure(
                 marker={"color": "#d62728", "size": 11, "symbol": "star"},
                 customdata=[
                     [
-                        f"<b>{esc(m['name'])}</b> at {model.fmt_t(m['ts_ns'], t0)}<br>"
+                        f"<b>{esc(m['name'])}</b> at {units.fmt_t(m['ts_ns'], t0)}<br>"
                         f"{esc(m['detail'])}"
                     ]
                     for m in miles
@@ -225,7 +225,7 @@ def events_figure(
                         f"<b>module {esc(mods['name'][i] or '?')}</b> "
                         f"({esc(mods['kind'][i])})<br>"
                         f"by {esc(mods['comm'][i] or '?')} [{mods['pid'][i]}] at "
-                        f"{model.fmt_t(mods['ts_ns'][i], t0)}"
+                        f"{units.fmt_t(mods['ts_ns'][i], t0)}"
                     ]
                     for i in range(len(mods["ts_ns"]))
                 ],
@@ -256,7 +256,7 @@ def events_figure(
                 customdata=[
                     [
                         f"<b>exec {esc(execs['program'][i])}</b> pid {execs['pid'][i]} "
-                        f"(parent {execs['ppid'][i]}) at {model.fmt_t(execs['ts_ns'][i], t0)}<br>"
+                        f"(parent {execs['ppid'][i]}) at {units.fmt_t(execs['ts_ns'][i], t0)}<br>"
                         f"{wrap_argv(execs['argv'][i] or [execs['filename'][i] or '?'])}"
                     ]
                     for i in idx

@@ -3,11 +3,10 @@ critical-path process, and what each significant critical-path segment was doing
 
 from __future__ import annotations
 
-from typing import Any
-
 import plotly.graph_objects as go
 
-from tracer.report import model
+from tracer.analyzer.model import StateLanesJson
+from tracer.report import model, units
 from tracer.report.charts import (
     STATE_COLORS,
     STATE_NAMES,
@@ -52,14 +51,14 @@ def busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
         yaxis={"title": {"text": "busy cores"}, "rangemode": "tozero"},
     )
 
-def state_lanes_figure(lanes: Any, f: model.Facts) -> str:
+def state_lanes_figure(lanes: StateLanesJson | None, f: model.Facts) -> str:
     """One lane per process on the critical path: runs of its dominant state per bucket, as
     horizontal bars on the busy-cores chart's time axis (the analysis' `state_lanes`)."""
-    rows = (lanes or {}).get("lanes") or [] if isinstance(lanes, dict) else []
-    if not rows:
+    rows = lanes["lanes"] if lanes is not None else []
+    if lanes is None or not rows:
         return empty_figure("fig-state-lanes", "No per-process state lanes in this analysis.")
     t0 = f["start_ns"]
-    names = [f"{esc(r.get('comm') or '?')} [{int(r['pid'])}]" for r in rows]
+    names = [f"{esc(r['comm'] or '?')} [{r['pid']}]" for r in rows]
     fig = go.Figure()
     for state, color in STATE_COLORS.items():
         ys: list[str] = []
@@ -73,7 +72,7 @@ def state_lanes_figure(lanes: Any, f: model.Facts) -> str:
                 ys.append(name)
                 base.append(seconds(int(a), t0))
                 xs.append(dur_s(int(b) - int(a)))
-                hover.append(f"{model.fmt_t(int(a), t0)}, {model.fmt_ns(int(b) - int(a))}")
+                hover.append(f"{units.fmt_t(int(a), t0)}, {units.fmt_ns(int(b) - int(a))}")
         fig.add_trace(
             go.Bar(
                 name=esc(STATE_NAMES[state]),
@@ -87,14 +86,14 @@ def state_lanes_figure(lanes: Any, f: model.Facts) -> str:
                 "<extra></extra>",
             )
         )
-    left = int(lanes.get("left_out") or 0)
+    left = lanes["left_out"]
     return window_figure(
         fig,
         f,
         "fig-state-lanes",
         90 + 26 * len(rows),
         "seconds since recording started: dominant state per "
-        f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms"
+        f"{lanes['bucket_ns'] / 1e6:.1f} ms"
         + (f" ({left} more processes on the path not shown)" if left else ""),
         barmode="overlay",
         bargap=0.25,
@@ -131,7 +130,7 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
                 f"#{i + 1} {esc(s['kind'])} {esc(party)}",
                 s.get("states", {}),
                 s["end_ns"] - s["start_ns"],
-                f"{esc(s['label'] or s['comm'])} at {model.fmt_t(s['start_ns'], t0)}",
+                f"{esc(s['label'] or s['comm'])} at {units.fmt_t(s['start_ns'], t0)}",
             )
         )
     fig = go.Figure()
@@ -144,7 +143,7 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
                 x=[round(r[1].get(state, 0) / 1e6, 3) for r in rows],
                 marker={"color": color, "line": {"color": "#666", "width": 0.5}},
                 customdata=[
-                    [f"{pct(r[1].get(state, 0), r[2])} of {model.fmt_ns(r[2])}", r[3]]
+                    [f"{pct(r[1].get(state, 0), r[2])} of {units.fmt_ns(r[2])}", r[3]]
                     for r in rows
                 ],
                 hovertemplate=f"<b>%{{y}}</b><br>{esc(STATE_NAMES[state])}: %{{x:.1f}} ms "

@@ -8,7 +8,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model
+from tracer.report import model, units
 from tracer.report.charts import (
     COMPONENT_PALETTE,
     MAX_TIMELINE_ROWS,
@@ -24,7 +24,7 @@ from tracer.report.page import empty_figure, esc
 
 
 def proc_hover(p: model.ProcessRow, t0: int) -> str:
-    end = "still running at trace end" if p["end_ns"] is None else model.fmt_t(p["end_ns"], t0)
+    end = "still running at trace end" if p["end_ns"] is None else units.fmt_t(p["end_ns"], t0)
     status = ""
     if p["exit_signal"]:
         status = f" · killed by signal {p['exit_signal']}"
@@ -35,7 +35,7 @@ def proc_hover(p: model.ProcessRow, t0: int) -> str:
         f"<b>{esc(p['comm'])}</b> pid {p['pid']} · {esc(p['component'])}{unit}"
         f"{' · ON CRITICAL PATH' if p['on_critical_path'] else ''}<br>"
         f"{wrap_argv(p['argv'] or [p['exe'] or p['comm']])}<br>"
-        f"start {model.fmt_t(p['start_ns'], t0)} · end {end}{status}"
+        f"start {units.fmt_t(p['start_ns'], t0)} · end {end}{status}"
     )
 
 def pick_timeline(procs: list[model.ProcessRow]) -> list[model.ProcessRow]:
@@ -128,8 +128,8 @@ def timeline_figure(
                     [
                         f"<b>{esc(kind)}</b> {esc(s['label'])}<br>"
                         f"{esc(s['comm'])} [{s['pid']}]<br>"
-                        f"{model.fmt_t(s['start_ns'], t0)} → {model.fmt_t(s['end_ns'], t0)} · "
-                        f"{model.fmt_ns(s['end_ns'] - s['start_ns'])}"
+                        f"{units.fmt_t(s['start_ns'], t0)} → {units.fmt_t(s['end_ns'], t0)} · "
+                        f"{units.fmt_ns(s['end_ns'] - s['start_ns'])}"
                     ]
                     for s in ks
                 ],

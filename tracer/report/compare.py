@@ -10,16 +10,15 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import plotly.graph_objects as go
 import plotly.offline
 
 from tracer import __version__
 from tracer.analyzer.model import Analysis
-from tracer.report import model, page
+from tracer.report import model, page, units
 from tracer.report._output import write_output
 from tracer.report.page import TableDict, payload_json
 
@@ -72,15 +71,12 @@ def _item_key(s: model.SegmentRow) -> str:
 
 
 def _summary(name: str, r: Analysis) -> RunSummary:
-    total = r.total_ns
-    facts: Any = r.trace
-    version = facts.get("k3s_version") if isinstance(facts, Mapping) else None
     return RunSummary(
         name=name,
-        k3s_version=str(version) if version else None,
-        total_ns=int(total) if isinstance(total, (int, float)) else None,
-        end_reached=bool(r.end_reached),
-        profile=str(r.profile or ""),
+        k3s_version=r.trace["k3s_version"] or None,
+        total_ns=r.total_ns,
+        end_reached=r.end_reached,
+        profile=r.profile,
     )
 
 
@@ -132,11 +128,11 @@ def _delta_rows(rows: list[Delta]) -> list[list[str]]:
     return [
         [
             d["name"],
-            model.fmt_ns(d["a_ns"]),
-            model.fmt_ns(d["b_ns"]),
+            units.fmt_ns(d["a_ns"]),
+            units.fmt_ns(d["b_ns"]),
             "–"
             if d["delta_ns"] is None
-            else ("+" if d["delta_ns"] > 0 else "") + model.fmt_ns(d["delta_ns"]),
+            else ("+" if d["delta_ns"] > 0 else "") + units.fmt_ns(d["delta_ns"]),
             _pct(d["delta_pct"]),
         ]
         for d in rows
@@ -172,7 +168,7 @@ def render_text(c: Comparison) -> str:
         "Appeared on / disappeared from the critical path",
         ["item", "status", "A", "B"],
         [
-            [i["item"], i["status"], model.fmt_ns(i["a_ns"]), model.fmt_ns(i["b_ns"])]
+            [i["item"], i["status"], units.fmt_ns(i["a_ns"]), units.fmt_ns(i["b_ns"])]
             for i in changed
         ],
     )
@@ -200,7 +196,7 @@ def _tables(c: Comparison) -> dict[str, TableDict]:
             ["critical-path item", "status", "A", "B"],
             "llrr",
             [
-                [i["item"], i["status"], model.fmt_ns(i["a_ns"]), model.fmt_ns(i["b_ns"])]
+                [i["item"], i["status"], units.fmt_ns(i["a_ns"]), units.fmt_ns(i["b_ns"])]
                 for i in c["critical_path_items"]
             ],
         ),
@@ -250,8 +246,8 @@ def render_html(c: Comparison) -> str:
             if not r["end_reached"]
         ],
         "headline": [
-            f"Critical path: {model.fmt_ns(c['total']['a_ns'])} → "
-            f"{model.fmt_ns(c['total']['b_ns'])} ({_pct(c['total']['delta_pct'])})"
+            f"Critical path: {units.fmt_ns(c['total']['a_ns'])} → "
+            f"{units.fmt_ns(c['total']['b_ns'])} ({_pct(c['total']['delta_pct'])})"
         ],
     }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from tracer.analyzer.model import SegmentJson, StacksJson
 from tracer.report import model
 from tracer.report.charts import window_figure
 from tracer.report.page import empty_figure, esc, figure_html, layout
@@ -66,12 +67,11 @@ def icicle_nodes(folded: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def flame_figure(st: Mapping[str, Any] | None,
-                 path: Sequence[Mapping[str, Any]] = ()) -> str:
+def flame_figure(st: StacksJson | None, path: Sequence[SegmentJson] = ()) -> str:
     """The icicle of the window's folded stacks; with per-segment stacks (`stacks.segments`),
     a menu switches it to one critical-path segment's (that segment's process, inside it)."""
-    folded = (st or {}).get("folded") or []
-    if not folded:
+    folded = st["folded"] if st is not None else []
+    if st is None or not folded:
         return empty_figure("fig-flame", "No on-CPU stack samples in the analysis window.")
     n = icicle_nodes(folded)
     fig = go.Figure(
@@ -87,17 +87,17 @@ def flame_figure(st: Mapping[str, Any] | None,
             "<extra></extra>",
         )
     )
-    left = int((st or {}).get("folded_left_out") or 0)
+    left = st["folded_left_out"]
     note = f" ({left} samples of rarer stacks not drawn)" if left else ""
     extra: dict[str, Any] = {}
     buttons = [_button("the analysis window", n)]
-    for seg in (st or {}).get("segments") or []:
-        i = int(seg["segment"])
-        if not seg.get("folded") or i >= len(path):
+    for seg in st["segments"]:
+        i = seg["segment"]
+        if not seg["folded"] or i >= len(path):
             continue
         p = path[i]
-        what = f"#{i} {p.get('kind')} {p.get('comm') or '?'}[{p.get('pid')}] " \
-               f"{int(p.get('duration_ns') or 0) / 1e6:,.1f} ms"
+        what = f"#{i} {p['kind']} {p['comm'] or '?'}[{p['pid']}] " \
+               f"{p['duration_ns'] / 1e6:,.1f} ms"
         buttons.append(_button(what, icicle_nodes(seg["folded"])))
     if len(buttons) > 1:
         extra["updatemenus"] = [{"type": "dropdown", "x": 0, "xanchor": "left", "y": 1.0,
@@ -116,21 +116,21 @@ def _button(label: str, n: Mapping[str, list[Any]]) -> dict[str, Any]:
                       "values": [n["values"]], "level": ["all"]}]}
 
 
-def component_colors(st: Mapping[str, Any]) -> dict[str, str]:
-    names = [str(r["component"]) for r in st.get("by_component") or []]
+def component_colors(st: StacksJson) -> dict[str, str]:
+    names = [r["component"] for r in st["by_component"]]
     return {c: PALETTE[min(i, len(PALETTE) - 1)] for i, c in enumerate(names)}
 
 
-def lanes_figure(st: Mapping[str, Any] | None, f: model.Facts) -> str:
+def lanes_figure(st: StacksJson | None, f: model.Facts) -> str:
     """One lane per process with samples: runs of its dominant component, on the timeline's
     time axis (charts.window_figure)."""
     t0 = f["start_ns"]
-    lanes = ((st or {}).get("lanes") or {}).get("lanes") or []
-    if not lanes:
+    section = st["lanes"] if st is not None else None
+    lanes = section["lanes"] if section is not None else []
+    if st is None or section is None or not lanes:
         return empty_figure("fig-component-lanes", "No on-CPU samples to draw lanes from.")
-    assert st is not None
     colors = component_colors(st)
-    names = [f"{esc(r.get('comm') or '?')} [{int(r['pid'])}]" for r in lanes]
+    names = [f"{esc(r['comm'] or '?')} [{r['pid']}]" for r in lanes]
     comps = sorted({c for r in lanes for c in r["component"]},
                    key=lambda c: (list(colors).index(c) if c in colors else len(colors), c))
     fig = go.Figure()
@@ -160,7 +160,7 @@ def lanes_figure(st: Mapping[str, Any] | None, f: model.Facts) -> str:
                 hovertemplate=f"<b>%{{y}}</b><br>{esc(comp)}: %{{customdata}}<extra></extra>",
             )
         )
-    bucket = int(((st.get("lanes") or {}).get("bucket_ns")) or 0)
+    bucket = section["bucket_ns"]
     return window_figure(
         fig,
         f,

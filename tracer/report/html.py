@@ -86,20 +86,27 @@ class HtmlReport:
         waits = model.waits(a)
         phases = model.phases(a)
         miles = model.milestones(a)
+        comp = model.composition(segs)
+        spans = [model.wait_span(w) for w in waits]
+        by_exe = model.path_summary(a, "executable")
+        by_component = model.path_summary(a, "component")
+        warnings = model.warnings(f)
+        busy = model.busy_cores(a)
         v = a.views
+        # every row is converted above (model), then drawn below (tables, charts)
 
         payload = ReportPayload(
             title=f"k3sprof report: {f['name']}",
             tracer_version=__version__,
-            headline=tables.headline(f, segs, waits),
+            headline=tables.headline(f, segs, waits, comp),
             facts=tables.facts_rows(f),
-            warnings=model.warnings(f),
+            warnings=warnings,
             tables={
                 "critical_path": tables.critical_path_table(segs, f),
-                "composition": tables.composition_table(segs, f),
-                "path_by_executable": tables.summary_table(a, "executable"),
-                "path_by_component": tables.summary_table(a, "component"),
-                "waits": tables.waits_table(waits, t0),
+                "composition": tables.composition_table(comp, f),
+                "path_by_executable": tables.summary_table(by_exe, "executable"),
+                "path_by_component": tables.summary_table(by_component, "component"),
+                "waits": tables.waits_table(waits, spans, t0),
                 "phases": tables.phases_table(phases, t0),
                 "milestones": tables.milestones_table(miles, t0),
                 **tables.module_loads_tables(a, t0),
@@ -124,21 +131,20 @@ class HtmlReport:
             "connects": chart_events.connects_figure(v.connects, v.listens, waits, t0),
             "events": chart_events.events_figure(miles, v.module_loads, v.execs, t0),
         }
-        busy = model.busy_cores(a)
         if busy is not None or any("states" in s for s in segs):
             # scheduler data only: without it the page has no scheduler section at all
             figures["sched"] = (
                 chart_sched.busy_cores_figure(busy, f)
-                + chart_sched.state_lanes_figure(a.sections.get("state_lanes"), f)
+                + chart_sched.state_lanes_figure(a.state_lanes, f)
                 + chart_sched.segment_states_figure(segs, f)
             )
-        st = a.sections.get("stacks")
-        if st:  # stack tables (schema 1.3) only: else the page has no stacks section at all
+        st = a.stacks
+        if st is not None:  # stack tables (schema 1.3) only: else no stacks section at all
             from tracer.report import flame
 
             figures["stacks"] = (flame.flame_figure(st, a.critical_path)
                                  + flame.lanes_figure(st, f))
-            payload["analysis"]["stack_problems"] = list(st.get("problems") or [])
+            payload["analysis"]["stack_problems"] = list(st["problems"])
         return cls(payload, figures, busy["bucket_ns"] if busy else 10_000_000)
 
     def render_bytes(self) -> bytes:

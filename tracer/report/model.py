@@ -2,17 +2,24 @@
 
 Pure functions over one :class:`tracer.analyzer.Analysis`: rows for tables and figures, facts,
 warnings, formatting. Nothing here opens a trace table, scopes or redacts: the analyzer did
-that once (the Analysis' event views are already scoped and redacted). An Analysis read back
-from `analyze --json` (compare) is read leniently with ``.get``.
+that once (the Analysis' event views are already scoped and redacted). The fields are typed:
+an Analysis read back from `analyze --json` (compare) was made whole by Analysis.from_json.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
-from tracer.analyzer.model import Analysis
+from tracer.analyzer.model import (
+    Analysis,
+    BusyCoresJson,
+    MilestoneJson,
+    MomentJson,
+    Party,
+    PathShareJson,
+)
 
 #: Critical-path segment kinds, in the order a legend shows them.
 SEGMENT_KINDS = (
@@ -115,85 +122,55 @@ class Facts(TypedDict):
     total_ns: int
 
 
-def _int(v: Any) -> int | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _str(v: Any) -> str:
-    return "" if v is None else str(v)
-
-
-def _first_int(m: Mapping[str, Any], *keys: str) -> int | None:
-    """The first of keys that holds a number (a key present with null does not count)."""
-    for k in keys:
-        v = _int(m.get(k))
-        if v is not None:
-            return v
-    return None
-
-
-def _who(v: Any) -> tuple[int | None, str]:
-    """A waiter/target as (pid, comm); the analyzer writes {pid, comm} or null."""
-    if isinstance(v, Mapping):
-        return _int(v.get("pid")), _str(v.get("comm"))
-    return None, ""
+def _who(v: Party | None) -> tuple[int | None, str]:
+    """A waiter/target as (pid, comm)."""
+    return (None, "") if v is None else (v["pid"], v["comm"] or "")
 
 
 def segments(a: Analysis) -> list[SegmentRow]:
     out: list[SegmentRow] = []
     for s in a.critical_path:
-        start, end = _int(s.get("start_ns")), _int(s.get("end_ns"))
-        if start is None or end is None:
-            continue
-        out.append(
-            SegmentRow(
-                start_ns=start,
-                end_ns=end,
-                kind=_str(s.get("kind")) or "run",
-                label=_str(s.get("label")),
-                pid=_int(s.get("pid")),
-                comm=_str(s.get("comm")),
-            )
+        row = SegmentRow(
+            start_ns=s["start_ns"],
+            end_ns=s["end_ns"],
+            kind=s["kind"],
+            label=s["label"],
+            pid=s["pid"],
+            comm=s["comm"] or "",
         )
-        st = s.get("states")
-        if isinstance(st, dict):
-            out[-1]["states"] = {str(k): int(v) for k, v in st.items()}
-            of: dict[str, Any] = dict(s.get("states_of") or {})
-            out[-1]["states_of"] = f"{_str(of.get('comm'))}[{_int(of.get('pid'))}]"
+        st, of = s.get("states"), s.get("states_of")
+        if st is not None:
+            row["states"] = st
+            pid, comm = _who(of)
+            row["states_of"] = f"{comm}[{pid}]"
+        out.append(row)
     return out
 
 
 def waits(a: Analysis) -> list[WaitRow]:
     out: list[WaitRow] = []
     for w in a.waits:
-        wpid, wcomm = _who(w.get("waiter"))
-        tpid, tcomm = _who(w.get("target"))
+        wpid, wcomm = _who(w["waiter"])
+        tpid, tcomm = _who(w["target"])
         out.append(
             WaitRow(
-                kind=_str(w.get("kind")),
-                endpoint=_str(w.get("endpoint"))
-                if w.get("endpoint") is not None
-                else None,
+                kind=w["kind"],
+                endpoint=w["endpoint"],
                 waiter_pid=wpid,
                 waiter_comm=wcomm,
                 target_pid=tpid,
                 target_comm=tcomm,
-                first_attempt_ns=_int(w.get("first_attempt_ns")),
-                ready_ns=_int(w.get("ready_ns")),
-                first_ok_ns=_int(w.get("first_ok_ns")),
-                last_ns=_first_int(w, "ended_ns", "last_attempt_ns"),
-                attempts=_int(w.get("attempts")),
-                interval_ns=_int(w.get("interval_ns")),
-                lag_ns=_int(w.get("lag_ns")),
-                start_ns=_int(w.get("start_ns")),
-                end_ns=_int(w.get("end_ns")),
-                reason=_str(w.get("reason")),
-                in_window=w.get("in_window", True) is not False,
+                first_attempt_ns=w["first_attempt_ns"],
+                ready_ns=w["ready_ns"],
+                first_ok_ns=w["first_ok_ns"],
+                last_ns=w["ended_ns"] if w["ended_ns"] is not None else w["last_attempt_ns"],
+                attempts=w["attempts"],
+                interval_ns=w["interval_ns"],
+                lag_ns=w["lag_ns"],
+                start_ns=w["start_ns"],
+                end_ns=w["end_ns"],
+                reason=w["reason"],
+                in_window=w["in_window"],
             )
         )
     return out
@@ -211,176 +188,119 @@ def wait_span(w: WaitRow) -> tuple[int, int] | None:
     return start, end
 
 
-def _event_text(v: Any) -> str:
-    """An event reference for humans: "listen:6444 (k3s-server [100])"."""
-    if isinstance(v, Mapping):
-        for key in ("spec", "label", "name", "description", "cond", "condition"):
-            if v.get(key):
-                who = ""
-                if v.get("comm") or v.get("pid") is not None:
-                    who = f" ({_who(v)[1] or '?'} [{v.get('pid')}])"
-                return _str(v[key]) + who
-        if "start" in v or "end" in v:  # {"start": [specs], "end": [specs]}: the definition
-            return " → ".join(
-                " | ".join(_str(x) for x in (v.get(k) or [])) or "?" for k in ("start", "end")
-            )
-        return ", ".join(f"{k}={v[k]}" for k in sorted(v) if not k.endswith("_ns"))
-    if isinstance(v, list):
-        return " | ".join(_str(x) for x in v)
-    return _str(v)
+def _moment_text(m: MomentJson | MilestoneJson) -> str:
+    """A matched moment for humans: "listen:6444 (k3s-server [100])"."""
+    who = f" ({m['comm'] or '?'} [{m['pid']}])" if m["comm"] or m["pid"] is not None else ""
+    return m["spec"] + who
 
 
 def phases(a: Analysis) -> list[PhaseRow]:
-    raw: Any = a.phases
-    items: list[tuple[str, Any]]
-    if isinstance(raw, Mapping):
-        items = sorted(raw.items())
-    else:
-        items = [(_str(p.get("name") or p.get("label")), p) for p in raw]
     out: list[PhaseRow] = []
-    for name, p in items:
-        if not isinstance(p, Mapping):
-            continue
-        start, end = _int(p.get("start_ns")), _int(p.get("end_ns"))
-        dur = _int(p.get("duration_ns"))
-        if dur is None and start is not None and end is not None:
-            dur = end - start
-        parts = [_event_text(p.get(k)) for k in ("start_event", "end_event") if p.get(k)]
-        defined = " → ".join(parts) if len(parts) == 2 else ""
-        if not defined:
-            defined = _event_text(p.get("defined_by") or p.get("events") or "")
-        if p.get("missing"):
+    for p in a.phases:
+        se, ee = p["start_event"], p["end_event"]
+        if se is not None and ee is not None:
+            defined = f"{_moment_text(se)} → {_moment_text(ee)}"
+        else:  # the definition: start specs → end specs
+            specs = p["defined_by"]
+            defined = " → ".join(" | ".join(specs[k]) or "?" for k in ("start", "end"))
+        if p["missing"]:
             # an absent phase says why, and how it would have been measured
-            defined = f"absent: {_str(p['missing'])}" + (
-                f" (defined as {defined})" if defined else ""
-            )
+            defined = f"absent: {p['missing']} (defined as {defined})"
         out.append(
             PhaseRow(
-                name=_str(name),
-                start_ns=start,
-                end_ns=end,
-                duration_ns=dur,
-                defined_by=_str(defined),
+                name=p["name"],
+                start_ns=p["start_ns"],
+                end_ns=p["end_ns"],
+                duration_ns=p["duration_ns"],
+                defined_by=defined,
             )
         )
     return out
 
 
 def milestones(a: Analysis) -> list[MilestoneRow]:
-    raw: Any = a.milestones
-    items: list[tuple[str, Any]]
-    if isinstance(raw, Mapping):
-        items = sorted(raw.items())
-    else:
-        items = [(_str(m.get("name") or m.get("label") or m.get("kind")), m) for m in raw]
+    """In time order (as the analyzer lists them)."""
     out: list[MilestoneRow] = []
-    for name, m in items:
-        ts = _int(m) if not isinstance(m, Mapping) else _int(m.get("ts_ns"))
-        if ts is None:
-            continue
-        detail = ""
-        if isinstance(m, Mapping):
-            if m.get("spec"):
-                detail = _event_text(m)
-            else:
-                bits = [
-                    f"{k}={m[k]}"
-                    for k in sorted(m)
-                    if k not in ("name", "label", "ts_ns", "key")
-                    and m[k] not in (None, "", [])
-                ]
-                detail = ", ".join(bits)
-        out.append(MilestoneRow(name=_str(name), ts_ns=ts, detail=_str(detail)))
-    out.sort(key=lambda r: (r["ts_ns"], r["name"]))
+    for m in a.milestones:
+        if m["spec"]:
+            detail = _moment_text(m)
+        else:
+            bits = [f"comm={m['comm']}"] if m["comm"] else []
+            bits += [f"pid={m['pid']}"] if m["pid"] is not None else []
+            detail = ", ".join(bits)
+        out.append(MilestoneRow(name=m["name"], ts_ns=m["ts_ns"], detail=detail))
     return out
 
 
 def processes(a: Analysis) -> list[ProcessRow]:
-    on_path = {s["pid"] for s in segments(a) if s["pid"] is not None}
-    raw: list[Any] = list(a.processes)
-    has_units = any(p.get("unit") or p.get("pod_uid") for p in raw)
+    on_path = {s["pid"] for s in a.critical_path if s["pid"] is not None}
+    has_units = any(p["unit"] or p["pod_uid"] for p in a.processes)
     out: list[ProcessRow] = []
-    for p in raw:
-        pid = _int(p.get("pid"))
-        if pid is None:
-            continue
-        argv = [str(a) for a in (p.get("argv") or [])]
+    for p in a.processes:
+        group = None
+        if has_units:
+            group = f"pod {p['pod_uid']}" if p["pod_uid"] else (p["unit"] or "(no unit)")
         out.append(
             ProcessRow(
-                key=_str(p.get("key")) or str(pid),
-                pid=pid,
-                parent_key=_str(p.get("parent_key")) or None,
-                comm=_str(p.get("comm")),
-                exe=_str(p.get("exe")),
-                argv=argv,
-                start_ns=_int(p.get("start_ns")),
-                end_ns=_int(p.get("end_ns")),
-                exit_code=_int(p.get("exit_code")),
-                exit_signal=_int(p.get("exit_signal")),
-                component=_str(p.get("component")) or _str(p.get("unit")) or "other",
-                unit=_str(p.get("unit")) or None,
-                group=(
-                    ("pod " + _str(p["pod_uid"]) if p.get("pod_uid") else None)
-                    or _str(p.get("unit"))
-                    or "(no unit)"
-                )
-                if has_units
-                else None,
-                on_critical_path=pid in on_path,
+                key=p["key"],
+                pid=p["pid"],
+                parent_key=p["parent_key"] or None,
+                comm=p["comm"] or "",
+                exe=p["exe"] or "",
+                argv=list(p["argv"]),
+                start_ns=p["start_ns"],
+                end_ns=p["end_ns"],
+                exit_code=p["exit_code"],
+                exit_signal=p["exit_signal"],
+                component=p["component"] or p["unit"] or "other",
+                unit=p["unit"] or None,
+                group=group,
+                on_critical_path=p["pid"] in on_path,
             )
         )
     return out
 
 
+def _lines(d: Mapping[str, str] | None) -> list[str]:
+    return [f"{k}: {v}" for k, v in sorted((d or {}).items())]
+
+
 def facts(a: Analysis) -> Facts:
     """The facts a report shows first, from the analysis' own trace facts."""
-    tf: Mapping[str, Any] = a.trace
-    start = _int(tf.get("start_ns")) or 0
-    end = _int(tf.get("end_ns"))
-    if end is None:
-        end = _int(a.end_ns) or start
-    unavailable = tf.get("probes_unavailable")
-    truncated = tf.get("truncated_tables")
-    complete = tf.get("complete")
-    missing = tf.get("missing_tables")
+    tf = a.trace
+    start, end = tf["start_ns"], tf["end_ns"]
     return Facts(
-        name=os.path.basename(os.path.normpath(_str(tf.get("path")))) or "trace",
-        hostname=_str(tf.get("hostname")),
-        kernel=_str(tf.get("kernel")),
-        k3s_version=_str(tf.get("k3s_version"))
-        + (f" ({_str(tf.get('k3s_commit'))})" if tf.get("k3s_commit") else ""),
-        command=_str(tf.get("command")),
+        name=os.path.basename(os.path.normpath(tf["path"])) or "trace",
+        hostname=tf["hostname"] or "",
+        kernel=tf["kernel"] or "",
+        k3s_version=(tf["k3s_version"] or "")
+        + (f" ({tf['k3s_commit']})" if tf["k3s_commit"] else ""),
+        command=tf["command"] or "",
         start_ns=start,
         end_ns=end,
         duration_ns=max(0, end - start),
-        lost_events=max(_int(tf.get("lost_events")) or 0, _int(a.lost_events) or 0),
-        probes_unavailable=[f"{k}: {unavailable[k]}" for k in sorted(unavailable)]
-        if isinstance(unavailable, Mapping)
-        else [],
-        truncated=[f"{k}: {v}" for k, v in sorted(truncated.items())]
-        if isinstance(truncated, Mapping)
-        else [],
-        missing=[f"{k}: {v}" for k, v in sorted(missing.items())]
-        if isinstance(missing, Mapping)
-        else [],
-        complete=complete if isinstance(complete, bool) else None,
-        profile=_str(a.profile),
+        lost_events=max(tf["lost_events"], a.lost_events),
+        probes_unavailable=_lines(tf["probes_unavailable"]),
+        truncated=_lines(tf["truncated_tables"]),
+        missing=_lines(tf["missing_tables"]),
+        complete=tf["complete"],
+        profile=a.profile,
         scope=_scope_text(a),
-        end_reached=bool(a.end_reached),
-        analysis_start_ns=_int(a.start_ns) or start,
-        analysis_end_ns=_int(a.end_ns) or end,
-        total_ns=_int(a.total_ns) or 0,
+        end_reached=a.end_reached,
+        analysis_start_ns=a.start_ns or start,
+        analysis_end_ns=a.end_ns or end,
+        total_ns=a.total_ns or 0,
     )
 
 
 def _scope_text(a: Analysis) -> str:
-    sc: Any = a.scope
-    if not isinstance(sc, Mapping) or sc.get("mode") != "tree":
+    sc = a.scope
+    if sc["mode"] != "tree":
         return "all processes in the trace"
-    pid, comm = _who(sc.get("root"))
+    pid, comm = _who(sc["root"])
     return (
-        f"tree of {comm or '?'} [{pid}]: {_int(sc.get('processes'))} processes "
-        f"({_int(sc.get('left_out'))} others left out)"
+        f"tree of {comm or '?'} [{pid}]: {sc['processes']} processes "
+        f"({sc['left_out']} others left out)"
     )
 
 
@@ -408,29 +328,16 @@ def warnings(f: Facts) -> list[str]:
     return out
 
 
-class SummaryRow(TypedDict):
-    name: str
-    segments: int
-    processes: int
-    total_ns: int
-    pct: float
+#: one executable's or component's share of the critical path
+SummaryRow = PathShareJson
 
 
 def path_summary(a: Analysis, by: str) -> list[SummaryRow]:
     """The critical path by "executable" or "component" (the analyzer's path_summary)."""
-    ps = a.sections.get("path_summary")
-    rows = ps.get(f"by_{by}") if isinstance(ps, Mapping) else None
-    return [
-        SummaryRow(
-            name=_str(r.get("name")),
-            segments=_int(r.get("segments")) or 0,
-            processes=_int(r.get("processes")) or 0,
-            total_ns=_int(r.get("total_ns")) or 0,
-            pct=float(r.get("pct") or 0.0),
-        )
-        for r in rows or []
-        if isinstance(r, Mapping)
-    ]
+    ps = a.path_summary
+    if ps is None:
+        return []
+    return list(ps["by_executable"] if by == "executable" else ps["by_component"])
 
 
 def composition(segs: Sequence[SegmentRow]) -> dict[str, int]:
@@ -441,44 +348,10 @@ def composition(segs: Sequence[SegmentRow]) -> dict[str, int]:
     return out
 
 
-def fmt_ns(ns: int | None) -> str:
-    """A duration for humans: 1.234 s, 12.3 ms, 456 µs."""
-    if ns is None:
-        return "–"
-    a = abs(ns)
-    sign = "-" if ns < 0 else ""
-    if a >= 1_000_000_000:
-        return f"{sign}{a / 1e9:.3f} s"
-    if a >= 1_000_000:
-        return f"{sign}{a / 1e6:.1f} ms"
-    if a >= 1_000:
-        return f"{sign}{a / 1e3:.0f} µs"
-    return f"{sign}{a} ns"
-
-
-def fmt_t(ts_ns: int | None, t0: int) -> str:
-    """A moment as seconds since the recording started: +1.234567 s."""
-    if ts_ns is None:
-        return "–"
-    return f"+{(ts_ns - t0) / 1e9:.6f} s"
-
-
-class BusyCores(TypedDict):
-    """The machine's busy cores per bucket (the analysis' `cpu` section, record --sched)."""
-
-    bucket_ns: int
-    start_ns: list[int]
-    cores: list[float]
+#: the machine's busy cores per bucket (the analysis' `cpu` section, record --sched)
+BusyCores = BusyCoresJson
 
 
 def busy_cores(a: Analysis) -> BusyCores | None:
     """The `cpu` section's busy-cores timeline, or None without scheduler data."""
-    cpu = a.sections.get("cpu")
-    bc = cpu.get("busy_cores") if isinstance(cpu, Mapping) else None
-    if not isinstance(bc, Mapping):
-        return None
-    starts = [int(x) for x in bc.get("start_ns") or []]
-    cores = [float(x) for x in bc.get("cores") or []]
-    if len(starts) != len(cores):
-        return None
-    return BusyCores(bucket_ns=_int(bc.get("bucket_ns")) or 0, start_ns=starts, cores=cores)
+    return a.cpu["busy_cores"] if a.cpu is not None else None

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tracer.analyzer.model import Analysis
-from tracer.analyzer.text import not_reached, render
 from tracer.report._output import write_output
+from tracer.report.text import not_reached, render
 
 
 def analysis_json(a: Analysis, indent: int | None = None) -> str:

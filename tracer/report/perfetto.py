@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from tracer import __version__
-from tracer.analyzer.model import Analysis
+from tracer.analyzer.model import Analysis, StateLaneJson, ThreadLaneJson
 from tracer.report import model
 from tracer.report._output import write_output
 
@@ -291,27 +291,27 @@ class PerfettoExport:
                     }
                 )
 
-        lanes = a.sections.get("state_lanes")
-        lanes = lanes if isinstance(lanes, dict) else {}
-        for lane in lanes.get("lanes") or []:
-            pid = int(lane["pid"])
-            name_track(pid, f"{lane.get('comm')} {pid}")
+        lanes = a.state_lanes
+        bucket_ms = lanes["bucket_ns"] / 1e6 if lanes is not None else 0.0
+        for lane in lanes["lanes"] if lanes is not None else []:
+            pid = lane["pid"]
+            name_track(pid, f"{lane['comm']} {pid}")
             tid = STATE_TID_BASE + pid
             events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
                            "args": {"name": "scheduler state (dominant per "
-                                    f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms)"}})
-            tracks = [(tid, lane)]
-            for th in lane.get("threads") or []:
-                ttid = THREAD_TID_BASE + int(th["tid"])
+                                    f"{bucket_ms:.1f} ms)"}})
+            tracks: list[tuple[int, StateLaneJson | ThreadLaneJson]] = [(tid, lane)]
+            for th in lane["threads"]:
+                ttid = THREAD_TID_BASE + th["tid"]
                 events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": ttid,
-                               "ts": 0, "args": {"name": f"thread {int(th['tid'])} state"}})
+                               "ts": 0, "args": {"name": f"thread {th['tid']} state"}})
                 tracks.append((ttid, th))
             for track, runs in tracks:
                 for lo, hi, state in zip(runs["start_ns"], runs["end_ns"], runs["state"]):
                     events.append({
                         "ph": "X", "name": state, "cat": "sched", "pid": pid, "tid": track,
-                        "ts": _us(int(lo), t0),
-                        "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
+                        "ts": _us(lo, t0),
+                        "dur": max(0.0, _us(hi, t0) - _us(lo, t0)),
                     })
 
         _component_lanes(a, events, name_track, t0)
@@ -352,21 +352,21 @@ def _component_lanes(a: Analysis, events: list[dict[str, Any]], name_track: Any,
     `stacks.lanes`), args: samples. Perfetto's JSON importer reads no stack samples (it skips
     `stackFrames`/`samples` and has no "P" events): `k3sprof stacks --perf` is the callstack
     profile Perfetto opens (docs/stacks.md)."""
-    st = a.sections.get("stacks")
-    lanes = ((st or {}).get("lanes") or {}) if isinstance(st, dict) else {}
-    for lane in lanes.get("lanes") or []:
-        pid = int(lane["pid"])
-        name_track(pid, f"{lane.get('comm')} {pid}")
+    lanes = a.stacks["lanes"] if a.stacks is not None else None
+    bucket_ms = lanes["bucket_ns"] / 1e6 if lanes is not None else 0.0
+    for lane in lanes["lanes"] if lanes is not None else []:
+        pid = lane["pid"]
+        name_track(pid, f"{lane['comm']} {pid}")
         tid = COMPONENT_TID_BASE + pid
         events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
                        "args": {"name": "components on-CPU (dominant per "
-                                f"{int(lanes.get('bucket_ns') or 0) / 1e6:.1f} ms)"}})
+                                f"{bucket_ms:.1f} ms)"}})
         for lo, hi, comp, n in zip(lane["start_ns"], lane["end_ns"], lane["component"],
                                    lane["samples"]):
             events.append({
                 "ph": "X", "name": comp, "cat": "stacks", "pid": pid, "tid": tid,
-                "ts": _us(int(lo), t0), "dur": max(0.0, _us(int(hi), t0) - _us(int(lo), t0)),
-                "args": {"samples": int(n)},
+                "ts": _us(lo, t0), "dur": max(0.0, _us(hi, t0) - _us(lo, t0)),
+                "args": {"samples": n},
             })
 
 

@@ -4,7 +4,7 @@ page's script turns into a table with textContent, so no recorded string becomes
 from __future__ import annotations
 
 from tracer.analyzer.model import Analysis
-from tracer.report import model
+from tracer.report import model, units
 from tracer.report.page import TableDict
 
 MAX_TABLE_ROWS = 300
@@ -29,20 +29,21 @@ def who(pid: int | None, comm: str) -> str:
     return f"{comm} [{pid}]" if pid is not None else comm
 
 def headline(
-    f: model.Facts, segs: list[model.SegmentRow], waits: list[model.WaitRow]
+    f: model.Facts, segs: list[model.SegmentRow], waits: list[model.WaitRow],
+    comp: dict[str, int],
 ) -> list[str]:
+    """comp: the critical path's time per segment kind (model.composition)."""
     out = []
     if not f["end_reached"] or not segs:
         out.append(
-            f"Recorded {model.fmt_ns(f['duration_ns'])}; the end milestone was not reached, "
+            f"Recorded {units.fmt_ns(f['duration_ns'])}; the end milestone was not reached, "
             "so there is no critical path."
         )
     else:
         total = f["total_ns"] or sum(s["end_ns"] - s["start_ns"] for s in segs)
-        comp = model.composition(segs)
         waited = sum(v for k, v in comp.items() if k != "run")
         out.append(
-            f"Startup took {model.fmt_ns(total)} on the critical path "
+            f"Startup took {units.fmt_ns(total)} on the critical path "
             f"(+{(f['analysis_start_ns'] - f['start_ns']) / 1e9:.3f} s → "
             f"+{(f['analysis_end_ns'] - f['start_ns']) / 1e9:.3f} s since recording started): "
             f"{pct(waited, total)} of it waiting, {pct(comp.get('run', 0), total)} running."
@@ -54,13 +55,13 @@ def headline(
         for s in top:
             d = s["end_ns"] - s["start_ns"]
             out.append(
-                f"{model.fmt_ns(d)} ({pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
+                f"{units.fmt_ns(d)} ({pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
             )
     lags = [w for w in waits if w["lag_ns"] and w["in_window"]]
     if lags:
         lost = sum(w["lag_ns"] or 0 for w in lags)
         out.append(
-            f"Polling lag: {len(lags)} wait(s) lost {model.fmt_ns(lost)} in total between an "
+            f"Polling lag: {len(lags)} wait(s) lost {units.fmt_ns(lost)} in total between an "
             "endpoint becoming ready and its client noticing."
         )
     return out
@@ -71,7 +72,7 @@ def facts_rows(f: model.Facts) -> list[list[str]]:
         ["host", f["hostname"] or "unknown"],
         ["kernel", f["kernel"] or "unknown"],
         ["k3s version", f["k3s_version"] or "unknown (not seen in the trace)"],
-        ["recorded", model.fmt_ns(f["duration_ns"])],
+        ["recorded", units.fmt_ns(f["duration_ns"])],
         ["command", f["command"] or "– (system-wide)"],
         ["profile", f["profile"] or "–"],
         ["scope", f["scope"]],
@@ -94,7 +95,7 @@ def critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDi
         rest = [s for s in segs if s["end_ns"] - s["start_ns"] < floor]
         rest_ns = sum(s["end_ns"] - s["start_ns"] for s in rest)
         note = (
-            f"{len(rest)} segments under 1% of the total each ({model.fmt_ns(rest_ns)}, "
+            f"{len(rest)} segments under 1% of the total each ({units.fmt_ns(rest_ns)}, "
             f"{pct(rest_ns, total)} together) are not listed; the timeline and the JSON "
             "data in this page have them all"
         )
@@ -103,8 +104,8 @@ def critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDi
             s["kind"],
             s["label"],
             who(s["pid"], s["comm"]),
-            model.fmt_t(s["start_ns"], f["start_ns"]),
-            model.fmt_ns(s["end_ns"] - s["start_ns"]),
+            units.fmt_t(s["start_ns"], f["start_ns"]),
+            units.fmt_ns(s["end_ns"] - s["start_ns"]),
             pct(s["end_ns"] - s["start_ns"], total),
         ]
         for s in shown
@@ -136,25 +137,25 @@ def states_cell(s: model.SegmentRow) -> str:
     parts = " · ".join(f"{k} {100 * v / dur:.0f}%" for k, v in st.items() if 200 * v >= dur)
     return parts if s["kind"] == "run" else f"{s.get('states_of', '?')}: {parts}"
 
-def composition_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDict:
-    comp = model.composition(segs)
+def composition_table(comp: dict[str, int], f: model.Facts) -> TableDict:
+    """comp: the critical path's time per segment kind (model.composition)."""
     total = f["total_ns"] or sum(comp.values())
     order = [k for k in model.SEGMENT_KINDS if k in comp] + sorted(
         k for k in comp if k not in model.SEGMENT_KINDS
     )
-    rows = [[k, model.fmt_ns(comp[k]), pct(comp[k], total)] for k in order]
+    rows = [[k, units.fmt_ns(comp[k]), pct(comp[k], total)] for k in order]
     return make_table(["kind", "time on the critical path", "% of total"], "lrr", rows, "kinds")
 
 def module_loads_tables(a: Analysis, t0: int) -> dict[str, TableDict]:
     """Per loader (modprobe), each module it loaded, in order, with the load's duration; no
     table at all when the trace has no module loads (most kernels record none at all)."""
-    loaders = a.sections.get("module_loads") or []
+    loaders = a.module_loads or []
     rows = [
         [
             f"{e['command'][:80]} [{e['pid']}]",
             x["module"] or f"(not loaded: ret {x['ret']})",
             f"{(x['end_ns'] - t0) / 1e6:,.1f} ms",
-            model.fmt_ns(x["duration_ns"]),
+            units.fmt_ns(x["duration_ns"]),
         ]
         for e in loaders
         for x in e["loads"]
@@ -167,23 +168,27 @@ def module_loads_tables(a: Analysis, t0: int) -> dict[str, TableDict]:
         )
     }
 
-def summary_table(a: Analysis, what: str) -> TableDict:
-    rows = model.path_summary(a, what)
+def summary_table(rows: list[model.SummaryRow], what: str) -> TableDict:
+    """The critical path by `what` (model.path_summary)."""
     return make_table(
         [what, "processes", "segments", "time on the critical path", "% of total"],
         "lrrrr",
         [
-            [r["name"], str(r["processes"]), str(r["segments"]), model.fmt_ns(r["total_ns"]),
+            [r["name"], str(r["processes"]), str(r["segments"]), units.fmt_ns(r["total_ns"]),
              f"{r['pct']:.1f}%"]
             for r in rows
         ],
         f"{what}s",
     )
 
-def waits_table(waits: list[model.WaitRow], t0: int) -> TableDict:
-    def key(w: model.WaitRow) -> tuple[bool, int, int]:
+def waits_table(
+    waits: list[model.WaitRow], spans: list[tuple[int, int] | None], t0: int
+) -> TableDict:
+    """spans: each wait's (model.wait_span)."""
+
+    def key(ws: tuple[model.WaitRow, tuple[int, int] | None]) -> tuple[bool, int, int]:
         # waits outside the analysis window (e.g. teardown retries after the end) come last
-        span = model.wait_span(w)
+        w, span = ws
         return (
             not w["in_window"],
             -(span[1] - span[0]) if span else 0,
@@ -191,21 +196,20 @@ def waits_table(waits: list[model.WaitRow], t0: int) -> TableDict:
         )
 
     rows = []
-    for w in sorted(waits, key=key):
-        span = model.wait_span(w)
+    for w, span in sorted(zip(waits, spans), key=key):
         rows.append(
             [
                 w["kind"] if w["in_window"] else f"{w['kind']} (outside the analysis window)",
                 w["endpoint"] or "–",
                 who(w["waiter_pid"], w["waiter_comm"]),
                 who(w["target_pid"], w["target_comm"]),
-                model.fmt_t(w["first_attempt_ns"], t0),
-                model.fmt_t(w["ready_ns"], t0),
-                model.fmt_t(w["first_ok_ns"], t0),
-                model.fmt_ns(span[1] - span[0]) if span else "–",
+                units.fmt_t(w["first_attempt_ns"], t0),
+                units.fmt_t(w["ready_ns"], t0),
+                units.fmt_t(w["first_ok_ns"], t0),
+                units.fmt_ns(span[1] - span[0]) if span else "–",
                 "–" if w["attempts"] is None else str(w["attempts"]),
-                model.fmt_ns(w["interval_ns"]),
-                model.fmt_ns(w["lag_ns"]),
+                units.fmt_ns(w["interval_ns"]),
+                units.fmt_ns(w["lag_ns"]),
             ]
         )
     return make_table(
@@ -231,9 +235,9 @@ def phases_table(phases: list[model.PhaseRow], t0: int) -> TableDict:
     rows = [
         [
             p["name"],
-            model.fmt_t(p["start_ns"], t0),
-            model.fmt_t(p["end_ns"], t0),
-            model.fmt_ns(p["duration_ns"]),
+            units.fmt_t(p["start_ns"], t0),
+            units.fmt_t(p["end_ns"], t0),
+            units.fmt_ns(p["duration_ns"]),
             p["defined_by"] or "–",
         ]
         for p in phases
@@ -241,29 +245,29 @@ def phases_table(phases: list[model.PhaseRow], t0: int) -> TableDict:
     return make_table(["phase", "start", "end", "duration", "defined by"], "lrrrl", rows, "phases")
 
 def milestones_table(miles: list[model.MilestoneRow], t0: int) -> TableDict:
-    rows = [[model.fmt_t(m["ts_ns"], t0), m["name"], m["detail"]] for m in miles]
+    rows = [[units.fmt_t(m["ts_ns"], t0), m["name"], m["detail"]] for m in miles]
     return make_table(["time", "milestone", "detail"], "rll", rows, "milestones")
 
 def blockers_tables(a: Analysis) -> dict[str, TableDict]:
     """Top blockers (the analysis' `blockers`, record --sched): fsync-family calls per process
     and wakeup edges, each list longest first; no table without the section."""
-    b = a.sections.get("blockers")
-    if not isinstance(b, dict):
+    b = a.blockers
+    if b is None:
         return {}
     rows: list[list[str]] = []
-    for r in b.get("fsync") or []:
-        calls = ", ".join(f"{n} {k}" for k, n in sorted((r.get("by_kind") or {}).items()))
-        rows.append(["fsync", who(r["pid"], r.get("comm") or "?"), calls,
-                     model.fmt_ns(r["total_ns"]), model.fmt_ns(r["max_ns"]), "–"])
-    for r in b.get("wakeups") or []:
+    for r in b["fsync"]:
+        calls = ", ".join(f"{n} {k}" for k, n in sorted(r["by_kind"].items()))
+        rows.append(["fsync", who(r["pid"], r["comm"] or "?"), calls,
+                     units.fmt_ns(r["total_ns"]), units.fmt_ns(r["max_ns"]), "–"])
+    for e in b["wakeups"]:
         rows.append([
             "wakeup",
-            f"{who(r['waker_pid'], r.get('waker_comm') or '?')} → "
-            f"{who(r['woken_pid'], r.get('woken_comm') or '?')}",
-            f"{r['count']}x",
-            model.fmt_ns(r["idle_ns"]),
-            model.fmt_ns(r["max_idle_ns"]),
-            model.fmt_ns(r["path_ns"]) if r["path_ns"] else "–",
+            f"{who(e['waker_pid'], e['waker_comm'] or '?')} → "
+            f"{who(e['woken_pid'], e['woken_comm'] or '?')}",
+            f"{e['count']}x",
+            units.fmt_ns(e["idle_ns"]),
+            units.fmt_ns(e["max_idle_ns"]),
+            units.fmt_ns(e["path_ns"]) if e["path_ns"] else "–",
         ])
     return {
         "blockers": make_table(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 from tracer.analyzer.model import Analysis
-from tracer.report import model
+from tracer.report import units
 from tracer.runs import stats
 from tracer.runs.metrics import fill_zero, metric_names, run_metrics
 
@@ -142,11 +142,11 @@ def _keep_top_waits(metrics: list[MetricJson], top: int) -> list[MetricJson]:
 
 
 def _ns(v: int | None) -> str:
-    return "–" if v is None else model.fmt_ns(v)
+    return "–" if v is None else units.fmt_ns(v)
 
 
 def _signed(v: int | None) -> str:
-    return "–" if v is None else ("+" if v > 0 else "") + model.fmt_ns(v)
+    return "–" if v is None else ("+" if v > 0 else "") + units.fmt_ns(v)
 
 
 def metric_rows(c: RunsComparison) -> list[list[str]]:

@@ -555,12 +555,12 @@ def predict(a: Analysis, changes: Sequence[Change | str]) -> Prediction:
             rep.notes.append(_no_gain_reason(g, _Scenario(g, [c])))
     phases = []
     for ph in a.phases:
-        se, ee = ph.get("start_event"), ph.get("end_event")
-        if not se or not ee or ph.get("duration_ns") is None:
+        se, ee, dur = ph["start_event"], ph["end_event"], ph["duration_ns"]
+        if se is None or ee is None or dur is None:
             continue
-        s = sc.at(se.get("key"), se["ts_ns"])
-        e = sc.at(ee.get("key"), ee["ts_ns"])
-        phases.append(PhasePair(ph["name"], int(ph["duration_ns"]), e - s))
+        s = sc.at(se["key"], se["ts_ns"])
+        e = sc.at(ee["key"], ee["ts_ns"])
+        phases.append(PhasePair(ph["name"], dur, e - s))
     return Prediction(
         start_ns=g.start_ns, recorded_end_ns=g.end_ns, predicted_end_ns=end_new,
         recorded_total_ns=g.end_ns - g.start_ns, predicted_total_ns=end_new - start_new,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from tracer.analyzer import schedpath, summary
-from tracer.analyzer.model import Analysis, Party, SegmentJson
+from tracer.analyzer.model import (
+    Analysis,
+    BlockersJson,
+    ModuleLoaderJson,
+    Party,
+    SegmentJson,
+    StacksJson,
+    WokenByJson,
+)
 
 TOP_WAITS = 10
 TOP_GROUPS = 20
@@ -99,24 +107,24 @@ def _component_lines(s: SegmentJson, waits: list[Any]) -> list[str]:
     return out
 
 
-def _stacks_lines(st: dict[str, Any] | None) -> list[str]:
+def _stacks_lines(st: StacksJson | None) -> list[str]:
     """With stacks: on-CPU samples by component over the window, and what makes names or
     components partial (one-frame stacks, missing symbols), plainly."""
-    if not st:
+    if st is None:
         return []
-    rows = st.get("by_component") or []
-    lines = [f"On-CPU by component ({st.get('cpu_samples', 0)} samples at "
-             f"{st.get('sample_hz')} Hz in the analysis window; `k3sprof stacks` prints them)"]
+    rows = st["by_component"]
+    lines = [f"On-CPU by component ({st['cpu_samples']} samples at "
+             f"{st['sample_hz']} Hz in the analysis window; `k3sprof stacks` prints them)"]
     if rows:
         lines.append("  " + ", ".join(f"{r['component']} {r['pct']:.1f}%"
                                       for r in rows[:TOP_SUMMARY * 2]))
-    for p in st.get("problems") or []:
+    for p in st["problems"]:
         lines.append(f"  note: {p}")
     lines.append("")
     return lines
 
 
-def _woken(wakers: list[dict[str, Any]]) -> str:
+def _woken(wakers: list[WokenByJson]) -> str:
     """"woken by a timer (1x, longest idle 280.0 ms), client[12] (6x, longest idle 50.1 ms)":
     what woke its threads, the one that ended the longest sleep first."""
     if not wakers:
@@ -138,7 +146,7 @@ def _woken(wakers: list[dict[str, Any]]) -> str:
     )
 
 
-def _module_lines(loaders: list[dict[str, Any]]) -> list[str]:
+def _module_lines(loaders: list[ModuleLoaderJson]) -> list[str]:
     """Module loads per loader: "modprobe br_netfilter [pid 42]: llc 1.1 ms, stp 0.9 ms, ..."."""
     if not loaders:
         return []
@@ -162,11 +170,11 @@ def _module_lines(loaders: list[dict[str, Any]]) -> list[str]:
 TOP_BLOCKERS = 8
 
 
-def _blocker_lines(b: dict[str, Any] | None) -> list[str]:
+def _blocker_lines(b: BlockersJson | None) -> list[str]:
     """Top blockers (record --sched): fsync-family time per process, wakeup edges."""
-    if not b:
+    if b is None:
         return []
-    fs, wk = b.get("fsync") or [], b.get("wakeups") or []
+    fs, wk = b["fsync"], b["wakeups"]
     lines = ["Top blockers (inside the analysis window; scheduler data)"]
     if not fs and not wk:
         lines += ["  no fsync calls and no wakeup by another process after >= 1 ms idle", ""]
@@ -177,16 +185,16 @@ def _blocker_lines(b: dict[str, Any] | None) -> list[str]:
         by = (" (" + ", ".join(f"{k} {_ms(v)}" for k, v in comps.items()) + ")") if comps else ""
         lines.append(f"  fsync   {r['comm'] or '?'}[{r['pid']}]: {calls}, "
                      f"{_ms(r['total_ns'])} in total, longest {_ms(r['max_ns'])}{by}")
-    more = len(fs) - TOP_BLOCKERS + int(b.get("fsync_left_out") or 0)
+    more = len(fs) - TOP_BLOCKERS + b["fsync_left_out"]
     if more > 0:
         lines.append(f"  fsync   ... {more} more processes (see --json)")
-    for r in wk[:TOP_BLOCKERS]:
-        path = f"; on the critical path {_ms(r['path_ns'])}" if r["path_ns"] else ""
+    for e in wk[:TOP_BLOCKERS]:
+        path = f"; on the critical path {_ms(e['path_ns'])}" if e["path_ns"] else ""
         lines.append(
-            f"  wakeup  {r['waker_comm'] or '?'}[{r['waker_pid']}] -> "
-            f"{r['woken_comm'] or '?'}[{r['woken_pid']}]: {r['count']}x, ended "
-            f"{_ms(r['idle_ns'])} idle, longest {_ms(r['max_idle_ns'])}{path}")
-    more = len(wk) - TOP_BLOCKERS + int(b.get("wakeups_left_out") or 0)
+            f"  wakeup  {e['waker_comm'] or '?'}[{e['waker_pid']}] -> "
+            f"{e['woken_comm'] or '?'}[{e['woken_pid']}]: {e['count']}x, ended "
+            f"{_ms(e['idle_ns'])} idle, longest {_ms(e['max_idle_ns'])}{path}")
+    more = len(wk) - TOP_BLOCKERS + b["wakeups_left_out"]
     if more > 0:
         lines.append(f"  wakeup  ... {more} more edges (see --json)")
     lines.append("")
@@ -201,15 +209,15 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
     lines: list[str] = []
     t = a.trace
     lines.append(
-        f"trace   {t['path']}  host {t.get('hostname') or '?'}  kernel {t.get('kernel') or '?'}"
-        + (f"  k3s {t['k3s_version']}" if t.get("k3s_version") else "")
+        f"trace   {t['path']}  host {t['hostname'] or '?'}  kernel {t['kernel'] or '?'}"
+        + (f"  k3s {t['k3s_version']}" if t["k3s_version"] else "")
     )
     lines.append(f"profile {a.profile}   start: {a.start_by}   end: {a.end_by or '-'}")
     sc = a.scope
-    if sc.get("mode") == "tree":
+    if sc["mode"] == "tree":
         lines.append(
-            f"scope   the recorded command's process tree ({_who(sc.get('root'))}, "
-            f"{sc.get('processes')} processes); {sc.get('left_out')} other processes in the "
+            f"scope   the recorded command's process tree ({_who(sc['root'])}, "
+            f"{sc['processes']} processes); {sc['left_out']} other processes in the "
             "trace left out (--scope all includes them)"
         )
     if a.lost_events:
@@ -217,13 +225,13 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
             f"WARNING: {a.lost_events} events were lost while recording: waits and the "
             "critical path may be incomplete (record with a bigger buffer)"
         )
-    if t.get("truncated_tables"):
+    if t["truncated_tables"]:
         lines.append(
             f"WARNING: truncated tables (recorder killed?): {', '.join(t['truncated_tables'])}"
         )
-    for name, why in sorted((t.get("missing_tables") or {}).items()):
+    for name, why in sorted(t["missing_tables"].items()):
         lines.append(f"WARNING: table {name}: {why}")
-    if t.get("probes_unavailable"):
+    if t["probes_unavailable"]:
         names = map(str, t["probes_unavailable"] or {})
         lines.append(f"note: probes unavailable: {', '.join(names)}")
     lines.append("")
@@ -294,9 +302,10 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                     else ""
                 )
             )
-        ps = a.sections.get("path_summary") or {}
-        for what, key in (("executable", "by_executable"), ("component", "by_component")):
-            rows_of = ps.get(key) or []
+        ps = a.path_summary
+        by_what = [] if ps is None else [("executable", ps["by_executable"]),
+                                         ("component", ps["by_component"])]
+        for what, rows_of in by_what:
             if rows_of:
                 lines.append(
                     f"  by {what}: "
@@ -313,13 +322,13 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
                     )
                 )
     lines.append("")
-    lines += _module_lines(a.sections.get("module_loads") or [])
-    lines += _blocker_lines(a.sections.get("blockers"))
-    lines += _stacks_lines(a.sections.get("stacks"))
-    inside = [w for w in a.waits if w.get("in_window", True)]
+    lines += _module_lines(a.module_loads or [])
+    lines += _blocker_lines(a.blockers)
+    lines += _stacks_lines(a.stacks)
+    inside = [w for w in a.waits if w["in_window"]]
     net = [w for w in inside if w["kind"] in ("listener", "poll")]
     net.sort(key=lambda w: -(w["duration_ns"] or 0))
-    outside = [w for w in a.waits if not w.get("in_window", True)]
+    outside = [w for w in a.waits if not w["in_window"]]
     outside_net = [w for w in outside if w["kind"] in ("listener", "poll")]
     outside_net.sort(key=lambda w: -(w["duration_ns"] or 0))
     lines.append(
@@ -346,7 +355,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
             extra = f"  conf {w['confidence'] or 0:.2f}" + (
                 "" if w["ended_ns"] is not None else "  (still polling at trace end)"
             )
-        if not w.get("in_window", True):
+        if not w["in_window"]:
             extra += "  (outside the analysis window)"
         if w.get("waiter_component") or w.get("target_component"):
             extra += (f"  ({w.get('waiter_component') or '?'} -> "
@@ -368,7 +377,7 @@ def render(a: Analysis, *, all_waits: bool = False, all_segments: bool = False) 
     if a.milestones:
         lines.append("Milestones")
         for m in a.milestones[:40]:
-            who = f"{m['comm']}[{m['pid']}]" if m.get("pid") else ""
+            who = f"{m['comm']}[{m['pid']}]" if m["pid"] else ""
             lines.append(f"  {_at(m['ts_ns'], base):>10}  {m['name']:<44} {who}")
         if len(a.milestones) > 40:
             lines.append(f"  ... {len(a.milestones) - 40} more (see --json)")

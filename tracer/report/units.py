@@ -1,0 +1,28 @@
+"""Durations and moments as every report writes them (HTML, compare, what-if, many runs)."""
+
+from __future__ import annotations
+
+
+def fmt_ns(ns: int | None) -> str:
+    """A duration for humans: 1.234 s, 12.3 ms, 456 µs."""
+    if ns is None:
+        return "–"
+    a = abs(ns)
+    sign = "-" if ns < 0 else ""
+    if a >= 1_000_000_000:
+        return f"{sign}{a / 1e9:.3f} s"
+    if a >= 1_000_000:
+        return f"{sign}{a / 1e6:.1f} ms"
+    if a >= 1_000:
+        return f"{sign}{a / 1e3:.0f} µs"
+    return f"{sign}{a} ns"
+
+
+def fmt_t(ts_ns: int | None, t0: int) -> str:
+    """A moment as seconds since the recording started: +1.234567 s."""
+    if ts_ns is None:
+        return "–"
+    return f"+{(ts_ns - t0) / 1e9:.6f} s"
+
+
+__all__ = ["fmt_ns", "fmt_t"]
