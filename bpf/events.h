@@ -20,6 +20,8 @@
  *                      polls on a timer; a wakeup per event costs ~13% on bursts)
  *  -DMAX_ARGS=N -DARG_LEN=N   argv capture bounds for execve (defaults 20 x 256 bytes)
  *  -DPROBE_PROCESS -DPROBE_SOCKET -DPROBE_MODULE -DPROBE_CGROUP   which concerns to build
+ *  -DPROBE_STACKS      user stacks: on-CPU samples, and a stack id in the event records
+ *                      below that explain a wait (bpf/stacks.bpf.c)
  *  -DHAVE_*            optional tracepoints present on this kernel (probed from tracefs)
  */
 #ifndef K3SPROF_EVENTS_H
@@ -54,7 +56,13 @@ enum event_type {
     EV_SK_RESULT = 10,   /* answer to a tracked non-blocking TCP connect */
     EV_MODULE = 11,      /* module load/free tracepoints, init_module/finit_module syscalls */
     EV_CGROUP = 12,      /* cgroup:cgroup_mkdir, a cgroup born during the trace */
+    EV_STACK_SAMPLE = 13, /* an on-CPU sample of a target process (bpf/stacks.bpf.c) */
 };
+
+/* stack_id fields: a BPF_STACK_TRACE id (>= 0), a negative errno from bpf_get_stackid
+ * (-EFAULT, -EEXIST...), or this: no stack was taken (the task is not a target, or the
+ * recording has no stacks). */
+#define STACK_NOT_TAKEN (-2147483647 - 1)
 
 struct event_hdr {
     u64 ts_ns;      /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -70,7 +78,7 @@ struct fork_event {
     struct event_hdr hdr;   /* current = the creating task */
     u64 clone_flags;        /* CLONE_THREAD set -> a thread of hdr.pid */
     u32 child_tid;          /* the new task's id (= its tgid unless CLONE_THREAD) */
-    u32 _pad;
+    s32 stack_id;           /* the creating task's user stack (see STACK_NOT_TAKEN) */
 };  /* 64 */
 
 struct exec_enter_event {
@@ -123,7 +131,9 @@ struct sockop_event {
     u16 family;
     u16 _pad;
     u8 daddr[16];
-};  /* 48 + 32 + 112 + 40 = 232 */
+    s32 stack_id;           /* the caller's user stack at the syscall (see STACK_NOT_TAKEN) */
+    u32 _pad2;
+};  /* 48 + 32 + 112 + 40 + 8 = 240 */
 
 struct sk_result_event {
     struct event_hdr hdr;   /* pid/comm unreliable: may fire in softirq */
@@ -144,7 +154,7 @@ struct module_event {
     u64 enter_ns;           /* syscall entry for MOD_INIT/MOD_FINIT, else 0 */
     s64 ret;                /* syscall return for MOD_INIT/MOD_FINIT */
     u32 kind;               /* enum module_kind */
-    u32 _pad;
+    s32 stack_id;           /* init_module/finit_module: the caller's user stack */
     char name[MOD_NAME_LEN];
 };  /* 48 + 24 + 56 = 128 */
 
@@ -155,5 +165,17 @@ struct cgroup_event {
     s32 root;               /* hierarchy id (v1 hierarchies have their own) */
     char path[PATH_LEN];
 };  /* 48 + 16 + 256 = 320 */
+
+/* An on-CPU sample (bpf/stacks.bpf.c). Not an event_hdr record (no comm, uid, cgroup: the
+ * sampled task's process rows have them); its type is at offset 16 like every record's. */
+struct stack_sample {
+    u64 ts_ns;
+    u32 pid;                /* tgid of the task on the CPU */
+    u32 tid;
+    u32 type;               /* EV_STACK_SAMPLE */
+    s32 stack_id;           /* user stack id, or get_stackid's negative errno */
+    u32 cpu;
+    u32 _pad;
+};  /* 32 */
 
 #endif /* K3SPROF_EVENTS_H */

@@ -49,6 +49,15 @@ static __always_inline int is_self(void)
     return self && *self != 0 && (bpf_get_current_pid_tgid() >> 32) == *self;
 }
 
+/* Stacks first: the other concerns call STACK_OF(ctx) to fill their records' stack_id. */
+#ifdef PROBE_STACKS
+#include <uapi/linux/bpf_perf_event.h>
+#include "stacks.bpf.c"
+#define STACK_OF(ctx) stack_of(ctx)
+#else
+#define STACK_OF(ctx) STACK_NOT_TAKEN
+#endif
+
 #ifdef PROBE_PROCESS
 #include "process.bpf.c"
 #endif

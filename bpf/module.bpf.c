@@ -8,7 +8,7 @@
  * compiles to nothing and the trace metadata says "unavailable" with the reason.
  */
 #ifdef HAVE_INIT_MODULE_SC
-static __always_inline int submit_module(u32 kind, long ret, u64 enter_ns)
+static __always_inline int submit_module(void *ctx, u32 kind, long ret, u64 enter_ns)
 {
     struct module_event *e = events.ringbuf_reserve(sizeof(*e));
     if (!e) {
@@ -18,7 +18,7 @@ static __always_inline int submit_module(u32 kind, long ret, u64 enter_ns)
     fill_hdr(&e->hdr, EV_MODULE);
     e->kind = kind;
     e->ret = ret;
-    e->_pad = 0;
+    e->stack_id = STACK_OF(ctx);
     e->enter_ns = enter_ns;
     e->name[0] = 0;
     events.ringbuf_submit(e, RB_FLAGS);
@@ -38,7 +38,7 @@ TRACEPOINT_PROBE(module, module_load)
     e->kind = MOD_LOAD;
     e->enter_ns = 0;
     e->ret = 0;
-    e->_pad = 0;
+    e->stack_id = STACK_NOT_TAKEN;  /* the load itself: its syscall's row has the stack */
     TP_DATA_LOC_READ_STR(e->name, name, sizeof(e->name));
     events.ringbuf_submit(e, RB_FLAGS);
     return 0;
@@ -55,7 +55,7 @@ TRACEPOINT_PROBE(module, module_free)
     e->kind = MOD_FREE;
     e->enter_ns = 0;
     e->ret = 0;
-    e->_pad = 0;
+    e->stack_id = STACK_NOT_TAKEN;  /* the load itself: its syscall's row has the stack */
     TP_DATA_LOC_READ_STR(e->name, name, sizeof(e->name));
     events.ringbuf_submit(e, RB_FLAGS);
     return 0;
@@ -76,13 +76,13 @@ static __always_inline int module_enter(void)
     return 0;
 }
 
-static __always_inline int module_exit(u32 kind, long ret)
+static __always_inline int module_exit(void *ctx, u32 kind, long ret)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
     u64 *t = module_enter_ns.lookup(&tid);
     u64 enter = t ? *t : 0;
     module_enter_ns.delete(&tid);
-    return submit_module(kind, ret, enter);
+    return submit_module(ctx, kind, ret, enter);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_init_module) { return module_enter(); }
@@ -90,11 +90,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_finit_module) { return module_enter(); }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_init_module)
 {
-    return module_exit(MOD_INIT, args->ret);
+    return module_exit(args, MOD_INIT, args->ret);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_finit_module)
 {
-    return module_exit(MOD_FINIT, args->ret);
+    return module_exit(args, MOD_FINIT, args->ret);
 }
 #endif

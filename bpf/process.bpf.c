@@ -25,6 +25,10 @@ BPF_TABLE("lru_hash", u32, struct exit_info, exit_infos, 16384);
 
 TRACEPOINT_PROBE(task, task_newtask)
 {
+#ifdef PROBE_STACKS
+    /* before is_self(): the recorder's fork of `record -- CMD` seeds the target tree */
+    stacks_on_newtask(args->pid, args->clone_flags);
+#endif
     if (is_self())
         return 0;
     struct fork_event *e = events.ringbuf_reserve(sizeof(*e));
@@ -35,7 +39,7 @@ TRACEPOINT_PROBE(task, task_newtask)
     fill_hdr(&e->hdr, EV_FORK);
     e->clone_flags = args->clone_flags;
     e->child_tid = args->pid;
-    e->_pad = 0;
+    e->stack_id = STACK_OF(args);
     events.ringbuf_submit(e, RB_FLAGS);
     return 0;
 }
@@ -114,6 +118,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
+#ifdef PROBE_STACKS
+    stacks_on_exec();
+#endif
     if (is_self())
         return 0;
     struct exec_event *e = events.ringbuf_reserve(sizeof(*e));
@@ -178,6 +185,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 #else
     if ((u32)id != tgid)
         return 0;  /* older kernels: the leader's exit stands for the process */
+#endif
+#ifdef PROBE_STACKS
+    stacks_on_exit(tgid);
 #endif
     if (is_self())
         return 0;

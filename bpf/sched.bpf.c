@@ -555,7 +555,7 @@ static __always_inline int sched_sync_begin(void)
     return 0;
 }
 
-static __always_inline int sched_sync_end(u32 kind, long ret, s64 fd)
+static __always_inline int sched_sync_end(void *ctx, u32 kind, long ret, s64 fd)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = (u32)id;
@@ -576,22 +576,24 @@ static __always_inline int sched_sync_end(u32 kind, long ret, s64 fd)
     r->kind = kind;
     r->ret = ret;
     r->fd = fd;
+    r->stack_id = STACK_OF(ctx);
+    r->_pad = 0;
     events.ringbuf_submit(r, RB_FLAGS);
     sched_sync_enter.delete(&tid);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_fsync) { return sched_sync_begin(); }
-TRACEPOINT_PROBE(syscalls, sys_exit_fsync) { return sched_sync_end(SYNC_FSYNC, args->ret, -1); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fsync) { return sched_sync_end(args, SYNC_FSYNC, args->ret, -1); }
 TRACEPOINT_PROBE(syscalls, sys_enter_fdatasync) { return sched_sync_begin(); }
 TRACEPOINT_PROBE(syscalls, sys_exit_fdatasync)
 {
-    return sched_sync_end(SYNC_FDATASYNC, args->ret, -1);
+    return sched_sync_end(args, SYNC_FDATASYNC, args->ret, -1);
 }
 #ifdef HAVE_SCHED_SYNC_FILE_RANGE
 TRACEPOINT_PROBE(syscalls, sys_enter_sync_file_range) { return sched_sync_begin(); }
 TRACEPOINT_PROBE(syscalls, sys_exit_sync_file_range)
 {
-    return sched_sync_end(SYNC_FILE_RANGE, args->ret, -1);
+    return sched_sync_end(args, SYNC_FILE_RANGE, args->ret, -1);
 }
 #endif

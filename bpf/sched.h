@@ -111,6 +111,8 @@ struct sched_sync {
     u32 kind;           /* enum sync_kind */
     s64 ret;
     s64 fd;
-};  /* 48 */
+    s32 stack_id;       /* the caller's user stack (STACK_NOT_TAKEN: not a stacks target) */
+    u32 _pad;
+};  /* 56 */
 
 #endif /* K3SPROF_SCHED_H */

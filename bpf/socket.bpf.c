@@ -67,7 +67,7 @@ static __always_inline void sockop_enter(int fd, const void *uaddr, int addrlen,
     pending_sockops.update(&tid, &p);
 }
 
-static __always_inline void sockop_exit(u32 type, long ret)
+static __always_inline void sockop_exit(void *ctx, u32 type, long ret)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct pending_sockop *p = pending_sockops.lookup(&tid);
@@ -99,6 +99,8 @@ static __always_inline void sockop_exit(u32 type, long ret)
     e->family = p->family;
     e->_pad = 0;
     __builtin_memcpy(e->daddr, p->daddr, 16);
+    e->stack_id = STACK_OF(ctx);  /* the user stack is the same at entry and exit */
+    e->_pad2 = 0;
     if (type == EV_ACCEPT && p->uaddr) {
         /* the kernel has written the peer's address by now */
         if (bpf_probe_read_user(e->sa, 28, (void *)p->uaddr) == 0)
@@ -116,7 +118,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_connect)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_connect)
 {
-    sockop_exit(EV_CONNECT, args->ret);
+    sockop_exit(args, EV_CONNECT, args->ret);
     return 0;
 }
 
@@ -128,7 +130,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_bind)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_bind)
 {
-    sockop_exit(EV_BIND, args->ret);
+    sockop_exit(args, EV_BIND, args->ret);
     return 0;
 }
 
@@ -140,7 +142,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_listen)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_listen)
 {
-    sockop_exit(EV_LISTEN, args->ret);
+    sockop_exit(args, EV_LISTEN, args->ret);
     return 0;
 }
 
@@ -152,7 +154,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_accept4)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_accept4)
 {
-    sockop_exit(EV_ACCEPT, args->ret);
+    sockop_exit(args, EV_ACCEPT, args->ret);
     return 0;
 }
 
@@ -164,7 +166,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_accept)
 
 TRACEPOINT_PROBE(syscalls, sys_exit_accept)
 {
-    sockop_exit(EV_ACCEPT, args->ret);
+    sockop_exit(args, EV_ACCEPT, args->ret);
     return 0;
 }
 

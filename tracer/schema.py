@@ -443,6 +443,12 @@ class Meta(TypedDict, total=False):
     #: the sched concern's parameters and health (record --sched; docs/sched.md): long_ns,
     #: bucket_ns, ncpu, end_ns, missed_switches, repairs
     sched: dict[str, Any]
+    #: the stacks concern's parameters and health (docs/stacks.md; absent with --no-stacks):
+    #: sample_hz, profile, target_exes, targets_running_at_start, processes_with_stacks,
+    #: processes_unmapped, unmapped_pids, counts (samples by kind), errors (by errno name),
+    #: stacks (distinct ids read), stack_lookups_failed, symbols ("extracted" | "not
+    #: extracted: why"), symbols_s
+    stacks: dict[str, Any]
 
 
 def _meta_int(v: Any) -> int | None:

@@ -25,6 +25,7 @@ STRUCTS = {
     "fork_event": d.FORK, "exec_enter_event": d.exec_enter_dtype(), "exec_event": d.EXEC,
     "exec_fail_event": d.EXEC_FAIL, "exit_event": d.EXIT, "sockop_event": d.SOCKOP,
     "sk_result_event": d.SK_RESULT, "module_event": d.MODULE, "cgroup_event": d.CGROUP,
+    "stack_sample": d.STACK_SAMPLE,
 }
 
 
@@ -37,7 +38,8 @@ def test_numpy_layouts_match_the_c_compiler(tmp_path: Path) -> None:
         for field in dt.names:
             if field.startswith("_"):
                 continue
-            c_field = f"hdr.{field}" if field in d.HDR.names else field
+            has_hdr = dt.names[:len(d.HDR.names)] == d.HDR.names
+            c_field = f"hdr.{field}" if has_hdr and field in d.HDR.names else field
             lines.append(f'printf("{name} {field} %zu %zu\\n", '
                          f"offsetof(struct {name}, {c_field}), "
                          f"sizeof(((struct {name} *)0)->{c_field}));")
@@ -89,7 +91,8 @@ def sockop(t: int, ts: int, enter: int, ret: int, sa: bytes, sk: int = 0, fd: in
     return hdr(t, ts, pid) + struct.pack("<QQqiI112s", enter, sk, ret, fd, len(sa), sa) + \
         struct.pack("<QiiHHHH16s", result_ns, newstate, error, sport if answer else 0,
                     6443 if answer else 0, socket.AF_INET if answer else 0, 0,
-                    socket.inet_aton("127.0.0.1") if answer else b"")
+                    socket.inet_aton("127.0.0.1") if answer else b"") + \
+        struct.pack("<iI", d.STACK_NOT_TAKEN, 0)
 
 
 def sin(ip: str, port: int) -> bytes:

@@ -40,6 +40,8 @@ def describe(trace: schema.Trace) -> dict[str, Any]:
         "missing": trace.missing,
         # context sources that had trouble (journal unreadable, netlink overruns, ...)
         "context_problems": m.get("context", {}),
+        # user stacks (docs/stacks.md): sample rate, counts, errors by errno, symbol extract
+        "stacks": m.get("stacks"),
     }
 
 
@@ -71,6 +73,19 @@ def info(trace: Path, as_json: bool) -> int:
     click.echo(f"lost      {lost} events" + ("  <-- the ring buffer overflowed" if lost else ""))
     for concern, why in sorted(d["probes_unavailable"].items()):
         click.echo(f"probes    {concern} unavailable: {why}")
+    st = d["stacks"]
+    if isinstance(st, dict):
+        counts = st.get("counts") or {}
+        click.echo(f"stacks    {counts.get('cpu', 0)} cpu samples at {st.get('sample_hz')} Hz, "
+                   f"{sum(counts.values()) - counts.get('cpu', 0)} event stacks, "
+                   f"{st.get('stacks', 0)} distinct; symbols {st.get('symbols', '-')}")
+        errs = st.get("errors") or {}
+        if errs:
+            click.echo("WARNING   stack errors: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(errs.items())) + " (docs/stacks.md, Errors)")
+        if st.get("processes_unmapped"):
+            click.echo(f"WARNING   stacks: {st['processes_unmapped']} processes exited before "
+                       "their /proc/PID/maps was read (their PCs stay unnamed)")
     for source, problem in sorted(d["context_problems"].items()):
         click.echo(f"WARNING   context {source}: {problem}")
     return 0

@@ -18,6 +18,17 @@ def _summary(s) -> str:  # type: ignore[no-untyped-def]
                      "raise --buffer-pages or trace less")
     else:
         lines.append("  lost events: 0")
+    st = s.stacks
+    if st:
+        counts = st.get("counts") or {}
+        errs = st.get("errors") or {}
+        lines.append(f"  stacks: {counts.get('cpu', 0)} cpu samples at {st.get('sample_hz')} Hz, "
+                     f"{sum(counts.values()) - counts.get('cpu', 0)} event stacks, "
+                     f"{st.get('stacks', 0)} distinct, "
+                     f"{st.get('processes_with_stacks', 0)} processes")
+        if errs:
+            lines.append("  WARNING: stack errors: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(errs.items())) + " (docs/stacks.md, Errors)")
     for concern, why in sorted(s.unavailable.items()):
         lines.append(f"  unavailable: {concern} ({why})")
     if s.command_exit is not None:
@@ -34,6 +45,8 @@ Examples:
   sudo k3sprof record -o t -- sh -c 'curl -s localhost:8080'
   sudo k3sprof record -o t --sched -- k3s server   # + thread states, wakers, disk
   sudo k3sprof record -o t --until 'log:successfully booted' -- containerd
+  sudo k3sprof record -o t --sample-hz 99 -- ./my-go-daemon   # denser stacks
+  sudo k3sprof record -o t --no-stacks -- k3s server           # no user stacks
 
 \b
 COND: exec:NAME  exit:NAME  listen:PORT|PATH  connect-ok:PORT|PATH  log:REGEX
@@ -66,6 +79,16 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
               help="Also record thread states (cpu/runqueue/io/sleep), who woke whom, block "
                    "I/O and fsyncs (docs/sched.md). Opt-in until its cost on a context-switch "
                    "storm meets the 1.15x goal (docs/sched.md, Overhead).")
+@click.option("--stacks/--no-stacks", default=True, show_default=True,
+              help="Record user stacks (docs/stacks.md): on-CPU samples and the stack at each "
+                   "fork, connect/bind/listen/accept, fsync and module load of CMD's process "
+                   "tree and of the --profile's executables.")
+@click.option("--sample-hz", type=click.IntRange(1, 1000), default=49, show_default=True,
+              help="On-CPU stack samples per second per CPU (when the target is on it).")
+@click.option("--profile", "profile", type=click.Choice(["k3s", "generic"]), default="k3s",
+              show_default=True,
+              help="Whose stacks are taken besides CMD's tree: k3s = the k3s node's Go daemons "
+                   "(k3s, k3s-server, containerd, etcd, kubelet...), generic = none.")
 @click.option("--buffer-pages", type=int, default=4096, show_default=True,
               help="Ring buffer size in 4 KiB pages (power of two).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.05, max=1.0), default=1.0,
@@ -77,7 +100,8 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD ARGS...]")
 def record(output: Path, duration: float | None, until: str | None, force: bool,
            user: str | None, journal_units: tuple[str, ...], no_capture: bool,
-           no_netlink: bool, sched: bool, buffer_pages: int, flush_interval: float, wakeup: bool,
+           no_netlink: bool, sched: bool, stacks: bool, sample_hz: int, profile: str,
+           buffer_pages: int, flush_interval: float, wakeup: bool,
            print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
     from tracer import conditions
@@ -101,6 +125,9 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
         capture_output=not no_capture,
         netlink=not no_netlink,
         sched=sched,
+        stacks=stacks,
+        sample_hz=sample_hz,
+        profile=profile,
         force=force,
         ring_pages=buffer_pages,
         flush_interval=flush_interval,

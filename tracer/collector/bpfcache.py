@@ -43,9 +43,17 @@ _BPF_MAP_CREATE, _BPF_MAP_LOOKUP_ELEM, _BPF_MAP_UPDATE_ELEM = 0, 1, 2
 _BPF_MAP_GET_NEXT_KEY = 4
 _BPF_PROG_LOAD, _BPF_OBJ_GET_INFO_BY_FD = 5, 15
 _BPF_PROG_TYPE_TRACEPOINT = 5
+_BPF_PROG_TYPE_PERF_EVENT = 7
+_BPF_MAP_TYPE_STACK_TRACE = 7
+#: programs attached by the collector, not to a tracepoint: name prefix -> program type
+#: (bpf/stacks.bpf.c's on-CPU sampler is a perf_event program on the CPU clock)
+PERF_EVENT_PREFIX = b"stacks__"
 _BPF_PSEUDO_MAP_FD = 1
 _LD_IMM64 = 0x18
 _PERF_TYPE_TRACEPOINT = 2
+_PERF_TYPE_SOFTWARE = 1
+_PERF_COUNT_SW_CPU_CLOCK = 0
+_PERF_ATTR_FREQ = 1 << 10  # perf_event_attr.freq: sample_freq (Hz), not a period
 _PERF_SAMPLE_RAW = 1 << 10
 _PERF_FLAG_FD_CLOEXEC = 1 << 3
 _PERF_EVENT_IOC_ENABLE = 0x2400
@@ -128,6 +136,13 @@ def save(bpf: Any, k: str) -> Path | None:
     fds: set[int] = set()
     for name in list(bpf.funcs):
         name_b = name if isinstance(name, bytes) else name.encode()
+        if name_b.startswith(PERF_EVENT_PREFIX):
+            # attached per CPU by the collector (probes.Attached), not here
+            insns = bpf.dump_func(name_b)
+            fds |= _map_fds(insns)
+            progs.append({"name": name_b.decode(), "perf_event": "cpu-clock",
+                          "insns": insns.hex()})
+            continue
         if not name_b.startswith(b"tracepoint__"):
             continue
         insns = bpf.dump_func(name_b)
@@ -172,11 +187,12 @@ def _create_map(d: dict[str, Any]) -> int:
     return _bpf(_BPF_MAP_CREATE, attr)
 
 
-def _load_prog(name: str, insns: bytes, license_: bytes) -> int:
+def _load_prog(name: str, insns: bytes, license_: bytes,
+               prog_type: int = _BPF_PROG_TYPE_TRACEPOINT) -> int:
     buf = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license_)
     attr = ctypes.create_string_buffer(72)
-    struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_TRACEPOINT, len(insns) // 8,
+    struct.pack_into("<IIQQ", attr, 0, prog_type, len(insns) // 8,
                      ctypes.addressof(buf), ctypes.addressof(lic))
     struct.pack_into("16s", attr, 48, name.encode()[:15])  # prog_name
     return _bpf(_BPF_PROG_LOAD, attr)
@@ -212,6 +228,64 @@ def attach_tracepoint(prog_fd: int, tracefs: Path, tp: str) -> int:
     return pfd
 
 
+def online_cpus() -> list[int]:
+    text = Path("/sys/devices/system/cpu/online").read_text().strip()
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def open_cpu_clock(cpu: int, hz: int) -> int:
+    """A software CPU-clock perf event on one CPU, all tasks, sampling at hz (frequency
+    mode), created disabled-free as BCC's attach_perf_event does."""
+    attr = ctypes.create_string_buffer(112)
+    struct.pack_into("<IIQQ", attr, 0, _PERF_TYPE_SOFTWARE, 112, _PERF_COUNT_SW_CPU_CLOCK, hz)
+    struct.pack_into("<Q", attr, 40, _PERF_ATTR_FREQ)
+    pfd: int = _libc.syscall(_nr("perf_event_open"), attr, -1, cpu, -1, _PERF_FLAG_FD_CLOEXEC)
+    if pfd < 0:
+        raise CacheError(f"perf_event_open(cpu-clock, cpu {cpu}): "
+                         f"{os.strerror(ctypes.get_errno())}")
+    return pfd
+
+
+def attach_perf_event(prog_fd: int, hz: int) -> dict[str, int]:
+    """The sampler on every online CPU: "cpu-clock:N" -> perf event fd (what BCC's
+    attach_perf_event does: perf_event_open per CPU + PERF_EVENT_IOC_SET_BPF)."""
+    out: dict[str, int] = {}
+    try:
+        for cpu in online_cpus():
+            pfd = open_cpu_clock(cpu, hz)
+            out[f"cpu-clock:{cpu}"] = pfd
+            if _libc.ioctl(pfd, _PERF_EVENT_IOC_SET_BPF, ctypes.c_int(prog_fd)) < 0 or \
+                    _libc.ioctl(pfd, _PERF_EVENT_IOC_ENABLE, 0) < 0:
+                raise CacheError(f"attaching the sampler on cpu {cpu}: "
+                                 f"{os.strerror(ctypes.get_errno())}")
+    except (CacheError, OSError):
+        for fd in out.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+    return out
+
+
+def stacks_support() -> str | None:
+    """Why user stacks cannot be recorded here, or None when they can: a software CPU-clock
+    perf event must open (the sampler) and a stack-trace map must be creatable."""
+    try:
+        os.close(open_cpu_clock(online_cpus()[0], 49))
+    except (CacheError, OSError, IndexError) as e:
+        return f"no CPU-clock perf events ({e})"
+    try:
+        os.close(_create_map({"type": _BPF_MAP_TYPE_STACK_TRACE, "key_size": 4,
+                              "value_size": 64, "max_entries": 1, "flags": 0,
+                              "name": "k3sprof_probe"}))
+    except CacheError as e:
+        return f"no BPF stack-trace map ({e})"
+    return None
+
+
 def load(k: str, tracefs: Path) -> Loaded | None:
     """Load and attach the entry for key k; None if there is none. Raises CacheError if it
     exists but cannot be used (everything opened so far is closed again)."""
@@ -241,8 +315,11 @@ def load(k: str, tracefs: Path) -> Loaded | None:
         lic = str(entry.get("license", "GPL")).encode()
         for p in entry["programs"]:
             insns = _patch(bytes.fromhex(p["insns"]), fd_map)
-            out.prog_fds[p["name"]] = _load_prog(p["name"], insns, lic)
+            ptype = _BPF_PROG_TYPE_PERF_EVENT if "perf_event" in p else _BPF_PROG_TYPE_TRACEPOINT
+            out.prog_fds[p["name"]] = _load_prog(p["name"], insns, lic, ptype)
         for p in entry["programs"]:
+            if "perf_event" in p:
+                continue  # attached per CPU by the collector (probes.Attached)
             out.tracepoint_fds[p["tracepoint"]] = attach_tracepoint(
                 out.prog_fds[p["name"]], tracefs, p["tracepoint"])
     except (CacheError, KeyError, ValueError, OSError) as e:

@@ -25,6 +25,9 @@ EV_ACCEPT = 9
 EV_SK_RESULT = 10
 EV_MODULE = 11
 EV_CGROUP = 12
+EV_STACK_SAMPLE = 13
+#: a record's stack_id when no stack was taken (bpf/events.h STACK_NOT_TAKEN)
+STACK_NOT_TAKEN = -(2**31)
 
 SOCKOP_KIND = {EV_CONNECT: "connect", EV_BIND: "bind", EV_LISTEN: "listen", EV_ACCEPT: "accept"}
 MODULE_KIND = {1: "load", 2: "free", 3: "init_module", 4: "finit_module"}
@@ -59,7 +62,7 @@ def exec_enter_dtype(max_args: int = 20, arg_len: int = 256) -> np.dtype:
     )
 
 
-FORK = _rec(("clone_flags", "<u8"), ("child_tid", "<u4"), ("_pad", "<u4"))
+FORK = _rec(("clone_flags", "<u8"), ("child_tid", "<u4"), ("stack_id", "<i4"))
 EXEC = _rec(("old_tid", "<u4"), ("_pad", "<u4"), ("filename", f"S{PATH_LEN}"))
 EXEC_FAIL = _rec(("ret", "<i8"))
 EXIT = _rec(("exit_code", "<i4"), ("signal", "<i4"), ("flags", "<u4"), ("_pad", "<u4"))
@@ -78,6 +81,8 @@ SOCKOP = _rec(
     ("family", "<u2"),
     ("_pad", "<u2"),
     ("daddr", "V16"),
+    ("stack_id", "<i4"),
+    ("_pad2", "<u4"),
 )
 SK_RESULT = _rec(
     ("skaddr", "<u8"),
@@ -93,10 +98,13 @@ MODULE = _rec(
     ("enter_ns", "<u8"),
     ("ret", "<i8"),
     ("kind", "<u4"),
-    ("_pad", "<u4"),
+    ("stack_id", "<i4"),
     ("name", f"S{MOD_NAME_LEN}"),
 )
 CGROUP = _rec(("id", "<u8"), ("level", "<i4"), ("root", "<i4"), ("path", f"S{PATH_LEN}"))
+#: struct stack_sample: not an event_hdr record (type still at offset 16)
+STACK_SAMPLE = np.dtype([("ts_ns", "<u8"), ("pid", "<u4"), ("tid", "<u4"), ("type", "<u4"),
+                         ("stack_id", "<i4"), ("cpu", "<u4"), ("_pad", "<u4")])
 
 #: record sizes as the C compiler lays them out (checked by the unit tests)
 C_SIZES = {
@@ -105,10 +113,11 @@ C_SIZES = {
     "exec_event": 312,
     "exec_fail_event": 56,
     "exit_event": 64,
-    "sockop_event": 232,
+    "sockop_event": 240,
     "sk_result_event": 88,
     "module_event": 128,
     "cgroup_event": 320,
+    "stack_sample": 32,
 }
 
 
@@ -128,6 +137,7 @@ def dtypes(max_args: int = 20, arg_len: int = 256) -> dict[int, np.dtype]:
         EV_SK_RESULT: SK_RESULT,
         EV_MODULE: MODULE,
         EV_CGROUP: CGROUP,
+        EV_STACK_SAMPLE: STACK_SAMPLE,
     }
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tracer.collector import probes
+from tracer.collector import bpfcache, probes
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
@@ -101,6 +101,13 @@ def run_checks(compile_probe: bool = True) -> list[Check]:
             ok = all(probes.tracepoint_format(tfs, t) for t in tps)
             checks.append(Check(f"optional {flag}", ok, ", ".join(tps) + (" present" if ok else
                                 " missing"), "", required=False))
+        if os.geteuid() == 0:
+            why = bpfcache.stacks_support()
+            checks.append(Check("stacks", why is None,
+                                "CPU-clock perf events + BPF stack-trace map available"
+                                if why is None else why,
+                                "user stacks will be unavailable (record --no-stacks "
+                                "records the rest)", required=False))
         if not Path("/proc/modules").exists():
             checks.append(Check("modules", False, "kernel has no loadable modules "
                                 "(CONFIG_MODULES off): module events unavailable", "",

@@ -53,6 +53,13 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
     ),
     "module": (),  # all optional: see OPTIONAL
     "cgroup": ("cgroup/cgroup_mkdir",),
+    # user stacks: the target set follows forks, execs and exits (bpf/stacks.bpf.c); the
+    # sampler is a perf event, checked by stacks.support()
+    "stacks": (
+        "task/task_newtask",
+        "sched/sched_process_exec",
+        "sched/sched_process_exit",
+    ),
     "sched": (
         "sched/sched_switch",
         "sched/sched_waking",
@@ -64,7 +71,7 @@ REQUIRED: Mapping[str, tuple[str, ...]] = {
     ),
 }
 #: every concern, in build order
-CONCERNS = ("process", "socket", "module", "cgroup", "sched")
+CONCERNS = ("process", "socket", "module", "cgroup", "stacks", "sched")
 #: concerns built only when asked for (record --sched): not listed at all otherwise
 OPT_IN = ("sched",)
 
@@ -116,6 +123,8 @@ class ProbePlan:
     tracepoints: list[str] = field(default_factory=list)
     #: events of this process are not recorded (written into the self_tgid map at load)
     self_tgid: int = 0
+    #: the stacks concern's on-CPU sampling rate (Hz), attached at load
+    sample_hz: int = 0
 
     @property
     def unavailable(self) -> dict[str, str]:
@@ -130,6 +139,7 @@ def plan(
     max_args: int = 20,
     arg_len: int = 256,
     concerns: tuple[str, ...] = CONCERNS,
+    sample_hz: int = 49,
 ) -> ProbePlan:
     """Decide what to build from what this kernel offers."""
     tfs = tracefs()
@@ -172,6 +182,11 @@ def plan(
         if missing:
             status[concern] = f"unavailable: missing tracepoints {', '.join(missing)}"
             continue
+        if concern == "stacks":
+            why = _stacks_unsupported(status)
+            if why:
+                status[concern] = f"unavailable: {why}"
+                continue
         status[concern] = "attached"
         cflags.append(f"-DPROBE_{concern.upper()}")
         tps += list(REQUIRED[concern])
@@ -185,7 +200,20 @@ def plan(
     if not any(v == "attached" for v in status.values()):
         raise ProbeError("no probe can attach on this kernel (run `k3sprof doctor`)")
     return ProbePlan(cflags=cflags, concerns=status, tracepoints=sorted(set(tps)),
-                     self_tgid=self_tgid if self_tgid is not None else os.getpid())
+                     self_tgid=self_tgid if self_tgid is not None else os.getpid(),
+                     sample_hz=sample_hz if status.get("stacks") == "attached" else 0)
+
+
+def _stacks_unsupported(status: Mapping[str, str]) -> str | None:
+    """Why the stacks concern cannot be built here (it follows the process concern's
+    forks/execs, and needs CPU-clock perf events and a stack-trace map), else None."""
+    if status.get("process") != "attached":
+        return "needs the process concern"
+    if os.geteuid() != 0:
+        return "needs root (perf events, BPF maps)"
+    from tracer.collector import bpfcache
+
+    return bpfcache.stacks_support()
 
 
 def source() -> str:
@@ -224,6 +252,20 @@ class Attached:
         self.compile_s = compile_s
         self.source = source  # "bcc" | "cache"
         self.cache_note = cache_note  # why the cache was not used/written, if it matters
+        #: the stacks sampler's perf events, "cpu-clock:N" -> fd (attach_sampler)
+        self.perf_fds: dict[str, int] = {}
+
+    def attach_sampler(self, hz: int) -> None:
+        """Attach bpf/stacks.bpf.c's on-CPU sampler to every online CPU's clock at hz."""
+        from tracer.collector import bpfcache
+
+        fd = self.program_fds().get("stacks__cpu_sample")
+        if fd is None:
+            raise ProbeError("the stacks sampler program was not loaded")
+        try:
+            self.perf_fds = bpfcache.attach_perf_event(fd, hz)
+        except bpfcache.CacheError as e:
+            raise ProbeError(f"cannot attach the stacks sampler: {e}") from None
 
     def map_fd(self, name: str) -> int:
         if self.cached is not None:
@@ -274,6 +316,9 @@ class Attached:
         programs still run and fill a ring buffer nobody reads, which costs nothing."""
         from concurrent.futures import ThreadPoolExecutor
 
+        # the sampler first: a software perf event closes without waiting for the kernel
+        while self.perf_fds:
+            _close_quietly(self.perf_fds.popitem()[1])
         fds = list(self.tracepoint_fds().values())
         if background and fds and _detach_in_child(fds):
             for fd in fds:
@@ -413,10 +458,12 @@ def load(p: ProbePlan, use_cache: bool = True, fill_cache: bool | None = None) -
         if cached is not None:
             att = Attached(cached=cached, compile_s=time.monotonic() - t0, source="cache")
             att.set_self(p.self_tgid)
+            _attach_sampler(att, p)
             return att
     bpf = _compile(p)
     att = Attached(bpf=bpf, source="bcc", cache_note=note)
     att.set_self(p.self_tgid)
+    _attach_sampler(att, p)
     att.compile_s = time.monotonic() - t0
     if key is not None and (fill_cache is None or fill_cache):
         from tracer.collector import bpfcache
@@ -426,6 +473,17 @@ def load(p: ProbePlan, use_cache: bool = True, fill_cache: bool | None = None) -
         except (bpfcache.CacheError, OSError) as e:
             att.cache_note = f"bytecode cache not written: {e}"
     return att
+
+
+def _attach_sampler(att: Attached, p: ProbePlan) -> None:
+    if p.sample_hz <= 0:
+        return
+    try:
+        att.attach_sampler(p.sample_hz)
+    except ProbeError:
+        att.detach()
+        att.close()
+        raise
 
 
 def _compile(p: ProbePlan) -> Any:
@@ -450,6 +508,14 @@ def _compile(p: ProbePlan) -> Any:
     if bpf.num_open_tracepoints() == 0:
         bpf.cleanup()
         raise ProbeError("no tracepoint attached (run `k3sprof doctor`)")
+    if "-DPROBE_STACKS" in p.cflags:
+        # loaded (not attached) here, so the bytecode cache stores it with the rest;
+        # Attached.attach_sampler attaches it, from a compile or from the cache alike
+        try:
+            bpf.load_func(b"stacks__cpu_sample", BPF.PERF_EVENT)
+        except Exception as e:  # bcc raises bare Exception on load failure
+            bpf.cleanup()
+            raise ProbeError(f"the stacks sampler failed to load: {e}") from None
     return bpf
 
 

@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from tracer import __version__, conditions, host, schema
 from tracer._errors import UsageError
-from tracer.collector import decode, probes, procfs
+from tracer.collector import bpfcache, decode, probes, procfs
 from tracer.collector import sched as sched_collector
+from tracer.collector import stacks as stacks_collector
 from tracer.collector.assemble import Assembler
 from tracer.collector.ringbuf import RingReader
 from tracer.collector.start import Live, RecordOptions, RecordSummary, prepare_output, record
@@ -79,6 +80,8 @@ class Recorder:
         self.types = decode.dtypes(opts.max_args, opts.arg_len)
         self.types.update(sched_collector.dtypes())
         self.sched: sched_collector.SchedCollector | None = None
+        self.stacks: stacks_collector.StackCollector | None = None
+        self._live: Live | None = None
         self._bpf: Any = None
         describe = None
         try:
@@ -99,8 +102,11 @@ class Recorder:
         """Copy every submitted record out of the ring (bulk, see ringbuf.py)."""
         assert self.ring is not None
         before = self.ring.records
-        for size, raw in self.ring.consume().items():
+        got = self.ring.consume()
+        for size, raw in got.items():
             self.chunks[size].append(raw)
+        if self.stacks is not None and got:
+            self.stacks.peek(got)
         self.buffered += self.ring.records - before
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
@@ -118,7 +124,12 @@ class Recorder:
         self.buffered = 0
         typed = decode.split(chunks, self.types)
         sched_typed = {t: typed.pop(t) for t in sched_collector.TYPES if t in typed}
+        samples = typed.pop(decode.EV_STACK_SAMPLE, None)
+        stack_tables = (self.stacks.feed({**typed, **sched_typed,
+                                          decode.EV_STACK_SAMPLE: samples or []})
+                        if self.stacks is not None else {})
         tables = self.assembler.feed(typed)
+        tables.update(stack_tables)
         if self.sched is not None:
             tables.update(self.sched.feed(sched_typed))
             if frozen is not None:
@@ -143,6 +154,8 @@ class Recorder:
 
     def _update_meta(self, bpf: Any, **extra: Any) -> None:
         lost = bpf.lost()
+        if self.stacks is not None and self._live is not None:
+            self.meta["stacks"] = self.stacks.meta(self._live.targets_at_start)
         self.meta.update(
             lost_events=sum(lost),
             lost_per_cpu=lost,
@@ -156,16 +169,44 @@ class Recorder:
     def run(self, live: Live) -> RecordSummary:
         """Record with the probes start.go_live attached (they are detached here, always)."""
         bpf = live.bpf
+        self._live = live
         done = False
         try:
             summary = self._record(bpf, live.plan, live)
             done = True
-            return summary
         finally:
             # the trace is complete and written: the slow kernel detach need not hold up
             # our exit (a forked child finishes it); on an error, detach here and now
             bpf.detach(background=done)
             bpf.close()
+        if self.stacks is not None:
+            # after the detach: reading binaries is the heaviest part of the stop, and no
+            # probe should see it. The trace is already complete without it.
+            self._extract_symbols()
+            summary.stacks = self.meta.get("stacks")
+            summary.rows = dict(self.meta.get("rows", summary.rows))
+        return summary
+
+    def _extract_symbols(self) -> None:
+        """Write `binaries` and `symbols` (the symbol extract) into the finished trace."""
+        assert self.stacks is not None
+        t0 = time.monotonic()
+        try:
+            tables = self.stacks.extract_symbols()
+        except Exception as e:
+            self.stacks.symbols_note = f"not extracted: {type(e).__name__}: {e}"
+        else:
+            self.writers = {}
+            self._write(tables)
+            for w in self.writers.values():
+                with contextlib.suppress(OSError):
+                    w.close()
+            for name, t in tables.items():
+                self.meta.setdefault("rows", {})[name] = t.num_rows
+            self.stacks.symbols_note = "extracted"
+        self.meta["stacks"] = self.stacks.meta(self._live.targets_at_start if self._live else 0)
+        self.meta["stacks"]["symbols_s"] = round(time.monotonic() - t0, 3)
+        schema.write_meta(self.opts.output, self.meta)
 
     def _record(self, bpf: probes.Attached, plan: probes.ProbePlan, live: Live) -> RecordSummary:
         o = self.opts
@@ -199,6 +240,12 @@ class Recorder:
             "recorder_pid": os.getpid(),
             **procfs.machine_facts(),
         }
+        if plan.concerns.get("stacks") == "attached":
+            fd = bpf.map_fd("stack_traces")
+            self.stacks = stacks_collector.StackCollector(
+                stack_fd=fd, value_size=int(bpfcache.map_info(fd)["value_size"]),
+                sample_hz=plan.sample_hz, profile=o.profile,
+                targets_fd=bpf.map_fd("stack_targets"))
         if plan.concerns.get("sched") == "attached":
             self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(
@@ -236,6 +283,7 @@ class Recorder:
             duration_s=(end_ns - live_ns) / 1e9,
             rows={n: w.rows for n, w in self.writers.items()},
             lost_events=int(self.meta.get("lost_events", 0)),
+            stacks=self.meta.get("stacks"),
             attach_s=attach_s,
             stop_reason=reason,
             command_exit=exit_code,
@@ -283,10 +331,14 @@ class Recorder:
         def restore_priority() -> None:  # in the child: run CMD at the priority we were given
             os.setpriority(os.PRIO_PROCESS, 0, nice)
 
+        # the stacks targets: the process forked here, and so its whole tree (stacks.bpf.c)
+        targets = self._live.targets if self._live is not None else None
+        seeding = targets.seeding() if targets is not None else contextlib.nullcontext()
         try:
-            child = subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
-                                     extra_groups=[] if o.user else None, env=env,
-                                     stdout=pipe, stderr=pipe, preexec_fn=restore_priority)
+            with seeding:
+                child = subprocess.Popen(list(o.command), user=o.user, group=_group_of(o.user),
+                                         extra_groups=[] if o.user else None, env=env,
+                                         stdout=pipe, stderr=pipe, preexec_fn=restore_priority)
         except (OSError, KeyError, ValueError) as e:
             raise UsageError(f"cannot run {o.command[0]}: {e}") from None
         if o.capture_output:

@@ -64,10 +64,10 @@ BIO = np.dtype([
 ])
 SYNC = np.dtype([
     ("enter_ns", "<u8"), ("exit_ns", "<u8"), ("type", "<u4"), ("tid", "<u4"), ("pid", "<u4"),
-    ("kind", "<u4"), ("ret", "<i8"), ("fd", "<i8"),
+    ("kind", "<u4"), ("ret", "<i8"), ("fd", "<i8"), ("stack_id", "<i4"), ("_pad", "<u4"),
 ])
 #: record sizes as the C compiler lays them out (bpf/sched.h; checked by the unit tests)
-C_SIZES = {"sched_interval": 72, "sched_wake": 64, "sched_bio": 72, "sched_sync": 48}
+C_SIZES = {"sched_interval": 72, "sched_wake": 64, "sched_bio": 72, "sched_sync": 56}
 
 WAKER_KIND = {1: "process", 2: "timer", 3: "softirq", 4: "hardirq", 5: "idle"}
 SOFTIRQ_NAMES = ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED",

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tracer._errors import ProbeError, TracerError, UsageError
-from tracer.collector import probes
+from tracer.collector import bpfcache, probes, stacktargets
 
 if TYPE_CHECKING:
     from tracer import conditions
@@ -53,6 +53,12 @@ class RecordOptions:
     #: the scheduler concern (thread states, wakers, block I/O, fsyncs): docs/sched.md.
     #: Opt-in until its overhead on context-switch storms meets the goal (bench.sched_overhead)
     sched: bool = False
+    #: user stacks (docs/stacks.md): on-CPU samples at sample_hz and a stack at each event
+    #: that explains a wait, for the tree of `record -- CMD` and the profile's executables
+    stacks: bool = True
+    sample_hz: int = 49
+    #: whose executables are stacks targets besides CMD's tree (stacktargets.PROFILE_EXES)
+    profile: str = "k3s"
     #: called with progress messages (the CLI prints them); the first is the "recording" line
     notify: Callable[[str], None] = lambda msg: None
     argv: Sequence[str] = field(default_factory=lambda: list(sys.argv))
@@ -68,6 +74,8 @@ class RecordSummary:
     stop_reason: str
     command_exit: int | None
     unavailable: dict[str, str]
+    #: meta.json "stacks" (None: not recorded)
+    stacks: dict[str, Any] | None = None
 
 
 @dataclass
@@ -78,6 +86,10 @@ class Live:
     plan: probes.ProbePlan
     live_ns: int  # CLOCK_MONOTONIC when the last probe was attached: the trace's start
     attach_s: float  # from go_live's start to then
+    #: the stacks concern's target maps (None: stacks off or unavailable)
+    targets: stacktargets.Targets | None = None
+    #: processes of the profile's executables already running at attach (made targets)
+    targets_at_start: int = 0
 
 
 def prepare_output(path: Path, force: bool) -> None:
@@ -107,14 +119,30 @@ def go_live(opts: RecordOptions) -> Live:
     prepare_output(o.output, o.force)
     if o.command and shutil.which(o.command[0]) is None:
         raise UsageError(f"command not found: {o.command[0]}")
-    concerns = tuple(c for c in probes.CONCERNS if o.sched or c != "sched")
+    if o.profile not in stacktargets.PROFILE_EXES:
+        raise UsageError(f"unknown profile {o.profile!r} (known: "
+                         f"{', '.join(stacktargets.PROFILE_EXES)})")
+    if o.stacks and not 1 <= o.sample_hz <= 1000:
+        raise UsageError(f"--sample-hz must be between 1 and 1000, got {o.sample_hz}")
+    concerns = tuple(c for c in probes.CONCERNS
+                     if (o.sched or c != "sched") and (o.stacks or c != "stacks"))
     plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
-                       arg_len=o.arg_len, concerns=concerns)
+                       arg_len=o.arg_len, concerns=concerns, sample_hz=o.sample_hz)
     # The sched concern's stop-time freeze and map read go by map fd (collector/sched.py),
     # so it loads from the bytecode cache like the rest.
     bpf = probes.load(plan, use_cache=o.bpf_cache)
+    targets, n_running = None, 0
+    if plan.concerns.get("stacks") == "attached":
+        try:
+            targets = stacktargets.targets_of(bpf.map_fd)
+            n_running = stacktargets.seed(targets, o.profile)
+        except (bpfcache.CacheError, OSError) as e:
+            bpf.detach()
+            bpf.close()
+            raise ProbeError(f"cannot set the stacks targets: {e}") from None
     live_ns = time.monotonic_ns()
-    return Live(bpf=bpf, plan=plan, live_ns=live_ns, attach_s=time.monotonic() - t_start)
+    return Live(bpf=bpf, plan=plan, live_ns=live_ns, attach_s=time.monotonic() - t_start,
+                targets=targets, targets_at_start=n_running)
 
 
 #: Arrow's C++ default allocator choice, read once, the first time Arrow asks for its default pool

@@ -1,0 +1,3 @@
+module example.com/gostacks
+
+go 1.19
