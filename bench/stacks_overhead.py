@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import K3SPROF, TREE, Recorder, cpu_seconds, load_avg, log, run_json, summary
+from bench import BENCH, K3SPROF, TREE, Recorder, cpu_seconds, load_avg, log, run_json, summary
 from bench.overhead import burst_cmd
 from bench.probe_cost import STATS_SYSCTL, prog_stats
 
@@ -117,6 +117,70 @@ def _bpf_time_outside(out: Path, scale: float, stacks: bool) -> tuple[float, flo
     ns = sum(a["run_time_ns"] - before.get(i, {}).get("run_time_ns", 0)
              for i, a in after.items())
     return ns / 1e9, float(res["elapsed_s"]), 0
+
+
+GO_SRC = BENCH.parent / "tests" / "integration" / "workloads" / "gostacks"
+
+
+def go_dials(reps: int, dials: int) -> dict[str, Any]:
+    """Event stacks of a Go program (the frame-pointer walk of real Go stacks, ~10-20
+    frames through net.Dial): N refused dials from tests/integration/workloads/gostacks,
+    recorded with stacks on and off; the extra BPF time per connect."""
+    import os
+    import shutil
+
+    per: list[float] = []
+    frames: list[float] = []
+    old = STATS_SYSCTL.read_text().strip()
+    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-") as tmpd:
+        exe = Path(tmpd) / "gostacks"
+        env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local",
+               "GOCACHE": str(Path(tmpd) / "cache"), "CGO_ENABLED": "0"}
+        subprocess.run([shutil.which("go") or "go", "build", "-ldflags=-s -w", "-o", str(exe),
+                        "."], cwd=GO_SRC, env=env, check=True, timeout=300)
+        cmd = f"sleep 1; GOSTACKS_DIALS={dials} {exe} 0 1 {tmpd}/truth.json"
+        try:
+            STATS_SYSCTL.write_text("1")
+            for i in range(reps):
+                got = {}
+                for on in (False, True):
+                    got[on] = _bpf_time_of_cmd(Path(tmpd) / f"g{int(on)}", on, cmd)
+                n = got[True][2]
+                per.append((got[True][0] - got[False][0]) / n * 1e9 if n else float("nan"))
+                from tracer import schema
+
+                t = schema.load(Path(tmpd) / "g1")
+                depth = [len(f) for f in t.table("stacks").column("frames").to_pylist()]
+                frames.append(sum(depth) / len(depth) if depth else 0.0)
+                log(f"  go {i}: {n} event stacks, {per[-1]:.0f} ns each extra, "
+                    f"{frames[-1]:.1f} frames per distinct stack")
+        finally:
+            STATS_SYSCTL.write_text(old)
+    return {"reps": reps, "dials": dials, "ns_per_event_stack": summary(per),
+            "frames_per_stack": summary(frames)}
+
+
+def _bpf_time_of_cmd(out: Path, stacks: bool, shell_cmd: str) -> tuple[float, float, int]:
+    """(BPF seconds of all the recorder's programs while shell_cmd ran, 0, event stacks)."""
+    rec = subprocess.Popen([*K3SPROF, "record", "-o", str(out), "--force",
+                            *([] if stacks else ["--no-stacks"]), "--", "sh", "-c",
+                            f"{shell_cmd}; echo DONE; sleep 2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TREE)
+    assert rec.stdout is not None and rec.stderr is not None
+    for line in rec.stderr:
+        if "recording to" in line:
+            break
+    before = prog_stats(rec.pid)
+    for line in rec.stdout:
+        if line.startswith("DONE"):
+            break
+    after = prog_stats(rec.pid)
+    rec.communicate(timeout=120)
+    ns = sum(a["run_time_ns"] - before.get(i, {}).get("run_time_ns", 0)
+             for i, a in after.items())
+    meta = json.loads((out / "meta.json").read_text())
+    counts = (meta.get("stacks") or {}).get("counts", {})
+    return ns / 1e9, 0.0, sum(counts.values()) - counts.get("cpu", 0)
 
 
 def bpf_cost(reps: int, scale: float, outside: bool = False) -> dict[str, Any]:
@@ -207,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-reps", type=int, default=3)
     ap.add_argument("--hz", type=int, default=49)
     ap.add_argument("--bpf-reps", type=int, default=3)
-    ap.add_argument("--only", default="burst,bpf,bpf_outside,sampling")
+    ap.add_argument("--only", default="burst,bpf,bpf_outside,sampling,go")
     args = ap.parse_args(argv)
     log(f"stacks_overhead: {args.rounds} rounds, scale {args.scale}, load {load_avg()}")
     only = set(args.only.split(","))
@@ -215,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
               "burst": lambda: burst(args.rounds, args.scale),
               "bpf": lambda: bpf_cost(args.bpf_reps, args.scale),
               "bpf_outside": lambda: bpf_cost(args.bpf_reps, args.scale, outside=True),
-              "sampling": lambda: sampling(args.sample_s, args.hz, args.sample_reps)}
+              "sampling": lambda: sampling(args.sample_s, args.hz, args.sample_reps),
+              "go": lambda: go_dials(args.bpf_reps, 2000)}
     res = {name: run() for name, run in phases.items() if name in only}
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "runs"}
                       for k, v in res.items()}, indent=1))

@@ -84,6 +84,12 @@ func main() {
 	truth["sum"] = x & 0xff
 	truth["dial_t0"] = monoNs()
 	err := dialClosed(os.Args[2])
+	// GOSTACKS_DIALS=N: N more dials (bench/stacks_overhead.py: the cost of Go event stacks)
+	if n, _ := strconv.Atoi(os.Getenv("GOSTACKS_DIALS")); n > 0 {
+		for i := 0; i < n; i++ {
+			dialClosed(os.Args[2])
+		}
+	}
 	truth["dial_t1"] = monoNs()
 	truth["dial_tid"] = syscall.Gettid()
 	truth["dial_err"] = ""
