@@ -358,9 +358,10 @@ BINARIES = pa.schema(
 )
 
 #: The symbol extract: every distinct (binary, address) of the recorded stacks (address: the
-#: file-offset address of `mappings`), resolved at record time (so the trace symbolises on any machine, and after the binary changed). One row
-#: per frame at the address: depth 0 is the innermost function (an inlined callee when the
-#: compiler inlined one), increasing outward to the physical function holding the code.
+#: file-offset address of `mappings`), resolved at record time (so the trace symbolises on any
+#: machine, and after the binary changed). One row per frame at the address: depth 0 is the
+#: innermost function (an inlined callee when the compiler inlined one), increasing outward to
+#: the physical function holding the code.
 #: Non-Go frames name the .symtab/.dynsym symbol; an address nothing names has no row (readers
 #: print it as `binary-basename+0xOFFSET`).
 SYMBOLS = pa.schema(
