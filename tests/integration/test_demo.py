@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_report_browser import chromium, figure_markup
 from tracer import schema
 from tracer.cli import main
 from tracer.demo import run
@@ -390,6 +391,57 @@ def test_demo_also_records_gok3s_against_its_truth(
     assert g.html is not None and g.html.stat().st_size > 10_000
     for name in ("gok3s-analysis.json", "gok3s-analysis.txt", "gok3s-truth.jsonl"):
         assert (result.out_dir / name).exists(), name
+
+
+@pytest.mark.bpf
+@pytest.mark.browser
+def test_demo_gok3s_report_shows_components_on_the_path_and_the_flame_graph(
+    demo_run: tuple[DemoResult, list[str]], tmp_path: Path
+) -> None:
+    """Issue 23's last "Done when": the demo's gok3s report, opened in headless chromium,
+    shows the flame graph of the window's samples, with a menu entry per critical-path segment
+    (the segments of gok3s whose components hold kube-apiserver among them), and the component
+    lanes; the analysis behind it carries the segments' components (default recorder, stacks
+    on, no --sched)."""
+    result, _lines = demo_run
+    g = result.gok3s
+    assert g is not None and g.analysis is not None and g.html is not None
+    a = g.analysis
+    # the analysis: a path segment of gok3s's process with kube-apiserver's on-CPU time in it
+    on_path = [
+        s
+        for s in a.critical_path
+        if (s.get("components_of") or {}).get("pid") == result.facts["gok3s_pid"]
+        and (s.get("components") or {}).get("kube-apiserver", 0) > 0
+    ]
+    assert on_path, [(s["kind"], s.get("components")) for s in a.critical_path]
+    # the report's view of them: the flame graph's menu has each such segment's own stacks
+    # (the "by component" table charges a wait segment to its waiter, k3s: not checked here)
+    page = g.html.read_text()
+    pid = result.facts["gok3s_pid"]
+    index = {id(s): i for i, s in enumerate(a.critical_path)}
+    for s in on_path:
+        label = f'"label":"#{index[id(s)]} {s["kind"]} k3s[{pid}] '
+        assert label in page, (label, re.findall(r'"label":"#[^"]*"', page))
+    st = a.sections.get("stacks")
+    assert st and st["folded"] and st["cpu_samples"] > 0
+    # the page, rendered
+    p = chromium(tmp_path, g.html, "--dump-dom")
+    assert p.returncode == 0, p.stderr[-2000:]
+    html, stderr = p.stdout, p.stderr
+    assert not [x for x in stderr.splitlines() if "Uncaught" in x], stderr[-2000:]
+    stacks = html[html.index('<section id="stacks">') :]
+    stacks = stacks[: stacks.index("</section>")]
+    flame = figure_markup(stacks, "fig-flame")
+    assert "js-plotly-plot" in flame[:300], "plotly did not take over the flame graph's div"
+    # an icicle draws one <g class="slice ..."> per visible frame: the window's root, the
+    # process, and frames below it
+    assert len(re.findall(r'class="slice[ "]', flame)) >= 3, flame[:3000]
+    assert "hashOpenAPISpec" in flame or "(truncated)" in flame
+    lanes = figure_markup(stacks, "fig-component-lanes")
+    assert "js-plotly-plot" in lanes[:300] and 'class="main-svg"' in lanes
+    # the component lanes are drawn with kube-apiserver's runs among them
+    assert "kube-apiserver" in lanes, lanes[:3000]
 
 
 def _owner(scratch: Path) -> int | None:
