@@ -224,7 +224,7 @@ def build_image(kernel: vm.Kernel, work: Path) -> Path:
     getty.symlink_to("/dev/null")
     # `k3sprof boot install`, as an image builder would run it, into the image's root
     _run([str(vm.ROOT / ".venv/bin/k3sprof"), "boot", "install", "--root", str(root),
-          "--end", END, "--timeout", "60", "--keep", "1", "--attach-timeout", "300"],
+          "--end", END, "--timeout", "600", "--keep", "1", "--attach-timeout", "600"],
          cwd=vm.ROOT)
     img = work / "rootfs.img"
     img.unlink(missing_ok=True)

@@ -139,7 +139,9 @@ class Step:
 class Options:
     workdir: Path
     poll_interval_s: float = 0.25
-    timeout_s: float = 30.0
+    #: a step that never gets ready is given up after this; 120 s, not 30: under TCG (the
+    #: kernel matrix) with sched and stacks on, etcd took over 30 s to answer /health once
+    timeout_s: float = 120.0
     daemon_output: str = "inherit"  # "inherit": to our stderr (the recorder logs it) | "file"
     notify_socket: str | None = None
     hold_s: float = 0.0  # stay "ready" this long before exiting (tests kill it meanwhile)
@@ -752,7 +754,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]
         help="parent of the private state dir (default: %(default)s)",
     )
     ap.add_argument("--poll-interval", type=float, default=0.25, help="readiness poll interval, s")
-    ap.add_argument("--timeout", type=float, default=30.0, help="give up on a step after this, s")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="give up on a step after this, s")
     ap.add_argument(
         "--daemon-output",
         choices=("inherit", "file"),
