@@ -15,7 +15,7 @@
 #   K3S_TOKEN     shared secret of a multi-node lab (else k3s makes one)
 #   NODE_IP       address k3s and flannel use (multi-node labs: the private network)
 #   FIRST_BOOT    warm (trace a restart: reproducible) | cold (trace k3s's first start) [warm]
-#   BOOT_END BOOT_TIMEOUT BOOT_KEEP   passed to `k3sprof boot install`
+#   BOOT_END BOOT_TIMEOUT BOOT_KEEP BOOT_ATTACH_TIMEOUT   passed to `k3sprof boot install`
 #   K3S_BINARY    offline install: path (in the VM) of a k3s binary, e.g. a stand-in. Nothing is
 #                 fetched for k3s: the binary is copied to /usr/local/bin/k3s and the k3s unit is
 #                 written here in the shape k3s's install script writes it. OS packages must then
@@ -27,6 +27,10 @@ PREFIX=${PREFIX:-/opt/k3sprof}
 ROLE=${ROLE:-server}
 FIRST_BOOT=${FIRST_BOOT:-warm}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
+# how long systemd holds k3s for the probes (TimeoutStartSec): with sched and stacks on, the
+# first BCC compile in a TCG VM took 225 s (the lab, 2026-12-06), past the unit's 60 s default,
+# so systemd stopped the recorder and k3s booted untraced; on real hardware it is seconds
+BOOT_ATTACH_TIMEOUT=${BOOT_ATTACH_TIMEOUT:-600}
 BOOT_KEEP=${BOOT_KEEP:-10}
 K3S_BINARY=${K3S_BINARY:-}
 
@@ -200,6 +204,7 @@ fi
 end_args=()
 [ -n "${BOOT_END:-}" ] && end_args=(--end "$BOOT_END")
 step "installing the boot unit (k3sprof boot install)" \
-  k3sprof boot install --timeout "$BOOT_TIMEOUT" --keep "$BOOT_KEEP" "${end_args[@]}"
+  k3sprof boot install --timeout "$BOOT_TIMEOUT" --keep "$BOOT_KEEP" \
+    --attach-timeout "$BOOT_ATTACH_TIMEOUT" "${end_args[@]}"
 step "checking that k3sprof-boot.service is enabled" systemctl is-enabled --quiet k3sprof-boot.service
 lab_log "ready: the next boot is traced (the host's run.sh reboots this VM)"
