@@ -37,12 +37,30 @@ start() {
   for _ in $(seq 60); do
     if virsh_ns version >/dev/null 2>&1; then
       log "libvirtd up in netns $NS (pid $(cat "$STATE/libvirtd.pid"))"
+      stale
       return 0
     fi
     sleep 0.5
   done
   echo "labns: libvirtd did not answer on qemu:///system within 30 s" >&2
   exit 1
+}
+
+stale() {
+  # Domains of the lab's own Vagrantfiles (vagrant-libvirt names them DIR_MACHINE) left defined
+  # by a run that was killed before its `vagrant destroy`: libvirt keeps their definition and
+  # disk, and the next `vagrant up` refuses the taken name. Only those names are touched.
+  local d
+  for d in $(virsh_ns list --all --name 2>/dev/null); do
+    case "$d" in
+      single_*|compare_*)
+        log "removing the stale lab domain $d (and its disk) left by an earlier run"
+        virsh_ns destroy "$d" >/dev/null 2>&1 || true
+        virsh_ns undefine "$d" --remove-all-storage >/dev/null 2>&1 \
+          || virsh_ns undefine "$d" >/dev/null 2>&1 || true
+        ;;
+    esac
+  done
 }
 
 stop() {

@@ -41,6 +41,10 @@ from tracer.collector.stacktargets import PROFILE_EXES, SAMPLE_HZ
 
 __all__ = ["SAMPLE_HZ", "StackCollector", "exec_mappings"]
 
+#: the vDSO's line in /proc/PID/maps (tracer.symbols.vdso.VDSO: not imported here, the recorder
+#: loads tracer.symbols only at stop)
+VDSO = "[vdso]"
+
 CLONE_THREAD = 0x00010000
 EV_SCHED_SYNC = 35
 SYNC_KIND = {1: "fsync", 2: "fdatasync", 3: "sync_file_range"}
@@ -57,11 +61,14 @@ class _Mapping:
 
 
 def exec_mappings(pid: int, proc: Path = Path("/proc")) -> list[_Mapping]:
-    """The executable file mappings of a process (/proc/PID/maps lines with x and a path)."""
+    """The executable mappings of a process (/proc/PID/maps lines with x and a path, and the
+    vDSO)."""
     out = []
     for line in (proc / str(pid) / "maps").read_text().splitlines():
         parts = line.split(None, 5)
-        if len(parts) < 6 or "x" not in parts[1] or not parts[5].startswith("/"):
+        if len(parts) < 6 or "x" not in parts[1]:
+            continue
+        if not parts[5].startswith("/") and parts[5] != VDSO:
             continue
         lo, hi = parts[0].split("-")
         out.append(_Mapping(int(lo, 16), int(hi, 16), int(parts[2], 16), parts[5]))
@@ -89,6 +96,8 @@ class StackCollector:
     targets_fd: int = -1
     #: (path, dev, ino, size, mtime) -> binary key
     keys: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
+    #: the binary key of the recorder's own vDSO (tracer/symbols/vdso.py), once known
+    vdso_key: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     lookup_failed: int = 0
@@ -278,6 +287,8 @@ class StackCollector:
     def _key(self, pid: int, m: _Mapping) -> str | None:
         # the file the process really has mapped (map_files works for a deleted or
         # replaced path too), else the path
+        if m.path == VDSO:
+            return self._vdso_key(m)
         mf = self.proc / str(pid) / "map_files" / f"{m.start:x}-{m.end:x}"
         for p in (mf, Path(m.path)):
             try:
@@ -293,6 +304,23 @@ class StackCollector:
             except (OSError, TracerError):  # symbols.BinaryError: not readable
                 continue
         return None
+
+    def _vdso_key(self, m: _Mapping) -> str:
+        """The recorder's own vDSO names this one when it is the same size (same kernel, same
+        ABI: tracer/symbols/vdso.py); else "path:[vdso]" (the extract then
+        leaves it unnamed)."""
+        from tracer import symbols
+        from tracer.symbols import vdso
+
+        own = vdso.image()
+        if own is None or own[1] != m.end - m.start:
+            return "path:" + VDSO
+        if self.vdso_key is None:
+            try:
+                self.vdso_key = symbols.identify(VDSO).binary
+            except TracerError:
+                return "path:" + VDSO
+        return self.vdso_key
 
     def extract_symbols(self) -> dict[str, pa.Table]:
         """The symbol extract (tables `binaries` and `symbols`) of every PC of every stack

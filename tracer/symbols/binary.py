@@ -10,7 +10,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tracer.symbols.elf import BinaryError, ElfImage, FunctionSymbols
+from tracer.symbols.elf import BinaryError, ElfImage, FunctionSymbols, PltStubs
 from tracer.symbols.gopclntab import Frame, GoTable
 
 _MIB = 1 << 20
@@ -99,6 +99,8 @@ class BinarySymbols:
         self._go: GoTable | None = None
         self._elf_syms: FunctionSymbols | None = None
         self._elf_syms_loaded = False
+        self._plt_loaded = False
+        self._plt: PltStubs | None = None
         try:
             self._img = ElfImage(path)
         except BinaryError as e:
@@ -162,11 +164,22 @@ class BinarySymbols:
             if frames:
                 return frames
             self._load_elf_syms()  # C code in a cgo binary: .symtab/.dynsym if any
-        if self._elf_syms is not None:
+        # a PLT stub before the ELF symbols: a size-less symbol before .plt (crt's _init) would
+        # otherwise claim the stubs as its own
+        plt = self._plt_stubs()
+        name = plt.lookup(vaddr) if plt is not None else None
+        if name is None and self._elf_syms is not None:
             name = self._elf_syms.lookup(vaddr)
-            if name:
-                return [Frame(name, "", 0)]
-        return []
+        return [Frame(name, "", 0)] if name else []
+
+    def _plt_stubs(self) -> PltStubs | None:
+        if not self._plt_loaded and self._img is not None:
+            self._plt_loaded = True
+            try:
+                self._plt = self._img.plt_stubs()
+            except (ValueError, IndexError):  # a corrupt .rela.plt names no stub
+                self._plt = None
+        return self._plt
 
     def resolve(self, file_addresses: Iterable[int]) -> dict[int, list[Frame]]:
         """{file-offset address: frames innermost first}, each distinct address resolved once;

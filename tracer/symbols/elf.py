@@ -18,6 +18,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from tracer._errors import TracerError
+from tracer.symbols import vdso
 
 
 class BinaryError(TracerError):
@@ -53,6 +54,11 @@ class ElfImage:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if path == vdso.VDSO:  # no file: this process's own copy of the same image
+            own = vdso.image()
+            if own is None:
+                raise BinaryError("unreadable: this process has no readable vDSO")
+            path = own[0]
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError as e:
@@ -280,6 +286,86 @@ class ElfImage:
             syms["name"].astype(np.int64),
             bytes(strtab),
         )
+
+
+    # --- PLT stubs -------------------------------------------------------------------------
+
+    def plt_stubs(self) -> PltStubs | None:
+        """The lazy-binding PLT stubs, named `symbol@plt` as objdump names them (None when the
+        binary has none, or its architecture's PLT is not one read here).
+
+        A dynamically linked program calls a libc function through a 16-byte stub in .plt (or
+        .plt.sec when built for CET/IBT); a sample taken in a stub (cgo's calls into libc from
+        Go's runtime, the dynamic loader's first resolution) has no symbol of its own. Each stub
+        jumps through one GOT slot, and the .rela.plt relocation of that slot names the
+        function (its .dynsym symbol, or `*ABS*+0xADDEND` for an IRELATIVE one, as objdump).
+        On x86-64 the slot is read from the stub's own `jmp *disp32(%rip)` (.rela.plt's order
+        is not the stubs' order in every binary: glibc's own differs); on aarch64 stub i is
+        relocation i after a 32-byte header.
+        """
+        rela = self.section_bytes(".rela.plt")
+        dynsym = self.section_bytes(".dynsym")
+        dynstr = self.section_bytes(".dynstr")
+        if rela is None or dynsym is None or dynstr is None or self.elfclass != 64:
+            return None
+        e = self._endian
+        # Elf64_Rela: r_offset, r_info (symbol index in its high 32 bits), r_addend
+        relocs = np.frombuffer(rela, dtype=np.dtype(e + "u8"), count=len(rela) // 24 * 3)
+        # Elf64_Sym is 24 bytes; st_name is its first 4
+        sym_names = np.frombuffer(dynsym, dtype=np.dtype(e + "u4"), count=len(dynsym) // 4)[::6]
+        strtab = bytes(dynstr)
+        got_name: dict[int, str] = {}
+        for r_offset, r_info, r_addend in relocs.reshape(-1, 3).tolist():
+            i = r_info >> 32
+            if 0 < i < len(sym_names):
+                off = int(sym_names[i])
+                end = strtab.find(b"\0", off)
+                name = strtab[off : end if end >= 0 else None].decode("utf-8", "replace")
+            else:
+                name = f"*ABS*+{r_addend:#x}"
+            got_name[r_offset] = name
+        names: list[str] = []
+        if self.arch == "x64":
+            sec, first = self.sections.get(".plt.sec"), 0
+            if sec is None:
+                sec, first = self.sections.get(".plt"), 16
+            raw = self.section_bytes(sec.name) if sec is not None else None
+            if sec is None or raw is None:
+                return None
+            for at in range(first, sec.size - 15, 16):
+                stub = bytes(raw[at : at + 16])
+                j = stub.find(b"\xff\x25")
+                if j < 0 or j + 6 > 16:
+                    names.append("")
+                    continue
+                (disp,) = struct.unpack_from("<i", stub, j + 2)
+                names.append(got_name.get(sec.addr + at + j + 6 + disp, ""))
+        elif self.arch == "AArch64":
+            sec, first = self.sections.get(".plt"), 32
+            if sec is None:
+                return None
+            ordered = list(got_name.values())
+            names = ordered[: max(0, (sec.size - first) // 16)]
+        else:
+            return None
+        if not any(names):
+            return None
+        return PltStubs(sec.addr + first, len(names), names)
+
+
+class PltStubs:
+    """PLT stubs at start + 16*i, named `names[i]@plt`."""
+
+    def __init__(self, start: int, count: int, names: list[str]) -> None:
+        self.start = start
+        self.end = start + 16 * count
+        self.names = names
+
+    def lookup(self, vaddr: int) -> str | None:
+        if not self.start <= vaddr < self.end:
+            return None
+        name = self.names[(vaddr - self.start) // 16]
+        return f"{name}@plt" if name else None
 
 
 class FunctionSymbols:
