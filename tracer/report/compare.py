@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TypedDict
 
 import plotly.graph_objects as go
-import plotly.offline
+from markupsafe import Markup
 
-from tracer import __version__
 from tracer.analyzer.model import Analysis
 from tracer.report import model, page, units
 from tracer.report._output import write_output
-from tracer.report.page import TableDict, payload_json
+from tracer.report.page import TableDict
+from tracer.report.templating import render_page
 
 
 class RunSummary(TypedDict):
@@ -251,34 +251,16 @@ def render_html(c: Comparison) -> str:
         ],
     }
 
-    def section(title: str, body: str) -> str:
-        return f"<section><h2>{html.escape(title)}</h2>{body}</section>\n"
-
     box = page.table_box
-
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        "<title>k3sprof compare</title>\n"
-        f"<style>{page.CSS}</style>\n"
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-        f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
-        "</head><body><main>\n"
-        '<header><h1 id="title">k3sprof compare</h1>'
-        '<div id="warnings"></div><div id="facts"></div></header>\n'
-        '<section id="headline"></section>\n'
-        + section("Total", box("total"))
-        + section("Phases", _bars(c, c["phases"], "fig-phases", "Phases") + box("phases"))
-        + section(
-            "Critical path by kind",
-            _bars(c, c["composition"], "fig-composition", "Critical path by kind")
-            + box("composition"),
-        )
-        + section("Critical-path items (appeared / disappeared / in both)", box("items"))
-        + f"<footer>k3sprof {html.escape(__version__)} · negative Δ: B is faster</footer>\n"
-        "</main>\n"
-        f'<script type="application/json" id="k3sprof-data">{payload_json(data)}</script>\n'
-        f"<script>{page.JS}</script>\n</body></html>\n"
-    )
+    return render_page("compare.html", heading="k3sprof compare", payload=data, figures={},
+                       footer="negative Δ: B is faster", sections=[
+        ("Total", Markup(box("total"))),
+        ("Phases", Markup(_bars(c, c["phases"], "fig-phases", "Phases") + box("phases"))),
+        ("Critical path by kind",
+         Markup(_bars(c, c["composition"], "fig-composition", "Critical path by kind")
+                + box("composition"))),
+        ("Critical-path items (appeared / disappeared / in both)", Markup(box("items"))),
+    ])
 
 
 def write_html(c: Comparison, path: Path, *, force: bool = False) -> None:

@@ -7,12 +7,12 @@ import html
 from pathlib import Path
 
 import plotly.graph_objects as go
-import plotly.offline
+from markupsafe import Markup
 
-from tracer import __version__
 from tracer.report import page
 from tracer.report._output import write_output
-from tracer.report.page import TableDict, payload_json
+from tracer.report.page import TableDict
+from tracer.report.templating import render_page
 from tracer.runs.compare import HEADER, MetricJson, RunsComparison, metric_rows
 
 #: figure groups: (div id, title, metric kinds)
@@ -116,27 +116,12 @@ def render_runs_html(c: RunsComparison) -> str:
         if (ms := [m for m in c["metrics"] if m["name"].split(":", 1)[0] in kinds])
     )
 
-    def section(title: str, body: str) -> str:
-        return f"<section><h2>{html.escape(title)}</h2>{body}</section>\n"
-
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        "<title>k3sprof compare</title>\n"
-        f"<style>{page.CSS}</style>\n"
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-        f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
-        "</head><body><main>\n"
-        '<header><h1 id="title">k3sprof compare</h1>'
-        '<div id="warnings"></div><div id="facts"></div></header>\n'
-        '<section id="headline"></section>\n'
-        + section("Differences (B − A)", _diff_figure(c["metrics"]))
-        + section("Metrics", page.table_box("metrics"))
-        + section("Runs", figs)
-        + f"<footer>k3sprof {html.escape(__version__)} · {html.escape(c['method'])}</footer>\n"
-        "</main>\n"
-        f'<script type="application/json" id="k3sprof-data">{payload_json(data)}</script>\n'
-        f"<script>{page.JS}</script>\n</body></html>\n"
-    )
+    return render_page("compare.html", heading="k3sprof compare", payload=data, figures={},
+                       footer=c["method"], sections=[
+        ("Differences (B − A)", Markup(_diff_figure(c["metrics"]))),
+        ("Metrics", Markup(page.table_box("metrics"))),
+        ("Runs", Markup(figs)),
+    ])
 
 
 def write_runs_html(c: RunsComparison, path: Path, *, force: bool = False) -> None:
