@@ -21,6 +21,7 @@ bench/render.py renders the README's and docs/bench.md's tables from the newest 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -167,7 +168,7 @@ def measures(res: dict[str, Any]) -> list[Measure]:
     tp = res.get("throughput")
     if isinstance(tp, dict) and "steps" in tp:
         rates = sorted(s["target_rate"] for s in tp["steps"] if s["target_rate"])
-        gaps = [b - a for a, b in zip(rates, rates[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(rates)]
         out.append(single("throughput.lossless", "highest event rate with 0 lost (default "
                           "buffer)", "events/s", float(max(gaps) if gaps else 0),
                           float(tp["max_lossless_rate"]), _ge(500_000, "events/s"),

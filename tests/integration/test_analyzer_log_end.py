@@ -7,6 +7,7 @@ belong to etcd, and the path must hold up against an end on a process event of t
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ READY = "log:ready to serve client requests"
 def check_path(r: dict[str, Any]) -> None:
     segs = r["critical_path"]
     assert segs[0]["start_ns"] == r["start_ns"] and segs[-1]["end_ns"] == r["end_ns"]
-    for a, b in zip(segs, segs[1:]):
+    for a, b in itertools.pairwise(segs):
         assert a["end_ns"] == b["start_ns"]
     assert sum(s["duration_ns"] for s in segs) == r["total_ns"] == r["end_ns"] - r["start_ns"]
     for s in segs:

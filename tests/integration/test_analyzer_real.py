@@ -7,6 +7,7 @@ recorder is system-wide, so every check selects this workload's own processes an
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import statistics
@@ -143,7 +144,7 @@ def test_listener_wait_matches_the_workloads_own_truth(tmp_path: Path) -> None:
     assert abs(w["ready_ns"] - listen["t"]) < 1 * MS
     assert abs(w["first_ok_ns"] - ok["t"]) < 1 * MS
     assert abs(w["lag_ns"] - (ok["t"] - listen["t"])) < 2 * MS
-    gaps = [b["t"] - a["t"] for a, b in zip(attempts, attempts[1:])]
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(attempts)]
     assert abs(w["interval_ns"] - statistics.median(gaps)) < 2 * MS
     # the client's wait is on the critical path to the command's exit, through the server
     kinds = {(s["kind"], s["pid"]) for s in result["critical_path"]}
@@ -161,7 +162,7 @@ def test_http_readiness_poll_and_irregular_client(tmp_path: Path) -> None:
     (w,) = [w for w in polls if w["waiter"]["pid"] == poller]
     assert attempts[-1]["code"] == 200 and attempts[0]["code"] == 503
     assert w["attempts"] == len(attempts) >= 5
-    gaps = [b["t"] - a["t"] for a, b in zip(attempts, attempts[1:])]
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(attempts)]
     assert abs(w["interval_ns"] - statistics.median(gaps)) < 5 * MS
     assert abs(w["ended_ns"] - attempts[-1]["t"]) < 1 * MS
     assert abs(w["first_attempt_ns"] - attempts[0]["t"]) < 1 * MS

@@ -7,6 +7,7 @@ because other demos may run on the same machine at the same time.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import select
@@ -347,7 +348,7 @@ def test_demo_analysis_finds_the_etcd_and_containerd_waits(
     path = analysis.critical_path
     assert path and analysis.end_reached and analysis.end_ns is not None
     assert sum(s["end_ns"] - s["start_ns"] for s in path) == analysis.total_ns
-    assert all(a["end_ns"] == b["start_ns"] for a, b in zip(path, path[1:]))
+    assert all(a["end_ns"] == b["start_ns"] for a, b in itertools.pairwise(path))
     assert analysis.end_ns - analysis.start_ns == analysis.total_ns
     html = result.html
     assert html is not None and html.stat().st_size > 10_000

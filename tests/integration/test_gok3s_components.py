@@ -22,6 +22,7 @@ applied to the Go package the truth log says did the work.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -218,7 +219,7 @@ def test_the_same_process_poll_names_its_components_and_cadence(recorded: Record
     last = w["last_attempt_ns"] or w["first_ok_ns"]
     covered = [a for a in r.truth.polls if a.end_ns >= w["first_attempt_ns"] and a.start_ns <= last]
     assert len(covered) == w["attempts"], (w, covered)
-    gaps = [b.start_ns - a.start_ns for a, b in zip(covered, covered[1:])]
+    gaps = [b.start_ns - a.start_ns for a, b in itertools.pairwise(covered)]
     med = statistics.median(gaps)
     print(
         f"{r.toolchain}: {w['kind']} wait, {w['attempts']} attempts every "
@@ -228,7 +229,7 @@ def test_the_same_process_poll_names_its_components_and_cadence(recorded: Record
     # when the truth's not-ready answers came at a cadence the detector documents it finds,
     # it is a poll wait (the loop that went on after the listen), not only the listener part
     answered = [a for a in r.truth.polls if a.answer != "refused"]
-    later = [b.start_ns - a.start_ns for a, b in zip(answered, answered[1:])]
+    later = [b.start_ns - a.start_ns for a, b in itertools.pairwise(answered)]
     if len(answered) >= 3 and _regular(later):
         assert w["kind"] == "poll", (w, later)
         assert abs(w["interval_ns"] - statistics.median(later)) <= 0.10 * statistics.median(later)

@@ -8,6 +8,7 @@ trace's clock) or with the trace's own raw rows, never with the analyzer itself.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -158,7 +159,7 @@ def test_readiness_poll_found_with_cadence_and_log_evidence(runs: tuple[Run, Run
         assert w["attempts"] == len(polls) >= 4
         assert w["first_attempt_ns"] == rows[0] and w["ended_ns"] == rows[-1]
         assert 0 <= w["ended_ns"] - polls[-1] < STAMP_SLACK
-        gaps = [b - a for a, b in zip(polls, polls[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
         assert abs(w["interval_ns"] - statistics.median(gaps)) < 5 * MS
         assert abs(w["interval_ns"] - t["interval_ns"]) < 5 * MS
         assert w["outcomes"] == {"ok": len(polls)}  # TCP always fine: only HTTP said "not yet"
@@ -198,7 +199,7 @@ def test_critical_path_ends_at_the_last_listen_and_holds_the_poll_lag(
         segs = res["critical_path"]
         assert sum(s["duration_ns"] for s in segs) == res["total_ns"] == res["end_ns"] - res[
             "start_ns"]
-        assert all(a["end_ns"] == b["start_ns"] for a, b in zip(segs, segs[1:]))
+        assert all(a["end_ns"] == b["start_ns"] for a, b in itertools.pairwise(segs))
         w = r.poll_wait()
         lag = [s for s in segs if s["kind"] == "wait:poll-lag" and s["pid"] == t["pid"]
                and s["end_ns"] == w["ended_ns"]]

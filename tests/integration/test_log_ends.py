@@ -15,6 +15,7 @@ below which an own stamp is used at all (rows.OWN_TIME_MAX_RESOLUTION_NS).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -50,7 +51,7 @@ def check_path(a: dict[str, Any]) -> list[dict[str, Any]]:
             assert s["pid"] and s["pid"] > 0, s
     assert sum(s["duration_ns"] for s in path) == a["end_ns"] - a["start_ns"] == a["total_ns"]
     assert path[0]["start_ns"] == a["start_ns"] and path[-1]["end_ns"] == a["end_ns"]
-    for before, after in zip(path, path[1:]):
+    for before, after in itertools.pairwise(path):
         assert before["end_ns"] == after["start_ns"]
     return path  # type: ignore[no-any-return]
 

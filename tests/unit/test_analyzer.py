@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def check_path(r: dict[str, Any]) -> None:
     segs = r["critical_path"]
     assert segs[0]["start_ns"] == r["start_ns"]
     assert segs[-1]["end_ns"] == r["end_ns"]
-    for a, b in zip(segs, segs[1:]):
+    for a, b in itertools.pairwise(segs):
         assert a["end_ns"] == b["start_ns"]
     assert sum(s["duration_ns"] for s in segs) == r["total_ns"] == r["end_ns"] - r["start_ns"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -62,7 +63,7 @@ def test_critical_path_is_contiguous_and_sums_exactly(case: Any) -> None:
         assert segs == []
         return
     assert segs[0]["start_ns"] == r["start_ns"] and segs[-1]["end_ns"] == r["end_ns"]
-    for a, b in zip(segs, segs[1:]):
+    for a, b in itertools.pairwise(segs):
         assert a["end_ns"] == b["start_ns"]
     assert all(s["duration_ns"] > 0 for s in segs)
     assert sum(s["duration_ns"] for s in segs) == r["total_ns"]

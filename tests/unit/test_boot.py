@@ -217,7 +217,7 @@ def test_install_enables_like_systemctl_and_uninstall_disables(tmp_path: Path) -
     assert os.readlink(boot.wants_link(root)) == ours
 
     # WHEN a run exists and the unit is uninstalled
-    run_dir = boot.new_run_dir(out, BOOT_ID, dt.datetime(2025, 4, 1, tzinfo=dt.timezone.utc))
+    run_dir = boot.new_run_dir(out, BOOT_ID, dt.datetime(2025, 4, 1, tzinfo=dt.UTC))
     removed = boot.uninstall(root=root).removed
     # THEN systemd sees no unit, and the recorded run is still there
     r = subprocess.run(
@@ -265,12 +265,12 @@ def test_boot_id_is_the_kernels_in_both_forms() -> None:
     assert host.boot_id("journal") == kernel.hex  # what journald's _BOOT_ID and run names use
     assert host.journal_boot_id(str(kernel).upper()) == kernel.hex
     assert boot.RUN_NAME.match(
-        boot.run_name(1, host.boot_id("journal"), dt.datetime.now(dt.timezone.utc))
+        boot.run_name(1, host.boot_id("journal"), dt.datetime.now(dt.UTC))
     )
 
 
 def test_run_dirs_are_named_by_sequence_time_and_boot_id(tmp_path: Path) -> None:
-    when = dt.datetime(2025, 4, 23, 10, 11, 12, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2025, 4, 23, 10, 11, 12, tzinfo=dt.UTC)
     a = boot.new_run_dir(tmp_path, BOOT_ID, when)
     b = boot.new_run_dir(tmp_path, BOOT_ID, when)  # same boot, same second: still distinct
     assert a.name == f"0001-20250423T101112Z-{BOOT_ID}"
@@ -286,7 +286,7 @@ def test_rotation_keeps_newest_by_sequence_not_clock_and_ignores_other_files(
     # GIVEN 5 runs whose wall clocks go BACKWARDS (early-boot clocks before NTP can do that)
     years = [2030, 2029, 2028, 1970, 1970]
     runs = [
-        boot.new_run_dir(tmp_path, f"{i:032x}", dt.datetime(y, 1, 1, tzinfo=dt.timezone.utc))
+        boot.new_run_dir(tmp_path, f"{i:032x}", dt.datetime(y, 1, 1, tzinfo=dt.UTC))
         for i, y in enumerate(years, 1)
     ]
     foreign = [
@@ -532,7 +532,7 @@ def test_cli_install_status_uninstall(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["boot", "install", *root, "--end", "listen:10250", "--keep", "2"]) == 0
     out = capsys.readouterr().out
     assert "installed" in out and "neither k3s.service nor k3s-agent.service" in out
-    boot.new_run_dir(tmp_path / "var/lib/k3sprof", BOOT_ID, dt.datetime.now(dt.timezone.utc))
+    boot.new_run_dir(tmp_path / "var/lib/k3sprof", BOOT_ID, dt.datetime.now(dt.UTC))
     assert main(["boot", "status", *root, "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["installed"] and st["enabled"] and st["options"]["end"] == "listen:10250"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,6 @@ from tracer.cli import cli
 from tracer.context import ContextSource, logs
 from tracer.context.logs import parse_line
 
-UTC = timezone.utc
 # 2025-03-21T10:11:12Z
 T0 = 1742551872 * 10**9
 REF = T0  # reference wall time for formats without a year

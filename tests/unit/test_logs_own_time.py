@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,6 @@ from tracer.cli import main
 from tracer.context import logs
 from tracer.context.logs import rows as logrows
 
-UTC = timezone.utc
 # the wall-clock second all examples share, and a trace whose monotonic clock reads 50 s then
 WALL = int(datetime(2026, 12, 1, 10, 33, 50, tzinfo=UTC).timestamp()) * 10**9
 OFFSET = WALL - 50 * 10**9
@@ -104,7 +103,7 @@ def test_a_stamp_too_long_before_arrival_is_rejected() -> None:
     assert own(LOGRUS, stamped + bound) == stamped
     assert own(LOGRUS, stamped + bound + 1) is None
     # klog read in the wrong zone (an hour off) is exactly what the bound is for
-    p = logs.parse_line(KLOG, reference_ns=WALL, tz=timezone.utc)
+    p = logs.parse_line(KLOG, reference_ns=WALL, tz=UTC)
     wrong = logs.parse_line(KLOG, reference_ns=WALL, tz=logs.parse_timezone("+01:00"))
     assert p.realtime_ns is not None and wrong.realtime_ns is not None
     received = p.realtime_ns - OFFSET + 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _tiles(t: pa.Table, tid: int) -> list[dict]:  # type: ignore[type-arg]
     rows = sorted((r for r in t.to_pylist() if r["tid"] == tid), key=lambda r: r["start_ns"])
     for r in rows:
         assert sum(r[f"{s}_ns"] for s in sc.STATES) == r["end_ns"] - r["start_ns"], r
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         assert a["end_ns"] == b["start_ns"], (a, b)  # no gap, no overlap
     return rows
 

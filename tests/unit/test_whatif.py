@@ -10,6 +10,7 @@ Recorded: start 1 ms, end 420 ms (sh's exit), the listen noticed 60 ms late.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ def test_combined_changes_and_new_path(a: Analysis) -> None:
     assert [c.gain_ns for c in p.changes] == [ms(200), ms(60)]
     segs = p.critical_path
     assert segs[0].start_ns == p.start_ns and segs[-1].end_ns == p.predicted_end_ns
-    assert all(x.end_ns == y.start_ns for x, y in zip(segs, segs[1:]))
+    assert all(x.end_ns == y.start_ns for x, y in itertools.pairwise(segs))
     assert "helper" not in {s.comm for s in segs}
 
 

@@ -19,6 +19,7 @@ Large groups (> ``MAX_CHAIN_GROUP`` attempts) are only checked for consecutive r
 
 from __future__ import annotations
 
+import itertools
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
@@ -64,7 +65,7 @@ def _median(sorted_vals: list[float]) -> float:
 
 
 def _score(t: list[int], chain: list[int]) -> Series:
-    gaps = [float(t[b] - t[a]) for a, b in zip(chain, chain[1:])]
+    gaps = [float(t[b] - t[a]) for a, b in itertools.pairwise(chain)]
     med = _median(sorted(gaps))
     mad = _median(sorted(abs(g - med) for g in gaps))
     regularity = max(0.0, 1.0 - (mad / med) / REL_TOL) if med > 0 else 0.0
@@ -97,7 +98,7 @@ def _accept(t: list[int], s: Series) -> bool:
         return False
     tol = _tol(s.interval_ns)
     c = s.indices
-    if any(abs(t[b] - t[a] - s.interval_ns) > tol for a, b in zip(c, c[1:])):
+    if any(abs(t[b] - t[a] - s.interval_ns) > tol for a, b in itertools.pairwise(c)):
         return False
     return (
         s.purity >= MIN_PURITY and s.chance <= MAX_CHANCE and s.typical_error <= MAX_TYPICAL_ERROR

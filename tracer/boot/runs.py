@@ -79,7 +79,7 @@ def list_runs(output_dir: Path) -> list[RunInfo]:
 
 def run_name(seq: int, boot_id: str, when: dt.datetime) -> str:
     """The directory name of run `seq`; boot_id in the journal form (tracer.host.boot_id)."""
-    name = f"{seq:04d}-{when.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{boot_id}"
+    name = f"{seq:04d}-{when.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{boot_id}"
     if not RUN_NAME.match(name):
         raise ValueError(f"bad run name {name!r} (boot id must be 32 hex digits)")
     return name

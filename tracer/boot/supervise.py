@@ -204,7 +204,7 @@ def run(
         )
     cmd = list(tracer_cmd) if tracer_cmd is not None else tracer_argv()
     boot_id = boot_id or host.boot_id("journal")
-    started = now or dt.datetime.now(dt.timezone.utc)
+    started = now or dt.datetime.now(dt.UTC)
     try:
         run_dir = new_run_dir(opts.output_dir, boot_id, started)
     except OSError as e:
@@ -296,7 +296,7 @@ def run(
     meta.update(
         state="done" if result.ok else "failed",
         stopped_by=stopped_by,
-        finished_utc=dt.datetime.now(dt.timezone.utc).isoformat(),
+        finished_utc=dt.datetime.now(dt.UTC).isoformat(),
         record=asdict(record),
         report=asdict(report) if report else None,
         analysis=asdict(analysis) if analysis else None,

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def _write(line: str) -> None:
 
 def log(msg: str, level: str = "info") -> None:
     """A logrus text line, as k3s prints when stderr is not a terminal."""
-    ts = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     quoted = msg.replace("\\", "\\\\").replace('"', '\\"')
     _write(f'time="{ts}" level={level} msg="{quoted}"')
 

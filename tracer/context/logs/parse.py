@@ -28,7 +28,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
 from tracer._errors import UsageError
@@ -330,7 +330,7 @@ def _yearless(mo: int, d: int, h: int, mi: int, s: int, frac: int, ref: int | No
               tz: tzinfo | None) -> int | None:
     """A time without a year: the year that puts it nearest the reference (Dec/Jan safe)."""
     ref_ns = ref if ref is not None else time.time_ns()
-    ref_year = datetime.fromtimestamp(ref_ns / 1e9, tz or timezone.utc).year
+    ref_year = datetime.fromtimestamp(ref_ns / 1e9, tz or UTC).year
     best = None
     for year in (ref_year - 1, ref_year, ref_year + 1):
         t = _wall_ns(year, mo, d, h, mi, s, frac, tz)
@@ -357,7 +357,7 @@ def _epoch_number_ns(v: int | Decimal) -> tuple[int, int]:
 def parse_timezone(text: str) -> tzinfo:
     """'UTC', '+01:00', '-0530' or an IANA name like 'Europe/Berlin' -> tzinfo (UsageError)."""
     if text.upper() in ("UTC", "Z"):
-        return timezone.utc
+        return UTC
     m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", text)
     if m:
         off = timedelta(hours=int(m[2]), minutes=int(m[3] or 0))
