@@ -60,7 +60,8 @@ def test_query_gives_compares_medians(
 def test_tables_partitions_and_schema(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     info = json.loads((dataset / ds.INFO_FILE).read_text())
     assert info["dataset_version"] == ds.DATASET_VERSION
-    assert set(info["tables"]) == {"runs", "segments", "waits", "phases", "processes", "metrics"}
+    assert set(info["tables"]) == {"runs", "segments", "waits", "phases", "processes",
+                                   "components", "metrics"}
     rows = query_json(dataset, "SELECT DISTINCT label, node, boot FROM runs ORDER BY label",
                       capsys)
     # the recording's own hostname and boot id (tests/data/etcd-start.trace/meta.json)
@@ -85,7 +86,7 @@ def test_append_rewrites_nothing(planted: tuple[Path, Path], tmp_path: Path,
     after = {p for p in out.rglob("*") if p.is_file()}
     assert all((p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) == v
                for p, v in before.items())
-    assert len(after - set(before)) == 6  # one new part file per table
+    assert len(after - set(before)) == len(ds.TABLES)  # one new part file per table
     # the same traces again: already there, not added twice
     capsys.readouterr()
     assert main(["dataset", str(planted[1]), "-o", str(out), "--workers", "1"]) == 0

@@ -33,7 +33,8 @@ from tracer._errors import TracerError, UsageError
 from tracer.runs.engine import Outcome
 from tracer.runs.metrics import run_metrics
 
-DATASET_VERSION = "1"
+#: 2: table `components` (stack components; 1 had none)
+DATASET_VERSION = "2"
 INFO_FILE = "_dataset.json"
 PARTITIONS = ("label", "node", "boot")
 
@@ -71,6 +72,12 @@ TABLES: dict[str, pa.Schema] = {
         ("start_ns", pa.int64()), ("end_ns", pa.int64()), ("exit_code", pa.int64()),
         ("component", pa.string()), ("unit", pa.string()), ("pod_uid", pa.string()),
         ("in_scope", pa.bool_()),
+    ]),
+    #: with stacks: on-CPU samples per stack component in the analysis window, and the time
+    #: they stand for (samples x 1 s / sample_hz)
+    "components": pa.schema([
+        _RUN_ID, ("component", pa.string()), ("samples", pa.int64()), ("sample_hz", pa.int64()),
+        ("cpu_ns", pa.int64()), ("pct", pa.float64()),
     ]),
     #: the numbers `compare` compares, one row per run and metric (tracer/runs/metrics.py)
     "metrics": pa.schema([_RUN_ID, ("name", pa.string()), ("value_ns", pa.int64())]),
@@ -131,6 +138,13 @@ def rows(o: Outcome, rid: str) -> dict[str, list[dict[str, Any]]]:
         out["processes"].append({"run_id": rid, **{k: p.get(k) for k in (
             "key", "pid", "parent_key", "comm", "exe", "argv", "start_ns", "end_ns",
             "exit_code", "component", "unit", "pod_uid", "in_scope")}})
+    st = a.get("stacks") or {}
+    hz = int(st.get("sample_hz") or 0)
+    for c in st.get("by_component") or [] if hz else []:
+        out["components"].append({
+            "run_id": rid, "component": c.get("component"), "samples": c.get("samples"),
+            "sample_hz": hz, "cpu_ns": round(int(c.get("samples") or 0) * 1_000_000_000 / hz),
+            "pct": c.get("pct")})
     out["metrics"] = [{"run_id": rid, "name": k, "value_ns": v}
                       for k, v in run_metrics(o.result()).items()]
     return out

@@ -8,8 +8,10 @@
 * ``wait:ENDPOINT`` / ``lag:ENDPOINT``: time waited on an endpoint by listener and poll waits
   inside the analysis window, and the polling lag of those waits (0 when nothing waited on it).
 
-Stack components (``component:NAME``, on-CPU time per component) come when the analysis has
-them; today's Analysis has no stack section, so there are none.
+* ``component:NAME``: with stacks (the analysis' `stacks` section), the on-CPU time of each
+  stack component inside the analysis window, estimated from its on-CPU samples: samples x
+  (1 s / sample_hz), so its resolution is one sampling period (20.4 ms at the default 49 Hz);
+  0 when a run had none of that component's samples.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def run_metrics(a: Analysis) -> dict[str, int]:
         for s in a.critical_path:
             k = f"path:{s['kind']}"
             out[k] = out.get(k, 0) + int(s["duration_ns"])
+    st = a.stacks
+    if st and st.get("sample_hz"):
+        period_ns = 1_000_000_000 / int(st["sample_hz"])
+        for c in st.get("by_component") or []:
+            out[f"component:{c['component']}"] = round(int(c["samples"]) * period_ns)
     for w in a.waits:
         if w.get("kind") not in ENDPOINT_WAITS or not w.get("endpoint") or not w.get("in_window"):
             continue
@@ -60,7 +67,8 @@ def _rank(name: str) -> tuple[int, str]:
 
 
 def metric_names(runs: Iterable[dict[str, int]], phase_order: Sequence[str] = ()) -> list[str]:
-    """Every metric of any run: total, phases (in the profile's order), path kinds, waits."""
+    """Every metric of any run: total, phases (in the profile's order), path kinds, waits,
+    components."""
     seen: dict[str, None] = {}
     for r in runs:
         seen.update((k, None) for k in r)
