@@ -186,6 +186,20 @@ def measures(res: dict[str, Any]) -> list[Measure]:
                            "resolution: the bench polls for the exit every 10 ms"))
         out.append(measure("attach.peak_rss", "recorder peak RSS, idle (its VmHWM)", "MiB",
                            1 / 1024, at["peak_rss_mb"], _le(100, "MB")))
+    wd = res.get("whatif_demo")
+    if isinstance(wd, dict) and "variants" in wd:
+        b = wd["base"]
+        for v in wd["variants"]:
+            m = v["measured"]
+            out.append(single(
+                f"whatif_demo.{v['interval_ms']:g}ms",
+                f"`whatif poll:` on the etcd + containerd demo: |predicted - measured median| "
+                f"of the end at {v['interval_ms']:g} ms polls (recorded at {b['interval_ms']:g} "
+                f"ms: {b['recorded_ms']:.1f} ms)", "ms", 0.1, v["error_ms"],
+                _le(round(v["allowed_ms"], 1), "ms"),
+                f"predicted {v['predicted_ms']:.1f} ms, measured {m['median']:.1f} ms "
+                f"({m['min']:.1f}-{m['max']:.1f}, n={m['n']}); goal: 10 % of the median or "
+                f"20 ms; /health request timeout {wd['request_timeout_s'] * 1000:g} ms"))
     sc = res.get("scale")
     if isinstance(sc, dict) and "sizes" in sc:
         for row in sc["sizes"]:

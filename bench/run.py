@@ -21,7 +21,8 @@ from typing import Any
 
 from bench import RESULTS, is_root, load_avg, log
 
-PHASES = ("overhead", "overhead_allcores", "probe_cost", "throughput", "attach", "scale")
+PHASES = ("overhead", "overhead_allcores", "probe_cost", "throughput", "attach", "scale",
+          "whatif_demo")
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -299,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import attach
 
                 res[phase] = attach.measure(runs=2 if args.quick else 5)
+            elif phase == "whatif_demo":
+                from bench import whatif_demo
+
+                res[phase] = whatif_demo.measure(runs=2 if args.quick else 5,
+                                                 variants=(100.0,) if args.quick
+                                                 else (100.0, 500.0))
             elif phase == "scale":
                 from bench import scale
 

@@ -46,17 +46,26 @@ OUT/gok3s.html, OUT/gok3s-analysis.json|txt, OUT/gok3s.trace/, OUT/gok3s-truth.j
     help="Readiness poll interval of the demo supervisor, seconds.",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.001, max=30.0),
+    default=None,
+    help="Per-request timeout of the etcd /health poll, seconds [default: 0.8 x the interval]. "
+    "Fix it when comparing intervals (what `whatif poll:` changes is the interval only).",
+)
+@click.option(
     "--go/--no-go",
     default=True,
     show_default=True,
     help="Also record gok3s, the k3s-shaped Go stand-in (needs a Go toolchain: make setup).",
 )
-def demo(output: Path, k3s: bool, poll_interval: float, go: bool) -> int:
+def demo(output: Path, k3s: bool, poll_interval: float, request_timeout: float | None,
+         go: bool) -> int:
     """Record a real control-plane-style startup, analyze it and write the report (root)."""
     from tracer.demo.run import run_demo
 
     result = run_library(
-        run_demo, output, click.echo, k3s=k3s, poll_interval_s=poll_interval, go=go
+        run_demo, output, click.echo, k3s=k3s, poll_interval_s=poll_interval, go=go,
+        request_timeout_s=request_timeout,
     )
     for note in result.notes:
         click.echo(f"k3sprof: note: {note}", err=True)

@@ -160,11 +160,13 @@ def run_demo(
     poll_interval_s: float = 0.25,
     k3s_until: str = K3S_UNTIL,
     go: bool = True,
+    request_timeout_s: float | None = None,
 ) -> DemoResult:
     """Record, analyze and report; progress() receives one line per step (with elapsed time).
 
     k3s_until: where a `k3s server` recording stops (a COND; tests use their own port).
     go: also record gok3s, the k3s-shaped Go stand-in (embedded demo only).
+    request_timeout_s: the etcd /health poll's per-request timeout (None: 0.8 x the interval).
     """
     preflight(k3s=k3s)
     clock = _Clock(progress)
@@ -207,6 +209,8 @@ def run_demo(
                 "--poll-interval",
                 f"{poll_interval_s:g}",
             ]
+            if request_timeout_s is not None:
+                command += ["--request-timeout", f"{request_timeout_s:g}"]
             until = []
             clock.say("recording the demo startup (etcd, modprobe, containerd, iptables, CNI)")
         with _notify_listener(scratch / "ready.sock") as notify:

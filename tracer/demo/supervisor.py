@@ -139,6 +139,10 @@ class Step:
 class Options:
     workdir: Path
     poll_interval_s: float = 0.25
+    #: per-request timeout of the etcd /health poll; None: 0.8 x the interval. `whatif` changes
+    #: only the interval, so a check of its predictions holds this fixed (bench/whatif_demo.py):
+    #: tied to the interval, a shorter interval also turns slower answers into failed polls
+    request_timeout_s: float | None = None
     #: a step that never gets ready is given up after this; 120 s, not 30: under TCG (the
     #: kernel matrix) with sched and stacks on, etcd took over 30 s to answer /health once
     timeout_s: float = 120.0
@@ -339,7 +343,7 @@ class Supervisor:
             # Per-request timeout below the interval, like a kubelet probe's timeoutSeconds:
             # etcd accepts connections before it serves them, so a request sent early would
             # otherwise just hang until etcd is ready, hiding the poll cadence and its lag.
-            request_timeout = 0.8 * self.opts.poll_interval_s
+            request_timeout = self.opts.request_timeout_s or 0.8 * self.opts.poll_interval_s
 
             def health() -> tuple[bool, str]:
                 return http_health("127.0.0.1", client, "/health", timeout=request_timeout)
@@ -754,6 +758,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]
         help="parent of the private state dir (default: %(default)s)",
     )
     ap.add_argument("--poll-interval", type=float, default=0.25, help="readiness poll interval, s")
+    ap.add_argument("--request-timeout", type=float, default=None,
+                    help="per-request timeout of the /health poll, s (default: 0.8 x interval)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="give up on a step after this, s")
     ap.add_argument(
@@ -768,9 +774,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]
     a = ap.parse_args(argv)
     if a.poll_interval <= 0 or a.timeout <= 0:
         ap.error("--poll-interval and --timeout must be positive")
+    if a.request_timeout is not None and a.request_timeout <= 0:
+        ap.error("--request-timeout must be positive")
     return a, Options(
         workdir=a.workdir,
         poll_interval_s=a.poll_interval,
+        request_timeout_s=a.request_timeout,
         timeout_s=a.timeout,
         daemon_output=a.daemon_output,
         notify_socket=a.notify_socket,
