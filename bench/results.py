@@ -44,6 +44,7 @@ UNITS: dict[str, tuple[str, float]] = {
     "MB": ("bytes", 1e6),
     "events/s": ("rate", 1.0),
     "count": ("count", 1.0),
+    "%": ("share", 0.01),
 }
 
 VERDICTS = ("met", "at the limit", "not met", "within noise")
@@ -186,6 +187,41 @@ def measures(res: dict[str, Any]) -> list[Measure]:
                            "resolution: the bench polls for the exit every 10 ms"))
         out.append(measure("attach.peak_rss", "recorder peak RSS, idle (its VmHWM)", "MiB",
                            1 / 1024, at["peak_rss_mb"], _le(100, "MB")))
+    st = res.get("stacks")
+    if isinstance(st, dict) and "burst" in st:
+        b = st["burst"]
+        out.append(measure("stacks.burst.ratio", "burst wall time, stacks on / --no-stacks (the "
+                           "burst as the recorded command: every event takes a user stack)",
+                           "x", RATIO_RES, b["ratio_on_off"], _le(1.02, "x"),
+                           f"paired rounds, scale {b['scale']:g}"))
+        sp = st["sampling"]
+        out.append(measure("stacks.sampler_cpu", f"on-CPU sampler at {sp['hz']} Hz, both cores "
+                           "busy: its BPF time, % of one CPU (kernel.bpf_stats_enabled)", "%",
+                           0.001, sp["sampler_cpu_fraction"], _le(1.0, "%"),
+                           f"recorder's own extra CPU for the samples "
+                           f"{100 * sp['recorder_extra_fraction']['median']:.2f} % of one CPU "
+                           "(median)", scale=100.0))
+        sy = st["symbolise"]
+        out.append(measure("stacks.symbolise", f"symbolise {sy['samples']:,} samples (extract "
+                           "at stop + naming every distinct stack), containerd's .gopclntab",
+                           "s", 0.01, sy["s"], _le(5.0, "s")
+                           if sy["samples"] >= 1_000_000 else None))
+    sd = res.get("sched")
+    if isinstance(sd, dict) and "pingpong" in sd:
+        pp = sd["pingpong"]
+        out.append(measure("sched.pingpong.ratio", f"pipe ping-pong pinned to one CPU "
+                           f"({pp['trips']:,} round trips, "
+                           f"{pp['untraced_switches_per_s']['median']:,.0f} switches/s "
+                           "untraced), default recorder / untraced", "x", RATIO_RES,
+                           pp["ratio_sched"], _le(1.10, "x"),
+                           f"--no-sched {pp['ratio_no_sched']['median']:.3f}x; lost "
+                           f"{sum(pp['lost_sched'])}"))
+        sp_ = sd["stop"]
+        out.append(measure("sched.stop.detach", "stop: SIGINT -> every program detached "
+                           "(idle default recorder)", "s", 0.002, sp_["last_detach_s"],
+                           _le(0.5, "s"), f"the recorder itself exits in "
+                           f"{sp_['exit_s']['median']:.3f} s (median); a forked child "
+                           "finishes the detach, one RCU grace period per tracepoint"))
     wd = res.get("whatif_demo")
     if isinstance(wd, dict) and "variants" in wd:
         b = wd["base"]

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import RESULTS, is_root, load_avg, log
+from bench import RESULTS, is_root, load_avg, log, summary
 
 PHASES = ("overhead", "overhead_allcores", "probe_cost", "throughput", "attach", "scale",
-          "whatif_demo")
+          "stacks", "sched", "whatif_demo")
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -300,6 +300,26 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import attach
 
                 res[phase] = attach.measure(runs=2 if args.quick else 5)
+            elif phase == "stacks":
+                from bench import stacks_overhead, symbols
+
+                n = 100_000 if args.quick else 1_000_000
+                ex, nm = symbols.bench_samples("/usr/bin/containerd", n, 1 if args.quick else 3)
+                res[phase] = {
+                    "burst": stacks_overhead.burst(2 if args.quick else 7,
+                                                   0.3 if args.quick else 2.0),
+                    "sampling": stacks_overhead.sampling(3.0 if args.quick else 6.0, 49,
+                                                         1 if args.quick else 3),
+                    "symbolise": {"samples": n, "s": summary([a + b for a, b in zip(ex, nm)])},
+                }
+            elif phase == "sched":
+                from bench import sched_overhead, stop
+
+                res[phase] = {
+                    "pingpong": sched_overhead.measure(2 if args.quick else 7,
+                                                       20_000 if args.quick else 200_000),
+                    "stop": stop.measure(2 if args.quick else 5),
+                }
             elif phase == "whatif_demo":
                 from bench import whatif_demo
 

@@ -105,6 +105,68 @@ PATH_VARIANTS = {"raw": ("--sched-hooks", "raw"), "tracepoint": ("--sched-hooks"
                  "no-sched": ("--no-sched",)}
 
 
+def measure(rounds: int = 7, trips: int = 200_000, *, no_bpf_stats: bool = False,
+            workload: str = "pingpong", pin: int = 0, paths: bool = False) -> dict[str, Any]:
+    """Paired rounds (module docstring): ratios, BPF shares and lost events per variant."""
+    global WORKLOAD_KIND, PIN
+    WORKLOAD_KIND = workload
+    PIN = None if pin < 0 else pin
+    variants = PATH_VARIANTS if paths else VARIANTS
+    ratios: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_ratios: dict[str, list[float]] = {v: [] for v in variants}
+    rates: list[float] = []
+    lost: dict[str, list[int]] = {v: [] for v in variants}
+    notes: list[str] = []
+    bpf_share: dict[str, list[float]] = {v: [] for v in variants}
+    per_run: dict[str, list[float]] = {v: [] for v in variants}
+    # sched on: variant -> program -> per round (ns per run, runs per trip)
+    per_prog: dict[str, dict[str, dict[str, list[float]]]] = {}
+    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
+        for r in range(rounds):
+            for label, extra in variants.items():
+                base = _workload(trips)
+                w, info = _traced(trips, Path(tmp) / f"{label}{r}", *extra,
+                                  bpf_stats=not no_bpf_stats)
+                ratios[label].append(w["wall_s"] / base["wall_s"])
+                cpu_ratios[label].append(w["cpu_s"] / base["cpu_s"])
+                lost[label].append(info["lost"])
+                bpf_share[label].append(info["bpf_cpu_share"])
+                per_run[label].append(info["bpf_ns_per_run"])
+                if label != "no-sched":
+                    for name, p in info["programs"].items():
+                        d = per_prog.setdefault(label, {}).setdefault(
+                            name, {"ns_per_run": [], "runs_per_trip": [], "ns_per_trip": []})
+                        d["ns_per_run"].append(p["ns"] / p["runs"] if p["runs"] else 0.0)
+                        # per round trip of the ping-pong, per burst of --workload burst
+                        unit = trips if workload == "pingpong" else 1
+                        d["runs_per_trip"].append(p["runs"] / unit)
+                        d["ns_per_trip"].append(p["ns"] / unit)
+                rates.append(base["switches_per_s"])
+                others = foreign_tracers()
+                if others:
+                    notes.append(f"round {r}: other tracers live: {others}")
+                log(f"round {r} {label}: untraced {base['wall_s']:.3f}s traced "
+                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} cpu ratio "
+                    f"{cpu_ratios[label][-1]:.3f} lost {info['lost']} "
+                    f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
+                    f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
+    key = {v: v.replace("-", "_") for v in variants}
+    res: dict[str, Any] = {"variants": list(variants)}
+    for v in variants:
+        res[f"ratio_{key[v]}"] = summary(ratios[v])
+        res[f"cpu_ratio_{key[v]}"] = summary(cpu_ratios[v])
+        res[f"bpf_cpu_share_{key[v]}"] = summary(bpf_share[v])
+        res[f"bpf_ns_per_run_{key[v]}"] = summary(per_run[v])
+        res[f"lost_{key[v]}"] = lost[v]
+    for v, progs in per_prog.items():
+        res[f"programs_{key[v]}"] = {
+            n: {k: summary(x) for k, x in d.items()}
+            for n, d in sorted(progs.items(), key=lambda kv: -sum(kv[1]["ns_per_trip"]))}
+    res.update({"untraced_switches_per_s": summary(rates), "trips": trips,
+                "workload": workload, "pinned_cpu": PIN, "notes": notes})
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -120,73 +182,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="sched on once per hook path (raw tracepoints, tracepoints), "
                          "interleaved with --no-sched, each paired with its own untraced run")
     a = ap.parse_args(argv)
-    global WORKLOAD_KIND, PIN
-    WORKLOAD_KIND = a.workload
-    PIN = None if a.pin < 0 else a.pin
-    variants = PATH_VARIANTS if a.paths else VARIANTS
-    ratios: dict[str, list[float]] = {v: [] for v in variants}
-    cpu_ratios: dict[str, list[float]] = {v: [] for v in variants}
-    rates: list[float] = []
-    lost: dict[str, list[int]] = {v: [] for v in variants}
-    notes: list[str] = []
-    bpf_share: dict[str, list[float]] = {v: [] for v in variants}
-    per_run: dict[str, list[float]] = {v: [] for v in variants}
-    # sched on: variant -> program -> per round (ns per run, runs per trip)
-    per_prog: dict[str, dict[str, dict[str, list[float]]]] = {}
-    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
-        for r in range(a.rounds):
-            for label, extra in variants.items():
-                base = _workload(a.trips)
-                w, info = _traced(a.trips, Path(tmp) / f"{label}{r}", *extra,
-                                  bpf_stats=not a.no_bpf_stats)
-                ratios[label].append(w["wall_s"] / base["wall_s"])
-                cpu_ratios[label].append(w["cpu_s"] / base["cpu_s"])
-                lost[label].append(info["lost"])
-                bpf_share[label].append(info["bpf_cpu_share"])
-                per_run[label].append(info["bpf_ns_per_run"])
-                if label != "no-sched":
-                    for name, p in info["programs"].items():
-                        d = per_prog.setdefault(label, {}).setdefault(
-                            name, {"ns_per_run": [], "runs_per_trip": [], "ns_per_trip": []})
-                        d["ns_per_run"].append(p["ns"] / p["runs"] if p["runs"] else 0.0)
-                        # per round trip of the ping-pong, per burst of --workload burst
-                        unit = a.trips if a.workload == "pingpong" else 1
-                        d["runs_per_trip"].append(p["runs"] / unit)
-                        d["ns_per_trip"].append(p["ns"] / unit)
-                rates.append(base["switches_per_s"])
-                others = foreign_tracers()
-                if others:
-                    notes.append(f"round {r}: other tracers live: {others}")
-                log(f"round {r} {label}: untraced {base['wall_s']:.3f}s traced "
-                    f"{w['wall_s']:.3f}s ratio {ratios[label][-1]:.3f} cpu ratio "
-                    f"{cpu_ratios[label][-1]:.3f} lost {info['lost']} "
-                    f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
-                    f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
-    key = {v: v.replace("-", "_") for v in variants}
-    res: dict[str, Any] = {}
-    for v in variants:
-        res[f"ratio_{key[v]}"] = summary(ratios[v])
-        res[f"cpu_ratio_{key[v]}"] = summary(cpu_ratios[v])
-        res[f"bpf_cpu_share_{key[v]}"] = summary(bpf_share[v])
-        res[f"bpf_ns_per_run_{key[v]}"] = summary(per_run[v])
-        res[f"lost_{key[v]}"] = lost[v]
-    for v, progs in per_prog.items():
-        res[f"programs_{key[v]}"] = {
-            n: {k: summary(x) for k, x in d.items()}
-            for n, d in sorted(progs.items(), key=lambda kv: -sum(kv[1]["ns_per_trip"]))}
-    res.update({"untraced_switches_per_s": summary(rates), "trips": a.trips,
-                "workload": a.workload, "pinned_cpu": PIN, "notes": notes})
+    res = measure(a.rounds, a.trips, no_bpf_stats=a.no_bpf_stats, workload=a.workload,
+                  pin=a.pin, paths=a.paths)
     print(json.dumps(res))
     what = f"ping-pong {a.trips} trips" if a.workload == "pingpong" else \
         f"burst (scale {BURST_SCALE:g})"
     parts = []
-    for v in variants:
-        s_ = res[f"ratio_{key[v]}"]
+    for v in res["variants"]:
+        k = v.replace("-", "_")
+        s_ = res[f"ratio_{k}"]
         parts.append(f"{v} {s_['median']:.3f} ({s_['min']:.3f}-{s_['max']:.3f}, n={s_['n']}), "
-                     f"CPU {res[f'cpu_ratio_{key[v]}']['median']:.3f}, lost {sum(lost[v])}, "
-                     f"BPF/wall {res[f'bpf_cpu_share_{key[v]}']['median']:.3f}")
-    print(f"{what}, untraced {summary(rates)['median']:.0f} switches/s; traced/untraced "
-          "wall: " + "; ".join(parts), file=sys.stderr)
+                     f"CPU {res[f'cpu_ratio_{k}']['median']:.3f}, lost {sum(res[f'lost_{k}'])}, "
+                     f"BPF/wall {res[f'bpf_cpu_share_{k}']['median']:.3f}")
+    print(f"{what}, untraced {res['untraced_switches_per_s']['median']:.0f} switches/s; "
+          "traced/untraced wall: " + "; ".join(parts), file=sys.stderr)
     return 0
 
 

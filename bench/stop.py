@@ -19,7 +19,9 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import Recorder, _detach_children, load_avg, log, summary
 
@@ -56,19 +58,24 @@ def one(out: Path, extra: list[str]) -> tuple[float, float]:
     return exit_s, time.monotonic() - t0
 
 
+def measure(runs: int = 5, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """{exit_s, last_detach_s: summaries, extra} over `runs` idle default recordings."""
+    exits, detached = [], []
+    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-stop-") as tmp:
+        for i in range(runs):
+            e, d = one(Path(tmp) / f"t{i}", list(extra))
+            exits.append(e)
+            detached.append(d)
+            log(f"run {i}: exit {e:.3f}s, last detach {d:.3f}s, load {load_avg()}")
+    return {"exit_s": summary(exits), "last_detach_s": summary(detached), "extra": list(extra)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("extra", nargs="*", help="extra `record` arguments (after --)")
     a = ap.parse_args(argv)
-    exits, detached = [], []
-    with tempfile.TemporaryDirectory(prefix="k3sprof-bench-stop-") as tmp:
-        for i in range(a.runs):
-            e, d = one(Path(tmp) / f"t{i}", a.extra)
-            exits.append(e)
-            detached.append(d)
-            log(f"run {i}: exit {e:.3f}s, last detach {d:.3f}s, load {load_avg()}")
-    res = {"exit_s": summary(exits), "last_detach_s": summary(detached), "extra": a.extra}
+    res = measure(a.runs, a.extra)
     print(json.dumps(res))
     x, d_ = res["exit_s"], res["last_detach_s"]
     print(f"stop: SIGINT -> exit {x['median']:.3f}s ({x['min']:.3f}-{x['max']:.3f}, "

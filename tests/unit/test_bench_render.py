@@ -164,3 +164,44 @@ def test_kernel_matrix_table_is_rendered_from_its_imported_run(
            "8.97 / 41.67 (2.11) | 276.3 |" in text
     assert "boot 1: k3s.service held 35.24 s" in text and stored.name in text
     assert R.newest().name == "2026-12-06T2200Z.json"  # type: ignore[union-attr]
+
+
+def test_the_stacks_sched_and_whatif_phases_become_measures_with_verdicts() -> None:
+    """The phases issue 23, 24 and 28 measure, on made-up numbers: each figure in its unit,
+    against the issue's goal, the verdict computed."""
+    res = {
+        "stacks": {
+            "burst": {"scale": 2.0, "ratio_on_off": _summary(1.00, 1.01, 1.04)},
+            "sampling": {"hz": 49, "sampler_cpu_fraction": _summary(0.0004, 0.0005, 0.0007),
+                         "recorder_extra_fraction": _summary(0.001, 0.002)},
+            "symbolise": {"samples": 1_000_000, "s": _summary(1.1, 1.2, 1.4)},
+        },
+        "sched": {
+            "pingpong": {"trips": 200_000, "untraced_switches_per_s": _summary(900_000.0),
+                         "ratio_sched": _summary(1.14, 1.15, 1.16),
+                         "ratio_no_sched": _summary(1.04, 1.05), "lost_sched": [0, 0, 0]},
+            "stop": {"exit_s": _summary(0.12, 0.13), "last_detach_s": _summary(3.5, 3.7, 3.9)},
+        },
+        "whatif_demo": {
+            "base": {"interval_ms": 250.0, "recorded_ms": 1000.0}, "request_timeout_s": 0.08,
+            "variants": [
+                {"interval_ms": 100.0, "predicted_ms": 700.0,
+                 "measured": _summary(690.0, 710.0, 760.0), "error_ms": 10.0,
+                 "allowed_ms": 71.0},
+                {"interval_ms": 500.0, "predicted_ms": 1500.0,
+                 "measured": _summary(1300.0, 1350.0, 1400.0), "error_ms": 150.0,
+                 "allowed_ms": 135.0},
+            ],
+        },
+    }
+    by = {m["id"]: m for m in R.measures(res)}
+    assert by["stacks.burst.ratio"]["verdict"] == "met"  # 1.01 <= 1.02 by more than 0.001
+    assert by["stacks.sampler_cpu"]["unit"] == "%"
+    assert by["stacks.sampler_cpu"]["median"] == pytest.approx(0.05)
+    assert by["stacks.sampler_cpu"]["verdict"] == "met"
+    assert by["stacks.symbolise"]["verdict"] == "met"
+    assert by["sched.pingpong.ratio"]["verdict"] == "not met"
+    assert by["sched.stop.detach"]["verdict"] == "not met"
+    assert by["whatif_demo.100ms"]["verdict"] == "met"
+    assert by["whatif_demo.500ms"]["verdict"] == "not met"
+    assert "measured 1350.0 ms (1300.0-1400.0, n=3)" in by["whatif_demo.500ms"]["note"]
