@@ -8,7 +8,8 @@ inherits the socket, same fd: a pre-fork server, a daemon that listens then daem
 LISTEN_PID / LISTEN_FDS accepts on it). The listener only sleeps in waitpid. The wait's target
 must be the acceptor (the server's own truth names its pid), and each `wait:poll` segment must
 carry the ACCEPTOR's states with the bounds of test_sched_path_truth.py: cpu within 10 % of the
-job's thread CPU, io >= 50 % of its fsync time; the listener is named as such."""
+job's thread CPU, io >= 50 % of its fsync time, and its fsync calls (blockers) as many as the
+workload timed, their total within 10 %; the listener is named as such."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.integration.recording import WORKLOADS, free_port, record
-from tests.integration.test_sched_path_truth import Answer, _poll_segment
+from tests.integration.test_sched_path_truth import Answer, _poll_segment, fsync_time_matches
 from tracer import schema
 from tracer.analyzer import analyze
 from tracer.report.text import render
@@ -116,3 +117,4 @@ def test_an_fsyncing_acceptor_is_disk_io(handed_off) -> None:  # type: ignore[no
     st = _poll_segment(a, t)["states"]
     assert t["fsyncs"] >= 1
     assert st["io"] >= 0.50 * t["fsync_ns"], (st, t, render(a))
+    fsync_time_matches(a, t)
