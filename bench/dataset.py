@@ -128,33 +128,30 @@ class LoopbackCluster:
                 p.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--traces", type=int, default=1000)
-    ap.add_argument("--workers", default="1,2,4", help="local pool sizes, comma-separated")
-    ap.add_argument("--dask", type=int, default=2, help="Dask workers (0: no Dask run)")
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dataset.json")
-    args = ap.parse_args(argv)
+def measure(traces: int = 1000, workers: tuple[int, ...] = (1, 2, 4), dask: int = 2,
+            rounds: int = 1, command: str = "bench/dataset.py") -> dict[str, Any]:
+    """Synthesise `traces` traces, time `k3sprof dataset` per configuration (module
+    docstring): {traces, synthesis_s, cpus, date, rows: [{config, runs, wall_s, cpu_s,
+    per_trace_ms, cpu_per_trace_ms, speedup}], command}."""
     with tempfile.TemporaryDirectory(prefix="k3sprof-dataset-bench-") as tmpname:
         tmp = Path(tmpname)
-        synth_s = synthesise(tmp / "traces", args.traces)
+        synth_s = synthesise(tmp / "traces", traces)
         rows: list[dict[str, Any]] = []
         configs: list[tuple[str, list[str], list[int] | None]] = [
             (f"{w} local worker{'s' if w > 1 else ''}", ["--workers", str(w)], None)
-            for w in (int(x) for x in args.workers.split(","))
+            for w in workers
         ]
-        cluster = LoopbackCluster(args.dask, tmp) if args.dask else None
+        cluster = LoopbackCluster(dask, tmp) if dask else None
         try:
             if cluster is not None:
-                configs.append((f"Dask, {args.dask} workers on loopback",
+                configs.append((f"Dask, {dask} workers on loopback",
                                 ["--cluster", cluster.address],
                                 [p.pid for p in cluster.procs[1:]]))
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in configs}
             # rounds interleave the configurations: a change in the machine's load falls on all
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for name, extra, wpids in configs:
-                    runs[name].append(one_run(tmp / "traces", tmp / "out", extra, args.traces,
+                    runs[name].append(one_run(tmp / "traces", tmp / "out", extra, traces,
                                               wpids))
             for name, _, _ in configs:
                 rows.append({"config": name, "runs": runs[name],
@@ -165,14 +162,28 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.close()
     base = rows[0]["wall_s"]
     for r in rows:
-        r["per_trace_ms"] = round(1000 * r["wall_s"] / args.traces, 2)
-        r["cpu_per_trace_ms"] = round(1000 * r["cpu_s"] / args.traces, 2)
+        r["per_trace_ms"] = round(1000 * r["wall_s"] / traces, 2)
+        r["cpu_per_trace_ms"] = round(1000 * r["cpu_s"] / traces, 2)
         r["speedup"] = round(base / r["wall_s"], 2)
-    result = {
-        "traces": args.traces, "synthesis_s": round(synth_s, 1), "cpus": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "rows": rows,
-        "command": " ".join(["bench/dataset.py", *(argv if argv is not None else sys.argv[1:])]),
+    return {
+        "traces": traces, "synthesis_s": round(synth_s, 1), "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "rows": rows, "command": command,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--traces", type=int, default=1000)
+    ap.add_argument("--workers", default="1,2,4", help="local pool sizes, comma-separated")
+    ap.add_argument("--dask", type=int, default=2, help="Dask workers (0: no Dask run)")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dataset.json")
+    args = ap.parse_args(argv)
+    result = measure(args.traces, tuple(int(x) for x in args.workers.split(",")), args.dask,
+                     args.rounds, " ".join(["bench/dataset.py",
+                                            *(argv if argv is not None else sys.argv[1:])]))
+    rows = result["rows"]
+    synth_s = result["synthesis_s"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{args.traces} traces (synthesised in {synth_s:.1f} s), {os.cpu_count()} CPUs, "

@@ -30,7 +30,7 @@ from bench import results as R
 
 #: the files that hold rendered blocks
 DOCS = (ROOT / "README.md", ROOT / "docs" / "bench.md", ROOT / "docs" / "kernels.md",
-        ROOT / "docs" / "whatif.md")
+        ROOT / "docs" / "whatif.md", ROOT / "docs" / "runs.md")
 
 #: the README's summary: these measures, in this order
 SUMMARY_IDS = (
@@ -128,6 +128,7 @@ def blocks(path: Path, doc: dict[str, Any]) -> dict[str, str]:
     return {
         "bench-summary": f"{head}\n\n{table(summary)}\n",
         "bench-all": f"{head}\n\n{table(ms)}\n",
+        "bench-dataset": f"{head}\n\n{table(m for m in ms if m['id'].startswith('dataset.'))}\n",
         "bench-whatif": f"{head}\n\n{table(m for m in ms if m['id'].startswith('whatif_demo.'))}\n",
     }
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, TypedDict
@@ -222,6 +223,18 @@ def measures(res: dict[str, Any]) -> list[Measure]:
                            _le(0.5, "s"), f"the recorder itself exits in "
                            f"{sp_['exit_s']['median']:.3f} s (median); a forked child "
                            "finishes the detach, one RCU grace period per tracepoint"))
+    ds = res.get("dataset")
+    if isinstance(ds, dict) and "rows" in ds:
+        for r in ds["rows"]:
+            walls = [x["wall_s"] for x in r["runs"]]
+            loads = ", ".join(f"{x['load']:.1f}" for x in r["runs"])
+            slug = re.sub(r"[^a-z0-9]+", "_", r["config"].lower()).strip("_")
+            out.append(measure(
+                f"dataset.{slug}", f"`k3sprof dataset` of {ds['traces']:,} traces, {r['config']}",
+                "s", 0.01, {"n": len(walls), "median": r["wall_s"], "min": min(walls),
+                            "max": max(walls)},
+                note=f"{r['per_trace_ms']:.1f} ms per trace, speedup {r['speedup']:.2f}x, CPU "
+                     f"{r['cpu_per_trace_ms']:.1f} ms per trace; load before {loads}"))
     wd = res.get("whatif_demo")
     if isinstance(wd, dict) and "variants" in wd:
         b = wd["base"]

@@ -22,7 +22,7 @@ from typing import Any
 from bench import RESULTS, is_root, load_avg, log, summary
 
 PHASES = ("overhead", "overhead_allcores", "probe_cost", "throughput", "attach", "scale",
-          "stacks", "sched", "whatif_demo")
+          "dataset", "stacks", "sched", "whatif_demo")
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     root = is_root()
     for phase in phases:
-        if phase != "scale" and not root:
+        if phase not in ("scale", "dataset") and not root:
             res[phase] = "needs root (it records): run with sudo"
             log(f"{phase}: skipped, needs root")
             continue
@@ -300,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import attach
 
                 res[phase] = attach.measure(runs=2 if args.quick else 5)
+            elif phase == "dataset":
+                from bench import dataset
+
+                res[phase] = dataset.measure(40 if args.quick else 1000,
+                                             (1, 2) if args.quick else (1, 2, 4),
+                                             dask=2, rounds=1 if args.quick else 3,
+                                             command="sudo make bench")
             elif phase == "stacks":
                 from bench import stacks_overhead, symbols
 

@@ -20,7 +20,8 @@ DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
 
 #: block name -> the file it belongs in
 BLOCK_HOME = {"bench-summary": "README.md", "bench-all": "docs/bench.md",
-              "kernels": "docs/kernels.md", "bench-whatif": "docs/whatif.md"}
+              "kernels": "docs/kernels.md", "bench-whatif": "docs/whatif.md",
+              "bench-dataset": "docs/runs.md"}
 
 _OPEN = re.compile(r"<!-- rendered:([\w-]+)(.*?)-->")
 _END = re.compile(r"<!-- end rendered:([\w-]+) -->")
