@@ -343,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{phase}: FAILED: {e}")
     res["total_s"] = time.monotonic() - t0
     res["machine"]["load_at_end"] = load_avg()
-    md = (f"{table(res)}\n\n{machine_text(res['machine'])} "
+    from bench import render, results
+
+    md = (f"{table(res)}\n\nEvery measure, as the docs render them:\n\n"
+          f"{render.table(results.measures(res))}\n\n{machine_text(res['machine'])} "
           f"Bench wall time {res['total_s'] / 60:.1f} min.\n")
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "latest.json").write_text(json.dumps(res, indent=1, sort_keys=True,
