@@ -12,7 +12,10 @@ session an ext4 image is made from it plus:
 * `k3sprof boot install --root IMAGE_ROOT` (what an image builder runs), a stand-in
   k3s.service and /usr/local/bin/k3s (STAND-IN, not k3s: a small real program that listens
   on 6443 and then sends READY=1, see STANDIN_K3S), and a check unit that waits for the
-  boot recording to finish, saves what systemd and journald say, and powers off.
+  boot recording to finish, saves what systemd and journald say, and powers off;
+* a socket-activated stand-in datastore (k3sprof-sockd.socket on 127.0.0.1:6444 and its
+  service, SOCKD) that the stand-in k3s polls every 100 ms before it listens: systemd
+  listens, the daemon it starts on the first connection accepts (issue 29's shape 1).
 
 After each boot the host copies /var/lib/k3sprof (the runs) and /var/lib/k3sprof-check out of
 the image with debugfs (no loop mount, no running VM needed).
@@ -59,6 +62,27 @@ def log(msg):
 
 
 log("Starting k3s v0.0.0-standin (not k3s)")
+
+
+def datastore_ready():
+    """One readiness check of the socket-activated stand-in datastore on 6444 (k3sprof-sockd):
+    a fresh connection, the first line of its answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6444), timeout=30) as c:
+            return c.recv(16).startswith(b"ready")
+    except OSError:
+        return False
+
+
+# poll it every 100 ms from the first attempt: a ticker that drops the ticks a slow attempt
+# missed (Go's time.Ticker, under k3s's readiness loops), not a burst that catches up
+t0 = time.monotonic()
+attempts = 1
+while not datastore_ready():
+    attempts += 1
+    now = time.monotonic()
+    time.sleep(0.1 - (now - t0) % 0.1)
+log(f"datastore 127.0.0.1:6444 ready after {attempts} attempts")
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("0.0.0.0", 6443))
@@ -76,6 +100,69 @@ while True:
     c, _ = srv.accept()
     c.close()
 '''
+
+SOCKD = '''\
+#!/usr/bin/python3
+"""STAND-IN datastore for the k3sprof systemd VM test (not kine, not etcd): started by systemd
+socket activation (k3sprof-sockd.socket listens on 127.0.0.1:6444; this service gets the
+socket as fd 3, LISTEN_PID/LISTEN_FDS, and accepts on it: the listener, systemd, is not the
+acceptor). Its job before it is ready: 300 ms of CPU on its main thread; meanwhile another
+thread answers every connection "not ready", then "ready". Its truth (pid, the job's thread
+CPU, the process's CPU at the job's end, CLOCK_MONOTONIC ns) goes to
+/var/lib/k3sprof-check/<boot id>/sockd.json for the host."""
+import json
+import os
+import socket
+import threading
+import time
+
+assert int(os.environ["LISTEN_PID"]) == os.getpid() and int(os.environ["LISTEN_FDS"]) == 1
+srv = socket.socket(fileno=3)
+done = threading.Event()
+
+
+def serve():
+    while True:
+        c, _ = srv.accept()
+        with c:
+            c.sendall(b"ready\\n" if done.is_set() else b"not ready\\n")
+
+
+threading.Thread(target=serve, daemon=True).start()
+t0, c0 = time.monotonic_ns(), time.thread_time_ns()
+while time.thread_time_ns() - c0 < 300_000_000:
+    pass
+c1, t1 = time.thread_time_ns(), time.monotonic_ns()
+truth = {"pid": os.getpid(), "t0": t0, "t1": t1, "cpu_ns": c1 - c0,
+         "proc_cpu_ns": time.process_time_ns()}
+boot = open("/proc/sys/kernel/random/boot_id").read().strip().replace("-", "")
+out = f"/var/lib/k3sprof-check/{boot}"
+os.makedirs(out, exist_ok=True)
+with open(f"{out}/sockd.json", "w") as f:
+    json.dump(truth, f)
+done.set()
+threading.Event().wait()
+'''
+
+SOCKD_SOCKET = """\
+[Unit]
+Description=STAND-IN datastore socket for the k3sprof VM test (socket activation)
+
+[Socket]
+ListenStream=127.0.0.1:6444
+Accept=no
+
+[Install]
+WantedBy=sockets.target
+"""
+
+SOCKD_SERVICE = """\
+[Unit]
+Description=STAND-IN datastore for the k3sprof VM test (socket-activated; not kine/etcd)
+
+[Service]
+ExecStart=/usr/local/bin/k3sprof-sockd
+"""
 
 # k3s's own unit as its installer writes it, minus what needs the real binary
 STANDIN_UNIT = """\
@@ -202,6 +289,9 @@ def build_image(kernel: vm.Kernel, work: Path) -> Path:
     k3s.parent.mkdir(parents=True, exist_ok=True)
     k3s.write_text(STANDIN_K3S)
     k3s.chmod(0o755)
+    sockd = root / "usr/local/bin/k3sprof-sockd"
+    sockd.write_text(SOCKD)
+    sockd.chmod(0o755)
     chk = root / "usr/local/sbin/k3sprof-vmcheck"
     chk.parent.mkdir(parents=True, exist_ok=True)
     chk.write_text(CHECK_SCRIPT)
@@ -212,6 +302,11 @@ def build_image(kernel: vm.Kernel, work: Path) -> Path:
     for name, text in (("k3s.service", STANDIN_UNIT), ("k3sprof-vmcheck.service", CHECK_UNIT)):
         (units / name).write_text(text)
         (wants / name).symlink_to(f"/etc/systemd/system/{name}")
+    (units / "k3sprof-sockd.service").write_text(SOCKD_SERVICE)
+    (units / "k3sprof-sockd.socket").write_text(SOCKD_SOCKET)
+    sockets = units / "sockets.target.wants"
+    sockets.mkdir(parents=True, exist_ok=True)
+    (sockets / "k3sprof-sockd.socket").symlink_to("/etc/systemd/system/k3sprof-sockd.socket")
     (root / "etc/hostname").write_text("k3sprof-vm\n")
     # the checkout may live under /tmp (a fresh clone): Debian's tmpfiles empty /tmp at boot
     # ("D /tmp") and tmp.mount would hide it, so neither happens in this image
