@@ -15,7 +15,7 @@ setup: ## Install OS packages, mount tracefs, link headers, create .venv (root, 
 demo: setup ## The main job: record a control-plane-style startup, analyze it, write reports/demo/demo.html
 	$(VENV)/bin/k3sprof demo -o $(OUT)
 
-test: setup lint ## Lint, the whole test suite (unit + integration with real BPF; root), then test-kernels, then lab-test
+test: setup lint docs-check ## Lint, the rendered figures, the whole test suite (unit + integration with real BPF; root), then test-kernels, then lab-test
 	$(PY) -m pytest -q tests --ignore=tests/kernels --ignore=tests/lab
 	$(MAKE) --no-print-directory test-kernels
 	$(MAKE) --no-print-directory lab-test
@@ -34,7 +34,7 @@ lint: ## ruff + mypy (strict on tracer/)
 	$(VENV)/bin/ruff check tracer tests bench
 	$(VENV)/bin/mypy
 
-bench: setup ## Benchmarks (overhead, throughput, attach latency, analysis scale)
+bench: setup ## Benchmarks (overhead, throughput, attach, analysis scale, dataset, stacks, sched, whatif on the demo): writes bench/runs/<date>.json
 	$(PY) -m bench.run
 
 docs: ## Render the tables of measured figures in README.md and docs/ from the newest bench/runs/*.json

@@ -211,8 +211,10 @@ def run(check: bool, files: Iterable[Path] = DOCS,
         return 1
     bodies = blocks(path, R.load(path))
     kpath = R.newest("kernels")
-    if kpath is not None:
-        bodies["kernels"] = kernels_block(kpath, R.load(kpath))
+    bodies["kernels"] = kernels_block(kpath, R.load(kpath)) if kpath is not None else (
+        "No kernel matrix run is imported yet: after `make test-kernels`, "
+        "`.venv/bin/python -m bench.render --import-kernels reports/kernels` stores its "
+        "results in bench/runs/ and renders them here.\n")
     bad = 0
     for f in files:
         text = f.read_text()

@@ -127,9 +127,22 @@ RATIO_RES = 0.001
 TICK_S = 0.01
 
 
+#: phase -> the measure id its "not measured" row takes when the phase failed or was skipped
+PHASE_IDS = {"overhead": "overhead", "overhead_allcores": "overhead_allcores",
+             "probe_cost": "probe_cost.total", "throughput": "throughput.lossless",
+             "attach": "attach", "scale": "scale", "dataset": "dataset", "stacks": "stacks",
+             "sched": "sched", "whatif_demo": "whatif_demo"}
+
+
 def measures(res: dict[str, Any]) -> list[Measure]:
-    """Every published figure of a bench run (bench/run.py's result dict), with its goal."""
+    """Every published figure of a bench run (bench/run.py's result dict), with its goal; a
+    phase that failed or was skipped is one "not measured" row saying why (never silent)."""
     out: list[Measure] = []
+    for phase, mid in PHASE_IDS.items():
+        why = res.get(phase)
+        if isinstance(why, str):
+            out.append(single(f"{mid}.not_measured", f"phase `{phase}`", "count", 1.0,
+                              math.nan, note=f"not measured: {why}"))
     for phase, goal_x in (("overhead", 1.03), ("overhead_allcores", 1.05)):
         ov = res.get(phase)
         if not isinstance(ov, dict) or "tracers" not in ov:

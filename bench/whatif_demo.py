@@ -49,8 +49,11 @@ def measure(runs: int = 5, base_ms: float = 250.0, variants: tuple[float, ...] =
         root = Path(tmp)
         log(f"whatif_demo: recording the demo at {base_ms:g} ms")
         base = _demo(root / "base", base_ms, request_timeout_s)
+        # the demo's two retry loops: refused until the listen (a listener wait), then
+        # answered not-ready (a poll wait): every endpoint a retry loop with a cadence waited on
         endpoints = sorted({str(w["endpoint"]) for w in base.waits
-                            if w.get("kind") == "poll" and w.get("endpoint")})
+                            if w.get("kind") in ("poll", "listener") and w.get("endpoint")
+                            and w.get("interval_ns")})
         if not endpoints:
             raise RuntimeError("the base recording has no poll wait to change")
         out: dict[str, Any] = {
