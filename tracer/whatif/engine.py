@@ -181,6 +181,17 @@ class Graph:
         for s in a.critical_path:
             if s.get("key"):
                 self.on_path[str(s["key"])] += s["end_ns"] - s["start_ns"]
+        #: comm / executable / component -> process keys (a selector without a glob is a
+        #: lookup here: suggest() names hundreds of candidates on a large trace, and matching
+        #: each against every process was most of a report's time)
+        self._by_name: dict[str, set[str]] = defaultdict(set)
+        self._by_pid: dict[int, set[str]] = defaultdict(set)
+        for k, p in self.procs.items():
+            self._by_pid[p.pid].add(k)
+            for known_as in (p.comm, p.exe, p.component or ""):
+                if known_as:
+                    self._by_name[known_as].add(k)
+        self._selected: dict[str, frozenset[str]] = {}
 
     def anchor(self, key: str, t: int, exclude: int | None = None) -> _Wait | None:
         """The process's latest wait that ended at or before t (its own work since)."""
@@ -214,12 +225,18 @@ class Graph:
 
     def select(self, selector: str) -> set[str]:
         """Process keys a selector names (UsageError when it names nothing in the trace)."""
+        got = self._selected.get(selector)
+        if got is None:
+            got = self._selected[selector] = frozenset(self._select(selector))
+        return set(got)
+
+    def _select(self, selector: str) -> set[str]:
         sel = selector.strip()
         keys: set[str]
         if sel in self.procs:
             keys = {sel}
         elif sel.isdigit():
-            keys = {k for k, p in self.procs.items() if p.pid == int(sel)}
+            keys = set(self._by_pid.get(int(sel), ()))
         elif sel == "wait:child":
             keys = {w.target for w in self.waits if w.kind == "child" and w.target}
         elif sel == "wait:module":
@@ -229,9 +246,12 @@ class Graph:
                      and self.procs[w.target].comm in ("modprobe", "insmod")}
         else:
             name = sel.removeprefix("component:")
-            keys = {k for k, p in self.procs.items()
-                    if any(fnmatch.fnmatchcase(v, name) for v in (p.comm, p.exe, p.component or "")
-                           if v)}
+            if any(c in name for c in "*?["):
+                keys = {k for k, p in self.procs.items()
+                        if any(fnmatch.fnmatchcase(v, name)
+                               for v in (p.comm, p.exe, p.component or "") if v)}
+            else:  # no glob: fnmatchcase is equality
+                keys = set(self._by_name.get(name, ()))
         keys &= set(self.procs)
         if not keys:
             names = sorted({self.procs[k].comm for k in self.on_path if k in self.procs})
