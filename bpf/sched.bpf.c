@@ -33,6 +33,7 @@
 struct sched_thread {
     u64 since;          /* start of the current (not yet recorded) interval */
     u64 acc_start;      /* start of the folded accumulation; == since when nothing folded */
+    u64 exec_ns;        /* its sum_exec_runtime when it last left a CPU (EXEC_UNKNOWN) */
     u64 acc[ST_N];      /* folded ns per state */
     u32 tgid;           /* 0 until the thread is seen on a CPU */
     u16 nfold;
@@ -40,7 +41,46 @@ struct sched_thread {
     u8 _pad;
     u32 cpu;            /* where it was last switched in */
     u32 tid;            /* the entry's thread: in sched_slots, 0 = a free slot */
-};  /* 72: tracer/collector/sched.py THREAD mirrors it */
+};  /* 88: tracer/collector/sched.py THREAD mirrors it */
+
+/* Steal. Between a thread's switch-in and switch-out the guest kernel sees it on a CPU, but
+ * on a virtual machine the hypervisor may not run that vCPU for part of the time (host steal:
+ * seen here as a planted 200 ms spin reading 332 ms "on CPU" while the thread's own CPU clock
+ * said 200 ms, docs/sched.md "Steal"). The scheduler charges a thread only what it ran:
+ * update_curr() adds rq_clock_task deltas to se.sum_exec_runtime, and that clock leaves out
+ * paravirt steal (and irq time with CONFIG_IRQ_TIME_ACCOUNTING); CLOCK_THREAD_CPUTIME_ID
+ * reads the same sum. At sched_switch the leaving thread's sum is up to date (put_prev /
+ * dequeue ran update_curr just before), and it does not move while the thread is off CPU,
+ * so its value at the previous switch-out is its value at this switch-in: the difference
+ * over one on-CPU interval is what the thread ran, the rest of the interval is ST_STEAL.
+ * Only the current task's sum is read (bpf_get_current_task: prev at switch-out, the
+ * interrupted task in the tick), so the tracepoint path measures it too. */
+#define EXEC_UNKNOWN (~0ULL)
+
+static __always_inline u64 current_exec_ns(void)
+{
+#ifdef TASK_EXEC_OFF
+    u64 v = 0;
+    u64 task = bpf_get_current_task();
+    if (bpf_probe_read_kernel(&v, sizeof(v), (void *)(task + TASK_EXEC_OFF)))
+        return EXEC_UNKNOWN;
+    return v;
+#else
+    return EXEC_UNKNOWN;
+#endif
+}
+
+/* ns the current thread ran in the cpu interval now ending (EXEC_UNKNOWN: not measured,
+ * all of it is cpu), and its sum becomes the baseline of its next interval. */
+static __always_inline u64 sched_cpu_ran(struct sched_thread *t, u64 exec)
+{
+    u64 ran = EXEC_UNKNOWN;
+    if (t->state == ST_CPU && exec != EXEC_UNKNOWN && t->exec_ns != EXEC_UNKNOWN &&
+        exec >= t->exec_ns)
+        ran = exec - t->exec_ns;
+    t->exec_ns = exec;
+    return ran;
+}
 
 /* Where each thread's entry lives. Every context switch looks up two threads and every
  * wakeup one, so the lookup is the hot path (bench/sched_overhead.py, docs/bench.md): a
@@ -126,7 +166,7 @@ static __always_inline int sched_is_frozen(void)
  * in `state`. (Indexing by a runtime state is written as a loop of compares: the verifier
  * rejects variable-offset stack writes.) */
 static __always_inline void sched_emit(u32 tid, struct sched_thread *t, u64 start, u64 end,
-                                       u8 state, u16 nfold, u8 flags)
+                                       u8 state, u16 nfold, u8 flags, u64 steal)
 {
     struct sched_interval *r = events.ringbuf_reserve(sizeof(*r));
     if (!r) {
@@ -144,32 +184,37 @@ static __always_inline void sched_emit(u32 tid, struct sched_thread *t, u64 star
     r->flags = flags;
 #pragma unroll
     for (int i = 0; i < ST_N; i++)
-        r->ns[i] = state == ST_N ? t->acc[i] : (i == state ? end - start : 0);
+        r->ns[i] = state == ST_N ? t->acc[i] : (i == state ? end - start - steal : 0);
+    if (state != ST_N)
+        r->ns[ST_STEAL] += steal;  /* only a cpu interval has any (sched_transition) */
     events.ringbuf_submit(r, RB_FLAGS);
 }
 
-/* The thread's current interval ends now; it enters `next`. */
+/* The thread's current interval ends now; it enters `next`. `ran`: for a cpu interval,
+ * the ns charged to the thread (sched_cpu_ran), the rest is steal; EXEC_UNKNOWN: all cpu. */
 static __always_inline void sched_transition(u32 tid, struct sched_thread *t, u64 now,
-                                             u8 next, u8 flags)
+                                             u8 next, u8 flags, u64 ran)
 {
     u64 dur = now - t->since;
     u8 s = t->state;
-    if (s >= ST_N)
+    if (s >= ST_N || s == ST_STEAL)
         s = ST_OTHER;
+    u64 steal = (s == ST_CPU && ran < dur) ? dur - ran : 0;
     if (dur >= SCHED_LONG_NS) {
         if (t->since > t->acc_start)
-            sched_emit(tid, t, t->acc_start, t->since, ST_N, t->nfold, SCHED_F_MIXED);
-        sched_emit(tid, t, t->since, now, s, 1, flags);
+            sched_emit(tid, t, t->acc_start, t->since, ST_N, t->nfold, SCHED_F_MIXED, 0);
+        sched_emit(tid, t, t->since, now, s, 1, flags, steal);
         goto reset;
     }
 #pragma unroll
     for (int i = 0; i < ST_N; i++)
         if (i == s)
-            t->acc[i] += dur;
+            t->acc[i] += dur - steal;
+    t->acc[ST_STEAL] += steal;
     if (t->nfold < 0xffff)
         t->nfold++;
     if (now - t->acc_start >= SCHED_BUCKET_NS || (flags & SCHED_F_DIED)) {
-        sched_emit(tid, t, t->acc_start, now, ST_N, t->nfold, flags | SCHED_F_MIXED);
+        sched_emit(tid, t, t->acc_start, now, ST_N, t->nfold, flags | SCHED_F_MIXED, 0);
         goto reset;
     }
     t->since = now;
@@ -190,7 +235,7 @@ reset:
  * other thread is re-created at its next event; the collector sees the hole in its tiling
  * ("other", counted in sched.repairs). */
 static __always_inline struct sched_thread *sched_new_thread(u32 tid, u64 now, u8 state,
-                                                             u32 tgid)
+                                                             u32 tgid, u64 exec)
 {
     struct sched_thread *s = sched_get(tid);
     if (!s) {
@@ -207,6 +252,7 @@ static __always_inline struct sched_thread *sched_new_thread(u32 tid, u64 now, u
         s->tgid = tgid;
         s->nfold = 0;
         s->cpu = 0;
+        s->exec_ns = exec;
         s->tid = tid;
         return s;
     }
@@ -215,6 +261,7 @@ static __always_inline struct sched_thread *sched_new_thread(u32 tid, u64 now, u
     t.acc_start = now;
     t.state = state;
     t.tgid = tgid;
+    t.exec_ns = exec;
     t.tid = tid;
     sched_threads.update(&tid, &t);
     return sched_threads.lookup(&tid);
@@ -242,7 +289,8 @@ static __always_inline int sched_on_switch(u64 now, u32 prev, u32 next, u8 to, i
         struct sched_thread *l = sched_get(lost);
         if (l && l->state == ST_CPU && l->cpu == cpu) {
             l->state = ST_OTHER;  /* [switch-in, now): ran for an unknown part of it */
-            sched_transition(lost, l, now, ST_OTHER, 0);
+            l->exec_ns = EXEC_UNKNOWN;  /* and its sum moved by as much */
+            sched_transition(lost, l, now, ST_OTHER, 0, EXEC_UNKNOWN);
             sched_count_missed(0);
         }
     }
@@ -250,10 +298,11 @@ static __always_inline int sched_on_switch(u64 now, u32 prev, u32 next, u8 to, i
         *runner = next;
     if (prev != 0) {
         u32 tgid = bpf_get_current_pid_tgid() >> 32;  /* current is still prev here */
+        u64 exec = current_exec_ns();
         struct sched_thread *t = sched_get(prev);
         if (!t) {
             if (!dead)
-                sched_new_thread(prev, now, to, tgid);
+                sched_new_thread(prev, now, to, tgid, exec);
         } else {
             t->tgid = tgid;
             if (t->state != ST_CPU) {
@@ -261,24 +310,27 @@ static __always_inline int sched_on_switch(u64 now, u32 prev, u32 next, u8 to, i
                 t->state = ST_OTHER;
                 sched_count_missed(1);
             }
+            u64 ran = sched_cpu_ran(t, exec);
             if (dead) {
-                sched_transition(prev, t, now, ST_OTHER, SCHED_F_DIED);
+                sched_transition(prev, t, now, ST_OTHER, SCHED_F_DIED, ran);
                 sched_drop(prev);
             } else {
-                sched_transition(prev, t, now, to, 0);
+                sched_transition(prev, t, now, to, 0, ran);
             }
         }
     }
     if (next != 0) {
         struct sched_thread *t = sched_get(next);
         if (!t) {
-            t = sched_new_thread(next, now, ST_CPU, 0);
+            /* its sum is not current's: the first cpu interval is not split */
+            t = sched_new_thread(next, now, ST_CPU, 0, EXEC_UNKNOWN);
         } else if (t->state != ST_CPU) {
-            sched_transition(next, t, now, ST_CPU, 0);
+            sched_transition(next, t, now, ST_CPU, 0, EXEC_UNKNOWN);
         } else if (t->cpu != cpu) {
             /* "on a CPU" elsewhere: its switch-out there was missed */
             t->state = ST_OTHER;
-            sched_transition(next, t, now, ST_CPU, 0);
+            t->exec_ns = EXEC_UNKNOWN;
+            sched_transition(next, t, now, ST_CPU, 0, EXEC_UNKNOWN);
             sched_count_missed(0);
         }
         if (t)
@@ -377,12 +429,12 @@ static __always_inline int sched_on_waking(u64 now, u32 tid)
         /* First sight of this thread. Almost always it was asleep since before the trace,
          * but sched_waking also fires for a task that set TASK_INTERRUPTIBLE and is still
          * on its CPU: so its state from now until its next switch is "other", not a guess. */
-        sched_new_thread(tid, now, ST_OTHER, 0);
+        sched_new_thread(tid, now, ST_OTHER, 0, EXEC_UNKNOWN);
         idle_start = 0;
         idle_state = ST_OTHER;
     } else {
         if (t->state == ST_OTHER) {
-            sched_transition(tid, t, now, ST_RQ, 0);  /* lost track of it; runnable now */
+            sched_transition(tid, t, now, ST_RQ, 0, EXEC_UNKNOWN);  /* lost track; runnable now */
             return 0;
         }
         if (t->state != ST_IO && t->state != ST_SLEEP)
@@ -390,7 +442,7 @@ static __always_inline int sched_on_waking(u64 now, u32 tid)
         idle_start = t->since;
         idle_state = t->state;
         wakee_tgid = t->tgid;
-        sched_transition(tid, t, now, ST_RQ, 0);
+        sched_transition(tid, t, now, ST_RQ, 0, EXEC_UNKNOWN);
         if (now - idle_start < SCHED_LONG_NS)
             return 0;
     }
@@ -453,7 +505,7 @@ TRACEPOINT_PROBE(sched, sched_waking)
 static __always_inline int sched_on_wakeup_new(u64 now, u32 tid)
 {
     if (tid != 0 && !sched_is_frozen())
-        sched_new_thread(tid, now, ST_RQ, 0);
+        sched_new_thread(tid, now, ST_RQ, 0, 0);  /* sched_fork zeroes its sum_exec_runtime */
     return 0;
 }
 
@@ -532,7 +584,8 @@ static __always_inline void sched_resync(void)
         struct sched_thread *l = sched_get(lost);
         if (l && l->state == ST_CPU && l->cpu == cpu) {
             l->state = ST_OTHER;  /* [switch-in, now): ran for an unknown part of it */
-            sched_transition(lost, l, now, ST_OTHER, 0);
+            l->exec_ns = EXEC_UNKNOWN;  /* and its sum moved by as much */
+            sched_transition(lost, l, now, ST_OTHER, 0, EXEC_UNKNOWN);
             sched_count_missed(0);
         }
     }
@@ -543,11 +596,12 @@ static __always_inline void sched_resync(void)
     if (!t) {
         /* first sight, e.g. running since before the attach with no switch yet: on CPU
          * from now; the collector fills the time before from /proc ("other" for R) */
-        t = sched_new_thread(cur, now, ST_CPU, id >> 32);
+        t = sched_new_thread(cur, now, ST_CPU, id >> 32, current_exec_ns());
     } else if (t->state != ST_CPU || t->cpu != cpu) {
         /* its switch-in here was missed: since its last event it waited and ran */
         t->state = ST_OTHER;
-        sched_transition(cur, t, now, ST_CPU, 0);
+        sched_transition(cur, t, now, ST_CPU, 0, EXEC_UNKNOWN);
+        t->exec_ns = current_exec_ns();  /* its cpu interval from now is measured */
         sched_count_missed(1);
     }
     if (t) {

@@ -18,6 +18,9 @@
  *  -DHAVE_SCHED_HRTIMER     timer:hrtimer_expire_* exist (timer wakers)
  *  -DHAVE_SCHED_BLOCK       block:block_rq_issue/complete exist
  *  -DHAVE_SCHED_SYNC_FILE_RANGE   its syscall tracepoints exist
+ *  -DTASK_EXEC_OFF=N        task_struct.se.sum_exec_runtime's offset (kernel BTF): splits
+ *                           a cpu interval into the time charged to the thread and steal
+ *                           (sched.bpf.c sched_cpu_ran); without it no steal is measured
  */
 #ifndef K3SPROF_SCHED_H
 #define K3SPROF_SCHED_H
@@ -44,7 +47,11 @@ enum sched_state {
     ST_IO = 2,       /* uninterruptible sleep (D): disk waits, but also some kernel locks */
     ST_SLEEP = 3,    /* interruptible or idle sleep (S, I), stopped/traced (T, t), parked */
     ST_OTHER = 4,    /* not known (see sched.bpf.c: a thread first seen being woken) */
-    ST_N = 5,
+    ST_STEAL = 5,    /* on a CPU as the guest kernel sees it, but not charged to the thread:
+                      * the hypervisor ran something else on the vCPU (steal), or interrupt
+                      * time the kernel accounts apart (CONFIG_IRQ_TIME_ACCOUNTING); only
+                      * ever a part of a cpu interval (sched.bpf.c sched_cpu_ran) */
+    ST_N = 6,
 };
 
 #define SCHED_F_DIED 1   /* the thread died at end_ns (its last record) */
@@ -59,8 +66,8 @@ struct sched_interval {
     u16 nfold;          /* intervals folded into a mixed record (saturates) */
     u8 state;           /* the state of a pure (unfolded) record; ST_N for mixed */
     u8 flags;           /* SCHED_F_* */
-    u64 ns[ST_N];
-};  /* 72 */
+    u64 ns[ST_N];       /* a pure ST_CPU record may carry ns[ST_STEAL] beside ns[ST_CPU] */
+};  /* 80 */
 
 enum waker_kind {
     WK_PROCESS = 1,     /* a task, in process context: waker_pid/tid/comm */

@@ -30,7 +30,7 @@ import pyarrow.ipc as ipc
 
 from tracer._errors import TraceError
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 META_FILE = "meta.json"
 TABLE_SUFFIX = ".arrows"
 
@@ -208,7 +208,7 @@ LOG = pa.schema(
 #: Scheduler concern (schema 1.2; absent from older traces and from `record --no-sched`).
 #: Each thread's time is tiled by rows without gaps or overlaps, from its first observation
 #: to its death or the end of the recording (docs/sched.md): every row has
-#: cpu_ns + runqueue_ns + io_ns + sleep_ns + other_ns == end_ns - start_ns.
+#: cpu_ns + runqueue_ns + io_ns + sleep_ns + other_ns + steal_ns == end_ns - start_ns.
 #: state: "cpu" | "runqueue" | "io" | "sleep" | "other" for a row of one state, "mixed" for
 #:   short intervals folded together in BPF (switches says how many; their order is lost).
 #: origin: "bpf" (recorded), "proc" (before the thread's first event: its /proc state, read
@@ -217,6 +217,12 @@ LOG = pa.schema(
 #:   still open when the recording stopped, read from the BPF map).
 #: pid: the thread group; null if it could not be learnt (a thread never seen on a CPU).
 #: exited: the thread died at end_ns.
+#: steal_ns (schema 1.4; null in older traces, read as 0): of the time the guest kernel had the
+#:   thread on a CPU, what was not charged to it (its se.sum_exec_runtime did not move): the
+#:   hypervisor ran something else on the vCPU (host steal), or interrupt time the kernel
+#:   accounts apart. A "cpu" row may carry it beside cpu_ns (order unknown), so may a "mixed"
+#:   row; cpu_ns is then what the thread ran, as its CPU clock counts it. Always 0 when the
+#:   kernel's BTF gives no offset (meta sched.hooks.task_exec_offset absent).
 SCHED = pa.schema(
     [
         ("start_ns", pa.uint64()),
@@ -232,6 +238,7 @@ SCHED = pa.schema(
         ("switches", pa.int32()),
         ("exited", pa.bool_()),
         ("origin", _str),
+        ("steal_ns", pa.int64()),
     ]
 )
 
@@ -283,12 +290,13 @@ BLOCKIO = pa.schema(
 #: The contract shared by the collector (which writes them) and the analyzer (which reads them);
 #: docs/stacks.md explains them for users.
 #:
-#: One row per distinct user stack the kernel's BPF_STACK_TRACE map handed out. stack_id is the
-#: map's id (unique within one trace, NOT across traces); frames are user-space program counters
-#: (return addresses), innermost first, as the frame-pointer walk found them (one frame where
-#: the code keeps no frame pointer: 32-bit ARM, C code inside cgo). A stack id is a hash of the
-#: PCs only: the same id in two processes of different binaries means different code, so PCs
-#: are symbolised per process through `mappings`.
+#: One row per distinct user stack the kernel's BPF_STACK_TRACE maps handed out. stack_id is the
+#: map's id, or for a stack that collided there the spill map's id + the first map's size
+#: (meta stacks.spill_base; unique within one trace, NOT across traces); frames are user-space
+#: program counters (return addresses), innermost first, as the frame-pointer walk found them
+#: (one frame where the code keeps no frame pointer: 32-bit ARM, C code inside cgo). A stack
+#: id is a hash of the PCs only: the same id in two processes of different binaries means
+#: different code, so PCs are symbolised per process through `mappings`.
 STACKS = pa.schema(
     [
         ("stack_id", pa.int64()),
@@ -304,7 +312,7 @@ STACKS = pa.schema(
 #: the same tid, ts_ns and kind as the event's own row (the collector writes both from one
 #: record, so the match is exact). stack_id null: no user stack could be taken (a kernel
 #: thread, or the walk failed: stack_error is get_stackid's negative errno, e.g. -14 EFAULT,
-#: -17 EEXIST a hash collision in a full map).
+#: -17 EEXIST a hash collision in both stack maps).
 SAMPLES = pa.schema(
     [
         ("ts_ns", pa.uint64()),

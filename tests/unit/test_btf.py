@@ -92,7 +92,12 @@ def test_doctor_says_which_sched_hooks_this_kernel_gets(
     assert check.ok and check.detail.startswith("raw_tracepoint: "), check
     assert f"task_struct.pid at byte {off}" in check.detail
     raw = probes.choose_sched_hooks("auto")
-    assert raw.cflags() == ["-DSCHED_RAW_TP", f"-DTASK_PID_OFF={off}"]
-    assert probes.choose_sched_hooks("tracepoint").cflags() == []
+    b = btf.load()
+    exec_off = b.member_offset("task_struct", "se") + \
+        b.member_offset("sched_entity", "sum_exec_runtime")
+    assert raw.cflags() == ["-DSCHED_RAW_TP", f"-DTASK_PID_OFF={off}",
+                            f"-DTASK_EXEC_OFF={exec_off}"]
+    # the steal split reads only current's sum: the tracepoint path gets it too
+    assert probes.choose_sched_hooks("tracepoint").cflags() == [f"-DTASK_EXEC_OFF={exec_off}"]
     with pytest.raises(ProbeError):
         probes.choose_sched_hooks("fentry")

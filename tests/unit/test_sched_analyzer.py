@@ -43,13 +43,15 @@ def test_single_thread_states_are_exact() -> None:
                 _row(30 * MS, 34 * MS, 1, 1, runqueue=4 * MS),
                 _row(34 * MS, 40 * MS, 1, 1, io=6 * MS)])
     assert states_between(t, 1, 5 * MS, 36 * MS) == {
-        "cpu": 5 * MS, "runqueue": 4 * MS, "io": 2 * MS, "sleep": 20 * MS, "other": 0}
+        "cpu": 5 * MS, "runqueue": 4 * MS, "io": 2 * MS, "sleep": 20 * MS, "other": 0,
+        "steal": 0}
 
 
 def test_outside_the_process_life_is_other() -> None:
     t = _table([_row(10 * MS, 20 * MS, 1, 1, cpu=10 * MS)])
     st = states_between(t, 1, 0, 30 * MS)
-    assert st == {"cpu": 10 * MS, "runqueue": 0, "io": 0, "sleep": 0, "other": 20 * MS}
+    assert st == {"cpu": 10 * MS, "runqueue": 0, "io": 0, "sleep": 0, "other": 20 * MS,
+                  "steal": 0}
     assert states_between(t, 2, 0, 30 * MS)["other"] == 30 * MS  # unknown pid
 
 
@@ -61,14 +63,30 @@ def test_any_thread_on_cpu_wins_then_unknown_then_runqueue_io_sleep() -> None:
                 _row(30 * MS, 40 * MS, 1, 2, cpu=10 * MS),
                 _row(25 * MS, 35 * MS, 1, 3, runqueue=10 * MS)])
     assert states_between(t, 1, 0, 40 * MS) == {
-        "io": 10 * MS, "runqueue": 10 * MS, "other": 10 * MS, "cpu": 10 * MS, "sleep": 0}
+        "io": 10 * MS, "runqueue": 10 * MS, "other": 10 * MS, "cpu": 10 * MS, "sleep": 0,
+        "steal": 0}
+
+
+def test_steal_ranks_below_cpu_and_above_every_off_cpu_state() -> None:
+    """A cpu row's steal (the hypervisor did not run the vCPU the thread had) is the process's
+    state unless another thread ran; a trace from before schema 1.4 (steal_ns null) reads 0."""
+    t = _table([_row(0, 10 * MS, 1, 1, cpu=4 * MS, steal=6 * MS),
+                _row(0, 10 * MS, 1, 2, runqueue=10 * MS)])
+    assert states_between(t, 1, 0, 10 * MS) == {
+        "cpu": 4 * MS, "steal": 6 * MS, "runqueue": 0, "io": 0, "sleep": 0, "other": 0}
+    t = _table([_row(0, 10 * MS, 1, 1, cpu=4 * MS, steal=6 * MS),
+                _row(0, 10 * MS, 1, 2, cpu=10 * MS)])
+    assert states_between(t, 1, 0, 10 * MS)["steal"] == 0
+    old = _table([_row(0, 10 * MS, 1, 1, cpu=10 * MS)]).drop_columns(["steal_ns"])
+    old = old.append_column("steal_ns", pa.nulls(1, pa.int64()))
+    assert states_between(old, 1, 0, 10 * MS)["cpu"] == 10 * MS
 
 
 def test_mixed_rows_spread_evenly_and_combine_as_independent_threads() -> None:
     # one mixed thread: exactly its shares
     t = _table([_row(0, 10 * MS, 1, 1, cpu=3 * MS, sleep=7 * MS)])
     assert states_between(t, 1, 0, 5 * MS) == {"cpu": 1_500_000, "runqueue": 0, "io": 0,
-                                                "sleep": 3_500_000, "other": 0}
+                                                "sleep": 3_500_000, "other": 0, "steal": 0}
     # two: P(some thread on cpu) = 1 - 0.5 * 0.5
     t = _table([_row(0, 10 * MS, 1, 1, cpu=5 * MS, sleep=5 * MS),
                 _row(0, 10 * MS, 1, 2, cpu=5 * MS, sleep=5 * MS)])

@@ -44,17 +44,17 @@ def test_thread_entry_mirrors_sched_bpf_c() -> None:
     assert body
     fields = [m.group(1) for m in re.finditer(r"\b(\w+)(?:\[[^\]]*\])?;", body.group(1))]
     assert list(sc.THREAD.names) == fields
-    assert sc.THREAD.itemsize == 72 and sc.THREAD.itemsize % 8 == 0
+    assert sc.THREAD.itemsize == 88 and sc.THREAD.itemsize % 8 == 0
     assert re.search(rf"#define SCHED_SLOTS {sc.SLOTS}\b", text)
 
 
 def _iv(*rows: tuple[int, int, int, int, int, int, list[int]]) -> np.ndarray:
-    """rows of (start, end, tid, pid, state, flags, ns[5])."""
+    """rows of (start, end, tid, pid, state, flags, ns[5] or ns[6]: steal 0 when left out)."""
     a = np.zeros(len(rows), dtype=sc.INTERVAL)
     for i, (s, e, tid, pid, st, fl, ns) in enumerate(rows):
         a[i]["start_ns"], a[i]["end_ns"], a[i]["tid"], a[i]["pid"] = s, e, tid, pid
         a[i]["state"], a[i]["flags"], a[i]["nfold"] = st, fl, 1
-        a[i]["ns"] = ns
+        a[i]["ns"] = list(ns) + [0] * (sc.ST_N - len(ns))
         a[i]["type"] = sc.EV_SCHED_INTERVAL
     return a
 
@@ -109,10 +109,11 @@ def test_open_intervals_close_at_the_freeze() -> None:
     c = sc.SchedCollector(start_ns=0)
     c.feed({sc.EV_SCHED_INTERVAL: [_iv((0, 10 * MS, 3, 3, 3, 0, [0, 0, 0, 10 * MS, 0]))]})
     o = sc.OpenThread(tid=3, tgid=3, since=14 * MS, acc_start=10 * MS,
-                      acc=[1 * MS, 3 * MS, 0, 0, 0], state=0, nfold=2)
+                      acc=[1 * MS, 2 * MS, 0, 0, 0, 1 * MS], state=0, nfold=2)
     out = c.finish([o], 20 * MS)
     rows = _tiles(out["sched"], 3)
     assert [(r["state"], r["origin"]) for r in rows] == [("mixed", "open"), ("cpu", "open")]
+    assert rows[-2]["steal_ns"] == 1 * MS  # the folded accumulator's steal is kept
     assert rows[-1]["end_ns"] == 20 * MS and rows[-1]["cpu_ns"] == 6 * MS
 
 
@@ -164,7 +165,7 @@ def test_irq_names_parse_proc_interrupts(tmp_path: Path) -> None:
 def test_a_1_1_trace_without_sched_tables_reads_with_empty_ones(tmp_path: Path) -> None:
     schema.write_meta(tmp_path, {"schema_version": "1.1", "tracer_version": "t", "start_ns": 0})
     tr = schema.load(tmp_path)
-    assert schema.SCHEMA_VERSION == "1.3"
+    assert schema.SCHEMA_VERSION == "1.4"
     for name in ("sched", "wakeup", "blockio"):
         assert tr.table(name).num_rows == 0 and tr.table(name).schema == schema.TABLES[name]
 

@@ -60,7 +60,7 @@ def test_run_and_target_states_sum_exactly_to_each_segment() -> None:
     assert run["states_of"]["pid"] == 11
     # 2-3 ms: no thread observed yet -> other
     assert run["states"] == {"cpu": ms(297), "runqueue": ms(50), "io": ms(100), "sleep": 0,
-                             "other": ms(1)}
+                             "other": ms(1), "steal": 0}
     poll = segs[("wait:poll", 12, ms(510))]  # the waiter is the client; states are the server's
     assert poll["states_of"]["pid"] == 11 and poll["duration_ns"] == ms(300)
     assert poll["states"]["cpu"] + poll["states"]["io"] == ms(300)

@@ -189,3 +189,24 @@ def test_without_sched_data_a_child_wait_is_still_the_childs_life() -> None:
     # inferred from inactivity: KID_A's life holds the fork of KID_B (activity), so only
     # KID_B's wait is found, and it is the child's whole life
     assert starts == {KID_B: ms(10.5)}
+
+
+
+def test_a_child_seen_to_exit_before_its_start_does_not_stop_the_analysis() -> None:
+    # a lab boot (TCG VM, 2026-12-07): two child waits whose start (a process first seen in
+    # /proc, its starttime in clock ticks) lay 6.5 and 7.7 ms after the child's recorded
+    # exit; the child-wait check raised "t1 before t0" and the boot run had no report
+    from tracer.analyzer import tree, wakewalk
+    from tracer.analyzer.sched import SchedIndex
+    from tracer.analyzer.waits import Wait
+
+    t = trace(meta={"start_ns": 0, "end_ns": ms(1000), "command_pid": PARENT},
+              process=[fork(0, PARENT, 1), exec_(1, PARENT, "parent"), fork(10, KID_A, PARENT),
+                       exit_(800, KID_A), exit_(950, PARENT)],
+              sched=[_row(1, 950, PARENT, PARENT, cpu=100, sleep=849)])  # no wakeups
+    procs = tree.build(t)
+    parent = next(p.idx for p in procs.procs if p.pid == PARENT)
+    kid = next(p.idx for p in procs.procs if p.pid == KID_A)
+    w = Wait(kind="child", waiter=parent, start_ns=ms(806.5), end_ns=ms(800), target=kid)
+    kept = wakewalk.observe_children([w], SchedIndex.from_trace(t), procs)
+    assert all(x.kind == "child" for x in kept)

@@ -5,7 +5,9 @@ Definitions (docs/sched.md):
 * A thread's rows tile its time exactly (tracer/collector/sched.py). A row is either one
   state (exact) or ``mixed``: short intervals folded in BPF whose order is lost; inside a
   mixed row each state is taken as spread evenly over the row (``ns / span``).
-* A process at an instant is ``cpu`` if any of its threads runs, else ``other`` if any
+* A process at an instant is ``cpu`` if any of its threads runs, else ``steal`` if one had a
+  CPU the hypervisor did not run (a part of a cpu row: bpf/sched.bpf.c "Steal"), else
+  ``other`` if any
   thread's state is not known (it could be running), else ``runqueue`` if any is runnable,
   else ``io`` if any is in uninterruptible sleep, else ``sleep``. Time when the process has no
   observed thread (before it was born, after it died) is ``other``.
@@ -14,7 +16,7 @@ Definitions (docs/sched.md):
   ``A_k = prod_threads(1 - f_thread(first k states))``, state k gets ``A_{k-1} - A_k``. This
   is exact whenever at most one thread is mixed over a stretch (single-threaded processes,
   all long intervals), and always sums to 1.
-* ``states_between(pid, t0, t1)`` rounds to integer ns by largest remainder, so the five
+* ``states_between(pid, t0, t1)`` rounds to integer ns by largest remainder, so the
   values sum EXACTLY to ``t1 - t0``.
 
 The API the critical path needs: :meth:`SchedIndex.states_between` for a run or wait
@@ -34,9 +36,11 @@ import pyarrow as pa
 
 from tracer.analyzer.tree import unique_sorted
 
-STATES = ("cpu", "runqueue", "io", "sleep", "other")
-#: process-level precedence; index into the per-row ns columns below
-PRIORITY = ("cpu", "other", "runqueue", "io", "sleep")
+STATES = ("cpu", "runqueue", "io", "sleep", "other", "steal")
+#: process-level precedence; index into the per-row ns columns below. steal (on a CPU as the
+#: guest kernel sees it, not run: the hypervisor took the vCPU) ranks just below cpu: a thread
+#: that had the CPU, even one the host did not run, is the process's busiest state after cpu
+PRIORITY = ("cpu", "steal", "other", "runqueue", "io", "sleep")
 _NS_COLS = tuple(f"{s}_ns" for s in PRIORITY)
 IDLE = ("io", "sleep")
 #: the busy-cores resolution (and the BPF fold bucket)
@@ -84,7 +88,7 @@ class _Rows:
     start: I64
     end: I64
     tid: I64
-    ns: I64  # (n, 5) in PRIORITY order
+    ns: I64  # (n, len(PRIORITY)) in PRIORITY order
 
 
 def exact_split(weights: F64, total: int) -> list[int]:
@@ -126,7 +130,8 @@ class SchedIndex:
         self._start = start[order]
         self._end = np.asarray(sched["end_ns"].to_numpy(), dtype=np.int64)[order]
         self._tid = np.asarray(sched["tid"].to_numpy(), dtype=np.int64)[order]
-        self._ns = np.stack([np.asarray(sched[c].to_numpy(), dtype=np.int64)[order]
+        # steal_ns is null in traces before schema 1.4 (no steal measured: 0)
+        self._ns = np.stack([np.asarray(sched[c].fill_null(0).to_numpy(), dtype=np.int64)[order]
                              for c in _NS_COLS], axis=1) if sched.num_rows else \
             np.zeros((0, len(PRIORITY)), dtype=np.int64)
         self._wake = wakeup if wakeup is not None and wakeup.num_rows else None

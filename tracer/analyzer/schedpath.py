@@ -39,7 +39,7 @@ TARGET_KINDS = ("wait:poll", "wait:listener", "wait:poll-lag")
 #: it ran while another process waited for it)
 PROC_KINDS = ("run", "wait:wakeup", "wait:child", "wait:module")
 #: states counted as "busy" (the target was working, or wanted to)
-BUSY = ("cpu", "runqueue", "io")
+BUSY = ("cpu", "steal", "runqueue", "io")
 #: at most this many wakeups per wait:poll segment in `woken_by`
 MAX_WAKERS = 20
 #: at most this many processes in the cpu section (the rest are summed in `others_ns`)
@@ -115,7 +115,7 @@ def composition(segments: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
         if st:
             seen = True
             for k in STATES:
-                tot[k] += int(st[k])
+                tot[k] += int(st.get(k, 0))  # no "steal" in analyses before it
     return tot if seen else None
 
 

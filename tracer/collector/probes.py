@@ -144,6 +144,7 @@ def plan(
     concerns: tuple[str, ...] = CONCERNS,
     sched_hooks: str = "auto",
     sample_hz: int = 49,
+    stack_map_entries: int = 16384,
 ) -> ProbePlan:
     """Decide what to build from what this kernel offers."""
     tfs = tracefs()
@@ -195,6 +196,8 @@ def plan(
         status[concern] = "attached"
         cflags.append(f"-DPROBE_{concern.upper()}")
         tps += list(REQUIRED[concern])
+        if concern == "stacks" and stack_map_entries != 16384:
+            cflags.append(f"-DSTACK_MAP_ENTRIES={stack_map_entries}")
         if concern == "sched":
             hooks = choose_sched_hooks(sched_hooks)
             hooks_meta = hooks.as_meta()
@@ -239,16 +242,22 @@ class SchedHooks:
     path: str  # "raw_tracepoint" | "tracepoint"
     why: str
     task_pid_offset: int | None = None
+    #: task_struct.se.sum_exec_runtime: the steal split (bpf/sched.bpf.c "Steal"); either path
+    task_exec_offset: int | None = None
 
     def cflags(self) -> list[str]:
+        out = [] if self.task_exec_offset is None else \
+            [f"-DTASK_EXEC_OFF={self.task_exec_offset}"]
         if self.path != "raw_tracepoint":
-            return []
-        return ["-DSCHED_RAW_TP", f"-DTASK_PID_OFF={self.task_pid_offset}"]
+            return out
+        return ["-DSCHED_RAW_TP", f"-DTASK_PID_OFF={self.task_pid_offset}", *out]
 
     def as_meta(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "why": self.why}
         if self.task_pid_offset is not None:
             out["task_pid_offset"] = self.task_pid_offset
+        if self.task_exec_offset is not None:
+            out["task_exec_offset"] = self.task_exec_offset
         return out
 
 
@@ -258,16 +267,18 @@ def choose_sched_hooks(want: str = "auto") -> SchedHooks:
     "raw" fails (ProbeError) instead of falling back; "tracepoint" never tries raw."""
     if want not in SCHED_HOOKS:
         raise ProbeError(f"--sched-hooks must be one of {', '.join(SCHED_HOOKS)}, not {want}")
+    exec_off = _btf_task_exec_offset()
     if want == "tracepoint":
-        return SchedHooks("tracepoint", "asked for (--sched-hooks tracepoint)")
+        return SchedHooks("tracepoint", "asked for (--sched-hooks tracepoint)",
+                          task_exec_offset=exec_off)
     try:
         off = _btf_task_pid_offset()
     except _BTFUnusable as e:
         if want == "raw":
             raise ProbeError(f"raw tracepoints cannot be used on this kernel: {e}") from None
-        return SchedHooks("tracepoint", f"fallback: {e}")
+        return SchedHooks("tracepoint", f"fallback: {e}", task_exec_offset=exec_off)
     return SchedHooks("raw_tracepoint", f"kernel BTF: task_struct.pid at byte {off}; "
-                      "sched_switch passes prev_state", off)
+                      "sched_switch passes prev_state", off, exec_off)
 
 
 class _BTFUnusable(Exception):
@@ -308,6 +319,34 @@ def _btf_task_pid_offset() -> int:
     if note is not None:
         with contextlib.suppress(OSError):
             bpfcache.write_note(note, json.dumps({"task_pid_offset": off}))
+    return off
+
+
+def _btf_task_exec_offset() -> int | None:
+    """task_struct.se.sum_exec_runtime's offset (the steal split), from the kernel's BTF or
+    a note of it in the bytecode cache directory; None without usable BTF (no steal then)."""
+    import json
+
+    from tracer.collector import bpfcache, btf
+
+    try:
+        size = btf.VMLINUX.stat().st_size
+        build = Path("/proc/sys/kernel/version").read_text().strip()
+    except OSError:
+        return None
+    note = bpfcache.note_path(f"btfexec-{platform.release()}-{size}-{build}")
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if note is not None:
+            return int(json.loads(note.read_text())["task_exec_offset"])
+    try:
+        b = btf.load()
+        off = b.member_offset("task_struct", "se") + \
+            b.member_offset("sched_entity", "sum_exec_runtime")
+    except btf.BTFError:
+        return None
+    if note is not None:
+        with contextlib.suppress(OSError):
+            bpfcache.write_note(note, json.dumps({"task_exec_offset": off}))
     return off
 
 

@@ -38,10 +38,11 @@ EV_SCHED_BIO = 34
 EV_SCHED_SYNC = 35
 TYPES = (EV_SCHED_INTERVAL, EV_SCHED_WAKE, EV_SCHED_BIO, EV_SCHED_SYNC)
 
-#: enum sched_state, in ns[] order
-STATES = ("cpu", "runqueue", "io", "sleep", "other")
+#: enum sched_state, in ns[] order. "steal" is never a record's state, only a part of a cpu
+#: record or of a mixed one: on a CPU, not charged to the thread (bpf/sched.bpf.c "Steal")
+STATES = ("cpu", "runqueue", "io", "sleep", "other", "steal")
 ST_OTHER = 4
-ST_N = 5
+ST_N = 6
 F_DIED = 1
 F_MIXED = 2
 #: the -D defaults of bpf/sched.h (the recorder writes the values it used into meta.json)
@@ -67,7 +68,7 @@ SYNC = np.dtype([
     ("kind", "<u4"), ("ret", "<i8"), ("fd", "<i8"), ("stack_id", "<i4"), ("_pad", "<u4"),
 ])
 #: record sizes as the C compiler lays them out (bpf/sched.h; checked by the unit tests)
-C_SIZES = {"sched_interval": 72, "sched_wake": 64, "sched_bio": 72, "sched_sync": 56}
+C_SIZES = {"sched_interval": 80, "sched_wake": 64, "sched_bio": 72, "sched_sync": 56}
 
 WAKER_KIND = {1: "process", 2: "timer", 3: "softirq", 4: "hardirq", 5: "idle"}
 SOFTIRQ_NAMES = ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED",
@@ -179,7 +180,8 @@ class Frozen:
 
 #: struct sched_thread (bpf/sched.bpf.c): one thread's open interval and folded ns
 THREAD = np.dtype([
-    ("since", "<u8"), ("acc_start", "<u8"), ("acc", "<u8", (ST_N,)), ("tgid", "<u4"),
+    ("since", "<u8"), ("acc_start", "<u8"), ("exec_ns", "<u8"), ("acc", "<u8", (ST_N,)),
+    ("tgid", "<u4"),
     ("nfold", "<u2"), ("state", "u1"), ("_pad", "u1"), ("cpu", "<u4"), ("tid", "<u4"),
 ])
 #: SCHED_SLOTS in bpf/sched.bpf.c: the direct-mapped array of thread entries
@@ -267,6 +269,7 @@ class _Rows:
         c["io_ns"].append(ns[2])
         c["sleep_ns"].append(ns[3])
         c["other_ns"].append(ns[4])
+        c["steal_ns"].append(ns[5])
         c["switches"].append(switches)
         c["exited"].append(exited)
         c["origin"].append(origin)

@@ -54,13 +54,15 @@ OUTCOME_COLORS = {
 
 #: Scheduler states (record --sched), after Perfetto's / systrace's thread-state colours: running
 #: green, runnable blue, uninterruptible (disk) sleep orange, sleeping light grey; "other" (the
-#: recorder could not tell) a darker grey.
+#: recorder could not tell) a darker grey; "steal" (the guest had the thread on a CPU, the
+#: hypervisor did not run it) a dark red, apart from every state the guest controls.
 STATE_COLORS = {
     "cpu": "#2e8b3a",
     "runqueue": "#6d9ee0",
     "io": "#f08c00",
     "sleep": "#dddddd",
     "other": "#8c8c8c",
+    "steal": "#b2182b",
 }
 
 STATE_NAMES = {
@@ -69,6 +71,7 @@ STATE_NAMES = {
     "io": "uninterruptible (disk I/O)",
     "sleep": "sleeping",
     "other": "unknown",
+    "steal": "on CPU, not run (host steal)",
 }
 
 #: the segment-states chart lists segments of at least this share of the critical path

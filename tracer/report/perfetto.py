@@ -13,7 +13,7 @@ Format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsK
   10 ms bucket of the analysis' `cpu` section) on the same pid 0 process; for each process
   with a state lane (the analysis' `state_lanes`: the processes on the critical path), a
   "scheduler state" thread track (tid = STATE_TID_BASE + pid) under its process, one slice per
-  run of its dominant state ("cpu", "runqueue", "io", "sleep", "other"), and one track per
+  run of its dominant state ("cpu", "runqueue", "io", "sleep", "other", "steal"), and one track per
   thread of the lane (its 16 most on-CPU threads; tid = THREAD_TID_BASE + the real tid, named
   "thread TID state") with the thread's own dominant state per bucket.
 * with stacks (schema 1.3): each segment's on-CPU ns by component as args (``components_ns``)

@@ -37,7 +37,8 @@ def _who(p: Party | None) -> str:
 
 #: a run/wait segment's state breakdown is printed when it is at least this share of the path
 STATES_MIN_PCT = 1.0
-_STATE_WORDS = {"cpu": "on-CPU", "runqueue": "waiting for a CPU", "io": "in disk I/O"}
+_STATE_WORDS = {"cpu": "on-CPU", "steal": "on a CPU the host did not run (steal)",
+                "runqueue": "waiting for a CPU", "io": "in disk I/O"}
 
 
 def _shares(states: dict[str, int], total: int, *, always: bool = False) -> str:
@@ -63,7 +64,7 @@ def _states_lines(s: SegmentJson) -> list[str]:
     if s["kind"] != "wait:poll":
         return out
     name = (of["comm"] if of else None) or "the target"
-    busy = {k: st[k] for k in ("cpu", "runqueue", "io")}
+    busy = {k: st.get(k, 0) for k in ("cpu", "steal", "runqueue", "io")}
     if sum(busy.values()) >= dur / 2:
         parts = [f"{_STATE_WORDS[k]} {100 * v / dur:.0f} %" for k, v in busy.items()
                  if v >= dur / 20]
