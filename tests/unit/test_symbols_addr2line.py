@@ -141,6 +141,34 @@ def test_fixture_agrees_with_addr2line(fixture_binary: Built) -> None:
     assert 1 - len(bad) / n >= AGREE, f"{len(bad)} of {n} disagree, e.g. {bad[:5]}"
 
 
+def test_padding_after_a_function_is_named_as_addr2line_names_it(fixture_binary: Built) -> None:
+    """A PC in the alignment padding after a function's code (no line there) is named, as by
+    `go tool addr2line`, for the function before it, line unknown. A stack's frame lands
+    there when its return address is a signal frame's restorer (the next function's entry) and
+    the walk takes PC - 1 (a CI run's trace: runtime.cgoSigtramp at PC 0x463eff, named by
+    nothing before)."""
+    from tracer.symbols.binary import BinarySymbols
+
+    b = fixture_binary
+    t = GoTable.from_elf(ElfImage(str(b.binary)))
+    sym = BinarySymbols(str(b.binary))
+    rnd = random.Random(11)
+    pcs = []
+    for i in range(len(t.entries) - 1):
+        _, end = t.function_span(i)
+        if int(t.entries[i + 1]) > end > int(t.entries[i]):
+            pcs.append(rnd.randrange(end, int(t.entries[i + 1])))
+    assert len(pcs) > 500
+    ref = addr2line(b.go, b.binary, pcs)
+    bad = []
+    for pc, (fn, pos) in zip(pcs, ref):
+        assert not t.resolve_one(pc)  # the line table says nothing there
+        got = sym.resolve_vaddr(pc)
+        if not got or got[-1].function != fn or got[0].line != 0:
+            bad.append(f"{pc:#x}: ours {got} addr2line {fn} {pos}")
+    assert not bad, bad[:5]
+
+
 def test_fixture_inlined_frames_match_the_compilers_report(fixture_binary: Built) -> None:
     """Every PC of main.work whose innermost position lies in pkgb is named for the pkgb
     function the compiler says it inlined there, with main.work outermost at that call site."""

@@ -170,6 +170,16 @@ class BinarySymbols:
         name = plt.lookup(vaddr) if plt is not None else None
         if name is None and self._elf_syms is not None:
             name = self._elf_syms.lookup(vaddr)
+        if name is None and self._go is not None:
+            # alignment padding after a Go function's code (no line there) that no ELF symbol
+            # claims: the function before it, line unknown, as `go tool addr2line` answers
+            # ("runtime.cgoSigtramp :-1"). A frame's PC lands there when its return address is
+            # a signal frame's restorer, the next function's entry (runtime.sigreturn), and
+            # the walk takes PC - 1 as the call site
+            try:
+                name = self._go.function_before(vaddr)
+            except (struct.error, ValueError, IndexError) as e:
+                self.problem = self.problem or f"corrupt .gopclntab ({_short(e)})"
         return [Frame(name, "", 0)] if name else []
 
     def _plt_stubs(self) -> PltStubs | None:

@@ -402,6 +402,13 @@ class GoTable:
         frames.append(Frame(self._name(f.name_off), file, line))
         return frames
 
+    def function_before(self, pc: int) -> str | None:
+        """The function whose entry is the last one at or before pc (inside the table's
+        range), whether or not its code reaches pc: padding after a function is its, as
+        `go tool addr2line` names it; None outside the table."""
+        i = self.func_index(pc)
+        return None if i is None else self.function_name(i)
+
     def function_span(self, i: int) -> tuple[int, int]:
         """(entry PC, end of its code) of function i: the end is where its line table stops
         (alignment padding up to the next entry belongs to no code)."""
