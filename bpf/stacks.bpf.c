@@ -35,10 +35,14 @@
  *    from /proc;
  *  - removed when the process exits (a reused pid is not a target by accident).
  *
- * Compile-time options: -DPROBE_STACKS; -DSTACK_MAP_ENTRIES=N (stack map size).
+ * Compile-time options: -DPROBE_STACKS; -DSTACK_MAP_ENTRIES=N (stack map size);
+ * -DSTACK_SPILL_ENTRIES=N (the collision map's size, below).
  */
 #ifndef STACK_MAP_ENTRIES
 #define STACK_MAP_ENTRIES 16384
+#endif
+#ifndef STACK_SPILL_ENTRIES
+#define STACK_SPILL_ENTRIES 4096
 #endif
 
 /* id -> up to 127 user PCs (the kernel's default perf_event_max_stack), innermost first.
@@ -47,6 +51,29 @@
  * old meaning are still in flight, and the trace's contract is one id = one stack
  * (docs/stacks.md, "Why the stack map is never emptied"). */
 BPF_STACK_TRACE(stack_traces, STACK_MAP_ENTRIES);
+
+/* Where a stack goes when its bucket in stack_traces holds another one (get_stackid's
+ * -EEXIST: one stack per bucket, so a recording with 1000 distinct stacks lost ~6 % of new
+ * ones, and a CI run lost one poll attempt's stack in 104). The bucket is the stack's hash
+ * masked by the map's size, so a stack that collided in stack_traces collides here only with
+ * another stack that ALSO collided there with the same low bits: this map holds the few
+ * spilled stacks, and is nearly empty. Its ids are handed out as STACK_MAP_ENTRIES + its own
+ * id, so one id still names one stack (tracer/collector/stacks.py reads them back from here).
+ * 4096 x ~1 KiB, preallocated. */
+BPF_STACK_TRACE(stack_spill, STACK_SPILL_ENTRIES);
+#define STACK_EEXIST (-17)  /* -EEXIST */
+
+/* The current task's user stack: an id (>= STACK_MAP_ENTRIES: in stack_spill) or get_stackid's
+ * negative errno (-EEXIST only when both maps' buckets were taken). A second walk costs one
+ * more ~1-2 us, only on a collision. */
+static __always_inline s32 stack_take(void *ctx)
+{
+    s32 id = stack_traces.get_stackid(ctx, BPF_F_USER_STACK);
+    if (id != STACK_EEXIST)
+        return id;
+    s32 spilled = stack_spill.get_stackid(ctx, BPF_F_USER_STACK);
+    return spilled >= 0 ? spilled + STACK_MAP_ENTRIES : spilled;
+}
 
 /* tgid -> why it is a target (STACK_WHY_*). */
 #define STACK_WHY_TREE 1
@@ -74,7 +101,7 @@ static __always_inline s32 stack_of(void *ctx)
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     if (!stack_is_target(tgid))
         return STACK_NOT_TAKEN;
-    return stack_traces.get_stackid(ctx, BPF_F_USER_STACK);
+    return stack_take(ctx);
 }
 
 /* task_newtask, in the creating task's context: a process forked by a target, or by the
@@ -135,7 +162,7 @@ int stacks__cpu_sample(struct bpf_perf_event_data *ctx)
     e->pid = tgid;
     e->tid = (u32)id;
     e->type = EV_STACK_SAMPLE;
-    e->stack_id = stack_traces.get_stackid(ctx, BPF_F_USER_STACK);
+    e->stack_id = stack_take(ctx);
     e->cpu = bpf_get_smp_processor_id();
     e->_pad = 0;
     events.ringbuf_submit(e, RB_FLAGS);

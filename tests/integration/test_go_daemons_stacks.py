@@ -74,7 +74,7 @@ def test_a_stripped_go_daemons_samples_are_named_with_its_packages(
     assert mine[0]["go_version"].startswith("go1."), mine
 
     # the daemon's samples start at its exec: before it, the pid is still the recorder's forked
-    # child (Python, libc) about to exec, named against the daemon's mappings
+    # child (Python, libc) about to exec (the analysis shows those as "(before exec)")
     exec_ns = min(
         r["ts_ns"]
         for r in trace.table("process").to_pylist()

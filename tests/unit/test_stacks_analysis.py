@@ -230,7 +230,7 @@ def test_samples_without_stacks_table_or_mappings() -> None:
     a = analyze_json(trace(meta=META, **rows), profile="k3s", end="exit:iptables")
     text = "\n".join(a["stacks"]["problems"])
     assert "missing from the stacks table" in text
-    assert schema.SCHEMA_VERSION == "1.3"
+    assert schema.SCHEMA_VERSION == "1.4"
 
 
 def test_the_text_names_components_on_the_path() -> None:
@@ -295,3 +295,43 @@ def test_the_text_of_the_json_read_back_is_the_same() -> None:
     a = analyze(trace(meta=META, **_rows(sched=True)), profile="k3s", end="exit:iptables")
     back = Analysis.from_json(json.loads(json.dumps(a.to_json())))
     assert render(back) == render(a)
+
+
+def test_samples_before_the_exec_are_not_named_by_the_new_program() -> None:
+    # iptables' pid ran k3s's program from its fork (600 ms) to its exec (601 ms); its
+    # mappings were read after the exec (iptables' own). Two samples fell in between, at PCs
+    # that lie inside iptables' mapping: naming them there would invent iptables functions
+    rows = _rows()
+    ipt_bin = "elf:iptables"
+    rows["mappings"].append(dict(ts_ns=ms(602), pid=IPT, start=0x400000, end=0x800000,
+                                 file_offset=0x400000, path="/usr/sbin/iptables",
+                                 binary=ipt_bin))
+    rows["binaries"].append(dict(binary=ipt_bin, path="/usr/sbin/iptables", symbolizer="elf",
+                                 arch="x86_64"))
+    rows["symbols"] += [dict(binary=ipt_bin, address=a - d, depth=0, function="iptables_fn")
+                        for a in FUNCS for d in (0, 1)]
+    for t in (600.2, 600.6):
+        rows["samples"].append(dict(ts_ns=ms(t), kind="cpu", pid=IPT, tid=IPT, cpu=1,
+                                    stack_id=4))
+    rows["samples"].append(dict(ts_ns=ms(650), kind="cpu", pid=IPT, tid=IPT, cpu=1,
+                                stack_id=2))  # after the exec: iptables' own, named there
+    a = analyze_json(trace(meta=META, **rows), profile="k3s", end="exit:iptables")
+    folded = dict(a["stacks"]["folded"])
+    assert folded["iptables[200];(before exec)"] == 2, folded
+    assert folded["iptables[200];iptables_fn;iptables_fn"] == 1, folded
+    assert not any("iptables_fn" in k and v == 2 for k, v in folded.items())
+    assert any("2 samples were taken before their process's exec" in p
+               for p in a["stacks"]["problems"]), a["stacks"]["problems"]
+
+
+def test_a_connect_whose_stack_was_lost_stays_in_its_poll() -> None:
+    # the stack map's bucket held another stack (-17 EEXIST) at the kubelet's 4th attempt:
+    # that connect has no component of its own, and must not split the poll series in two
+    rows = _rows()
+    lost = next(r for r in rows["samples"] if r["kind"] == "connect" and r["tid"] == 103
+                and r["ts_ns"] == ms(300))
+    lost["stack_id"], lost["stack_error"] = None, -17
+    a = analyze_json(trace(meta=META, **rows), profile="k3s", end="exit:iptables")
+    w = _poll(a)
+    assert w["attempts"] == 6 and w["interval_ns"] == ms(100), w
+    assert w["waiter_component"] == "kubelet"

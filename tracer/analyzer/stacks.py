@@ -53,6 +53,9 @@ UNSAMPLED = "(unsampled)"
 NO_STACK = "(no stack)"
 #: the outermost frame of a stack the walk could not follow past its first frame(s)
 TRUNCATED = "(truncated)"
+#: the one frame of a stack taken before its process's exec (StackIndex.build)
+PRE_EXEC = "(before exec)"
+PRE_EXEC_GEN = -2
 #: a process is said to have one-frame stacks when at least this share of its stacks are
 ONE_FRAME_SHARE = 0.05
 #: the flame graph keeps at most this many distinct stacks (the rest are counted)
@@ -126,12 +129,25 @@ class StackIndex:
         # one naming per (pid, mapping generation, stack id): the generation is the latest
         # /proc/PID/maps read at or before the stack (the first one for earlier stacks)
         gens = _generations(trace.table("mappings"))
+        execs = _exec_times(trace.table("process"))
         snap = np.full(n, -1, np.int64)
+        pre_exec = 0
         for p in np.unique(pid).tolist():
             at = gens.get(int(p))
             if at is not None:
                 rows = np.flatnonzero(pid == p)
                 snap[rows] = np.maximum(np.searchsorted(at, ts[rows], "right") - 1, 0)
+                # taken before an exec that came before the first read of its mappings: the
+                # pid ran its parent's program then (fork, then exec), whose mappings are not
+                # the ones read: named PRE_EXEC, never against the new program's mappings
+                ex = execs.get(int(p))
+                if ex is not None:
+                    early = rows[ts[rows] < at[0]]
+                    nxt = np.searchsorted(ex, ts[early], "right")
+                    hit = nxt < len(ex)
+                    hit[hit] = ex[nxt[hit]] <= at[0]
+                    snap[early[hit]] = PRE_EXEC_GEN
+                    pre_exec += int(np.count_nonzero(hit & (sid[early] >= 0)))
         unnamed: Counter[tuple[str, str]] = Counter()
         nframes = 0
         named = np.full(n, -1, np.int64)
@@ -153,6 +169,10 @@ class StackIndex:
                 if pcs is None:
                     continue
                 slot[i] = len(stacks_named)
+                if sn == PRE_EXEC_GEN:
+                    stacks_named.append((p, (PRE_EXEC,)))
+                    depth.append(len(pcs))
+                    continue
                 at_ts = int(gens[p][sn]) if sn >= 0 else None
                 frames = namer.frames(p, s, at_ts)
                 # a caller outside every mapping is not code: the frame-pointer walk left the
@@ -186,8 +206,15 @@ class StackIndex:
             if p not in own_of:
                 own_of[p] = _own_component(procs, profile, p)
                 exe_of[p] = _names(procs, p)
-            got = rules.component_of([f for f in reversed(fr) if f != TRUNCATED], exe_of[p])
-            c = got.component if got is not None else (own_of[p] or f"pid {p}")
+            if fr == (PRE_EXEC,):  # its parent's program: the parent's own component
+                par = _parent_pid(procs, p)
+                c = (_own_component(procs, profile, par) if par is not None else None) \
+                    or own_of[p] or f"pid {p}"
+                got = None
+            else:
+                got = rules.component_of([f for f in reversed(fr) if f != TRUNCATED],
+                                         exe_of[p])
+                c = got.component if got is not None else (own_of[p] or f"pid {p}")
             ruled[i] = got is not None
             if c not in comp_ix:
                 comp_ix[c] = len(comps)
@@ -208,6 +235,11 @@ class StackIndex:
 
         ix.problems = _problems(trace, procs, gens, sm, sid, pid, named[is_cpu],
                                 stacks_named, depth, missing_ids, unnamed, nframes)
+        if pre_exec:
+            ix.problems.append(
+                f"{pre_exec} samples were taken before their process's exec (it still ran "
+                "an earlier program, its parent's after a fork, whose mappings were not read): "
+                f"shown as {PRE_EXEC}, charged to the parent's own component")
         namer.close()
         return ix
 
@@ -362,6 +394,26 @@ def _generations(mappings: pa.Table) -> dict[int, I64]:
         if p is not None:
             out[int(p)].add(int(t or 0))
     return {p: np.asarray(sorted(ts), np.int64) for p, ts in out.items()}
+
+
+def _exec_times(process: pa.Table) -> dict[int, I64]:
+    """pid -> the sorted times it exec'd (the process table's exec rows)."""
+    if process.num_rows == 0 or "kind" not in process.column_names:
+        return {}
+    ex = process.filter(pc.fill_null(pc.equal(process["kind"], "exec"), False))
+    out: dict[int, list[int]] = defaultdict(list)
+    for p, t in zip(ex["pid"].to_pylist(), ex["ts_ns"].to_pylist()):
+        if p is not None and t is not None:
+            out[int(p)].append(int(t))
+    return {p: np.asarray(sorted(v), np.int64) for p, v in out.items()}
+
+
+def _parent_pid(procs: Processes, pid: int) -> int | None:
+    """The pid of the process that forked pid (its first instance's parent)."""
+    for p in procs.procs:
+        if p.pid == pid and p.parent is not None:
+            return procs.procs[p.parent].pid
+    return None
 
 
 def _names(procs: Processes, pid: int) -> list[str]:

@@ -90,6 +90,10 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
                    "tree and of the --profile's executables.")
 @click.option("--sample-hz", type=click.IntRange(1, 1000), default=49, show_default=True,
               help="On-CPU stack samples per second per CPU (when the target is on it).")
+@click.option("--stack-map-entries", type=int, default=16384, show_default=True,
+              help="Distinct stacks the kernel's stack map holds (power of two, ~1 KiB each, "
+                   "preallocated); a stack whose bucket is taken goes to a 4096-entry spill map "
+                   "(docs/stacks.md). More for long recordings of many programs.")
 @click.option("--profile", "profile", type=click.Choice(["k3s", "generic"]), default="k3s",
               show_default=True,
               help="Whose stacks are taken besides CMD's tree: k3s = the k3s node's Go daemons "
@@ -106,8 +110,8 @@ Stops when CMD exits, at --until, after --duration, or on Ctrl-C/SIGTERM
 def record(output: Path, duration: float | None, until: str | None, force: bool,
            user: str | None, journal_units: tuple[str, ...], no_capture: bool,
            no_netlink: bool, sched: bool, sched_hooks: str, stacks: bool, sample_hz: int,
-           profile: str, buffer_pages: int, flush_interval: float, wakeup: bool,
-           print_bpf: bool, command: tuple[str, ...]) -> int:
+           stack_map_entries: int, profile: str, buffer_pages: int, flush_interval: float,
+           wakeup: bool, print_bpf: bool, command: tuple[str, ...]) -> int:
     """Record process, socket and module events system-wide (root)."""
     from tracer import conditions
     from tracer.collector import probes
@@ -133,6 +137,7 @@ def record(output: Path, duration: float | None, until: str | None, force: bool,
         sched_hooks=sched_hooks,
         stacks=stacks,
         sample_hz=sample_hz,
+        stack_map_entries=stack_map_entries,
         profile=profile,
         force=force,
         ring_pages=buffer_pages,

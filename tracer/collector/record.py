@@ -242,10 +242,12 @@ class Recorder:
         }
         if plan.concerns.get("stacks") == "attached":
             fd = bpf.map_fd("stack_traces")
+            info = bpfcache.map_info(fd)
             self.stacks = stacks_collector.StackCollector(
-                stack_fd=fd, value_size=int(bpfcache.map_info(fd)["value_size"]),
+                stack_fd=fd, value_size=int(info["value_size"]),
                 sample_hz=plan.sample_hz, profile=o.profile,
-                targets_fd=bpf.map_fd("stack_targets"))
+                targets_fd=bpf.map_fd("stack_targets"),
+                spill_fd=bpf.map_fd("stack_spill"), spill_base=int(info["max_entries"]))
         if plan.concerns.get("sched") == "attached":
             self._bpf = bpf  # sched.freeze reads its maps by fd, however they were loaded
             self.sched = sched_collector.SchedCollector(

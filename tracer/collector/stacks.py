@@ -94,6 +94,10 @@ class StackCollector:
     pending_maps: list[dict[str, Any]] = field(default_factory=list)
     #: the stack_targets map (peek asks it whether an exec'd process is a target)
     targets_fd: int = -1
+    #: the stack_spill map (bpf/stacks.bpf.c: stacks whose stack_traces bucket was taken),
+    #: whose ids are handed out from spill_base (stack_traces' size) on
+    spill_fd: int = -1
+    spill_base: int = 1 << 62
     #: (path, dev, ino, size, mtime) -> binary key
     keys: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
     #: the binary key of the recorder's own vDSO (tracer/symbols/vdso.py), once known
@@ -245,8 +249,10 @@ class StackCollector:
         n = self.value_size // 8
         for sid in new:
             self.seen_ids.add(sid)
+            fd, key = (self.stack_fd, sid) if sid < self.spill_base else \
+                (self.spill_fd, sid - self.spill_base)
             try:
-                raw = bpfcache.lookup(self.stack_fd, struct.pack("<I", sid), self.value_size)
+                raw = bpfcache.lookup(fd, struct.pack("<I", key), self.value_size)
             except bpfcache.CacheError:
                 self.lookup_failed += 1  # counted: samples then reference an id with no row
                 continue
@@ -352,6 +358,9 @@ class StackCollector:
             "counts": dict(sorted(self.counts.items())),
             "errors": dict(sorted(self.errors.items())),
             "stacks": len(self.seen_ids) - self.lookup_failed,
+            # of which taken from the spill map: their stack_traces bucket held another stack
+            "stacks_spilled": sum(1 for i in self.seen_ids if i >= self.spill_base),
+            **({"spill_base": self.spill_base} if self.spill_fd >= 0 else {}),
             "stack_lookups_failed": self.lookup_failed,
             "symbols": self.symbols_note,
         }

@@ -73,6 +73,17 @@ func syncFile(path string) error {
 	return f.Sync() // fsync(2)
 }
 
+// dialAtDepth dials from under `depth` frames of itself: every depth is a distinct user stack
+// (test_stacks: stacks that collide in the stack map's buckets still come back whole).
+//
+//go:noinline
+func dialAtDepth(depth int, port string) error {
+	if depth > 1 {
+		return dialAtDepth(depth-1, port)
+	}
+	return dialClosed(port)
+}
+
 func main() {
 	ms, _ := strconv.Atoi(os.Args[1])
 	truth := map[string]any{"pid": os.Getpid()}
@@ -89,6 +100,13 @@ func main() {
 		for i := 0; i < n; i++ {
 			dialClosed(os.Args[2])
 		}
+	}
+	// GOSTACKS_DEPTHS=N: one dial from each depth 1..N of dialAtDepth, in that order
+	if n, _ := strconv.Atoi(os.Getenv("GOSTACKS_DEPTHS")); n > 0 {
+		for k := 1; k <= n; k++ {
+			dialAtDepth(k, os.Args[2])
+		}
+		truth["depths"] = n
 	}
 	truth["dial_t1"] = monoNs()
 	truth["dial_tid"] = syscall.Gettid()
