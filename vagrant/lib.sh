@@ -177,9 +177,11 @@ lab_require() {
 
 # lab_ssh MACHINE COMMAND: run COMMAND in the VM without a tty, so its stderr stays stderr and
 # its stdout holds only what it prints there (with a tty both arrive mixed on stdout, with \r).
+# A guest under TCG that boots k3s while it records can leave sshd unanswered for tens of
+# seconds: keepalives give up after 60 s of silence (12 x 5 s), not 15 s.
 lab_ssh() {
   vagrant ssh "$1" --no-tty -c "$2" -- -T -o ConnectTimeout=10 -o ServerAliveInterval=5 \
-    -o ServerAliveCountMax=3
+    -o ServerAliveCountMax=12
 }
 
 lab_boot_id() { lab_ssh "$1" 'cat /proc/sys/kernel/random/boot_id'; }
@@ -220,7 +222,17 @@ lab_report_dir() {  # VERSION [SUBDIR]
 lab_collect() {  # MACHINE DEST [collect.sh args...]
   local machine=$1 dest=$2 remote cfg
   shift 2
-  remote=$(lab_ssh "$machine" "sudo /opt/k3sprof/src/vagrant/collect.sh $*")
+  local rc=0
+  remote=$(lab_ssh "$machine" "sudo /opt/k3sprof/src/vagrant/collect.sh $*") || rc=$?
+  if [ "$rc" -eq 255 ]; then
+    # the ssh connection dropped (exit 255), not collect.sh: it only waits, stops the
+    # recording and packs the newest run, so running it again is safe
+    lab_log "$machine: the ssh connection to collect.sh dropped (exit 255): once more"
+    sleep 10
+    remote=$(lab_ssh "$machine" "sudo /opt/k3sprof/src/vagrant/collect.sh $*")
+  elif [ "$rc" -ne 0 ]; then
+    return "$rc"
+  fi
   case "$remote" in
     /*.tar.gz) ;;
     *) lab_die "collect.sh in $machine printed no tarball path (stdout: ${remote:-nothing})" ;;

@@ -20,6 +20,11 @@
 #                 fetched for k3s: the binary is copied to /usr/local/bin/k3s and the k3s unit is
 #                 written here in the shape k3s's install script writes it. OS packages must then
 #                 already be in the box (they are checked, not installed).
+#   BPF_CACHE_SEED  directory (in the VM) of k3sprof bytecode-cache entries filled by `k3sprof
+#                 doctor` in a twin VM (same box: kernel, headers, BCC; same k3sprof source):
+#                 copied into /var/cache/k3sprof/bpf (root-only) and doctor runs with --cached,
+#                 so this VM does not compile again (minutes under TCG). An entry that does not
+#                 match here is ignored (doctor then compiles, as without it).
 set -euo pipefail
 
 SRC=${SRC:-/k3sprof-src}
@@ -33,6 +38,7 @@ BOOT_TIMEOUT=${BOOT_TIMEOUT:-600}
 BOOT_ATTACH_TIMEOUT=${BOOT_ATTACH_TIMEOUT:-600}
 BOOT_KEEP=${BOOT_KEEP:-10}
 K3S_BINARY=${K3S_BINARY:-}
+BPF_CACHE_SEED=${BPF_CACHE_SEED:-}
 
 if [ ! -f "$SRC/vagrant/lib.sh" ]; then
   echo "[provision] error: $SRC does not hold the k3sprof repo (synced folder missing?)" >&2
@@ -141,6 +147,13 @@ install_k3sprof() {
 step "installing k3sprof into $PREFIX" install_k3sprof
 if [ "$NEW_KERNEL" = yes ]; then
   lab_log "skipping k3sprof doctor until the new kernel runs (the boot unit's journal will tell)"
+elif [ -n "$BPF_CACHE_SEED" ] && compgen -G "$BPF_CACHE_SEED/*.json" >/dev/null; then
+  seed_bpf_cache() {
+    install -d -o root -g root -m 0700 /var/cache/k3sprof /var/cache/k3sprof/bpf
+    install -o root -g root -m 0600 "$BPF_CACHE_SEED"/*.json /var/cache/k3sprof/bpf/
+  }
+  step "seeding the bytecode cache from $BPF_CACHE_SEED (a twin VM's doctor)" seed_bpf_cache
+  step "checking that this VM can record (k3sprof doctor --cached)" k3sprof doctor --cached
 else
   step "checking that this VM can record (k3sprof doctor)" k3sprof doctor
 fi

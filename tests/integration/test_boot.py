@@ -363,3 +363,22 @@ def test_installed_start_and_end_are_the_analysis_window(
     # and the command that redoes each step by hand carries the same window
     assert res.analysis.argv[-5:] == ["--start", "exec:k3s-server", "--end", "exec:containerd",
                                       "--json"]
+
+
+@pytest.mark.bpf
+def test_install_warms_the_cache_the_boot_recorder_loads(tmp_path: Path) -> None:
+    """`boot install` puts the boot recorder's build in the bytecode cache: the first traced
+    boot loads it instead of compiling while k3s waits. The recorder `boot run` starts (record
+    with its defaults) then loads from that cache: the same build, not a near miss."""
+    env = {**os.environ, "K3SPROF_BPF_CACHE": str(tmp_path / "cache")}  # empty: BCC compiles
+    warm = [sys.executable, "-c", "from tracer import boot; w = boot.warm_bytecode_cache(); "
+            "print(w.source, w.note)"]
+    for expected in ("bcc", "cache"):
+        p = subprocess.run(warm, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split()[0] == expected and p.stdout.split()[1] == "None", p.stdout
+    p = subprocess.run([sys.executable, "-m", "tracer", "record", "-o", str(tmp_path / "t"),
+                        "--", "true"], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((tmp_path / "t" / schema.META_FILE).read_text())
+    assert meta["bpf_loaded_from"] == "cache", meta.get("bpf_cache_note")

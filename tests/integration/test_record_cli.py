@@ -107,6 +107,20 @@ def test_doctor_json_and_console_script(tmp_path: Path) -> None:
     names = {c["name"]: c for c in d["checks"]}
     assert d["ok"] is True and names["tracefs"]["ok"] and names["compile+attach"]["ok"]
     assert names["tracepoint sock/inet_sock_set_state"]["ok"]
+    assert "(compiled with BCC" in names["compile+attach"]["detail"]
+    # doctor filled the cache; --cached loads that build (what the lab's seeded VMs do)
+    p = subprocess.run([K3SPROF_SCRIPT, "doctor", "--json", "--cached"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stdout
+    cached = {c["name"]: c for c in json.loads(p.stdout)["checks"]}["compile+attach"]
+    assert cached["ok"] and "(loaded from the bytecode cache, not compiled" in cached["detail"]
+    assert cached["detail"].split()[0] == names["compile+attach"]["detail"].split()[0]  # same n
+    # and it is the build a recording with default options loads (one way to choose it:
+    # start.load_probes), so a doctor run warms what `record` needs
+    p = run("record", "-o", str(tmp_path / "t"), "--", "true")
+    assert p.returncode == 0, p.stderr
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["bpf_loaded_from"] == "cache", meta.get("bpf_cache_note")
 
 
 def test_help_shows_an_example() -> None:

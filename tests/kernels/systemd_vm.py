@@ -15,10 +15,10 @@ session an ext4 image is made from it plus:
   boot recording to finish, saves what systemd and journald say, and powers off;
 * a socket-activated stand-in datastore (k3sprof-sockd.socket on 127.0.0.1:6444 and its
   service, SOCKD) that the stand-in k3s polls every 100 ms before it listens: systemd
-  listens, the daemon it starts on the first connection accepts (issue 29's shape 1). NOT
-  asserted yet: under the kernel matrix's load the analysis missed this wait (the first
-  connect waited seconds in the backlog for the daemon's start, and the not-ready answers
-  after it were too few or too fast to make a poll series; see docs/analyze.md).
+  listens, the daemon it starts on the first connection accepts (issue 29's shape 1); the
+  first connect waits in the backlog while the daemon starts (seconds under TCG). NOT
+  asserted: under the matrix's load the analysis still misses the backlogged attempt (see
+  docs/analyze.md).
 
 After each boot the host copies /var/lib/k3sprof (the runs) and /var/lib/k3sprof-check out of
 the image with debugfs (no loop mount, no running VM needed).

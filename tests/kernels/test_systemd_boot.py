@@ -157,3 +157,4 @@ def test_delay_of_k3s_service_is_measured(systemd_vm: SystemdVM) -> None:
                            f"k3sprof-boot start -> READY {r['unit_start_to_ready_s']} s"
                            for r in rows))
 
+

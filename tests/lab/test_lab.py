@@ -10,7 +10,9 @@ home with scp, and compare's report. What differs from a user's run, and why:
   libvirtd, its NAT network and vagrant run inside a network namespace of their own
   (tests/lab/labns.sh): the guests reach nothing but each other and the host's side of it;
 * k3s is a STAND-IN (tests/lab/k3s-standin: a real program, not k3s, see its docstring),
-  installed by provision.sh's offline path (K3S_BINARY), which writes k3s's unit shape.
+  installed by provision.sh's offline path (K3S_BINARY), which writes k3s's unit shape;
+* compare's two VMs get single's VM's bytecode cache (BPF_CACHE_SEED: the same box and
+  source) and run `doctor --cached`: each would otherwise compile for 1-4 min under TCG.
 
 Checks: the traced boot's trace holds the stand-in's execs (k3s, its modprobes, containerd),
 the module loads (br_netfilter pulls llc, stp, bridge; overlay), its listens on 6443 and 10250;
@@ -20,6 +22,7 @@ compare's report likewise.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
@@ -39,6 +42,8 @@ VERSION = "v0.0.0+standin"
 #: each scenario under TCG on 2 cores takes minutes (see vagrant/README.md); past this it fails
 SCENARIO_TIMEOUT_S = 1800
 REPORTS = ROOT / "reports" / box.BOX_NAME.replace("/", "_")
+#: single's VM's bytecode cache, synced into compare's VMs (keep_bpf_cache; .gitignore'd)
+SEED = ROOT / ".lab-bpf-cache"
 
 CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -143,8 +148,34 @@ def check_renders(page: Path, tmp: Path) -> None:
     assert "plot-container" in p.stdout, "plotly drew no figure"
 
 
+def keep_bpf_cache(env: dict[str, str], scenario: str) -> None:
+    """The bytecode cache the scenario's VM filled (its doctor), kept in the clone for the next
+    VMs of the same box (BPF_CACHE_SEED, vagrant/provision.sh): they load it with `doctor
+    --cached` instead of compiling for minutes under TCG. Best effort: without it they compile."""
+    shutil.rmtree(SEED, ignore_errors=True)
+    try:
+        p = subprocess.run(["bash", str(LABNS), "exec", "vagrant", "ssh", "-c",
+                            "sudo tar -C /var/cache/k3sprof/bpf -czf - . | base64 -w0"],
+                           cwd=LAB / scenario, env=env, capture_output=True, text=True,
+                           timeout=300)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr[-500:])
+        SEED.mkdir(mode=0o700)
+        subprocess.run(["tar", "-C", str(SEED), "-xzf", "-"], check=True, capture_output=True,
+                       input=base64.b64decode("".join(p.stdout.split())))
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
+        print(f"[lab] no bytecode cache kept from {scenario}: {e}")
+        shutil.rmtree(SEED, ignore_errors=True)
+        return
+    n = len(list(SEED.glob("*.json")))
+    print(f"[lab] kept {n} bytecode-cache files of {scenario}'s VM for the next VMs")
+    if n:
+        env["BPF_CACHE_SEED"] = "/k3sprof-src/" + SEED.name
+
+
 def test_single(lab_env: dict[str, str], tmp_path: Path) -> None:
     run_scenario(lab_env, "single", REPORTS.parent / "lab-single.log")
+    keep_bpf_cache(lab_env, "single")
     subprocess.run(["bash", str(LABNS), "exec", "vagrant", "destroy", "-f"],
                    cwd=LAB / "single", env=lab_env, check=True, capture_output=True, timeout=600)
     run = newest_run(VERSION)
@@ -154,7 +185,11 @@ def test_single(lab_env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_compare(lab_env: dict[str, str], tmp_path: Path) -> None:
-    run_scenario(lab_env, "compare", REPORTS.parent / "lab-compare.log")
+    log = REPORTS.parent / "lab-compare.log"
+    run_scenario(lab_env, "compare", log)
+    if lab_env.get("BPF_CACHE_SEED"):  # both VMs loaded single's build: the same box and source
+        loaded = log.read_text(errors="replace").count("loaded from the bytecode cache")
+        assert loaded == 2, f"{loaded} of compare's 2 VMs loaded the seeded bytecode cache"
     subprocess.run(["bash", str(LABNS), "exec", "vagrant", "destroy", "-f"],
                    cwd=LAB / "compare", env=lab_env, check=True, capture_output=True,
                    timeout=600)

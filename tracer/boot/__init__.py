@@ -57,6 +57,7 @@ from tracer.boot.unit import (
     uninstall,
     unit_path,
     wants_link,
+    warm_bytecode_cache,
 )
 
 __all__ = [
@@ -98,4 +99,5 @@ __all__ = [
     "uninstall",
     "unit_path",
     "wants_link",
+    "warm_bytecode_cache",
 ]

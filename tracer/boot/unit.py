@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracer import __version__
 from tracer._errors import PrivilegeError, UsageError
@@ -28,6 +29,9 @@ from tracer.boot.options import (
     BootOptions,
 )
 from tracer.boot.runs import RunInfo, ensure_output_dir, list_runs
+
+if TYPE_CHECKING:
+    from tracer.collector.start import CacheWarmth
 
 UNIT_NAME = "k3sprof-boot.service"
 WANTED_BY = "multi-user.target"
@@ -205,6 +209,16 @@ def install(
     return InstallResult(
         path, wants_link(root), opts.output_dir, replaced, _daemon_reload(root), found
     )
+
+
+def warm_bytecode_cache() -> CacheWarmth:
+    """Put the build of the probes `boot run`'s recorder loads (record's defaults) in the
+    bytecode cache of THIS machine: the first traced boot then loads it in a fraction of a
+    second instead of compiling with BCC while k3s waits (seconds on hardware, minutes in a
+    TCG VM). Raises ProbeError when the probes cannot load here (`doctor` says why)."""
+    from tracer.collector.start import RecordOptions, warm_cache
+
+    return warm_cache(RecordOptions(output=Path("/nonexistent")))
 
 
 def _unit_exists(root: Path, name: str) -> bool:

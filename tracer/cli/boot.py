@@ -99,6 +99,15 @@ def boot() -> None:
     metavar="S",
     help="Longest k3s waits for the probes to go live (TimeoutStartSec).",
 )
+@click.option(
+    "--no-warm-cache",
+    "warm",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Do not compile the recorder's probes into the bytecode cache now (by default the "
+    "first traced boot loads them instead of compiling while k3s waits; skipped with --root).",
+)
 @_root_option
 def install(
     end: str | None,
@@ -107,13 +116,30 @@ def install(
     output_dir: Path,
     keep: int,
     attach_timeout_s: int,
+    warm: bool,
     root: Path,
 ) -> int:
     """Install and enable the boot unit (takes effect at the next boot)."""
+    from tracer._errors import ProbeError
+
     opts = lib.BootOptions(output_dir, end, timeout_s, keep, attach_timeout_s, start=start)
     res = _call(lib.install, opts, root=root)
     click.echo(f"{'updated' if res.replaced else 'installed'} {res.unit} (enabled: {res.wants})")
     click.echo(f"runs go to {res.output_dir} (root-only), the last {keep} are kept")
+    if warm and root == Path("/"):
+        try:
+            w = lib.warm_bytecode_cache()
+        except ProbeError as e:
+            click.echo(f"note: the recorder's probes did not load here ({e}); the next boot "
+                       "compiles them while k3s waits (`sudo k3sprof doctor` says why)")
+        else:
+            if w.source == "cache":
+                click.echo(f"bytecode cache: holds the recorder's build (loaded and attached "
+                           f"in {w.seconds:.2f} s): the next boot loads it")
+            else:
+                click.echo(f"bytecode cache: compiled the recorder's probes in {w.seconds:.1f} "
+                           "s and stored them: the next boot loads them instead of compiling "
+                           "while k3s waits" + (f" (but: {w.note})" if w.note else ""))
     if not res.k3s_units_found:
         click.echo(
             "note: neither k3s.service nor k3s-agent.service is installed yet; the unit is "

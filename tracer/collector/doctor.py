@@ -48,7 +48,10 @@ def bcc_header_tree(kdir: Path) -> tuple[str, str]:
             f"sudo ln -sfn /usr/src/{common} {source} (Debian's split headers)")
 
 
-def run_checks(compile_probe: bool = True) -> list[Check]:
+def run_checks(compile_probe: bool = True, cached: bool = False) -> list[Check]:
+    """All checks; with compile_probe, BCC's compile and attach too (it fills the bytecode
+    cache), or with `cached` a cache entry of this exact build when one loads and attaches
+    here (filled on a twin machine: same kernel, headers, BCC and k3sprof), else the compile."""
     checks: list[Check] = []
     root = os.geteuid() == 0
     checks.append(Check("root", root, f"euid {os.geteuid()}", "run with sudo"))
@@ -123,15 +126,21 @@ def run_checks(compile_probe: bool = True) -> list[Check]:
                                 required=False))
     if compile_probe and all(c.ok for c in checks if c.required):
         try:
-            # always BCC's compile (the check is that it works here); it also fills the
-            # bytecode cache that later recordings load from
-            att = probes.load(probes.plan(), use_cache=False, fill_cache=True)
+            # BCC's compile unless `cached` (the check is that it works here); it also fills
+            # the bytecode cache that later recordings load from. The build is the one a
+            # `record` with default options loads (start.load_probes), fallback included
+            from tracer.collector.start import RecordOptions, load_probes
+
+            _, att = load_probes(RecordOptions(output=Path("/nonexistent")), use_cache=cached,
+                                 fill_cache=True)
             n = att.num_attached()
+            how = "loaded from the bytecode cache, not compiled" if att.source == "cache" \
+                else "compiled with BCC"
             att.detach()
             att.close()
             checks.append(Check("compile+attach", True, f"{n} tracepoints in "
-                                f"{att.compile_s:.2f}s" + (f" ({att.cache_note})"
-                                                            if att.cache_note else "")))
+                                f"{att.compile_s:.2f}s ({how}" + (f"; {att.cache_note})"
+                                                                  if att.cache_note else ")")))
         except Exception as e:
             checks.append(Check("compile+attach", False, str(e), "see the message above"))
     return checks

@@ -60,6 +60,8 @@ class RecordOptions:
     #: that explains a wait, for the tree of `record -- CMD` and the profile's executables
     stacks: bool = True
     sample_hz: int = 49
+    #: the stack map's size (bpf/stacks.bpf.c STACK_MAP_ENTRIES; a power of two)
+    stack_map_entries: int = 16384
     #: whose executables are stacks targets besides CMD's tree (stacktargets.PROFILE_EXES)
     profile: str = "k3s"
     #: called with progress messages (the CLI prints them); the first is the "recording" line
@@ -113,6 +115,60 @@ def prepare_output(path: Path, force: bool) -> None:
     os.chmod(path, 0o700)  # mkdir honours umask
 
 
+def load_probes(o: RecordOptions, use_cache: bool,
+                fill_cache: bool | None = None) -> tuple[probes.ProbePlan, probes.Attached]:
+    """The probes of a recording with these options, loaded and attached (the bytecode cache
+    is filled when BCC compiles, or as fill_cache says). The one way a build is chosen:
+    record, `boot install`'s warming and doctor's compile check all come here, so what
+    doctor checks and what the cache is warmed with is what a recording loads. The sched
+    concern's stop-time freeze and map read go by map fd (collector/sched.py), so it loads
+    from the cache like the rest."""
+    concerns = tuple(c for c in probes.CONCERNS
+                     if (o.sched or c != "sched") and (o.stacks or c != "stacks"))
+    plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
+                       arg_len=o.arg_len, concerns=concerns, sched_hooks=o.sched_hooks,
+                       sample_hz=o.sample_hz, stack_map_entries=o.stack_map_entries)
+    try:
+        return plan, probes.load(plan, use_cache=use_cache, fill_cache=fill_cache)
+    except ProbeError as e:
+        hooks = plan.sched_hooks or {}
+        if o.sched_hooks != "auto" or hooks.get("path") != "raw_tracepoint":
+            raise
+        # the kernel's BTF promised raw tracepoints, but they did not load or attach: the
+        # tracepoint programs are the fallback, and the recording says why
+        plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
+                           arg_len=o.arg_len, concerns=concerns, sched_hooks="tracepoint",
+                           sample_hz=o.sample_hz, stack_map_entries=o.stack_map_entries)
+        assert plan.sched_hooks is not None
+        plan.sched_hooks["why"] = f"fallback: raw tracepoint programs failed: {e}"
+        return plan, probes.load(plan, use_cache=use_cache, fill_cache=fill_cache)
+
+
+@dataclass
+class CacheWarmth:
+    """What warm_cache did: `source` "cache" (the build was there already) or "bcc" (compiled
+    now and stored); seconds to load or compile and attach; a note when the cache could not
+    be written (the recording would then compile again)."""
+
+    source: str
+    seconds: float
+    note: str | None = None
+
+
+def warm_cache(opts: RecordOptions) -> CacheWarmth:
+    """Make sure the bytecode cache holds the build a recording with these options loads:
+    load it (or compile with BCC and store it), attach, detach. `boot install` runs this so
+    that the first traced boot loads instead of compiling while k3s waits."""
+    probes.require_root()
+    t0 = time.monotonic()
+    _, att = load_probes(opts, use_cache=True)
+    try:
+        return CacheWarmth(att.source, time.monotonic() - t0, att.cache_note)
+    finally:
+        att.detach()
+        att.close()
+
+
 def go_live(opts: RecordOptions) -> Live:
     """Check the options, create the output, attach the probes (from the bytecode cache when
     it has them): the part of the start that nothing heavy is imported for."""
@@ -127,27 +183,11 @@ def go_live(opts: RecordOptions) -> Live:
                          f"{', '.join(stacktargets.PROFILE_EXES)})")
     if o.stacks and not 1 <= o.sample_hz <= 1000:
         raise UsageError(f"--sample-hz must be between 1 and 1000, got {o.sample_hz}")
-    concerns = tuple(c for c in probes.CONCERNS
-                     if (o.sched or c != "sched") and (o.stacks or c != "stacks"))
-    plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
-                       arg_len=o.arg_len, concerns=concerns, sched_hooks=o.sched_hooks,
-                       sample_hz=o.sample_hz)
-    # The sched concern's stop-time freeze and map read go by map fd (collector/sched.py),
-    # so it loads from the bytecode cache like the rest.
-    try:
-        bpf = probes.load(plan, use_cache=o.bpf_cache)
-    except ProbeError as e:
-        hooks = plan.sched_hooks or {}
-        if o.sched_hooks != "auto" or hooks.get("path") != "raw_tracepoint":
-            raise
-        # the kernel's BTF promised raw tracepoints, but they did not load or attach: the
-        # tracepoint programs are the fallback, and the recording says why
-        plan = probes.plan(ring_pages=o.ring_pages, wakeup=o.wakeup, max_args=o.max_args,
-                           arg_len=o.arg_len, concerns=concerns, sched_hooks="tracepoint",
-                           sample_hz=o.sample_hz)
-        assert plan.sched_hooks is not None
-        plan.sched_hooks["why"] = f"fallback: raw tracepoint programs failed: {e}"
-        bpf = probes.load(plan, use_cache=o.bpf_cache)
+    n = o.stack_map_entries
+    if o.stacks and (n < 16 or n > 1 << 20 or n & (n - 1)):
+        raise UsageError(f"--stack-map-entries must be a power of two from 16 to 1048576, "
+                         f"got {n}")
+    plan, bpf = load_probes(o, use_cache=o.bpf_cache)
     targets, n_running = None, 0
     if plan.concerns.get("stacks") == "attached":
         try:
