@@ -230,6 +230,16 @@ def measures(res: dict[str, Any]) -> list[Measure]:
                            pp["ratio_sched"], _le(1.10, "x"),
                            f"--no-sched {pp['ratio_no_sched']['median']:.3f}x; lost "
                            f"{sum(pp['lost_sched'])}"))
+        ps = pp.get("perf_sched")
+        if isinstance(ps, dict):
+            out.append(measure("sched.pingpong.perf_sched", "the same ping-pong under `perf "
+                               "sched record` (the peer for thread states) / untraced", "x",
+                               RATIO_RES, ps["ratio"], None,
+                               f"{ps['mb_per_s']['median']:.1f} MB/s of perf.data"))
+        elif isinstance(ps, str):
+            out.append(single("sched.pingpong.perf_sched", "the same ping-pong under `perf "
+                              "sched record`", "x", RATIO_RES, math.nan,
+                              note=f"not measured: {ps}"))
         sp_ = sd["stop"]
         out.append(measure("sched.stop.detach", "stop: SIGINT -> every program detached "
                            "(idle default recorder)", "s", 0.002, sp_["last_detach_s"],

@@ -58,6 +58,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(), "bcc": bcc_version,
         "bpftrace": _first_line(["bpftrace", "--version"]),
         "strace": _first_line(["strace", "--version"]),
+        "perf": _first_line(["perf", "--version"]),
         "load_at_start": load_avg(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
@@ -244,7 +245,8 @@ def table(res: dict[str, Any]) -> str:
 def machine_text(m: dict[str, Any]) -> str:
     return (f"Machine: {m['cpus']} x {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, "
             f"{m['distro']}, Python {m['python']}, BCC {m['bcc']}, {m['bpftrace']}, "
-            f"{m['strace']}. Load average at start {m['load_at_start']}"
+            f"{m['strace']}" + (f", {m['perf']}" if m.get("perf") else "")
+            + f". Load average at start {m['load_at_start']}"
             + (f", at end {m['load_at_end']}" if "load_at_end" in m else "")
             + f" (ratios are per interleaved pair). {m['date']}.")
 
@@ -324,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 res[phase] = {
                     "pingpong": sched_overhead.measure(2 if args.quick else 7,
-                                                       20_000 if args.quick else 200_000),
+                                                       20_000 if args.quick else 200_000,
+                                                       perf_sched=True),
                     "stop": stop.measure(2 if args.quick else 5),
                 }
             elif phase == "whatif_demo":

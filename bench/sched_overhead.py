@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +41,26 @@ WORKLOAD_KIND = "pingpong"
 PIN: int | None = None
 
 
-def _workload(trips: int) -> dict[str, Any]:
+def _workload(trips: int, wrap: Sequence[str] = ()) -> dict[str, Any]:
+    """One run of the workload, under `wrap` (a peer tracer that runs it) when given."""
     if WORKLOAD_KIND == "burst":
         from bench.overhead import burst_cmd
 
-        r = run_json(burst_cmd(BURST_SCALE), cwd=BENCH.parent)
+        r = run_json([*wrap, *burst_cmd(BURST_SCALE)], cwd=BENCH.parent)
         # same keys as the ping-pong's; the burst is one process (no ping-pong partner)
         return {**r, "wall_s": r["elapsed_s"], "child": r["pid"], "switches_per_s": 0.0}
     pin = [] if PIN is None else ["--cpu", str(PIN)]
-    return run_json([*WORKLOAD, "--trips", str(trips), *pin], cwd=BENCH.parent)
+    return run_json([*wrap, *WORKLOAD, "--trips", str(trips), *pin], cwd=BENCH.parent)
+
+
+def _perf_sched(trips: int, out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The peer a user reaches for to see thread states: `perf sched record` (sched_switch,
+    sched_wakeup & co. to a perf.data file, every event, no in-kernel folding) around the
+    same workload. Its data rate is the other half of its cost."""
+    w = _workload(trips, ["perf", "sched", "record", "-q", "-o", str(out), "--"])
+    size = out.stat().st_size if out.exists() else 0
+    out.unlink(missing_ok=True)
+    return w, {"mb_per_s": size / 1e6 / w["wall_s"], "mb": size / 1e6}
 
 
 STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
@@ -106,8 +119,10 @@ PATH_VARIANTS = {"raw": ("--sched-hooks", "raw"), "tracepoint": ("--sched-hooks"
 
 
 def measure(rounds: int = 7, trips: int = 200_000, *, no_bpf_stats: bool = False,
-            workload: str = "pingpong", pin: int = 0, paths: bool = False) -> dict[str, Any]:
-    """Paired rounds (module docstring): ratios, BPF shares and lost events per variant."""
+            workload: str = "pingpong", pin: int = 0, paths: bool = False,
+            perf_sched: bool = False) -> dict[str, Any]:
+    """Paired rounds (module docstring): ratios, BPF shares and lost events per variant;
+    with perf_sched also `perf sched record` as a peer (its own untraced pair each round)."""
     global WORKLOAD_KIND, PIN
     WORKLOAD_KIND = workload
     PIN = None if pin < 0 else pin
@@ -121,6 +136,7 @@ def measure(rounds: int = 7, trips: int = 200_000, *, no_bpf_stats: bool = False
     per_run: dict[str, list[float]] = {v: [] for v in variants}
     # sched on: variant -> program -> per round (ns per run, runs per trip)
     per_prog: dict[str, dict[str, dict[str, list[float]]]] = {}
+    peer: dict[str, list[float]] = {"ratio": [], "cpu_ratio": [], "mb_per_s": []}
     with tempfile.TemporaryDirectory(prefix="k3sprof-bench-sched-") as tmp:
         for r in range(rounds):
             for label, extra in variants.items():
@@ -150,8 +166,21 @@ def measure(rounds: int = 7, trips: int = 200_000, *, no_bpf_stats: bool = False
                     f"{cpu_ratios[label][-1]:.3f} lost {info['lost']} "
                     f"bpf cpu {info['bpf_cpu_share']:.3f} of wall "
                     f"sched rows {info['rows'].get('sched', 0)} load {load_avg()}")
+            if perf_sched and shutil.which("perf"):
+                base = _workload(trips)
+                w, info = _perf_sched(trips, Path(tmp) / f"perf{r}.data")
+                peer["ratio"].append(w["wall_s"] / base["wall_s"])
+                peer["cpu_ratio"].append(w["cpu_s"] / base["cpu_s"])
+                peer["mb_per_s"].append(info["mb_per_s"])
+                log(f"round {r} perf sched record: untraced {base['wall_s']:.3f}s traced "
+                    f"{w['wall_s']:.3f}s ratio {peer['ratio'][-1]:.3f} data "
+                    f"{info['mb_per_s']:.1f} MB/s load {load_avg()}")
     key = {v: v.replace("-", "_") for v in variants}
     res: dict[str, Any] = {"variants": list(variants)}
+    if peer["ratio"]:
+        res["perf_sched"] = {k: summary(v) for k, v in peer.items()}
+    elif perf_sched:
+        res["perf_sched"] = "perf not installed"
     for v in variants:
         res[f"ratio_{key[v]}"] = summary(ratios[v])
         res[f"cpu_ratio_{key[v]}"] = summary(cpu_ratios[v])
@@ -178,12 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                          "(is sched on affordable on the realistic startup mix?)")
     ap.add_argument("--pin", type=int, default=0, metavar="CPU",
                     help="pin the ping-pong to this CPU (default 0; -1: unpinned)")
+    ap.add_argument("--perf-sched", action="store_true",
+                    help="also `perf sched record` around the same workload (a peer)")
     ap.add_argument("--paths", action="store_true",
                     help="sched on once per hook path (raw tracepoints, tracepoints), "
                          "interleaved with --no-sched, each paired with its own untraced run")
     a = ap.parse_args(argv)
     res = measure(a.rounds, a.trips, no_bpf_stats=a.no_bpf_stats, workload=a.workload,
-                  pin=a.pin, paths=a.paths)
+                  pin=a.pin, paths=a.paths, perf_sched=a.perf_sched)
     print(json.dumps(res))
     what = f"ping-pong {a.trips} trips" if a.workload == "pingpong" else \
         f"burst (scale {BURST_SCALE:g})"
