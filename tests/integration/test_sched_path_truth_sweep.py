@@ -3,7 +3,11 @@
 * who accepts (sched_handoff.py through sched_poller.py, a spinning server): `scm` (the
   socket passed over SCM_RIGHTS to an exec'd child, another fd number), `thread` (another
   thread of the listening process accepts: the listener IS the target), `forkfirst` (fork
-  before listen: the child listens and accepts);
+  before listen: the child listens and accepts), `activate` (systemd socket activation,
+  `Accept=no`: the socket listens before the poller starts and the daemon is started only
+  when a connection is pending, so the poller's FIRST connect succeeds at once and waits,
+  connected, in the backlog until the daemon has started and answers; the poller's ticker
+  drops the ticks it missed meanwhile, as Go's time.Ticker does);
 * slow answers (sched_slowpoll.py): over a unix socket; answers later than the interval
   (150 ms of work between answers, the poller retries 100 ms after each answer).
 Bounds as in test_sched_acceptor_truth.py and test_sched_slow_poll_truth.py."""
@@ -22,7 +26,7 @@ from tracer.report.text import render
 pytestmark = pytest.mark.bpf
 
 
-@pytest.mark.parametrize("handoff", ["scm", "thread", "forkfirst"])
+@pytest.mark.parametrize("handoff", ["scm", "thread", "forkfirst", "activate"])
 def test_the_target_is_whoever_accepted(handoff: str, tmp_path: Any) -> None:
     a, truth = record_handoff(tmp_path, handoff, "spin")
     t = truth["spin"]
@@ -36,8 +40,10 @@ def test_the_target_is_whoever_accepted(handoff: str, tmp_path: Any) -> None:
         assert "listener" not in w, w
     else:
         assert w["listener"]["pid"] == t["listener_pid"], w
+    if handoff == "activate":  # every attempt in the one series, the backlogged first too
+        assert w["attempts"] == len(t["answers"]), (w, t["answers"], render(a))
     st = _poll_segment(a, t)["states"]
-    if handoff == "scm":  # the exec'd receiver's startup is inside the wait (see exec)
+    if handoff in ("scm", "activate"):  # the exec'd daemon's startup is inside the wait
         assert 0.9 * t["cpu_ns"] <= st["cpu"] <= 1.1 * t["proc_cpu_ns"], (st, t, render(a))
     else:
         assert abs(st["cpu"] - t["cpu_ns"]) <= 0.10 * t["cpu_ns"], (st, t, render(a))

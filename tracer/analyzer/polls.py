@@ -23,7 +23,7 @@ import itertools
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,8 @@ MIN_INTERVAL_NS = 5_000_000  # faster than 5 ms is a burst, not a poll loop
 MIN_PURITY = 0.6
 MAX_CHANCE = 0.01
 MAX_TYPICAL_ERROR = 0.02
+#: _score's grid reading: every attempt but one within this share of the interval of a line
+GRID_ERROR = 0.005
 JITTER_FLOOR_NS = 200_000
 JITTER_FLOOR_REL = 0.002
 SECOND_CANDIDATES = 3  # how far to look for the second attempt past interleaved connects
@@ -51,7 +53,9 @@ class Series:
     regularity: float
     confidence: float
     chance: float  # expected number of such chains in random traffic of this group
-    typical_error: float  # median relative error of each attempt against the cadence so far
+    #: median relative error of each attempt against the cadence so far, or against the
+    #: chain's own grid when that is smaller (_score)
+    typical_error: float
 
 
 def _tol(p: float) -> float:
@@ -64,7 +68,7 @@ def _median(sorted_vals: list[float]) -> float:
     return sorted_vals[m] if n % 2 else (sorted_vals[m - 1] + sorted_vals[m]) / 2
 
 
-def _score(t: list[int], chain: list[int]) -> Series:
+def _score(t: list[int], chain: list[int], imputed: frozenset[int] = frozenset()) -> Series:
     gaps = [float(t[b] - t[a]) for a, b in itertools.pairwise(chain)]
     med = _median(sorted(gaps))
     mad = _median(sorted(abs(g - med) for g in gaps))
@@ -80,15 +84,51 @@ def _score(t: list[int], chain: list[int]) -> Series:
     chance = float(starts * min(SECOND_CANDIDATES, starts))
     # Each attempt after the second was predicted from the gaps before it: the chance that
     # random traffic puts a point that close to the prediction is 1 - exp(-2 * density * error).
+    # An imputed attempt (a catch-up moved to its slot, _on_schedule) is no evidence of its
+    # own time: it counts as anywhere within the tolerance, and not in the typical error.
     errors = []
     seen = [gaps[0]]
-    for g in gaps[1:]:
+    for b, g in zip(chain[2:], gaps[1:], strict=True):
         predicted = _median(seen)
         err = max(abs(g - predicted), floor)
-        errors.append(err / predicted)
+        if b in imputed:
+            err = _tol(predicted)
+        else:
+            errors.append(err / predicted)
         chance *= 1.0 - math.exp(-2.0 * density * err)
         insort(seen, g)
     typical_error = _median(sorted(errors)) if errors else 0.0
+    if len(chain) >= 4:
+        # a loop on a fixed schedule (a Go ticker) with ONE late attempt (a stall of the
+        # client) has two odd gaps, the late one and the short one after it, so half its
+        # gap errors can be large; yet every attempt but that one is on its grid. So the
+        # other reading: against the chain's own least-squares grid (t = a + k * p), the
+        # largest relative error of all attempts but the worst one. Only one attempt may be
+        # off: random traffic rarely puts all its other points on a line
+        k = np.arange(len(chain), dtype=np.float64)
+        tc = np.asarray([t[i] for i in chain], np.float64) - t[chain[0]]
+        slope, icept = np.polyfit(k, tc, 1)
+        rest = np.asarray([i not in imputed for i in chain], bool)  # imputed: not evidence
+        resid = np.abs(tc - (icept + slope * k))
+        resid[~rest] = -1.0
+        rest[int(np.argmax(resid))] = False  # the grid of all but the worst attempt
+        if int(rest.sum()) >= 3:
+            slope, icept = np.polyfit(k[rest], tc[rest], 1)
+        # more stalls: a stall only DELAYS an attempt, so beyond the first, attempts above
+        # the grid (late) may be set aside too, up to a third of the chain in all
+        late_out = 1
+        while late_out < len(chain) // 3 and int(rest.sum()) > 3 and slope > 0:
+            signed = np.where(rest, tc - (icept + slope * k), -np.inf)
+            worst = int(np.argmax(signed))
+            if signed[worst] <= GRID_ERROR * slope:
+                break
+            rest[worst] = False
+            late_out += 1
+            slope, icept = np.polyfit(k[rest], tc[rest], 1)
+        if int(rest.sum()) >= 3 and slope > 0:
+            off = float(np.max(np.abs(tc[rest] - (icept + slope * k[rest])))) / slope
+            if off <= GRID_ERROR:
+                typical_error = min(typical_error, off)
     confidence = round(max(0.0, 1.0 - chance) * purity, 3)
     return Series(list(chain), round(med), purity, regularity, confidence, chance, typical_error)
 
@@ -179,8 +219,11 @@ def _prefilter(t: list[int]) -> dict[int, list[int]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
-    """Regular poll series in one group's sorted attempt times (see module docstring)."""
+def find_series(
+    times: npt.NDArray[np.int64] | list[int], imputed: frozenset[int] = frozenset()
+) -> list[Series]:
+    """Regular poll series in one group's sorted attempt times (see module docstring);
+    imputed: positions whose time is a slot, not a measurement (_on_schedule)."""
     t: list[int] = np.asarray(times, dtype=np.int64).tolist()
     n = len(t)
     if n < MIN_ATTEMPTS:
@@ -188,7 +231,7 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
     out: list[Series] = []
     if n > MAX_CHAIN_GROUP:
         for run in _consecutive_runs(t):
-            s = _score(t, run)
+            s = _score(t, run, imputed)
             if _accept(t, s):
                 out.append(s)
         return out
@@ -213,7 +256,7 @@ def find_series(times: npt.NDArray[np.int64] | list[int]) -> list[Series]:
             span_count = bisect_right(t, t[chain[-1]]) - bisect_left(t, t[chain[0]])
             if len(chain) / span_count < MIN_PURITY:
                 continue
-            s = _score(t, chain)
+            s = _score(t, chain, imputed)
             if _accept(t, s) and (
                 best is None
                 or (len(s.indices), s.confidence) > (len(best.indices), best.confidence)
@@ -262,15 +305,18 @@ def find_series_answered(
     series are found on the attempt starts and on the client's own time (each gap minus the
     wait for the previous answer), the longest kept; then each series is followed through its
     neighbours while each next attempt is either on its schedule (one interval per attempt
-    since the last on-schedule one), one interval after the previous answer, or a catch-up
-    right after a late answer; series of the same interval that meet are one. A slow answer
+    since the last on-schedule one), one interval after the previous answer, a catch-up
+    right after a late answer, or (a ticker that drops missed ticks, Go's time.Ticker) the
+    first tick of the same grid after a late answer: socket activation's first connect waits
+    in the backlog while the daemon starts; series of the same interval that meet are one.
+    A slow answer
     is then part of the wait on the server, not a break in the series. Without answers this
     is exactly find_series."""
     t: list[int] = np.asarray(times, dtype=np.int64).tolist()
     base = find_series(t)
     n = len(t)
     if answered is None or n < MIN_ATTEMPTS or all(a is None for a in answered):
-        return base
+        return [_with_late_attempts(t, [None] * n, s, base) for s in base]
     ans = [
         a if a is not None and t[k] <= a <= (t[k + 1] if k + 1 < n else a) else None
         for k, a in enumerate(answered)
@@ -280,6 +326,16 @@ def find_series_answered(
         got = ans[k - 1]
         own.append(own[-1] + (t[k] - (t[k - 1] if got is None else got)))
     virt = find_series(own)
+    sched = _on_schedule(t, ans)
+    if sched is not None:
+        # a catch-up retries a slot that the loop's own previous attempt kept it from: that
+        # attempt is in the series, and so is the next one (the loop goes on)
+        moved = sched[1]
+        virt += [
+            s for s in find_series(sched[0], moved)
+            if all(b - 1 in s.indices and (b + 1 in s.indices or b + 1 == n)
+                   for b in moved.intersection(s.indices))
+        ]
     chosen: list[Series] = []
     for s in sorted(base + virt, key=lambda s: -len(s.indices)):  # stable: real first on ties
         lo, hi = s.indices[0], s.indices[-1]
@@ -292,7 +348,138 @@ def find_series_answered(
         if out and s.indices[0] <= out[-1].indices[-1]:
             continue  # absorbed by the series before it
         out.append(_through_slow_answers(t, ans, s, owner))
-    return out
+    return [_with_late_attempts(t, ans, s, out) for s in out]
+
+
+def _on_schedule(t: list[int], ans: list[int | None]) -> tuple[list[int], frozenset[int]] | None:
+    """The attempts on a fixed schedule's own time (find_series_answered): each catch-up (an
+    attempt made right after an answer that came after its slot was due, the client
+    retrying the slots it missed) moved to its slot; the positions moved. The interval: the
+    median gap between the attempts that are not catch-ups, a gap over k catch-ups counting
+    as k + 1 slots. None: no catch-up (the attempt starts are this view)."""
+    n = len(t)
+    late = [k for k in range(n - 1) if ans[k] is not None]
+    gaps = sorted(float(b - a) for a, b in itertools.pairwise(t) if b - a >= MIN_INTERVAL_NS)
+    if not late or not gaps:
+        return None
+
+    def catch_ups(p: float) -> dict[int, int]:  # catch-up position -> the late attempt
+        tol = _tol(p)
+        out: dict[int, int] = {}
+        for a in late:
+            got = ans[a]
+            assert got is not None
+            b = a + 1
+            while b < n and t[a] + (b - a) * p <= got + tol and (b == a + 1 or ans[b - 1] is None) \
+                    and 0 <= t[b] - (got if b == a + 1 else t[b - 1]) <= tol:
+                out[b] = a
+                b += 1
+        return out
+
+    first = catch_ups(_median(gaps))
+    if not first:
+        return None
+    keep = [k for k in range(n) if k not in first]
+    per_slot = sorted((t[b] - t[a]) / (b - a) for a, b in itertools.pairwise(keep))
+    if not per_slot or _median(per_slot) < MIN_INTERVAL_NS:
+        return None
+    p = _median(per_slot)
+    moved = catch_ups(p)
+    if not moved:
+        return None
+    out = list(t)
+    for b, a in moved.items():
+        out[b] = t[a] + round((b - a) * p)
+    if any(x >= y for x, y in itertools.pairwise(out)):
+        return None
+    return out, frozenset(moved)
+
+
+def _late(t: list[int], ans: list[int | None], p: int, anchor: int, b: int) -> bool:
+    """Attempt b of a series of interval p, whose last on-schedule attempt is `anchor`, came
+    late by the client's own doing (a stall: it was runnable, or the host ran another guest,
+    when its tick fired): after its slot by more than the tolerance but by less than half an
+    interval, while the previous answer (or attempt) was well before that slot (so not a
+    catch-up), or as late after one interval from the previous answer (a loop that sleeps
+    after each answer); and the loop is back on its cadence right after (the next attempt on the
+    grid, or one interval after b's answer), or b is the group's last attempt (the one that
+    found the server ready ends the loop). A stall only delays: an attempt EARLY for its
+    slot is never taken this way."""
+    tol = _tol(p)
+    n = len(t)
+    slot = t[anchor] + (b - anchor) * p
+    got = ans[b - 1]
+    prev_end = got if got is not None else t[b - 1]
+    on_grid_late = slot + tol < t[b] < slot + p / 2 and prev_end < slot - tol
+    # a loop that sleeps one interval after each answer: late for its answer's interval
+    after_answer_late = got is not None and got + p + tol < t[b] < got + p + p / 2
+    if not (on_grid_late or after_answer_late):
+        return False
+    if b + 1 == n:
+        return True
+    nxt, answer = t[b + 1], ans[b]
+    return abs(nxt - (slot + p)) <= tol or (answer is not None and abs(nxt - answer - p) <= tol)
+
+
+def _with_late_attempts(t: list[int], ans: list[int | None], s: Series,
+                        found: list[Series]) -> Series:
+    """Series s followed forward, and backward, through attempts a stall made late (_late)
+    and the on-schedule attempts beyond them, up to an attempt of another series. Backward,
+    a late attempt is taken only with an on-schedule one before it (an unrelated connect
+    just before a loop, such as k3s's certificate fetches before its /readyz poll, is not
+    its first attempt)."""
+    p = s.interval_ns
+    tol = _tol(p)
+    n = len(t)
+    others = {k for o in found if o is not s for k in o.indices}
+    idx = list(s.indices)
+    anchor = idx[-1]
+    b = anchor + 1
+    while b < n and b not in others:
+        if abs(t[b] - (t[anchor] + (b - anchor) * p)) <= tol:
+            anchor = b
+        elif not _late(t, ans, p, anchor, b):
+            break
+        idx.append(b)
+        b += 1
+    anchor = idx[0]
+    b = anchor - 1
+    while b >= 0 and b not in others:
+        if abs(t[b] - (t[anchor] - (anchor - b) * p)) <= tol:
+            idx.append(b)
+            anchor = b
+            b -= 1
+            continue
+        if b == 0 or b - 1 in others:
+            break
+        if b == anchor - 1 and _late(t, ans, p, b, anchor):
+            # the series' first attempt was itself late after b (a stalled retry after b's
+            # answer): b is the loop's when the attempt before b is on b's cadence
+            got = ans[b - 1]
+            if abs(t[b] - t[b - 1] - p) <= tol or (got is not None and abs(t[b] - got - p) <= tol):
+                idx += [b, b - 1]
+                anchor = b - 1
+                b -= 2
+                continue
+        slot = t[anchor] - (anchor - b) * p
+        got = ans[b - 1]
+        prev_end = got if got is not None else t[b - 1]
+        # the attempt before: on the grid one slot earlier, or whole slots earlier with its
+        # answer after the tick before b's slot (a ticker that dropped the ticks it missed:
+        # socket activation's backlogged first connect, then a stalled retry)
+        m = round((slot - t[b - 1]) / p)
+        if not (slot + tol < t[b] < slot + p / 2 and prev_end < slot - tol and m >= 1
+                and abs(t[b - 1] - (slot - m * p)) <= tol
+                and (m == 1 or (got is not None and got >= slot - p - tol))):
+            break
+        idx += [b, b - 1]
+        anchor = b - 1
+        b -= 2
+    if len(idx) == len(s.indices):
+        return s
+    idx.sort()
+    span = bisect_right(t, t[idx[-1]]) - bisect_left(t, t[idx[0]])
+    return replace(s, indices=idx, purity=len(idx) / max(span, 1))
 
 
 def _through_slow_answers(t: list[int], ans: list[int | None], s: Series,
@@ -315,7 +502,18 @@ def _through_slow_answers(t: list[int], ans: list[int | None], s: Series,
         prev_end = a if a is not None else t[b - 1]
         if t[b] > slot + tol and prev_end > slot - tol and 0 <= t[b] - prev_end <= tol:
             return "catch-up"
-        return None
+        return "on" if dropped(anchor, b) else None
+
+    def dropped(anchor: int, b: int) -> bool:
+        """A ticker that DROPS the ticks it missed (Go's time.Ticker): the client waited for
+        the previous answer through one or more ticks, then retried at the first tick of the
+        same grid after that answer (when the answer came just before that tick, the retry
+        is a catch-up too)."""
+        a = ans[b - 1]
+        prev_end = a if a is not None else t[b - 1]
+        m = round((t[b] - t[anchor]) / p)
+        return m > b - anchor and abs(t[b] - (t[anchor] + m * p)) <= tol \
+            and prev_end >= t[anchor] + (m - 1) * p - tol and 0 <= t[b] - prev_end <= p + tol
 
     idx = list(s.indices)
     f = idx[0]  # backward: attempts before the first that lead up to it on the same cadence
@@ -324,7 +522,8 @@ def _through_slow_answers(t: list[int], ans: list[int | None], s: Series,
             if owner.get(c) is not None:
                 c = -1
                 break
-            if all(step(c, b) == "catch-up" for b in range(c + 1, f)) and step(c, f) == "on":
+            if all(step(c, b) == "catch-up" for b in range(c + 1, f)) \
+                    and (step(c, f) == "on" or (f == c + 1 and dropped(c, f))):
                 break
         else:
             c = -1
@@ -336,6 +535,8 @@ def _through_slow_answers(t: list[int], ans: list[int | None], s: Series,
     while k + 1 < n:
         b = k + 1
         how = step(anchor, b)
+        if how is None and _late(t, ans, p, anchor, b):
+            how = "late"
         other = owner.get(b)
         if other is not None and other is not s and other not in absorbed:
             if abs(other.interval_ns - p) > tol or how is None:

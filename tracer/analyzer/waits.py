@@ -324,7 +324,8 @@ def _connect_waits(
 
     # the groups: (endpoint, waiter process, and with stacks the part of the process that
     # connected: kubelet's readiness poll is not one series with the scheduler's watches)
-    sub = np.zeros(len(rows), np.int64) if part is None else np.asarray(part, np.int64)[rows]
+    sub = np.zeros(len(rows), np.int64) if part is None else \
+        _fill_unknown_parts(np.asarray(part, np.int64)[rows], ep_codes, pidx, ct["tid"], ts)
     order = np.lexsort((ts, sub, pidx, ep_codes))
     g_ep, g_proc, g_sub = ep_codes[order], pidx[order], sub[order]
     starts = np.flatnonzero(
@@ -379,6 +380,31 @@ def _connect_waits(
         for w in found:
             _set_acceptor(w, accepts or [], matching, trace_end)
         out.extend(found)
+    return out
+
+
+def _fill_unknown_parts(sub: Any, ep: Any, proc: Any, tid_col: Any, ts: Any) -> Any:
+    """Connects whose stack was not taken (part -1: the stack map's bucket held another
+    stack, a failed walk) are not a group of their own: a poller that lost one attempt's
+    stack would split its series in two. Such a connect takes the part of the connects of
+    the same (endpoint, process) when they all have one, else that of the nearest connect in
+    time of the same thread to the same endpoint; with neither it stays -1."""
+    unknown = np.flatnonzero(sub < 0)
+    if len(unknown) == 0:
+        return sub
+    out = sub.copy()
+    tids = np.asarray(pc.fill_null(tid_col, 0).to_numpy(zero_copy_only=False), np.int64)
+    for i in unknown.tolist():
+        same = np.flatnonzero((ep == ep[i]) & (proc == proc[i]) & (sub >= 0))
+        if len(same) == 0:
+            continue
+        parts = np.unique(sub[same])
+        if len(parts) == 1:
+            out[i] = parts[0]
+            continue
+        mine = same[tids[same] == tids[i]]
+        if len(mine):
+            out[i] = sub[mine[np.argmin(np.abs(ts[mine] - ts[i]))]]
     return out
 
 

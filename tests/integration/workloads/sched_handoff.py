@@ -14,6 +14,13 @@ and its truth, pid included, are the ACCEPTOR's):
   fd number, another program);
 * `scm`: a child is forked and exec's this file (`scm-recv`), which receives the socket over
   a unix socketpair (SCM_RIGHTS, another fd number) and serves;
+* `activate`: systemd socket activation as a `.socket` unit does it (`Accept=no`): the
+  listener holds the socket long before anyone connects and starts the daemon (the `exec`
+  protocol above) only when the first connection is pending; that first client was accepted
+  into the backlog by the kernel and waits there, connected, until the daemon starts and
+  answers (the poller starts only once the port listens: no connect is refused); the daemon
+  initializes for 250 ms of CPU before it accepts (STARTUP_CPU_MS, sched_notready.py), longer
+  than the poll interval, as any daemon's start is under TCG: the poller misses ticks;
 * `forkfirst`: a control: fork first, the child listens and accepts itself;
 * `thread`: no handoff of process: a second thread of this process serves (a control for the
   sweep: the acceptor is the listener's process).
@@ -29,6 +36,7 @@ would) until killed; kill its process group to stop both.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 import threading
@@ -59,12 +67,16 @@ def main() -> None:
             os._exit(0)
         os.waitpid(pid, 0)
         return
-    if handoff == "exec":  # PID 1 holds its sockets on arbitrary fds: not on fd 3 here
+    if handoff in ("exec", "activate"):  # PID 1 holds its sockets on arbitrary fds: not fd 3
         pad = [os.open("/dev/null", os.O_RDONLY) for _ in range(4)]
     srv = sched_notready.listening(port)
-    if handoff == "exec":
+    if handoff in ("exec", "activate"):
         for fd in pad:
             os.close(fd)
+    if handoff == "activate":  # systemd: the service starts when a connection is pending
+        select.select([srv], [], [])
+        os.environ["STARTUP_CPU_MS"] = "250"
+        handoff = "exec"
     if handoff == "thread":
         t = threading.Thread(target=sched_notready.serve, args=(srv, mode, out, datafile))
         t.start()
@@ -93,7 +105,8 @@ def main() -> None:
         theirs.close()
         socket.send_fds(mine, [b"x"], [srv.fileno()])
     else:
-        raise SystemExit(f"unknown HANDOFF {handoff!r}: fork, exec, scm, thread or forkfirst")
+        raise SystemExit(
+            f"unknown HANDOFF {handoff!r}: fork, exec, activate, scm, thread or forkfirst")
     os.waitpid(pid, 0)
 
 

@@ -1,6 +1,6 @@
 """A server that answers "not ready" while it is busy, for the issue-17 ground-truth test.
 
-usage: sched_notready.py MODE PORT TRUTH.json [DATAFILE]
+usage: [STARTUP_CPU_MS=N] sched_notready.py MODE PORT TRUTH.json [DATAFILE]
 
 Listens on 127.0.0.1:PORT (PORT "-": accepts on a socket passed the systemd way, LISTEN_FDS=1
 on fd 3, see sched_handoff.py). Each client sends one line, its CLOCK_MONOTONIC taken just before
@@ -108,7 +108,14 @@ def listening(port: str) -> socket.socket:
 def main() -> None:
     mode, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
     datafile = sys.argv[4] if len(sys.argv) > 4 else None
-    serve(listening(port), mode, out, datafile)
+    srv = listening(port)
+    # a daemon's own initialization before it accepts (config, datastore): STARTUP_CPU_MS of
+    # this thread's CPU (its truth: part of `proc_cpu_ns`)
+    startup = int(os.environ.get("STARTUP_CPU_MS", "0")) * 1_000_000
+    c0 = time.clock_gettime_ns(CPU)
+    while time.clock_gettime_ns(CPU) - c0 < startup:
+        pass
+    serve(srv, mode, out, datafile)
 
 
 def serve(srv: socket.socket, mode: str, out: str, datafile: str | None) -> None:

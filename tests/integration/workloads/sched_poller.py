@@ -6,9 +6,13 @@ spin, fsync, sleep.
 
 usage: sched_poller.py DIR PORT0 DATADIR [HANDOFF [MODES]]
 
-HANDOFF (default `none`): `fork`, `exec` or `thread` start each server through
-sched_handoff.py (the listener is not the acceptor, issue 29); MODES: a comma-separated subset
-of the modes, in the order given.
+HANDOFF (default `none`): `fork`, `exec`, `activate`, `scm`, `thread` or `forkfirst` start each
+server through sched_handoff.py (the listener is not the acceptor, issue 29); MODES: a
+comma-separated subset of the modes, in the order given. With `activate` (systemd socket
+activation: the daemon starts when a connection is pending) the first attempt is made only once
+the port listens (read from /proc/net/tcp, not by connecting), so it waits in the backlog; and
+the cadence is a ticker that DROPS the ticks a slow attempt missed (Go's time.Ticker, as under
+k3s's readiness loops) instead of catching them up.
 
 Writes DIR/servers.json: [{mode, pid, port, truth}] (truth = the server's own TRUTH.json path).
 The cadence must stay regular on a loaded machine: the analyzer only calls a regular cadence a
@@ -38,7 +42,15 @@ URGENT = os.sched_param(1)  # the lowest real-time priority: above every normal 
 WAIT_ON_CPU_S = 0.015
 
 
-def poll(port: int) -> None:
+def listens(port: int) -> bool:
+    """127.0.0.1:PORT is in LISTEN state (/proc/net/tcp: local address hex, state 0A)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return any(line.split()[1] == want and line.split()[3] == "0A"
+                   for line in list(f)[1:])
+
+
+def poll(port: int, drop_ticks: bool = False) -> None:
     t0 = time.monotonic()
     k = 0
     while True:
@@ -51,6 +63,8 @@ def poll(port: int) -> None:
         except ConnectionRefusedError:
             pass
         k += 1
+        if drop_ticks:  # the next tick of the grid still ahead: the missed ones are dropped
+            k = max(k, int((time.monotonic() - t0) / INTERVAL) + 1)
         due = t0 + k * INTERVAL
         time.sleep(max(0.0, due - WAIT_ON_CPU_S - time.monotonic()))
         while time.monotonic() < due:
@@ -80,7 +94,10 @@ def main() -> None:
             cmd.append(str(datadir / f"k3sprof-notready-{port}.bin"))
         p = subprocess.Popen(cmd, start_new_session=True, preexec_fn=normal_priority)
         servers.append({"mode": mode, "pid": p.pid, "port": port, "truth": str(truth)})
-        poll(port)
+        if handoff == "activate":
+            while not listens(port):
+                time.sleep(0.005)
+        poll(port, drop_ticks=handoff == "activate")
     (out / "servers.json").write_text(json.dumps(servers))
 
 
