@@ -28,6 +28,7 @@ struct pending_sockop {
     u64 uaddr;     /* user pointer: accept's peer address is written by the kernel */
     s32 fd;
     u32 addrlen;
+    u32 want_len;  /* the addrlen the caller passed (connect, bind) */
     u8 sa[SA_LEN];
     /* the connect's answer, when it comes while the thread is still in the syscall */
     u64 result_ns;
@@ -45,6 +46,20 @@ BPF_HASH(pending_sockops, u32, struct pending_sockop, 16384);
  * their owner before any answer must not fill the map. */
 BPF_TABLE("lru_hash", u64, u8, tracked_socks, 16384);
 
+/* Copy the caller's struct sockaddr (addrlen bytes valid) into dst; returns the bytes
+ * valid, 0 if it could not be read. Constant-size reads keep the verifier happy. Reading past
+ * a short sockaddr is harmless (addrlen says what is valid) unless it crosses into an unmapped
+ * page, so fall back to the common smaller sizes: sockaddr_in6 (28), sockaddr_in (16). */
+static __always_inline u32 read_sockaddr(u8 *dst, const void *uaddr, u32 addrlen)
+{
+    u32 n = addrlen > SA_LEN ? SA_LEN : addrlen;
+    if (bpf_probe_read_user(dst, SA_LEN, uaddr) == 0 ||
+        (n <= 28 && bpf_probe_read_user(dst, 28, uaddr) == 0) ||
+        (n <= 16 && bpf_probe_read_user(dst, 16, uaddr) == 0))
+        return n;
+    return 0;
+}
+
 static __always_inline void sockop_enter(int fd, const void *uaddr, int addrlen, int copy)
 {
     if (is_self())
@@ -55,14 +70,8 @@ static __always_inline void sockop_enter(int fd, const void *uaddr, int addrlen,
     p.fd = fd;
     p.uaddr = (u64)uaddr;
     if (copy && uaddr && addrlen > 0) {
-        /* Constant-size reads keep the verifier happy. Reading past a short sockaddr is
-         * harmless (addrlen says what is valid) unless it crosses into an unmapped page,
-         * so fall back to the common smaller sizes: sockaddr_in6 (28), sockaddr_in (16). */
-        u32 n = addrlen > SA_LEN ? SA_LEN : addrlen;
-        if (bpf_probe_read_user(p.sa, SA_LEN, uaddr) == 0 ||
-            (n <= 28 && bpf_probe_read_user(p.sa, 28, uaddr) == 0) ||
-            (n <= 16 && bpf_probe_read_user(p.sa, 16, uaddr) == 0))
-            p.addrlen = n;
+        p.want_len = addrlen;
+        p.addrlen = read_sockaddr(p.sa, uaddr, addrlen);
     }
     pending_sockops.update(&tid, &p);
 }
@@ -105,6 +114,14 @@ static __always_inline void sockop_exit(void *ctx, u32 type, long ret)
         /* the kernel has written the peer's address by now */
         if (bpf_probe_read_user(e->sa, 28, (void *)p->uaddr) == 0)
             e->addrlen = 28;
+    } else if (e->addrlen == 0 && p->want_len > 0 && p->uaddr) {
+        /* The address could not be read at entry: a BPF program cannot fault a page in, and
+         * the caller's page was not present (never touched yet, or reclaimed or migrated; a
+         * CI run had 1 of 100,000 connects without its endpoint, likely so). The syscall has
+         * copied it from user memory by now, faulting the page in: read it again.
+         * tests/integration/test_record.py puts the address in an untouched page: every
+         * endpoint was missing before this. */
+        e->addrlen = read_sockaddr(e->sa, (void *)p->uaddr, p->want_len);
     }
     events.ringbuf_submit(e, RB_FLAGS);
     pending_sockops.delete(&tid);

@@ -243,3 +243,42 @@ def test_100k_events_are_all_recorded_with_zero_lost(tmp_path: Path) -> None:
     assert trace.lost_events == 0
     assert len([r for r in conns if r["endpoint"] == f"unix:{path}"]) == n
     assert {r["outcome"] for r in conns} == {"enoent"}
+
+
+#: connects whose sockaddr lies in a page the process has not touched yet (a fresh private
+#: file mapping): at the syscall's entry the page is not present, and a BPF program cannot
+#: fault it in; connect() itself copies it (faulting it in) and fails ENOENT
+UNTOUCHED_ADDR_CONNECTS = """
+import ctypes, errno, mmap, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+path, blob, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+raw = socket.AF_UNIX.to_bytes(2, "little") + path.encode() + b"\\0"
+with open(blob, "wb") as f:
+    f.write(raw.ljust(mmap.PAGESIZE, b"\\0"))
+for _ in range(n):
+    with open(blob, "rb") as f:
+        mm = mmap.mmap(f.fileno(), mmap.PAGESIZE, flags=mmap.MAP_PRIVATE,
+                       prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    sa = ctypes.c_char.from_buffer(mm)  # its address only: the page stays untouched
+    with socket.socket(socket.AF_UNIX) as s:
+        if libc.connect(s.fileno(), ctypes.byref(sa), len(raw)) != -1 \\
+                or ctypes.get_errno() != errno.ENOENT:
+            sys.exit("connect did not fail with ENOENT")
+    del sa
+    mm.close()
+"""
+
+
+def test_an_address_in_a_page_not_yet_present_is_read_at_the_syscall_exit(
+        tmp_path: Path) -> None:
+    # GIVEN 50 connects whose address the kernel must fault in (the entry probe cannot read it)
+    n = 50
+    path = tmp_path / "missing.sock"
+    out = tmp_path / "t"
+    record(out, ["/usr/bin/python3", "-c", UNTOUCHED_ADDR_CONNECTS, str(path),
+                 str(tmp_path / "sockaddr.bin"), str(n)])
+    trace = schema.load(out)
+    conns = rows_of(trace, "socket", {trace.meta["command_pid"]}, kind="connect")
+    # THEN each has its endpoint (read again at the exit, once the kernel had copied it)
+    assert trace.lost_events == 0
+    assert [r["endpoint"] for r in conns] == [f"unix:{path}"] * n, conns[:3]
