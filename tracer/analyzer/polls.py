@@ -310,8 +310,9 @@ def find_series_answered(
     first tick of the same grid after a late answer: socket activation's first connect waits
     in the backlog while the daemon starts; series of the same interval that meet are one.
     A slow answer
-    is then part of the wait on the server, not a break in the series. Without answers this
-    is exactly find_series."""
+    is then part of the wait on the server, not a break in the series. Last, each series is
+    followed through attempts a stall made late (_with_late_attempts): without answers, that
+    is all this adds to find_series."""
     t: list[int] = np.asarray(times, dtype=np.int64).tolist()
     base = find_series(t)
     n = len(t)
