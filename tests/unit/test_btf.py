@@ -101,3 +101,32 @@ def test_doctor_says_which_sched_hooks_this_kernel_gets(
     assert probes.choose_sched_hooks("tracepoint").cflags() == [f"-DTASK_EXEC_OFF={exec_off}"]
     with pytest.raises(ProbeError):
         probes.choose_sched_hooks("fentry")
+
+
+def test_sched_hooks_walk_the_btf_once_and_keep_a_note(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN an empty cache WHEN the sched hooks are chosen THEN the kernel's BTF is walked
+    once for both offsets (pid, se.sum_exec_runtime); a second choice reads the note and
+    walks nothing; and a kernel without BTF falls back to tracepoints ('raw' refuses)."""
+    from tracer.collector import bpfcache, probes
+
+    monkeypatch.setattr(bpfcache, "CACHE_DIR", tmp_path / "cache")
+    walks = []
+    real_load = btf.load
+
+    def counting_load(path: Path = btf.VMLINUX) -> btf.BTF:
+        walks.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(btf, "load", counting_load)
+    first = probes.choose_sched_hooks("auto")
+    assert len(walks) == 1
+    assert probes.choose_sched_hooks("auto") == first and len(walks) == 1
+    assert first.task_pid_offset == real_load().member_offset("task_struct", "pid")
+
+    monkeypatch.setattr(btf, "VMLINUX", tmp_path / "no-such-btf")
+    fallback = probes.choose_sched_hooks("auto")
+    assert fallback.path == "tracepoint" and "no kernel BTF" in fallback.why
+    assert fallback.task_exec_offset is None
+    with pytest.raises(ProbeError, match="no kernel BTF"):
+        probes.choose_sched_hooks("raw")

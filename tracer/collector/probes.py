@@ -11,6 +11,7 @@ with the reason, and the others still record.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer._errors import PrivilegeError, ProbeError
+from tracer.collector import bpfcache, btf
 
 #: the BPF C sources: tracer/bpf/ in an installed wheel (pyproject.toml packages bpf/ there),
 #: else bpf/ next to tracer/ (the source tree, editable installs)
@@ -267,87 +269,79 @@ def choose_sched_hooks(want: str = "auto") -> SchedHooks:
     "raw" fails (ProbeError) instead of falling back; "tracepoint" never tries raw."""
     if want not in SCHED_HOOKS:
         raise ProbeError(f"--sched-hooks must be one of {', '.join(SCHED_HOOKS)}, not {want}")
-    exec_off = _btf_task_exec_offset()
+    offs = _btf_task_offsets()
     if want == "tracepoint":
         return SchedHooks("tracepoint", "asked for (--sched-hooks tracepoint)",
-                          task_exec_offset=exec_off)
-    try:
-        off = _btf_task_pid_offset()
-    except _BTFUnusable as e:
+                          task_exec_offset=offs.exec_runtime)
+    if offs.pid is None:
         if want == "raw":
-            raise ProbeError(f"raw tracepoints cannot be used on this kernel: {e}") from None
-        return SchedHooks("tracepoint", f"fallback: {e}", task_exec_offset=exec_off)
-    return SchedHooks("raw_tracepoint", f"kernel BTF: task_struct.pid at byte {off}; "
-                      "sched_switch passes prev_state", off, exec_off)
+            raise ProbeError(f"raw tracepoints cannot be used on this kernel: {offs.why}")
+        return SchedHooks("tracepoint", f"fallback: {offs.why}",
+                          task_exec_offset=offs.exec_runtime)
+    return SchedHooks("raw_tracepoint", f"kernel BTF: task_struct.pid at byte {offs.pid}; "
+                      "sched_switch passes prev_state", offs.pid, offs.exec_runtime)
 
 
-class _BTFUnusable(Exception):
-    pass
+@dataclass(frozen=True)
+class _TaskOffsets:
+    """What the sched programs need from the kernel's BTF: task_struct.pid's offset (None
+    when the raw tracepoints cannot be used; `why` says why) and that of
+    task_struct.se.sum_exec_runtime (the steal split; None without usable BTF)."""
+
+    pid: int | None
+    exec_runtime: int | None
+    why: str = ""
 
 
-def _btf_task_pid_offset() -> int:
-    """task_struct.pid's offset, after checking the raw tracepoints' argument lists; from
-    the kernel's BTF (~0.15 s to walk) or from a note of it kept in the bytecode cache
-    directory, keyed by the kernel build (release + version string + BTF size)."""
-    import json
-
-    from tracer.collector import bpfcache, btf
-
+def _btf_task_offsets() -> _TaskOffsets:
+    """The task_struct offsets, from one walk of the kernel's BTF (~0.15 s) or from a note of
+    it kept in the bytecode cache directory, keyed by the kernel build (release + version
+    string + BTF size): later recordings on the same kernel skip the walk."""
     try:
         size = btf.VMLINUX.stat().st_size
     except OSError:
-        raise _BTFUnusable("no kernel BTF (/sys/kernel/btf/vmlinux)") from None
+        return _TaskOffsets(None, None, "no kernel BTF (/sys/kernel/btf/vmlinux)")
     try:
         build = Path("/proc/sys/kernel/version").read_text().strip()
     except OSError:
         build = ""
-    # "btf2": the checks below grew (irq/hrtimer raw): an older note does not vouch for them
-    note = bpfcache.note_path(f"btf2-{platform.release()}-{size}-{build}")
+    # "btf3": bump when the checks below change; an older note does not vouch for new ones
+    note = bpfcache.note_path(f"btf3-{platform.release()}-{size}-{build}")
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         if note is not None:
-            return int(json.loads(note.read_text())["task_pid_offset"])
-    try:
-        b = btf.load()
-        for event, want in RAW_SCHED_PARAMS.items():
-            got = tuple(b.raw_tracepoint_params(event))
-            if got[:len(want)] != want:
-                raise _BTFUnusable(f"raw tracepoint {event} takes ({', '.join(got)}), the "
-                                   f"programs expect ({', '.join(want)})")
-        off = b.member_offset("task_struct", "pid")
-    except btf.BTFError as e:
-        raise _BTFUnusable(f"kernel BTF: {e}") from None
+            d = json.loads(note.read_text())
+            return _TaskOffsets(d["pid"], d["exec_runtime"], str(d["why"]))
+    offs = _walk_btf()
     if note is not None:
         with contextlib.suppress(OSError):
-            bpfcache.write_note(note, json.dumps({"task_pid_offset": off}))
-    return off
+            bpfcache.write_note(note, json.dumps(
+                {"pid": offs.pid, "exec_runtime": offs.exec_runtime, "why": offs.why}))
+    return offs
 
 
-def _btf_task_exec_offset() -> int | None:
-    """task_struct.se.sum_exec_runtime's offset (the steal split), from the kernel's BTF or
-    a note of it in the bytecode cache directory; None without usable BTF (no steal then)."""
-    import json
-
-    from tracer.collector import bpfcache, btf
-
-    try:
-        size = btf.VMLINUX.stat().st_size
-        build = Path("/proc/sys/kernel/version").read_text().strip()
-    except OSError:
-        return None
-    note = bpfcache.note_path(f"btfexec-{platform.release()}-{size}-{build}")
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        if note is not None:
-            return int(json.loads(note.read_text())["task_exec_offset"])
+def _walk_btf() -> _TaskOffsets:
     try:
         b = btf.load()
-        off = b.member_offset("task_struct", "se") + \
+    except btf.BTFError as e:
+        return _TaskOffsets(None, None, f"kernel BTF: {e}")
+    try:
+        exec_runtime: int | None = b.member_offset("task_struct", "se") + \
             b.member_offset("sched_entity", "sum_exec_runtime")
     except btf.BTFError:
-        return None
-    if note is not None:
-        with contextlib.suppress(OSError):
-            bpfcache.write_note(note, json.dumps({"task_exec_offset": off}))
-    return off
+        exec_runtime = None
+    for event, want in RAW_SCHED_PARAMS.items():
+        try:
+            got = tuple(b.raw_tracepoint_params(event))
+        except btf.BTFError as e:
+            return _TaskOffsets(None, exec_runtime, f"kernel BTF: {e}")
+        if got[:len(want)] != want:
+            return _TaskOffsets(None, exec_runtime,
+                                f"raw tracepoint {event} takes ({', '.join(got)}), the "
+                                f"programs expect ({', '.join(want)})")
+    try:
+        return _TaskOffsets(b.member_offset("task_struct", "pid"), exec_runtime)
+    except btf.BTFError as e:
+        return _TaskOffsets(None, exec_runtime, f"kernel BTF: {e}")
 
 
 def _stacks_unsupported(status: Mapping[str, str]) -> str | None:
@@ -357,7 +351,6 @@ def _stacks_unsupported(status: Mapping[str, str]) -> str | None:
         return "needs the process concern"
     if os.geteuid() != 0:
         return "needs root (perf events, BPF maps)"
-    from tracer.collector import bpfcache
 
     return bpfcache.stacks_support()
 
@@ -403,7 +396,6 @@ class Attached:
 
     def attach_sampler(self, hz: int) -> None:
         """Attach bpf/stacks.bpf.c's on-CPU sampler to every online CPU's clock at hz."""
-        from tracer.collector import bpfcache
 
         fd = self.program_fds().get("stacks__cpu_sample")
         if fd is None:
@@ -424,7 +416,6 @@ class Attached:
 
     def lost(self) -> list[int]:
         """Failed ring-buffer reservations per CPU."""
-        from tracer.collector import bpfcache
 
         try:
             raw = bpfcache.lookup(self.map_fd("lost_events"), b"\0\0\0\0", 8, percpu=True)
@@ -433,7 +424,6 @@ class Attached:
         return [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
 
     def set_self(self, tgid: int) -> None:
-        from tracer.collector import bpfcache
 
         bpfcache.update(self.map_fd("self_tgid"), b"\0\0\0\0", tgid.to_bytes(4, "little"))
 
@@ -597,7 +587,6 @@ def _bcc_version_text() -> str:
 
 
 def cache_key(p: ProbePlan) -> str:
-    from tracer.collector import bpfcache
 
     tfs = tracefs()
     formats = [tracepoint_format(tfs, t) or "" for t in p.tracepoints] if tfs else []
@@ -615,7 +604,6 @@ def load(p: ProbePlan, use_cache: bool = True, fill_cache: bool | None = None) -
     note = None
     key = cache_key(p) if use_cache or fill_cache else None
     if use_cache and key is not None:
-        from tracer.collector import bpfcache
 
         tfs = tracefs()
         try:
@@ -633,7 +621,6 @@ def load(p: ProbePlan, use_cache: bool = True, fill_cache: bool | None = None) -
     _attach_sampler(att, p)
     att.compile_s = time.monotonic() - t0
     if key is not None and (fill_cache is None or fill_cache):
-        from tracer.collector import bpfcache
 
         try:
             bpfcache.save(bpf, key)
