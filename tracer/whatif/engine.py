@@ -252,7 +252,7 @@ class Graph:
                                for v in (p.comm, p.exe, p.component or "") if v)}
             else:  # no glob: fnmatchcase is equality
                 keys = set(self._by_name.get(name, ()))
-        keys &= set(self.procs)
+        keys = {k for k in keys if k in self.procs}  # (a wait's target may be outside them)
         if not keys:
             names = sorted({self.procs[k].comm for k in self.on_path if k in self.procs})
             raise UsageError(f"unknown selector {selector!r}: no process, executable or component "
