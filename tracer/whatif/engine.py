@@ -192,6 +192,72 @@ class Graph:
                 if known_as:
                     self._by_name[known_as].add(k)
         self._selected: dict[str, frozenset[str]] = {}
+        #: the waits in the order a replay computes them (recorded end: shallow recursion)
+        self.in_end_order = sorted(self.waits, key=lambda x: x.end_ns)
+        #: who reads what, for replaying only what a change can move (_reverse_inputs)
+        self._dependents: tuple[dict[int, list[int]], dict[str, list[int]]] | None = None
+
+    def affected(self, procs: set[str], waits: set[int]) -> set[int]:
+        """The waits whose replayed end can differ once the timelines of `procs` and the
+        waits `waits` change: those, and everything that reads them, transitively. A
+        superset (each wait's inputs are taken from every branch the replay could take)."""
+        if self._dependents is None:
+            self._dependents = self._reverse_inputs()
+        by_wait, by_proc = self._dependents
+        todo = list(waits)
+        for k in procs:
+            todo += by_proc.get(k, ())
+        out: set[int] = set()
+        while todo:
+            i = todo.pop()
+            if i not in out:
+                out.add(i)
+                todo += by_wait.get(i, ())
+        return out
+
+    def _reverse_inputs(self) -> tuple[dict[int, list[int]], dict[str, list[int]]]:
+        """wait -> the waits reading its end; process -> the waits reading one of its moments
+        (its own work, its start). _Scenario.end reads the waiter's moment at the wait's
+        begin and the target's at its ready moment or end; a moment reads the process's
+        latest wait before it, else its start, which reads the parent's moment at the fork."""
+        start_memo: dict[str, tuple[set[str], set[int]]] = {}
+
+        def start_inputs(key: str) -> tuple[set[str], set[int]]:
+            got = start_memo.get(key)
+            if got is None:
+                start_memo[key] = got = ({key}, set())  # (a cycle ends here)
+                p = self.procs[key]
+                if p.start_ns is not None and p.parent in self.procs and \
+                        p.start_ns >= self.start_ns:
+                    assert p.parent is not None
+                    ps, ws = moment_inputs(p.parent, p.start_ns, None)
+                    got = start_memo[key] = (ps | {key}, ws)
+            return got
+
+        def moment_inputs(key: str | None, t: int, exclude: int | None,
+                          ) -> tuple[set[str], set[int]]:
+            if key is None or key not in self.procs:
+                return set(), set()
+            a = self.anchor(key, t, exclude)
+            if a is not None:
+                return {key}, {a.index}
+            return start_inputs(key)
+
+        by_wait: dict[int, list[int]] = defaultdict(list)
+        by_proc: dict[str, list[int]] = defaultdict(list)
+        for w in self.waits:
+            procs, waits = moment_inputs(w.waiter, w.begin_ns, w.index)
+            procs, waits = set(procs), set(waits)
+            for t in (w.ready_ns, w.end_ns):
+                if t is not None:
+                    ps, ws = moment_inputs(w.target, t, None)
+                    procs |= ps
+                    waits |= ws
+            for i in waits:
+                by_wait[i].append(w.index)
+            for k in procs:
+                by_proc[k].append(w.index)
+        return by_wait, by_proc
 
     def anchor(self, key: str, t: int, exclude: int | None = None) -> _Wait | None:
         """The process's latest wait that ended at or before t (its own work since)."""
@@ -446,8 +512,20 @@ class _Scenario:
 
     def warm(self) -> None:
         """Compute wait ends in recorded order, so the recursion stays shallow."""
-        for w in sorted(self.g.waits, key=lambda x: x.end_ns):
+        for w in self.g.in_end_order:
             self.end(w)
+
+    def warm_from(self, base: _Scenario) -> None:
+        """warm(), computing only the waits these changes can move: the others' ends are
+        the unchanged replay's (`base`, warmed). suggest() replays hundreds of single
+        changes, each touching a few processes, on a graph of thousands of waits."""
+        g = self.g
+        moved = g.affected(set(self.factor) | self.removed | set(self.cut_spawn),
+                           self.cut | set(self.interval))
+        self.end_memo = {i: v for i, v in base.end_memo.items() if i not in moved}
+        for w in g.in_end_order:
+            if w.index in moved:
+                self.end(w)
 
     # -- the new path ------------------------------------------------------------------------
 
@@ -555,9 +633,15 @@ def _ms(ns: int | None) -> str:
     return "?" if ns is None else f"{ns / 1e6:,.0f} ms"
 
 
-def _run(g: Graph, changes: Sequence[Change]) -> tuple[_Scenario, int, int]:
+def _run(g: Graph, changes: Sequence[Change],
+         base: _Scenario | None = None) -> tuple[_Scenario, int, int]:
+    """Replay with the changes: (the scenario, new start, new end). With `base` (the warmed
+    replay without changes) only what the changes can move is recomputed."""
     sc = _Scenario(g, changes)
-    sc.warm()
+    if base is None:
+        sc.warm()
+    else:
+        sc.warm_from(base)
     start_new = g.start_ns
     end_new = sc.at(g.end_key, g.end_ns)
     return sc, start_new, max(end_new, start_new)
@@ -602,6 +686,26 @@ def _no_gain_reason(g: Graph, sc: _Scenario) -> str:
 def suggest(a: Analysis) -> list[Suggestion]:
     """The changes with the largest predicted gain on this trace (at most TOP)."""
     g = Graph(a)
+    out = []
+    base = _Scenario(g, [])
+    base.warm()
+    for text, why in candidates(g).items():
+        try:
+            _, s_new, e_new = _run(g, [parse(text)], base)
+        except UsageError:
+            continue  # a name that is not a usable selector (e.g. a comm with a ':')
+        gain = g.end_ns - e_new
+        if gain >= NO_GAIN_NS:
+            out.append(Suggestion(text, e_new - s_new, gain, why))
+    out.sort(key=lambda x: (-x.gain_ns, x.change))
+    return out[:TOP]
+
+
+def candidates(g: Graph) -> dict[str, str]:
+    """The single changes suggest() tries, each with why it is worth trying: a faster poll on
+    the path's poll lags, the path's helpers gone / faster / started beside the helper before
+    them, and any other process with a large share of the path twice as fast."""
+    a = g.analysis
     total = g.end_ns - g.start_ns
     cands: dict[str, str] = {}
     for s in a.critical_path:
@@ -647,14 +751,4 @@ def suggest(a: Analysis) -> list[Suggestion]:
                     cands[f"parallel:{n},{m}"] = f"{p.comm} started beside {other.comm}"
         elif ns >= RUN_SHARE_FOR_SUGGESTION * total:
             cands[f"faster:{name(key, {key})}=2"] = f"{p.comm}[{p.pid}]'s own work twice as fast"
-    out = []
-    for text, why in cands.items():
-        try:
-            _, s_new, e_new = _run(g, [parse(text)])
-        except UsageError:
-            continue  # a name that is not a usable selector (e.g. a comm with a ':')
-        gain = g.end_ns - e_new
-        if gain >= NO_GAIN_NS:
-            out.append(Suggestion(text, e_new - s_new, gain, why))
-    out.sort(key=lambda x: (-x.gain_ns, x.change))
-    return out[:TOP]
+    return cands
