@@ -26,6 +26,11 @@ from tracer.schema import Trace
 I64 = npt.NDArray[np.int64]
 
 
+#: Proc.names lists, shared between processes that went by the same names (emptied by each
+#: build(), so it holds one analysis's distinct name lists at most)
+_SHARED_NAMES: dict[tuple[str, ...], list[str]] = {}
+
+
 @dataclass(slots=True)  # 100k+ instances at 1M events: no per-instance __dict__
 class Proc:
     """One process instance (see module docstring)."""
@@ -46,6 +51,8 @@ class Proc:
     from_snapshot: bool = False
     cgroup_id: int | None = None
     execs: list[dict[str, Any]] = field(default_factory=list)  # the exec chain, in order
+    #: names, once read (after build(), which sets comm/exe/execs and never reads names)
+    _names: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -56,6 +63,13 @@ class Proc:
     @property
     def names(self) -> list[str]:
         """Every name this process went by (comm and exec basenames), for profile matching."""
+        if self._names is None:
+            n = self._all_names()
+            # one shared list per distinct set of names: 100k helpers go by a few dozen
+            self._names = _SHARED_NAMES.setdefault(tuple(n), n)
+        return self._names
+
+    def _all_names(self) -> list[str]:
         out = [self.comm]
         for e in self.execs:
             if e.get("filename"):
@@ -187,6 +201,7 @@ def _exec_argvs(pt: pa.Table) -> list[Any]:
 
 def build(trace: Trace) -> Processes:
     """Process instances from the snapshot and the process table (see module docstring)."""
+    _SHARED_NAMES.clear()
     procs: list[Proc] = []
     alive: dict[int, Proc] = {}
 
