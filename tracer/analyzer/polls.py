@@ -205,6 +205,9 @@ def _prefilter(t: list[int]) -> dict[int, list[int]]:
     """(first, second) attempt pairs whose cadence predicts the next PREFILTER_STEPS - 2
     attempts too (vectorized): in a large group only these are worth following."""
     arr = np.asarray(t, dtype=np.int64)
+    # the float copy the searches below compare in (their keys are float): made once, not by
+    # each searchsorted call converting the whole group again
+    arrf = arr.astype(np.float64)
     n = len(arr)
     out: dict[int, list[int]] = {}
     for d in range(1, SECOND_CANDIDATES + 1):
@@ -215,13 +218,13 @@ def _prefilter(t: list[int]) -> dict[int, list[int]]:
         for step in range(2, PREFILTER_STEPS):
             expected = arr[i] + step * p
             slack = tol * (1 + 0.5 * (step - 2))  # sliding pollers drift: allow it to add up
-            pos = np.searchsorted(arr, expected - slack)
+            pos = np.searchsorted(arrf, expected - slack)
             hit = pos < n
             hit[hit] &= arr[pos[hit]] <= (expected + slack)[hit]
             ok &= hit
         # purity: a chain through these points cannot be pure if its span is crowded
         span_end = arr[i] + (PREFILTER_STEPS - 1) * p
-        crowd = np.searchsorted(arr, span_end, "right") - i
+        crowd = np.searchsorted(arrf, span_end, "right") - i
         ok &= crowd <= PREFILTER_STEPS / MIN_PURITY
         for a in np.flatnonzero(ok).tolist():
             out.setdefault(a, []).append(a + d)
