@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 res[phase] = whatif_demo.measure(runs=2 if args.quick else 5,
                                                  variants=(100.0,) if args.quick
-                                                 else (100.0, 500.0))
+                                                 else (100.0, 500.0),
+                                                 bases=2 if args.quick else 5)
             elif phase == "scale":
                 from bench import scale
 

@@ -205,3 +205,23 @@ def test_the_stacks_sched_and_whatif_phases_become_measures_with_verdicts() -> N
     assert by["whatif_demo.100ms"]["verdict"] == "met"
     assert by["whatif_demo.500ms"]["verdict"] == "not met"
     assert "measured 1350.0 ms (1300.0-1400.0, n=3)" in by["whatif_demo.500ms"]["note"]
+
+
+def test_whatif_demo_with_several_base_recordings() -> None:
+    """The what-if phase since it records the base several times: the prediction is the
+    median of the per-recording ones, their spread and the base recordings' are in the row,
+    and the verdict is on the median's error."""
+    res = {"whatif_demo": {
+        "base": {"interval_ms": 250.0, "recorded_ms": 1400.0, "bases": 3,
+                 "recorded": _summary(980.0, 1400.0, 1750.0)},
+        "request_timeout_s": 0.08,
+        "variants": [{"interval_ms": 100.0, "predicted_ms": 1100.0,
+                      "predicted_each": _summary(680.0, 1100.0, 1450.0),
+                      "measured": _summary(1000.0, 1150.0, 1400.0), "error_ms": 50.0,
+                      "allowed_ms": 115.0}],
+    }}
+    (m,) = R.measures(res)
+    assert m["verdict"] == "met"
+    assert "recorded 3 times at 250 ms: 1400.0 ms (980.0-1750.0)" in m["name"]
+    assert "predicted 1100.0 ms (median of 3 recordings' predictions; each 680.0-1450.0)" \
+        in m["note"]
