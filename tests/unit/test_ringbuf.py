@@ -105,3 +105,37 @@ def test_runs_of_one_record_kind_with_discards_and_a_busy_record_inside(tmp_path
     finally:
         reader.close()
         os.close(ring.fd)
+
+
+def _mapped_bytes(path: str) -> int:
+    """Bytes of `path` mapped into this process (/proc/self/maps)."""
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and fields[5] == path:
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                total += hi - lo
+    return total
+
+
+def test_only_the_two_position_pages_stay_mapped(tmp_path) -> None:
+    """The kernel makes every page of a ring mapping resident at mmap time, so the reader
+    keeps just the consumer and producer pages mapped; the data pages are mapped per consume
+    and unmapped after it, also when the pending range wraps (two windows)."""
+    path = str(tmp_path / "ring")
+    ring = FakeRing(path)
+    reader = RingReader(ring.fd, SIZE)
+    try:
+        assert _mapped_bytes(path) == 2 * PAGE
+        payload = b"w" * (PAGE - 8)
+        for _ in range(3):  # the third pass wraps around the end of the data area
+            for _ in range(3):
+                ring.submit(payload)
+            assert reader.consume() == {len(payload): payload * 3}
+            assert _mapped_bytes(path) == 2 * PAGE
+        assert ring.prod > SIZE
+    finally:
+        reader.close()
+        os.close(ring.fd)
+    assert _mapped_bytes(path) == 0

@@ -8,10 +8,15 @@ ring_buffer__consume reads):
   offset 0          one page, read-write: consumer_pos (u64), advanced by the reader;
   offset PAGE       one page, read-only: producer_pos (u64), advanced by the kernel;
   offset 2*PAGE     the data area, SIZE bytes, which the kernel lets a reader map TWICE in a
-                    row so that a record wrapping around the end is contiguous. This reader
-                    maps it once: it copies the pending range out anyway, in two slices when
-                    the range wraps, and the second mapping would count the ring's size again
-                    in the recorder's RSS (16 MiB by default).
+                    row so that a record wrapping around the end is contiguous.
+
+The data area is NOT kept mapped: the kernel maps a ring buffer with remap_vmalloc_range(),
+which inserts every page of the mapping at mmap time, so a mapping of the whole data area is
+resident from the first moment, idle or not (16 MiB of the recorder's RSS by default: docs/
+bench.md, "The ring buffer"). Each consume maps read-only just the pages holding the pending
+range, copies the range out and unmaps them (two windows when the range wraps around the end:
+this reader never relies on the double mapping). One mmap + munmap per consume that finds data:
+~15 us for 64 KiB, ~1.3 ms for a full 16 MiB ring, against the decoding of that many records.
 
 Each record is an 8-byte header (u32 len with BUSY bit 31 = reserved but not yet submitted,
 DISCARD bit 30 = dropped by the program; u32 page offset) followed by len bytes, padded to
@@ -45,11 +50,10 @@ class RingReader:
         self.size = size
         self.mask = size - 1
         page = mmap.PAGESIZE
+        self._fd = map_fd
         self._cons = mmap.mmap(map_fd, page, mmap.MAP_SHARED,
                                mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._prod = mmap.mmap(map_fd, page + size, mmap.MAP_SHARED, mmap.PROT_READ,
-                               offset=page)
-        self._data_off = page
+        self._prod = mmap.mmap(map_fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
         # The positions are read and written as ONE aligned 8-byte access each (numpy element
         # load/store), like libbpf's smp_load_acquire/smp_store_release. Not struct's "<Q":
         # its standard-size packers move the value a byte at a time, so the kernel could read
@@ -65,6 +69,16 @@ class RingReader:
         self._cons.close()
         self._prod.close()
 
+    def _copy(self, lo: int, hi: int) -> bytes:
+        """Bytes [lo, hi) of the data area (0 <= lo < hi <= size), through a read-only
+        mapping of just their pages, unmapped before returning."""
+        page = mmap.PAGESIZE
+        first = lo & ~(page - 1)
+        length = (hi - first + page - 1) & ~(page - 1)
+        with mmap.mmap(self._fd, length, mmap.MAP_SHARED, mmap.PROT_READ,
+                       offset=2 * page + first) as window:
+            return window[lo - first : hi - first]
+
     def consume(self) -> dict[int, bytes]:
         """Every submitted record since the last call: record size -> their bytes, joined.
 
@@ -73,13 +87,12 @@ class RingReader:
         prod = int(self._prod_pos[0])
         if prod == cons:
             return {}
-        start = self._data_off + (cons & self.mask)
+        start = cons & self.mask
         stop = start + (prod - cons)
-        data_end = self._data_off + self.size
-        if stop <= data_end:
-            raw = self._prod[start:stop]  # one copy of everything pending
-        else:  # the pending range wraps around the end of the (singly mapped) data area
-            raw = self._prod[start:data_end] + self._prod[self._data_off : stop - self.size]
+        if stop <= self.size:
+            raw = self._copy(start, stop)  # one copy of everything pending
+        else:  # the pending range wraps around the end of the data area
+            raw = self._copy(start, self.size) + self._copy(0, stop - self.size)
         end = len(raw)
         u8 = np.frombuffer(raw, np.uint8)
         words = np.frombuffer(raw, np.uint32, end >> 2)  # prod - cons is a multiple of 8
