@@ -56,7 +56,7 @@ def _polled(a: Any) -> list[str]:
 def measure(runs: int = 5, base_ms: float = 250.0, variants: tuple[float, ...] = (100.0, 500.0),
             request_timeout_s: float = 0.08, bases: int = 5) -> dict[str, Any]:
     """{base: {...}, variants: [{interval_ms, predicted_ms (the median of the per-recording
-    predictions), predicted_each_ms, measured: summary, error_ms}]}."""
+    predictions), predicted_each: summary, measured: summary, error_ms, allowed_ms}]}."""
     from tracer.whatif import predict
 
     with tempfile.TemporaryDirectory(prefix="k3sprof-whatif-demo-") as tmp:
