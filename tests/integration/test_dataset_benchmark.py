@@ -7,7 +7,7 @@ asserted could fail: every configuration's dataset holds exactly the 1,000 runs 
 queries each one back through `k3sprof query` and stops otherwise), and the analyses really ran
 where the configuration says: the Dask workers' own CPU time, read from /proc for the two worker
 processes, is most of what one local worker spends on the same traces. A client that analysed
-everything itself would leave the workers idle and fail that bound. ~70 s on a 2-vCPU VM."""
+everything itself would leave the workers idle and fail that bound."""
 
 from __future__ import annotations
 
