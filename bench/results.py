@@ -278,7 +278,9 @@ def measures(res: dict[str, Any]) -> list[Measure]:
                 v["error_ms"], _le(round(v["allowed_ms"], 1), "ms"),
                 f"{predicted}, measured {m['median']:.1f} ms "
                 f"({m['min']:.1f}-{m['max']:.1f}, n={m['n']}); goal: 10 % of the median or "
-                f"20 ms; /health request timeout {wd['request_timeout_s'] * 1000:g} ms"))
+                f"20 ms; /health request timeout {wd['request_timeout_s'] * 1000:g} ms"
+                + (f"; etcd election timeout {wd['etcd_election_ms']} ms"
+                   if wd.get("etcd_election_ms") else "")))
     sc = res.get("scale")
     if isinstance(sc, dict) and "sizes" in sc:
         for row in sc["sizes"]:

@@ -18,6 +18,12 @@ of the single-recording predictions is kept beside it.
 The per-request timeout of the /health poll is held at `--request-timeout` (80 ms) for every
 setting: left at its default (0.8 x the interval) a shorter interval would also fail slower
 answers, which is a second change `whatif poll:` does not describe.
+
+etcd's election timeout is held at `--etcd-election-timeout` (50 ms; etcd's default 1000 ms):
+a fresh single-member etcd campaigns after a random 0.1-1.0 election timeouts, drawn anew at
+each start (its log says "fast-forwarding election ticks"), so at the default each rerun's
+readiness moves by up to 900 ms, a draw no trace of another run can predict. At 50 ms the draw
+is 5-50 ms, and reruns differ in little but what `whatif` changes.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ from bench import log, summary
 MS = 1_000_000
 
 
-def _demo(out: Path, interval_ms: float, request_timeout_s: float) -> Any:
+def _demo(out: Path, interval_ms: float, request_timeout_s: float,
+          etcd_election_ms: int | None) -> Any:
     from tracer.demo.run import run_demo
 
     r = run_demo(out, lambda _line: None, poll_interval_s=interval_ms / 1000, go=False,
-                 request_timeout_s=request_timeout_s)
+                 request_timeout_s=request_timeout_s, etcd_election_ms=etcd_election_ms)
     if r.analysis is None or not r.analysis.end_reached or r.analysis.total_ns is None:
         raise RuntimeError(f"demo at {interval_ms:g} ms did not reach its end ({out})")
     return r.analysis
@@ -54,7 +61,8 @@ def _polled(a: Any) -> list[str]:
 
 
 def measure(runs: int = 5, base_ms: float = 250.0, variants: tuple[float, ...] = (100.0, 500.0),
-            request_timeout_s: float = 0.08, bases: int = 5) -> dict[str, Any]:
+            request_timeout_s: float = 0.08, bases: int = 5,
+            etcd_election_ms: int | None = 50) -> dict[str, Any]:
     """{base: {...}, variants: [{interval_ms, predicted_ms (the median of the per-recording
     predictions), predicted_each: summary, measured: summary, error_ms, allowed_ms}]}."""
     from tracer.whatif import predict
@@ -64,7 +72,7 @@ def measure(runs: int = 5, base_ms: float = 250.0, variants: tuple[float, ...] =
         recorded = []
         for i in range(bases):
             log(f"whatif_demo: recording the demo at {base_ms:g} ms, {i + 1}/{bases}")
-            a = _demo(root / f"base-{i}", base_ms, request_timeout_s)
+            a = _demo(root / f"base-{i}", base_ms, request_timeout_s, etcd_election_ms)
             if not _polled(a):
                 raise RuntimeError(f"base recording {i + 1} has no poll wait to change")
             recorded.append(a)
@@ -73,7 +81,8 @@ def measure(runs: int = 5, base_ms: float = 250.0, variants: tuple[float, ...] =
             "base": {"interval_ms": base_ms, "recorded_ms": statistics.median(totals_base),
                      "recorded": summary(totals_base), "bases": bases,
                      "endpoints": len(_polled(recorded[0]))},
-            "request_timeout_s": request_timeout_s, "runs": runs, "variants": [],
+            "request_timeout_s": request_timeout_s, "etcd_election_ms": etcd_election_ms,
+            "runs": runs, "variants": [],
         }
         for v in variants:
             each = [predict(a, [f"poll:{ep}={v:g}ms" for ep in _polled(a)]).predicted_total_ns
@@ -82,7 +91,7 @@ def measure(runs: int = 5, base_ms: float = 250.0, variants: tuple[float, ...] =
             totals = []
             for i in range(runs):
                 log(f"whatif_demo: {v:g} ms, run {i + 1}/{runs}")
-                a = _demo(root / f"v{v:g}-{i}", v, request_timeout_s)
+                a = _demo(root / f"v{v:g}-{i}", v, request_timeout_s, etcd_election_ms)
                 totals.append(a.total_ns / MS)
             med = statistics.median(totals)
             out["variants"].append({
@@ -101,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", type=float, default=250.0, help="recorded interval, ms")
     ap.add_argument("--variants", default="100,500", help="predicted intervals, ms")
     ap.add_argument("--request-timeout", type=float, default=0.08, help="seconds")
+    ap.add_argument("--etcd-election-timeout", type=int, default=50,
+                    help="etcd's election timeout, ms (0: etcd's default, 1000)")
     a = ap.parse_args(argv)
     res = measure(a.runs, a.base, tuple(float(x) for x in a.variants.split(",")),
-                  a.request_timeout, a.bases)
+                  a.request_timeout, a.bases, a.etcd_election_timeout or None)
     json.dump(res, sys.stdout, indent=1)
     print()
     return 0

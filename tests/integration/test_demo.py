@@ -168,6 +168,20 @@ def test_supervisor_runs_end_to_end_twice_and_leaves_nothing(workdir: Path) -> N
 
 
 @pytest.mark.root
+def test_etcd_election_timeout_reaches_etcd(workdir: Path) -> None:
+    """--etcd-election-timeout (bench/whatif_demo.py holds etcd's election draw small with it):
+    etcd itself reports the ticks it took from the flags, in its fast-forward line, where its
+    defaults (1000 ms / 100 ms) would say 900ms."""
+    p = start(workdir, "--daemon-output", "inherit", "--etcd-election-timeout", "50")
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    line = next((x for x in out.splitlines() if "fast-forwarding election ticks" in x), "")
+    assert '"forward-duration":"45ms"' in line and '"election-ticks":10' in line, line
+    assert leftovers(int(re.search(r"supervisor pid (\d+)", out)[1]),  # type: ignore[index]
+                     workdir) == []
+
+
+@pytest.mark.root
 @pytest.mark.parametrize(
     ("marker", "sig", "rc"),
     [

@@ -53,19 +53,28 @@ OUT/gok3s.html, OUT/gok3s-analysis.json|txt, OUT/gok3s.trace/, OUT/gok3s-truth.j
     "Fix it when comparing intervals (what `whatif poll:` changes is the interval only).",
 )
 @click.option(
+    "--etcd-election-timeout",
+    type=click.IntRange(min=10, max=50_000),
+    default=None,
+    metavar="MS",
+    help="etcd's --election-timeout, ms (heartbeat a tenth) [default: etcd's, 1000]. A fresh "
+    "etcd waits a random 0.1-1.0 election timeouts before it serves: fix it small when "
+    "comparing runs, so that draw does not dominate their spread.",
+)
+@click.option(
     "--go/--no-go",
     default=True,
     show_default=True,
     help="Also record gok3s, the k3s-shaped Go stand-in (needs a Go toolchain: make setup).",
 )
 def demo(output: Path, k3s: bool, poll_interval: float, request_timeout: float | None,
-         go: bool) -> int:
+         etcd_election_timeout: int | None, go: bool) -> int:
     """Record a real control-plane-style startup, analyze it and write the report (root)."""
     from tracer.demo.run import run_demo
 
     result = run_library(
         run_demo, output, click.echo, k3s=k3s, poll_interval_s=poll_interval, go=go,
-        request_timeout_s=request_timeout,
+        request_timeout_s=request_timeout, etcd_election_ms=etcd_election_timeout,
     )
     for note in result.notes:
         click.echo(f"k3sprof: note: {note}", err=True)

@@ -161,12 +161,14 @@ def run_demo(
     k3s_until: str = K3S_UNTIL,
     go: bool = True,
     request_timeout_s: float | None = None,
+    etcd_election_ms: int | None = None,
 ) -> DemoResult:
     """Record, analyze and report; progress() receives one line per step (with elapsed time).
 
     k3s_until: where a `k3s server` recording stops (a COND; tests use their own port).
     go: also record gok3s, the k3s-shaped Go stand-in (embedded demo only).
     request_timeout_s: the etcd /health poll's per-request timeout (None: 0.8 x the interval).
+    etcd_election_ms: etcd's --election-timeout (None: etcd's default; see supervisor.Options).
     """
     preflight(k3s=k3s)
     clock = _Clock(progress)
@@ -211,6 +213,8 @@ def run_demo(
             ]
             if request_timeout_s is not None:
                 command += ["--request-timeout", f"{request_timeout_s:g}"]
+            if etcd_election_ms is not None:
+                command += ["--etcd-election-timeout", str(etcd_election_ms)]
             until = []
             clock.say("recording the demo startup (etcd, modprobe, containerd, iptables, CNI)")
         with _notify_listener(scratch / "ready.sock") as notify:

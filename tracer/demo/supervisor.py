@@ -143,6 +143,13 @@ class Options:
     #: only the interval, so a check of its predictions holds this fixed (bench/whatif_demo.py):
     #: tied to the interval, a shorter interval also turns slower answers into failed polls
     request_timeout_s: float | None = None
+    #: etcd's --election-timeout, ms (heartbeat a tenth of it, etcd's own ratio); None: etcd's
+    #: defaults (1000 ms / 100 ms). A fresh single-member etcd still waits for a randomized
+    #: election before it serves: fast-forwarded to one tick short of the election timeout, it
+    #: campaigns after 1 to electionTicks ticks, i.e. 0.1-1.0 s by default, drawn anew each
+    #: run. That draw is most of the demo's run-to-run spread; a check of what-if predictions
+    #: against reruns holds it small (bench/whatif_demo.py), everything else left as it is.
+    etcd_election_ms: int | None = None
     #: a step that never gets ready is given up after this; 120 s, not 30: under TCG (the
     #: kernel matrix) with sched and stacks on, etcd took over 30 s to answer /health once
     timeout_s: float = 120.0
@@ -305,6 +312,12 @@ class Supervisor:
                 f"({sock}); use a shorter one, e.g. /tmp"
             )
 
+    def etcd_election_args(self) -> list[str]:
+        ms = self.opts.etcd_election_ms
+        if ms is None:
+            return []
+        return ["--election-timeout", str(ms), "--heartbeat-interval", str(max(1, ms // 10))]
+
     def start_etcd(self) -> None:
         assert self.state_dir is not None
         client, peer = free_port(), free_port()
@@ -336,6 +349,7 @@ class Supervisor:
                     "zap",
                     "--log-outputs",
                     "stderr",
+                    *self.etcd_election_args(),
                 ],
             )
             self.say(f"etcd pid {p.pid}: client {client_url}, peer {peer_url}")
@@ -760,6 +774,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]
     ap.add_argument("--poll-interval", type=float, default=0.25, help="readiness poll interval, s")
     ap.add_argument("--request-timeout", type=float, default=None,
                     help="per-request timeout of the /health poll, s (default: 0.8 x interval)")
+    ap.add_argument("--etcd-election-timeout", type=int, default=None, metavar="MS",
+                    help="etcd's --election-timeout, ms (heartbeat a tenth); default: etcd's")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="give up on a step after this, s")
     ap.add_argument(
@@ -776,10 +792,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Options]
         ap.error("--poll-interval and --timeout must be positive")
     if a.request_timeout is not None and a.request_timeout <= 0:
         ap.error("--request-timeout must be positive")
+    if a.etcd_election_timeout is not None and a.etcd_election_timeout < 10:
+        ap.error("--etcd-election-timeout must be at least 10 ms")
     return a, Options(
         workdir=a.workdir,
         poll_interval_s=a.poll_interval,
         request_timeout_s=a.request_timeout,
+        etcd_election_ms=a.etcd_election_timeout,
         timeout_s=a.timeout,
         daemon_output=a.daemon_output,
         notify_socket=a.notify_socket,
