@@ -7,7 +7,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model, units
+from tracer import units
+from tracer.report import model
 from tracer.report.charts import (
     MAX_CONNECT_POINTS,
     MAX_ENDPOINT_ROWS,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from tracer import units
 from tracer.analyzer.model import StateLanesJson
-from tracer.report import model, units
+from tracer.report import model
 from tracer.report.charts import (
     STATE_COLORS,
     STATE_NAMES,

@@ -8,7 +8,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model, units
+from tracer import units
+from tracer.report import model
 from tracer.report.charts import (
     COMPONENT_PALETTE,
     MAX_TIMELINE_ROWS,

@@ -3,8 +3,9 @@ page's script turns into a table with textContent, so no recorded string becomes
 
 from __future__ import annotations
 
+from tracer import units
 from tracer.analyzer.model import Analysis
-from tracer.report import model, units
+from tracer.report import model
 from tracer.report.page import TableDict
 
 MAX_TABLE_ROWS = 300
