@@ -18,7 +18,6 @@ from tracer.report.charts import (
     window_figure,
 )
 from tracer.report.page import empty_figure, esc, figure_html, layout
-from tracer.report.tables import pct, who
 
 
 def busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
@@ -125,7 +124,7 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
         ("whole path", path, sum(path.values()), "states summed over every segment that has them")
     ]
     for i, s in shown:
-        party = s.get("states_of", "") if s["kind"] != "run" else who(s["pid"], s["comm"])
+        party = s.get("states_of", "") if s["kind"] != "run" else units.who(s["pid"], s["comm"])
         rows.append(
             (
                 f"#{i + 1} {esc(s['kind'])} {esc(party)}",
@@ -144,7 +143,7 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
                 x=[round(r[1].get(state, 0) / 1e6, 3) for r in rows],
                 marker={"color": color, "line": {"color": "#666", "width": 0.5}},
                 customdata=[
-                    [f"{pct(r[1].get(state, 0), r[2])} of {units.fmt_ns(r[2])}", r[3]]
+                    [f"{units.pct(r[1].get(state, 0), r[2])} of {units.fmt_ns(r[2])}", r[3]]
                     for r in rows
                 ],
                 hovertemplate=f"<b>%{{y}}</b><br>{esc(STATE_NAMES[state])}: %{{x:.1f}} ms "
