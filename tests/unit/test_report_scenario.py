@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.builders import ms, trace
+from tracer import units
 from tracer.analyzer import Analysis, analyze
-from tracer.report import model, units
+from tracer.report import model
 from tracer.schema import Trace
 
 T0 = ms(1000)  # recording start (CLOCK_MONOTONIC)

@@ -3,34 +3,48 @@ and polling lag), and milestones, module loads and execs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model, units
+from tracer import units
+from tracer.report import model
 from tracer.report.charts import (
     MAX_CONNECT_POINTS,
     MAX_ENDPOINT_ROWS,
     MAX_EVENT_ROWS,
     MAX_EXEC_POINTS,
+    MAX_POINTS_PER_SERIES,
     OUTCOME_COLORS,
-    sample_even,
+    Chart,
     seconds,
-    series_limit,
     wrap_argv,
 )
-from tracer.report.page import empty_figure, esc, figure_html, layout
+from tracer.report.page import esc
 
+
+def sample_even(indices: Sequence[int], limit: int) -> list[int]:
+    """At most `limit` evenly spaced items, always keeping the first and the last."""
+    n = len(indices)
+    if n <= limit:
+        return list(indices)
+    step = (n - 1) / (limit - 1)
+    return [indices[round(i * step)] for i in range(limit)]
+
+def series_limit(budget: int, n_series: int) -> int:
+    """Points per series: the budget shared out, within [30, MAX_POINTS_PER_SERIES]."""
+    return max(30, min(MAX_POINTS_PER_SERIES, budget // max(1, n_series)))
 
 def connects_figure(
     conns: dict[str, list[Any]],
     lists: dict[str, list[Any]],
     waits: list[model.WaitRow],
     t0: int,
-) -> str:
+) -> Chart:
     n = len(conns["ts_ns"])
     if n == 0 and not lists["ts_ns"]:
-        return empty_figure("fig-connects", "No connect() or listen() in this trace.")
+        return Chart("fig-connects", empty="No connect() or listen() in this trace.")
     # endpoints: those in waits first, then by number of attempts
     attempts: dict[str, int] = {}
     for ep in conns["endpoint"]:
@@ -163,29 +177,17 @@ def connects_figure(
                 "font": {"size": 10},
             }
         )
-    fig.update_layout(
-        layout(
-            120 + 26 * len(endpoints),
-            annotations=annotations,
-            yaxis={
-                "categoryorder": "array",
-                "categoryarray": [esc(e) for e in endpoints],
-                "autorange": "reversed",
-                "automargin": True,
-                "tickfont": {"family": "monospace", "size": 10},
-            },
-        )
-    )
-    return figure_html(fig, "fig-connects")
+    return Chart("fig-connects", fig, height=120 + 26 * len(endpoints),
+                 rows=[esc(e) for e in endpoints], layout={"annotations": annotations})
 
 def events_figure(
     miles: list[model.MilestoneRow],
     mods: dict[str, list[Any]],
     execs: dict[str, list[Any]],
     t0: int,
-) -> str:
+) -> Chart:
     if not miles and not mods["ts_ns"] and not execs["ts_ns"]:
-        return empty_figure("fig-events", "No milestones, module loads or execs in this trace.")
+        return Chart("fig-events", empty="No milestones, module loads or execs in this trace.")
     fig = go.Figure()
     rows: list[str] = []
     if miles:
@@ -264,16 +266,4 @@ def events_figure(
                 hovertemplate="%{customdata[0]}<extra></extra>",
             )
         )
-    fig.update_layout(
-        layout(
-            120 + 24 * len(rows),
-            yaxis={
-                "categoryorder": "array",
-                "categoryarray": rows,
-                "autorange": "reversed",
-                "automargin": True,
-                "tickfont": {"family": "monospace", "size": 10},
-            },
-        )
-    )
-    return figure_html(fig, "fig-events")
+    return Chart("fig-events", fig, height=120 + 24 * len(rows), rows=rows)

@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from tracer import units
 from tracer.analyzer.model import StateLanesJson
-from tracer.report import model, units
+from tracer.report import model
 from tracer.report.charts import (
     STATE_COLORS,
     STATE_NAMES,
     STATES_MIN_SHARE,
+    Chart,
     dur_s,
-    process_axis,
     seconds,
-    window_figure,
 )
-from tracer.report.page import empty_figure, esc, figure_html, layout
-from tracer.report.tables import pct, who
+from tracer.report.page import esc
 
 
-def busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
+def busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> Chart:
     """Busy cores per bucket as a step line (each bucket drawn over its whole width)."""
     if busy is None or not busy["start_ns"]:
-        return empty_figure("fig-busy-cores", "No busy-cores timeline in this analysis.")
+        return Chart("fig-busy-cores", empty="No busy-cores timeline in this analysis.")
     t0 = f["start_ns"]
     xs = [seconds(t, t0) for t in busy["start_ns"]]
     ys = list(busy["cores"])
@@ -41,22 +40,23 @@ def busy_cores_figure(busy: model.BusyCores | None, f: model.Facts) -> str:
             hovertemplate="+%{x:.3f} s: %{y:.2f} cores busy<extra></extra>",
         )
     )
-    return window_figure(
-        fig,
-        f,
+    return Chart(
         "fig-busy-cores",
-        200,
-        "seconds since recording started (the analysis window)",
-        showlegend=False,
-        yaxis={"title": {"text": "busy cores"}, "rangemode": "tozero"},
+        fig,
+        height=200,
+        window_title="seconds since recording started (the analysis window)",
+        layout={
+            "showlegend": False,
+            "yaxis": {"title": {"text": "busy cores"}, "rangemode": "tozero"},
+        },
     )
 
-def state_lanes_figure(lanes: StateLanesJson | None, f: model.Facts) -> str:
+def state_lanes_figure(lanes: StateLanesJson | None, f: model.Facts) -> Chart:
     """One lane per process on the critical path: runs of its dominant state per bucket, as
     horizontal bars on the busy-cores chart's time axis (the analysis' `state_lanes`)."""
     rows = lanes["lanes"] if lanes is not None else []
     if lanes is None or not rows:
-        return empty_figure("fig-state-lanes", "No per-process state lanes in this analysis.")
+        return Chart("fig-state-lanes", empty="No per-process state lanes in this analysis.")
     t0 = f["start_ns"]
     names = [f"{esc(r['comm'] or '?')} [{r['pid']}]" for r in rows]
     fig = go.Figure()
@@ -87,22 +87,23 @@ def state_lanes_figure(lanes: StateLanesJson | None, f: model.Facts) -> str:
             )
         )
     left = lanes["left_out"]
-    return window_figure(
-        fig,
-        f,
+    return Chart(
         "fig-state-lanes",
-        90 + 26 * len(rows),
-        "seconds since recording started: dominant state per "
+        fig,
+        height=90 + 26 * len(rows),
+        window_title="seconds since recording started: dominant state per "
         f"{lanes['bucket_ns'] / 1e6:.1f} ms"
         + (f" ({left} more processes on the path not shown)" if left else ""),
-        barmode="overlay",
-        bargap=0.25,
-        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
-                "font": {"size": 11}, "traceorder": "normal"},
-        yaxis=process_axis(names),
+        rows=names,
+        layout={
+            "barmode": "overlay",
+            "bargap": 0.25,
+            "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
+                       "font": {"size": 11}, "traceorder": "normal"},
+        },
     )
 
-def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
+def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> Chart:
     """One horizontal stacked bar per significant segment with states (ms per state, summing
     to the segment), the whole path's sum first."""
     total = f["total_ns"] or sum(s["end_ns"] - s["start_ns"] for s in segs)
@@ -112,8 +113,8 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
         if "states" in s and s["end_ns"] - s["start_ns"] >= STATES_MIN_SHARE * total
     ]
     if not shown:
-        return empty_figure(
-            "fig-segment-states", "No critical-path segment carries scheduler states."
+        return Chart(
+            "fig-segment-states", empty="No critical-path segment carries scheduler states."
         )
     t0 = f["start_ns"]
     path = dict.fromkeys(STATE_COLORS, 0)
@@ -124,7 +125,7 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
         ("whole path", path, sum(path.values()), "states summed over every segment that has them")
     ]
     for i, s in shown:
-        party = s.get("states_of", "") if s["kind"] != "run" else who(s["pid"], s["comm"])
+        party = s.get("states_of", "") if s["kind"] != "run" else units.who(s["pid"], s["comm"])
         rows.append(
             (
                 f"#{i + 1} {esc(s['kind'])} {esc(party)}",
@@ -143,19 +144,22 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
                 x=[round(r[1].get(state, 0) / 1e6, 3) for r in rows],
                 marker={"color": color, "line": {"color": "#666", "width": 0.5}},
                 customdata=[
-                    [f"{pct(r[1].get(state, 0), r[2])} of {units.fmt_ns(r[2])}", r[3]]
+                    [f"{units.pct(r[1].get(state, 0), r[2])} of {units.fmt_ns(r[2])}", r[3]]
                     for r in rows
                 ],
                 hovertemplate=f"<b>%{{y}}</b><br>{esc(STATE_NAMES[state])}: %{{x:.1f}} ms "
                 "(%{customdata[0]})<br>%{customdata[1]}<extra></extra>",
             )
         )
-    fig.update_layout(
-        layout(
-            110 + 24 * len(rows),
-            barmode="stack",
+    return Chart(
+        "fig-segment-states",
+        fig,
+        height=110 + 24 * len(rows),
+        rows=[r[0] for r in rows],
+        layout={
+            "barmode": "stack",
             # plotly lists stacked bars' legend bottom-up; keep the state order (running first)
-            legend={
+            "legend": {
                 "orientation": "h",
                 "y": 1.0,
                 "yanchor": "bottom",
@@ -163,14 +167,6 @@ def segment_states_figure(segs: list[model.SegmentRow], f: model.Facts) -> str:
                 "font": {"size": 11},
                 "traceorder": "normal",
             },
-            xaxis={"title": {"text": "ms in each state"}, "zeroline": False},
-            yaxis={
-                "categoryorder": "array",
-                "categoryarray": [r[0] for r in rows],
-                "autorange": "reversed",
-                "automargin": True,
-                "tickfont": {"family": "monospace", "size": 10},
-            },
-        )
+            "xaxis": {"title": {"text": "ms in each state"}, "zeroline": False},
+        },
     )
-    return figure_html(fig, "fig-segment-states")

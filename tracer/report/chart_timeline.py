@@ -8,19 +8,18 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model, units
+from tracer import units
+from tracer.report import model
 from tracer.report.charts import (
     COMPONENT_PALETTE,
     MAX_TIMELINE_ROWS,
     SEGMENT_COLORS,
-    analysis_window,
+    Chart,
     dur_s,
-    process_axis,
     seconds,
-    window_figure,
     wrap_argv,
 )
-from tracer.report.page import empty_figure, esc
+from tracer.report.page import esc
 
 
 def proc_hover(p: model.ProcessRow, t0: int) -> str:
@@ -79,16 +78,18 @@ def timeline_figure(
     segs: list[model.SegmentRow],
     f: model.Facts,
     active: set[int],
-) -> str:
+    window: tuple[int, int],
+) -> Chart:
+    """`window`: the analysis window (model.analysis_window)."""
     t0, t_end = f["start_ns"], max(f["end_ns"], f["analysis_end_ns"])
-    lo, hi = analysis_window(f)
+    lo, hi = window
     in_window = active_in_window(procs, lo, hi, active)
     idle = len(procs) - len(in_window)
     shown = pick_timeline(in_window)
     if not shown and not segs:
-        return empty_figure(
+        return Chart(
             "fig-timeline",
-            "No process did anything inside the analysis window."
+            empty="No process did anything inside the analysis window."
             if procs
             else "No processes in this trace.",
         )
@@ -257,16 +258,17 @@ def timeline_figure(
                 "font": {"size": 10},
             }
         )
-    return window_figure(
-        fig,
-        f,
+    return Chart(
         "fig-timeline",
-        110 + 20 * len(categories),
-        "seconds since recording started (the analysis window)",
-        barmode="overlay",
-        margin={"l": 10, "r": 100, "t": 30, "b": 60},
-        bargap=0.25,
-        shapes=shapes,
-        annotations=annotations,
-        yaxis=process_axis(categories),
+        fig,
+        height=110 + 20 * len(categories),
+        window_title="seconds since recording started (the analysis window)",
+        rows=categories,
+        layout={
+            "barmode": "overlay",
+            "margin": {"l": 10, "r": 100, "t": 30, "b": 60},
+            "bargap": 0.25,
+            "shapes": shapes,
+            "annotations": annotations,
+        },
     )

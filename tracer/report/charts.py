@@ -1,4 +1,5 @@
-"""What every chart of the HTML report shares: colors, caps, the time axis, hover text.
+"""What every chart of the HTML report shares: colors, caps, the time axis, hover text, and the
+page's layout, given to each drawn chart (``Chart``) in one place (``figures_html``).
 
 Text inside figures is HTML-escaped (``esc``) before plotly sees it, because plotly's labels
 understand a subset of HTML; times are seconds since the recording started, rounded to 1 us so
@@ -7,13 +8,13 @@ that the same analysis gives the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import plotly.graph_objects as go
 
-from tracer.report import model
-from tracer.report.page import esc, figure_html, layout
+from tracer.report.page import empty_figure, esc, figure_html, layout
 
 #: Caps that keep a big trace's report small and fast to open (what is left out is said).
 MAX_TIMELINE_ROWS = 90
@@ -115,48 +116,53 @@ def wrap_argv(words: Sequence[str], width: int = 100, limit: int = 600) -> str:
     lines.append(line)
     return "<br>".join(esc(x) for x in lines)
 
-def sample_even(indices: Sequence[int], limit: int) -> list[int]:
-    """At most `limit` evenly spaced items, always keeping the first and the last."""
-    n = len(indices)
-    if n <= limit:
-        return list(indices)
-    step = (n - 1) / (limit - 1)
-    return [indices[round(i * step)] for i in range(limit)]
-
-def series_limit(budget: int, n_series: int) -> int:
-    """Points per series: the budget shared out, within [30, MAX_POINTS_PER_SERIES]."""
-    return max(30, min(MAX_POINTS_PER_SERIES, budget // max(1, n_series)))
-
-def analysis_window(f: model.Facts) -> tuple[int, int]:
-    """The analysis window (start..end milestone; the recording's end when it was not reached)."""
-    lo = f["analysis_start_ns"]
-    hi = f["analysis_end_ns"] if f["end_reached"] else max(f["end_ns"], lo)
-    return lo, max(hi, lo)
-
-def x_range(f: model.Facts) -> list[float | None]:
-    """The timeline's x range (seconds since recording started): the analysis window plus a
-    margin; the busy-cores chart shares it so the two line up."""
-    lo, hi = analysis_window(f)
+def x_range(window: tuple[int, int], t0: int) -> list[float | None]:
+    """The timeline's x range (seconds since recording started): the analysis window
+    (model.analysis_window) plus a margin; the busy-cores chart shares it so the two line up."""
+    lo, hi = window
     margin_ns = max((hi - lo) // 40, 1_000_000)
-    t0 = f["start_ns"]
     return [seconds(lo - margin_ns, t0), seconds(hi + margin_ns, t0)]
 
-def window_figure(
-    fig: go.Figure, f: model.Facts, div_id: str, height: int, x_title: str, **extra: Any
-) -> str:
-    """A chart on the analysis window's time axis (seconds since recording started, the
-    range of x_range): the timeline, the busy-cores chart and the state lanes share it, so
-    they line up; `extra` is the rest of the chart's layout."""
-    xaxis = {"title": {"text": x_title}, "zeroline": False, "range": x_range(f)}
-    fig.update_layout(layout(height, xaxis=xaxis, **extra))
-    return figure_html(fig, div_id)
+@dataclass(frozen=True)
+class Chart:
+    """One chart as its module drew it, not yet laid out: `figures_html` gives every chart the
+    page's layout and embeds it, so a chart module only says what is particular to its chart."""
 
-def process_axis(names: list[str]) -> dict[str, Any]:
-    """A y axis of one row per process, top to bottom in the given order."""
-    return {
-        "categoryorder": "array",
-        "categoryarray": names,
-        "autorange": "reversed",
-        "automargin": True,
-        "tickfont": {"family": "monospace", "size": 10},
-    }
+    div_id: str
+    #: None: nothing to draw, and `empty` says why
+    fig: go.Figure | None = None
+    empty: str = ""
+    height: int = 0
+    #: set: the chart is on the analysis window's time axis (the range of x_range), with this
+    #: title: the timeline, the busy-cores chart and the lanes share it, so they line up
+    window_title: str | None = None
+    #: set: a y axis of one row per name (a process, an endpoint, ...), top to bottom in order
+    rows: list[str] | None = None
+    #: the rest of the chart's layout
+    layout: dict[str, Any] = field(default_factory=dict)
+
+def figures_html(
+    sections: Mapping[str, Sequence[Chart]], window: tuple[int, int], t0: int
+) -> dict[str, str]:
+    """Section anchor -> the html of its charts, one after the other; `window`: the analysis
+    window (model.analysis_window), `t0` the recording's start."""
+    xrange = x_range(window, t0)
+    return {anchor: "".join(_chart_html(c, xrange) for c in charts)
+            for anchor, charts in sections.items()}
+
+def _chart_html(c: Chart, xrange: list[float | None]) -> str:
+    if c.fig is None:
+        return empty_figure(c.div_id, c.empty)
+    extra = dict(c.layout)
+    if c.window_title is not None:
+        extra["xaxis"] = {"title": {"text": c.window_title}, "zeroline": False, "range": xrange}
+    if c.rows is not None:
+        extra["yaxis"] = {
+            "categoryorder": "array",
+            "categoryarray": c.rows,
+            "autorange": "reversed",
+            "automargin": True,
+            "tickfont": {"family": "monospace", "size": 10},
+        }
+    c.fig.update_layout(layout(c.height, **extra))
+    return figure_html(c.fig, c.div_id)

@@ -16,8 +16,9 @@ from typing import TypedDict
 import plotly.graph_objects as go
 from markupsafe import Markup
 
+from tracer import units
 from tracer.analyzer.model import Analysis
-from tracer.report import model, page, units
+from tracer.report import model, page
 from tracer.report._output import write_output
 from tracer.report.page import TableDict
 from tracer.report.templating import render_page

@@ -3,7 +3,7 @@
 * a flame graph of the analysis window: the on-CPU samples' folded stacks as a plotly icicle
   (root at the top, callers above callees, width = samples; click a frame to zoom into it);
 * a component lane per process with samples: its dominant component per bucket, as horizontal
-  bars on the timeline's time axis (the caller passes that axis' range).
+  bars on the timeline's time axis (charts.figures_html gives it that axis' range).
 
 Labels go through `esc` (plotly renders a subset of HTML in labels) and the figure JSON through
 plotly, which writes `<` and `/` as \\u escapes: a function name cannot close the page's script.
@@ -18,8 +18,8 @@ import plotly.graph_objects as go
 
 from tracer.analyzer.model import SegmentJson, StacksJson
 from tracer.report import model
-from tracer.report.charts import window_figure
-from tracer.report.page import empty_figure, esc, figure_html, layout
+from tracer.report.charts import Chart
+from tracer.report.page import esc
 
 #: frames holding less than this share of the samples are left out (their parent keeps them)
 MIN_SHARE = 0.001
@@ -67,12 +67,12 @@ def icicle_nodes(folded: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def flame_figure(st: StacksJson | None, path: Sequence[SegmentJson] = ()) -> str:
+def flame_figure(st: StacksJson | None, path: Sequence[SegmentJson] = ()) -> Chart:
     """The icicle of the window's folded stacks; with per-segment stacks (`stacks.segments`),
     a menu switches it to one critical-path segment's (that segment's process, inside it)."""
     folded = st["folded"] if st is not None else []
     if st is None or not folded:
-        return empty_figure("fig-flame", "No on-CPU stack samples in the analysis window.")
+        return Chart("fig-flame", empty="No on-CPU stack samples in the analysis window.")
     n = icicle_nodes(folded)
     fig = go.Figure(
         go.Icicle(
@@ -103,10 +103,10 @@ def flame_figure(st: StacksJson | None, path: Sequence[SegmentJson] = ()) -> str
         extra["updatemenus"] = [{"type": "dropdown", "x": 0, "xanchor": "left", "y": 1.0,
                                  "yanchor": "bottom", "buttons": buttons,
                                  "showactive": True}]
-    fig.update_layout(layout(620, margin={"l": 10, "r": 10, "t": 60, "b": 10},
-                             title={"text": esc(f"on-CPU samples{note}"), "font": {"size": 12},
-                                    "x": 0.5}, **extra))
-    return figure_html(fig, "fig-flame")
+    return Chart("fig-flame", fig, height=620,
+                 layout={"margin": {"l": 10, "r": 10, "t": 60, "b": 10},
+                         "title": {"text": esc(f"on-CPU samples{note}"), "font": {"size": 12},
+                                   "x": 0.5}, **extra})
 
 
 def _button(label: str, n: Mapping[str, list[Any]]) -> dict[str, Any]:
@@ -121,14 +121,14 @@ def component_colors(st: StacksJson) -> dict[str, str]:
     return {c: PALETTE[min(i, len(PALETTE) - 1)] for i, c in enumerate(names)}
 
 
-def lanes_figure(st: StacksJson | None, f: model.Facts) -> str:
+def lanes_figure(st: StacksJson | None, f: model.Facts) -> Chart:
     """One lane per process with samples: runs of its dominant component, on the timeline's
-    time axis (charts.window_figure)."""
+    time axis (Chart.window_title)."""
     t0 = f["start_ns"]
     section = st["lanes"] if st is not None else None
     lanes = section["lanes"] if section is not None else []
     if st is None or section is None or not lanes:
-        return empty_figure("fig-component-lanes", "No on-CPU samples to draw lanes from.")
+        return Chart("fig-component-lanes", empty="No on-CPU samples to draw lanes from.")
     colors = component_colors(st)
     names = [f"{esc(r['comm'] or '?')} [{r['pid']}]" for r in lanes]
     comps = sorted({c for r in lanes for c in r["component"]},
@@ -161,16 +161,14 @@ def lanes_figure(st: StacksJson | None, f: model.Facts) -> str:
             )
         )
     bucket = section["bucket_ns"]
-    return window_figure(
-        fig,
-        f,
+    return Chart(
         "fig-component-lanes",
-        90 + 26 * len(lanes),
-        f"seconds since recording started: dominant component per {bucket / 1e6:.1f} ms",
-        barmode="overlay",
-        bargap=0.25,
-        yaxis={"categoryorder": "array", "categoryarray": names, "autorange": "reversed",
-               "automargin": True, "tickfont": {"family": "monospace", "size": 10}},
+        fig,
+        height=90 + 26 * len(lanes),
+        window_title="seconds since recording started: dominant component per "
+        f"{bucket / 1e6:.1f} ms",
+        rows=names,
+        layout={"barmode": "overlay", "bargap": 0.25},
     )
 
 

@@ -23,7 +23,7 @@ from tracer import __version__
 from tracer.analyzer.model import Analysis
 from tracer.report import chart_events, chart_sched, chart_timeline, model, tables
 from tracer.report._output import write_output
-from tracer.report.charts import STATES_MIN_SHARE
+from tracer.report.charts import STATES_MIN_SHARE, Chart, figures_html
 from tracer.report.page import TableDict
 from tracer.report.templating import render_page
 from tracer.report.whatif import HELP as WHATIF_HELP
@@ -81,6 +81,7 @@ class HtmlReport:
     def _from_analysis(cls, a: Analysis) -> HtmlReport:
         f = model.facts(a)
         t0 = f["start_ns"]
+        window = model.analysis_window(f)
         procs = model.processes(a)
         segs = model.segments(a)
         waits = model.waits(a)
@@ -93,7 +94,8 @@ class HtmlReport:
         warnings = model.warnings(f)
         busy = model.busy_cores(a)
         v = a.views
-        # every row is converted above (model), then drawn below (tables, charts)
+        # every row is converted above (model), then drawn below (tables, charts), and the
+        # charts are laid out last, all in one place (charts.figures_html)
 
         payload = ReportPayload(
             title=f"k3sprof report: {f['name']}",
@@ -126,25 +128,26 @@ class HtmlReport:
                 "recording_start_ns": t0,
             },
         )
-        figures = {
-            "timeline": chart_timeline.timeline_figure(procs, segs, f, v.active_pids),
-            "connects": chart_events.connects_figure(v.connects, v.listens, waits, t0),
-            "events": chart_events.events_figure(miles, v.module_loads, v.execs, t0),
+        # section anchor -> its charts, top to bottom
+        charts: dict[str, list[Chart]] = {
+            "timeline": [chart_timeline.timeline_figure(procs, segs, f, v.active_pids, window)],
+            "connects": [chart_events.connects_figure(v.connects, v.listens, waits, t0)],
+            "events": [chart_events.events_figure(miles, v.module_loads, v.execs, t0)],
         }
         if busy is not None or any("states" in s for s in segs):
             # scheduler data only: without it the page has no scheduler section at all
-            figures["sched"] = (
-                chart_sched.busy_cores_figure(busy, f)
-                + chart_sched.state_lanes_figure(a.state_lanes, f)
-                + chart_sched.segment_states_figure(segs, f)
-            )
+            charts["sched"] = [
+                chart_sched.busy_cores_figure(busy, f),
+                chart_sched.state_lanes_figure(a.state_lanes, f),
+                chart_sched.segment_states_figure(segs, f),
+            ]
         st = a.stacks
         if st is not None:  # stack tables (schema 1.3) only: else no stacks section at all
             from tracer.report import flame
 
-            figures["stacks"] = (flame.flame_figure(st, a.critical_path)
-                                 + flame.lanes_figure(st, f))
+            charts["stacks"] = [flame.flame_figure(st, a.critical_path), flame.lanes_figure(st, f)]
             payload["analysis"]["stack_problems"] = list(st["problems"])
+        figures = figures_html(charts, window, t0)
         return cls(payload, figures, busy["bucket_ns"] if busy else 10_000_000)
 
     def render_bytes(self) -> bytes:

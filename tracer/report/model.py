@@ -293,6 +293,13 @@ def facts(a: Analysis) -> Facts:
     )
 
 
+def analysis_window(f: Facts) -> tuple[int, int]:
+    """The analysis window (start..end milestone; the recording's end when it was not reached)."""
+    lo = f["analysis_start_ns"]
+    hi = f["analysis_end_ns"] if f["end_reached"] else max(f["end_ns"], lo)
+    return lo, max(hi, lo)
+
+
 def _scope_text(a: Analysis) -> str:
     sc = a.scope
     if sc["mode"] != "tree":

@@ -3,8 +3,9 @@ page's script turns into a table with textContent, so no recorded string becomes
 
 from __future__ import annotations
 
+from tracer import units
 from tracer.analyzer.model import Analysis
-from tracer.report import model, units
+from tracer.report import model
 from tracer.report.page import TableDict
 
 MAX_TABLE_ROWS = 300
@@ -19,14 +20,6 @@ def make_table(columns: list[str], align: str, rows: list[list[str]], what: str)
         note = f"showing the first {MAX_TABLE_ROWS} of {len(rows)} {what}"
         rows = rows[:MAX_TABLE_ROWS]
     return TableDict(columns=columns, align=align, rows=rows, note=note)
-
-def pct(part: int, total: int) -> str:
-    return f"{100 * part / total:.1f}%" if total > 0 else "–"
-
-def who(pid: int | None, comm: str) -> str:
-    if pid is None and not comm:
-        return "–"
-    return f"{comm} [{pid}]" if pid is not None else comm
 
 def headline(
     f: model.Facts, segs: list[model.SegmentRow], waits: list[model.WaitRow],
@@ -46,7 +39,8 @@ def headline(
             f"Startup took {units.fmt_ns(total)} on the critical path "
             f"(+{(f['analysis_start_ns'] - f['start_ns']) / 1e9:.3f} s → "
             f"+{(f['analysis_end_ns'] - f['start_ns']) / 1e9:.3f} s since recording started): "
-            f"{pct(waited, total)} of it waiting, {pct(comp.get('run', 0), total)} running."
+            f"{units.pct(waited, total)} of it waiting, "
+            f"{units.pct(comp.get('run', 0), total)} running."
         )
         top = sorted(
             (s for s in segs if s["kind"] != "run"),
@@ -55,7 +49,7 @@ def headline(
         for s in top:
             d = s["end_ns"] - s["start_ns"]
             out.append(
-                f"{units.fmt_ns(d)} ({pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
+                f"{units.fmt_ns(d)} ({units.pct(d, total)}) {s['kind']}: {s['label'] or s['comm']}"
             )
     lags = [w for w in waits if w["lag_ns"] and w["in_window"]]
     if lags:
@@ -96,17 +90,17 @@ def critical_path_table(segs: list[model.SegmentRow], f: model.Facts) -> TableDi
         rest_ns = sum(s["end_ns"] - s["start_ns"] for s in rest)
         note = (
             f"{len(rest)} segments under 1% of the total each ({units.fmt_ns(rest_ns)}, "
-            f"{pct(rest_ns, total)} together) are not listed; the timeline and the JSON "
+            f"{units.pct(rest_ns, total)} together) are not listed; the timeline and the JSON "
             "data in this page have them all"
         )
     rows = [
         [
             s["kind"],
             s["label"],
-            who(s["pid"], s["comm"]),
+            units.who(s["pid"], s["comm"]),
             units.fmt_t(s["start_ns"], f["start_ns"]),
             units.fmt_ns(s["end_ns"] - s["start_ns"]),
-            pct(s["end_ns"] - s["start_ns"], total),
+            units.pct(s["end_ns"] - s["start_ns"], total),
         ]
         for s in shown
     ]
@@ -143,7 +137,7 @@ def composition_table(comp: dict[str, int], f: model.Facts) -> TableDict:
     order = [k for k in model.SEGMENT_KINDS if k in comp] + sorted(
         k for k in comp if k not in model.SEGMENT_KINDS
     )
-    rows = [[k, units.fmt_ns(comp[k]), pct(comp[k], total)] for k in order]
+    rows = [[k, units.fmt_ns(comp[k]), units.pct(comp[k], total)] for k in order]
     return make_table(["kind", "time on the critical path", "% of total"], "lrr", rows, "kinds")
 
 def module_loads_tables(a: Analysis, t0: int) -> dict[str, TableDict]:
@@ -201,8 +195,8 @@ def waits_table(
             [
                 w["kind"] if w["in_window"] else f"{w['kind']} (outside the analysis window)",
                 w["endpoint"] or "–",
-                who(w["waiter_pid"], w["waiter_comm"]),
-                who(w["target_pid"], w["target_comm"]),
+                units.who(w["waiter_pid"], w["waiter_comm"]),
+                units.who(w["target_pid"], w["target_comm"]),
                 units.fmt_t(w["first_attempt_ns"], t0),
                 units.fmt_t(w["ready_ns"], t0),
                 units.fmt_t(w["first_ok_ns"], t0),
@@ -257,13 +251,13 @@ def blockers_tables(a: Analysis) -> dict[str, TableDict]:
     rows: list[list[str]] = []
     for r in b["fsync"]:
         calls = ", ".join(f"{n} {k}" for k, n in sorted(r["by_kind"].items()))
-        rows.append(["fsync", who(r["pid"], r["comm"] or "?"), calls,
+        rows.append(["fsync", units.who(r["pid"], r["comm"] or "?"), calls,
                      units.fmt_ns(r["total_ns"]), units.fmt_ns(r["max_ns"]), "–"])
     for e in b["wakeups"]:
         rows.append([
             "wakeup",
-            f"{who(e['waker_pid'], e['waker_comm'] or '?')} → "
-            f"{who(e['woken_pid'], e['woken_comm'] or '?')}",
+            f"{units.who(e['waker_pid'], e['waker_comm'] or '?')} → "
+            f"{units.who(e['woken_pid'], e['woken_comm'] or '?')}",
             f"{e['count']}x",
             units.fmt_ns(e["idle_ns"]),
             units.fmt_ns(e["max_idle_ns"]),

@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import TypedDict
 
+from tracer import units
 from tracer.analyzer.model import Analysis
-from tracer.report import units
 from tracer.runs import stats
 from tracer.runs.metrics import fill_zero, metric_names, run_metrics
 

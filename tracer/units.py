@@ -1,4 +1,5 @@
-"""Durations and moments as every report writes them (HTML, compare, what-if, many runs)."""
+"""Durations, moments, shares and processes as every report writes them (HTML, compare, what-if,
+many runs): the leaf that report tables, chart hovers and the runs comparison all format with."""
 
 from __future__ import annotations
 
@@ -25,4 +26,16 @@ def fmt_t(ts_ns: int | None, t0: int) -> str:
     return f"+{(ts_ns - t0) / 1e9:.6f} s"
 
 
-__all__ = ["fmt_ns", "fmt_t"]
+def pct(part: int, total: int) -> str:
+    """A share for humans: 41.2% ("–" of a total of nothing)."""
+    return f"{100 * part / total:.1f}%" if total > 0 else "–"
+
+
+def who(pid: int | None, comm: str) -> str:
+    """A process for humans: k3s-server [100]."""
+    if pid is None and not comm:
+        return "–"
+    return f"{comm} [{pid}]" if pid is not None else comm
+
+
+__all__ = ["fmt_ns", "fmt_t", "pct", "who"]
