@@ -1,7 +1,7 @@
 """The demo workload: a small supervisor that brings up a node the way `k3s server` does.
 
 Run as ``python -m tracer.demo.supervisor`` (root), it does real startup work with real programs,
-in the order k3s v1.32.4+ does (../shared/k3s-startup.md §2.1, §4, §6):
+in the order k3s v1.32.4+ does (docs/k3s-startup.md §2.1, §4, §6):
 
 1. datastore: exec ``etcd`` (Go) on free loopback ports with a private data dir, then poll
    ``GET /health`` with a FRESH connection every ``--poll-interval`` (k3s polls its datastore and

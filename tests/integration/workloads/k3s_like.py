@@ -1,6 +1,6 @@
 """A k3s-SHAPED startup for a real recording (there is no k3s binary here).
 
-Built from the real k3s v1.32.4 sequencing (/work/shared/k3s-startup.md §2.1, §5, §6, §8): one
+Built from the real k3s v1.32.4 sequencing (docs/k3s-startup.md §2.1, §5, §6, §8): one
 `k3s-server` process whose goroutines are threads here, a `containerd` child, real `modprobe`
 execs. Run it through symlinks so the kernel names the processes like k3s's own multicall
 binary does: WORKDIR/k3s -> /usr/bin/python3 (the wrapper, which execs WORKDIR/k3s-server in the
@@ -108,7 +108,7 @@ def containerd(args: argparse.Namespace) -> None:
 
 
 def server(args: argparse.Namespace) -> None:
-    """k3s server, v1.32.4 order (k3s-startup.md §2.1)."""
+    """k3s server, v1.32.4 order (docs/k3s-startup.md §2.1)."""
     work = Path(args.workdir)
     ports: dict[str, int] = {k: int(v) for k, v in json.loads(args.ports).items()}
     interval_ns = int(args.interval * 1e9)

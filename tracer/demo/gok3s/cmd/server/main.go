@@ -1,6 +1,6 @@
 // Command server is gok3s, a k3s-shaped STAND-IN for `k3s server` (it is NOT k3s): one Go
 // process whose components are goroutines under k3s's real import paths, started in the order
-// k3s v1.32.4+ starts them (/work/shared/k3s-startup.md §2.1), each doing one piece of planted
+// k3s v1.32.4+ starts them (docs/k3s-startup.md §2.1), each doing one piece of planted
 // work whose truth it writes to a JSON-lines log on CLOCK_MONOTONIC (docs/gok3s.md):
 //
 //	kine            github.com/k3s-io/kine/pkg/endpoint      (d) writes + fsyncs, then listens on kine.sock
