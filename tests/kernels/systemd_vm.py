@@ -14,11 +14,15 @@ session an ext4 image is made from it plus:
   on 6443 and then sends READY=1, see STANDIN_K3S), and a check unit that waits for the
   boot recording to finish, saves what systemd and journald say, and powers off;
 * a socket-activated stand-in datastore (k3sprof-sockd.socket on 127.0.0.1:6444 and its
-  service, SOCKD) that the stand-in k3s polls every 100 ms before it listens: systemd
+  service, SOCKD) that the stand-in k3s polls every 250 ms before it listens: systemd
   listens, the daemon it starts on the first connection accepts (issue 29's shape 1); the
-  first connect waits in the backlog while the daemon starts (seconds under TCG). NOT
-  asserted: under the matrix's load the analysis still misses the backlogged attempt (see
-  docs/analyze.md).
+  first connect waits in the backlog while the daemon starts (seconds under TCG).
+  test_systemd_boot asserts the wait names the daemon and carries its states. Why 250 ms
+  and not k3s's 100 ms: under TCG with the matrix's other VMs running, the guest's timers
+  fire up to ~70 ms late (a fresh-clone CI run of 2026-12-07 14:46 UTC: a 100 ms retry
+  sleep that lasted 149 ms), beyond the half interval within which the analysis takes a
+  late attempt into a poll series; at 250 ms the same stall is within it. The daemon's job
+  is 800 ms of CPU, so the poll has several retries during it.
 
 After each boot the host copies /var/lib/k3sprof (the runs) and /var/lib/k3sprof-check out of
 the image with debugfs (no loop mount, no running VM needed).
@@ -77,14 +81,16 @@ def datastore_ready():
         return False
 
 
-# poll it every 100 ms from the first attempt: a ticker that drops the ticks a slow attempt
-# missed (Go's time.Ticker, under k3s's readiness loops), not a burst that catches up
+# poll it every 250 ms from the first attempt: a ticker that drops the ticks a slow attempt
+# missed (Go's time.Ticker, under k3s's readiness loops), not a burst that catches up. k3s's
+# loops tick every 100 ms; 250 ms because this guest is emulated (TCG), whose timers can fire
+# ~70 ms late under load (systemd_vm.py's docstring)
 t0 = time.monotonic()
 attempts = 1
 while not datastore_ready():
     attempts += 1
     now = time.monotonic()
-    time.sleep(0.1 - (now - t0) % 0.1)
+    time.sleep(0.25 - (now - t0) % 0.25)
 log(f"datastore 127.0.0.1:6444 ready after {attempts} attempts")
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,7 +115,7 @@ SOCKD = '''\
 """STAND-IN datastore for the k3sprof systemd VM test (not kine, not etcd): started by systemd
 socket activation (k3sprof-sockd.socket listens on 127.0.0.1:6444; this service gets the
 socket as fd 3, LISTEN_PID/LISTEN_FDS, and accepts on it: the listener, systemd, is not the
-acceptor). Its job before it is ready: 300 ms of CPU on its main thread; meanwhile another
+acceptor). Its job before it is ready: 800 ms of CPU on its main thread; meanwhile another
 thread answers every connection "not ready", then "ready". Its truth (pid, the job's thread
 CPU, the process's CPU at the job's end, CLOCK_MONOTONIC ns) goes to
 /var/lib/k3sprof-check/<boot id>/sockd.json for the host."""
@@ -133,7 +139,7 @@ def serve():
 
 threading.Thread(target=serve, daemon=True).start()
 t0, c0 = time.monotonic_ns(), time.thread_time_ns()
-while time.thread_time_ns() - c0 < 300_000_000:
+while time.thread_time_ns() - c0 < 800_000_000:
     pass
 c1, t1 = time.thread_time_ns(), time.monotonic_ns()
 truth = {"pid": os.getpid(), "t0": t0, "t1": t1, "cpu_ns": c1 - c0,
